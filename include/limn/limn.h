@@ -1,0 +1,284 @@
+/*
+ * limn: portrait image models (cartoonization, face restoration) on CPU and CUDA.
+ *
+ * The stable C ABI of liblimn. C99; this header includes <stddef.h> and <stdint.h> only.
+ *
+ * Usage:
+ *
+ *     limn_model_options opts;
+ *     limn_model_options_init(&opts);
+ *     opts.device = "cuda";                 // or "cpu", "cuda:1", "auto"
+ *     opts.precision = LIMN_PRECISION_FP16;
+ *     limn_model* model = NULL;
+ *     if (limn_model_load("cartoon.pt", &opts, &model) != LIMN_OK) {
+ *         fprintf(stderr, "%s\n", limn_last_error());
+ *         return 1;
+ *     }
+ *     limn_image in = {pixels, 512, 512, 512 * 3, LIMN_PIXEL_RGB8};
+ *     limn_image out = {result, 512, 512, 512 * 3, LIMN_PIXEL_RGB8};
+ *     limn_status st = limn_model_run(model, &in, &out);
+ *     limn_model_free(model);
+ *
+ * Threads: every function may be called from any thread. One limn_model may be used by many
+ * threads at once (runs on one handle execute concurrently); limn_model_free must not race with
+ * other calls on the same handle. limn_last_error() is per thread. Memory limits and cached-block
+ * release act on a whole device, for every model on it.
+ *
+ * Errors: every fallible call returns a limn_status. On failure, out-parameters are left
+ * untouched and limn_last_error() describes what was wrong (naming the file, argument or device).
+ */
+#ifndef LIMN_LIMN_H
+#define LIMN_LIMN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(LIMN_BUILDING_LIBRARY)
+#    define LIMN_API __declspec(dllexport)
+#  else
+#    define LIMN_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define LIMN_API __attribute__((visibility("default")))
+#else
+#  define LIMN_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Versions ------------------------------------------------------------------------------ */
+
+#define LIMN_VERSION_MAJOR 0
+#define LIMN_VERSION_MINOR 1
+#define LIMN_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, as returned by limn_version_number(). */
+#define LIMN_VERSION_NUMBER (LIMN_VERSION_MAJOR * 10000 + LIMN_VERSION_MINOR * 100 + LIMN_VERSION_PATCH)
+#define LIMN_VERSION_STRING "0.1.0"
+/* The ABI major version: the SONAME is liblimn.so.<LIMN_ABI_VERSION>. */
+#define LIMN_ABI_VERSION 0
+
+/* The version of the library actually loaded (compare with LIMN_VERSION_NUMBER). */
+LIMN_API uint32_t limn_version_number(void);
+/* Static string, e.g. "0.1.0". Never NULL. */
+LIMN_API const char* limn_version_string(void);
+
+/* Multi-line text: limn and LibTorch versions, CUDA compiled in, CUDA usable now, devices seen.
+ * The string is owned by the library and valid until the program ends. Never NULL. */
+LIMN_API const char* limn_build_info(void);
+
+/* ---- Status codes -------------------------------------------------------------------------- */
+
+/* Values never change meaning; new codes are only ever appended. */
+typedef enum limn_status {
+    LIMN_OK = 0,
+    LIMN_ERR_INVALID_ARGUMENT = 1,   /* NULL pointer, bad option value, bad image description */
+    LIMN_ERR_IO = 2,                 /* a file could not be opened, read or written */
+    LIMN_ERR_INVALID_MODEL = 3,      /* not a TorchScript archive, corrupt, truncated, bad metadata */
+    LIMN_ERR_WRONG_MODEL_KIND = 4,   /* a valid model of another kind than the call needs */
+    LIMN_ERR_DEVICE_UNAVAILABLE = 5, /* the device does not exist or cannot be used */
+    LIMN_ERR_UNSUPPORTED = 6,        /* e.g. a precision the device cannot run */
+    LIMN_ERR_OUT_OF_MEMORY = 7,      /* device or host memory exhausted; the model stays usable */
+    LIMN_ERR_IMAGE_TOO_LARGE = 8,    /* more pixels than the configured limit */
+    LIMN_ERR_SIZE_RULE = 9,          /* image size does not fit the model's size rule */
+    LIMN_ERR_NON_FINITE = 10,        /* the network produced NaN or Inf */
+    LIMN_ERR_CANCELLED = 11,         /* a progress callback asked to stop */
+    LIMN_ERR_TIMEOUT = 12,           /* a deadline expired */
+    LIMN_ERR_INTERNAL = 13           /* anything else; the message says what */
+} limn_status;
+
+/* Static text naming the status, e.g. "out of memory". Never NULL (unknown codes included). */
+LIMN_API const char* limn_status_string(limn_status status);
+
+/* Detail of the last failure on the calling thread ("" if none). Owned by the library, valid
+ * until the calling thread's next limn_* call. Never NULL. */
+LIMN_API const char* limn_last_error(void);
+
+/* ---- Devices ------------------------------------------------------------------------------- */
+/* Device strings: "cpu", "cuda" (the current CUDA device, normally 0), "cuda:N", "auto" (the first
+ * usable CUDA device, else the CPU). Asking for CUDA where none is usable is
+ * LIMN_ERR_DEVICE_UNAVAILABLE, never a silent CPU fallback; only "auto" falls back. */
+
+typedef enum limn_device_type {
+    LIMN_DEVICE_CPU = 0,
+    LIMN_DEVICE_CUDA = 1
+} limn_device_type;
+
+typedef struct limn_device_info {
+    size_t struct_size;           /* set by the caller: sizeof(limn_device_info) */
+    limn_device_type type;
+    int32_t index;                /* CUDA ordinal; 0 for the CPU */
+    char id[32];                  /* canonical device string: "cpu", "cuda:0", ... */
+    char name[256];               /* e.g. "NVIDIA H100 80GB HBM3"; the CPU model for the CPU */
+    uint64_t total_memory;        /* bytes (device memory, or physical RAM for the CPU) */
+    uint64_t free_memory;         /* bytes free now (MemAvailable for the CPU) */
+    int32_t compute_capability;   /* major * 10 + minor for CUDA; 0 for the CPU */
+    int32_t multiprocessors;      /* CUDA SMs; logical cores for the CPU */
+} limn_device_info;
+
+/* 1 if at least one CUDA device can be used now, 0 otherwise. */
+LIMN_API int32_t limn_cuda_available(void);
+
+/* Number of devices: the CPU (index 0) followed by each usable CUDA device. */
+LIMN_API limn_status limn_device_count(int32_t* out_count);
+
+/* Fills *out for device `index` (0 = CPU, 1 + N = "cuda:N"). out->struct_size must be set; only
+ * that many bytes are written. */
+LIMN_API limn_status limn_device_get_info(int32_t index, limn_device_info* out);
+
+/* Resolves a device string ("auto" included) to its canonical id ("cpu", "cuda:0", ...), written
+ * NUL-terminated into out[0..out_size). Fails with LIMN_ERR_DEVICE_UNAVAILABLE for a CUDA device
+ * that does not exist or is not usable. */
+LIMN_API limn_status limn_device_resolve(const char* device, char* out, size_t out_size);
+
+/* ---- Memory -------------------------------------------------------------------------------- */
+/* On CUDA the caching allocator grows on demand; these calls cap, release and report it per
+ * device. On the CPU the limit is a budget that limn's own work respects (e.g. tile sizes), not
+ * an allocator cap, and statistics are the process's resident memory. */
+
+typedef struct limn_memory_stats {
+    size_t struct_size;        /* set by the caller: sizeof(limn_memory_stats) */
+    uint64_t allocated;        /* bytes in live tensors (CUDA) / resident set (CPU) */
+    uint64_t reserved;         /* bytes held by the caching allocator (CUDA) / resident set (CPU) */
+    uint64_t peak_allocated;   /* since start or the last limn_memory_reset_peak */
+    uint64_t peak_reserved;    /* since start or the last limn_memory_reset_peak */
+    uint64_t limit;            /* cap set by limn_memory_set_limit; 0 = none */
+    uint64_t device_total;     /* device memory (CUDA) / physical RAM (CPU) */
+    uint64_t device_free;      /* free now, as the driver / kernel reports it */
+} limn_memory_stats;
+
+/* Caps the memory limn may use on `device` to `bytes` (0 removes the cap). On CUDA allocations
+ * beyond the cap fail with LIMN_ERR_OUT_OF_MEMORY. A cap over the device's memory is an error. */
+LIMN_API limn_status limn_memory_set_limit(const char* device, uint64_t bytes);
+
+/* Returns cached, unused blocks to the driver (CUDA); a no-op on the CPU. */
+LIMN_API limn_status limn_memory_release_cached(const char* device);
+
+/* Fills *out (out->struct_size must be set; only that many bytes are written). */
+LIMN_API limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out);
+
+/* Resets the peak counters of `device` to the current values. */
+LIMN_API limn_status limn_memory_reset_peak(const char* device);
+
+/* ---- Images -------------------------------------------------------------------------------- */
+
+typedef enum limn_pixel_format {
+    LIMN_PIXEL_RGB8 = 1,
+    LIMN_PIXEL_RGBA8 = 2,
+    LIMN_PIXEL_BGR8 = 3,
+    LIMN_PIXEL_BGRA8 = 4
+} limn_pixel_format;
+
+/* A description of pixels the caller owns (or, from *_alloc calls, that the library owns).
+ * Rows are `stride` bytes apart (stride >= width * channels); 8 bits per channel. */
+typedef struct limn_image {
+    uint8_t* data;
+    int32_t width;
+    int32_t height;
+    size_t stride;
+    limn_pixel_format format;
+} limn_image;
+
+/* Allocates a width x height image (stride = width * channels, pixels zeroed). The caller owns
+ * *out and frees it with limn_image_free. */
+LIMN_API limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format,
+                                      limn_image** out);
+
+/* Frees an image returned by limn_image_alloc or limn_model_run_alloc. NULL is allowed. Never pass
+ * a limn_image the caller built. */
+LIMN_API void limn_image_free(limn_image* image);
+
+/* Bytes per pixel of a format (3 or 4), or 0 for an unknown value. */
+LIMN_API int32_t limn_pixel_format_channels(limn_pixel_format format);
+
+/* ---- Models -------------------------------------------------------------------------------- */
+
+typedef struct limn_model limn_model;
+
+typedef enum limn_model_kind {
+    LIMN_MODEL_KIND_ANY = 0,        /* as expected_kind: accept any kind */
+    LIMN_MODEL_KIND_CARTOON = 1,
+    LIMN_MODEL_KIND_FACE_RESTORE = 2,
+    LIMN_MODEL_KIND_FACE_DETECT = 3
+} limn_model_kind;
+
+typedef enum limn_precision {
+    LIMN_PRECISION_AUTO = 0,  /* fp16 on CUDA devices of compute capability >= 7.0, else fp32 */
+    LIMN_PRECISION_FP32 = 1,
+    LIMN_PRECISION_FP16 = 2,
+    LIMN_PRECISION_BF16 = 3
+} limn_precision;
+
+typedef struct limn_model_options {
+    size_t struct_size;           /* sizeof(limn_model_options), set by limn_model_options_init */
+    const char* device;           /* NULL or "auto" (default), "cpu", "cuda", "cuda:N" */
+    limn_precision precision;     /* default AUTO */
+    limn_model_kind expected_kind;/* refuse other kinds with LIMN_ERR_WRONG_MODEL_KIND; default ANY */
+    int32_t fp32_fallback;        /* 1: a non-finite fp16/bf16 result is recomputed in fp32;
+                                     0: it fails with LIMN_ERR_NON_FINITE. Default 1 for AUTO
+                                     precision, 0 otherwise (-1 = that default) */
+    int32_t warmup;               /* 1 (default): run the network once at load */
+    int32_t channels_last;        /* 1 / 0 / -1 (default: on for CUDA, off for the CPU) */
+    int32_t cudnn_benchmark;      /* 1 / 0 / -1 (default: on); process-wide cuDNN setting */
+    uint64_t max_pixels;          /* images over width*height are refused; default 64 Mpx */
+    const char* name;             /* how messages name a model loaded from memory; may be NULL */
+} limn_model_options;
+
+/* Fills *options with defaults; sets struct_size. */
+LIMN_API void limn_model_options_init(limn_model_options* options);
+
+/* Loads a limn TorchScript model file onto the chosen device and precision. `options` may be NULL
+ * (defaults). On success the caller owns *out and frees it with limn_model_free. */
+LIMN_API limn_status limn_model_load(const char* path, const limn_model_options* options,
+                                     limn_model** out);
+
+/* Same as limn_model_load, from `size` bytes at `data`; the bytes are not used after the call
+ * returns. */
+LIMN_API limn_status limn_model_load_from_memory(const void* data, size_t size,
+                                                 const limn_model_options* options,
+                                                 limn_model** out);
+
+/* Frees the model and its device memory. NULL is allowed. */
+LIMN_API void limn_model_free(limn_model* model);
+
+typedef struct limn_model_info {
+    size_t struct_size;         /* set by the caller: sizeof(limn_model_info) */
+    limn_model_kind kind;
+    int32_t format_version;     /* of the metadata inside the file */
+    char name[128];
+    char device[32];            /* canonical id the model runs on, e.g. "cuda:0" */
+    limn_precision precision;   /* resolved, never AUTO */
+    int32_t size_multiple;      /* width and height must be multiples of this (>= 1) */
+    int32_t fixed_width;        /* > 0: the model takes exactly this size; 0: any size */
+    int32_t fixed_height;
+    int32_t tile_margin;        /* pixels of context a tile needs on each side */
+    int32_t has_face_template;  /* 1 if face_template is valid */
+    float face_template[10];    /* 5 points (x, y) at model size: eyes, nose, mouth corners */
+    char source[256];           /* where the weights came from */
+    char license[256];          /* licence of the weights, as their publishers state it */
+} limn_model_info;
+
+/* Fills *out (out->struct_size must be set; only that many bytes are written). */
+LIMN_API limn_status limn_model_get_info(const limn_model* model, limn_model_info* out);
+
+/* Runs the network once on `input`, whose size must already fit the model's size rule, and
+ * writes the result into `output` (same width and height; any pixel format). If both have alpha,
+ * alpha is copied from the input; otherwise an output alpha is 255. input and output may be the
+ * same buffer. */
+LIMN_API limn_status limn_model_run(limn_model* model, const limn_image* input, limn_image* output);
+
+/* As limn_model_run, into a new image of `format` that the caller frees with limn_image_free. */
+LIMN_API limn_status limn_model_run_alloc(limn_model* model, const limn_image* input,
+                                          limn_pixel_format format, limn_image** out);
+
+/* Runs `count` images of one size as one batch: outputs[i] receives the result for inputs[i]. */
+LIMN_API limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs,
+                                          limn_image* outputs, size_t count);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LIMN_LIMN_H */

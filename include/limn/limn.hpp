@@ -1,0 +1,187 @@
+// limn.hpp: header-only C++17 RAII wrapper over the C ABI in limn.h.
+//
+//     limn::Model model("cartoon.pt", limn::ModelOptions().device("cuda").precision(LIMN_PRECISION_FP16));
+//     limn::Image out = model.run(input);          // throws limn::Error on failure
+//
+// Failures throw limn::Error carrying the limn_status and the library's message. Thread contract:
+// as in limn.h (one Model may be run from many threads at once).
+#ifndef LIMN_LIMN_HPP
+#define LIMN_LIMN_HPP
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "limn.h"
+
+namespace limn {
+
+class Error : public std::runtime_error {
+public:
+    Error(limn_status status, const std::string& message)
+        : std::runtime_error(message), status_(status) {}
+    limn_status status() const noexcept { return status_; }
+
+private:
+    limn_status status_;
+};
+
+namespace detail {
+inline void check(limn_status status) {
+    if (status != LIMN_OK) {
+        std::string message = limn_last_error();
+        if (message.empty()) message = limn_status_string(status);
+        throw Error(status, message);
+    }
+}
+}  // namespace detail
+
+inline std::string version() { return limn_version_string(); }
+inline std::string build_info() { return limn_build_info(); }
+inline bool cuda_available() { return limn_cuda_available() != 0; }
+
+inline std::vector<limn_device_info> devices() {
+    int32_t count = 0;
+    detail::check(limn_device_count(&count));
+    std::vector<limn_device_info> out(static_cast<size_t>(count));
+    for (int32_t i = 0; i < count; ++i) {
+        out[i].struct_size = sizeof(limn_device_info);
+        detail::check(limn_device_get_info(i, &out[i]));
+    }
+    return out;
+}
+
+inline std::string resolve_device(const std::string& device) {
+    char id[64];
+    detail::check(limn_device_resolve(device.c_str(), id, sizeof id));
+    return id;
+}
+
+inline void set_memory_limit(const std::string& device, uint64_t bytes) {
+    detail::check(limn_memory_set_limit(device.c_str(), bytes));
+}
+inline void release_cached_memory(const std::string& device) {
+    detail::check(limn_memory_release_cached(device.c_str()));
+}
+inline limn_memory_stats memory_stats(const std::string& device) {
+    limn_memory_stats s{};
+    s.struct_size = sizeof s;
+    detail::check(limn_memory_get_stats(device.c_str(), &s));
+    return s;
+}
+inline void reset_peak_memory(const std::string& device) {
+    detail::check(limn_memory_reset_peak(device.c_str()));
+}
+
+// An image whose pixels the library allocated (limn_image_alloc / limn_model_run_alloc).
+class Image {
+public:
+    Image() = default;
+    Image(int32_t width, int32_t height, limn_pixel_format format) {
+        limn_image* p = nullptr;
+        detail::check(limn_image_alloc(width, height, format, &p));
+        ptr_.reset(p);
+    }
+    explicit Image(limn_image* owned) : ptr_(owned) {}
+
+    const limn_image& view() const { return *ptr_; }
+    limn_image& view() { return *ptr_; }
+    uint8_t* data() const { return ptr_ ? ptr_->data : nullptr; }
+    int32_t width() const { return ptr_ ? ptr_->width : 0; }
+    int32_t height() const { return ptr_ ? ptr_->height : 0; }
+    size_t stride() const { return ptr_ ? ptr_->stride : 0; }
+    limn_pixel_format format() const { return ptr_ ? ptr_->format : LIMN_PIXEL_RGB8; }
+    explicit operator bool() const { return ptr_ != nullptr; }
+
+private:
+    struct Free {
+        void operator()(limn_image* p) const noexcept { limn_image_free(p); }
+    };
+    std::unique_ptr<limn_image, Free> ptr_;
+};
+
+// Chainable model options over limn_model_options.
+class ModelOptions {
+public:
+    ModelOptions() { limn_model_options_init(&o_); }
+    ModelOptions& device(std::string d) { device_ = std::move(d); return *this; }
+    ModelOptions& precision(limn_precision p) { o_.precision = p; return *this; }
+    ModelOptions& expected_kind(limn_model_kind k) { o_.expected_kind = k; return *this; }
+    ModelOptions& fp32_fallback(bool on) { o_.fp32_fallback = on ? 1 : 0; return *this; }
+    ModelOptions& warmup(bool on) { o_.warmup = on ? 1 : 0; return *this; }
+    ModelOptions& channels_last(bool on) { o_.channels_last = on ? 1 : 0; return *this; }
+    ModelOptions& cudnn_benchmark(bool on) { o_.cudnn_benchmark = on ? 1 : 0; return *this; }
+    ModelOptions& max_pixels(uint64_t n) { o_.max_pixels = n; return *this; }
+    ModelOptions& name(std::string n) { name_ = std::move(n); return *this; }
+
+    // The C struct; valid while this object lives and is not modified.
+    const limn_model_options* get() const {
+        o_.device = device_.empty() ? nullptr : device_.c_str();
+        o_.name = name_.empty() ? nullptr : name_.c_str();
+        return &o_;
+    }
+
+private:
+    mutable limn_model_options o_;
+    std::string device_;
+    std::string name_;
+};
+
+class Model {
+public:
+    explicit Model(const std::string& path, const ModelOptions& options = ModelOptions()) {
+        limn_model* m = nullptr;
+        detail::check(limn_model_load(path.c_str(), options.get(), &m));
+        ptr_.reset(m);
+    }
+    static Model from_memory(const void* data, size_t size, const ModelOptions& options = ModelOptions()) {
+        limn_model* m = nullptr;
+        detail::check(limn_model_load_from_memory(data, size, options.get(), &m));
+        return Model(m);
+    }
+
+    limn_model_info info() const {
+        limn_model_info i{};
+        i.struct_size = sizeof i;
+        detail::check(limn_model_get_info(get(), &i));
+        return i;
+    }
+
+    void run(const limn_image& input, limn_image& output) const {
+        detail::check(limn_model_run(get(), &input, &output));
+    }
+    Image run(const limn_image& input, limn_pixel_format format) const {
+        limn_image* out = nullptr;
+        detail::check(limn_model_run_alloc(get(), &input, format, &out));
+        return Image(out);
+    }
+    Image run(const limn_image& input) const { return run(input, input.format); }
+    void run_batch(const std::vector<limn_image>& inputs, std::vector<limn_image>& outputs) const {
+        if (inputs.size() != outputs.size()) {
+            throw Error(LIMN_ERR_INVALID_ARGUMENT, "run_batch: inputs and outputs differ in count");
+        }
+        detail::check(limn_model_run_batch(get(), inputs.data(), outputs.data(), inputs.size()));
+    }
+
+    // Frees the model (and its device memory) now; later calls throw.
+    void close() noexcept { ptr_.reset(); }
+    limn_model* get() const {
+        if (!ptr_) throw Error(LIMN_ERR_INVALID_ARGUMENT, "model is closed");
+        return ptr_.get();
+    }
+
+private:
+    explicit Model(limn_model* m) : ptr_(m) {}
+    struct Free {
+        void operator()(limn_model* p) const noexcept { limn_model_free(p); }
+    };
+    std::unique_ptr<limn_model, Free> ptr_;
+};
+
+}  // namespace limn
+
+#endif  // LIMN_LIMN_HPP

@@ -1,0 +1,1 @@
+"""limn model zoo: architectures, exporters and converters that write limn TorchScript files."""

@@ -1,0 +1,185 @@
+"""The limn model file format: a TorchScript archive whose top module carries typed attributes.
+
+Format version 1 (read by ``src/model.cpp``; documented in ``models/FORMAT.md``):
+
+=========================  ===============  ====================================================
+attribute                  TorchScript type meaning
+=========================  ===============  ====================================================
+``limn_format_version``    ``int``          1
+``limn_kind``              ``str``          ``cartoon``, ``face_restore`` or ``face_detect``
+``limn_name``              ``str``          human-readable model name
+``limn_size_multiple``     ``int``          width and height must be multiples of this (>= 1)
+``limn_fixed_height``      ``int``          > 0: the model takes exactly this height (else 0)
+``limn_fixed_width``       ``int``          > 0: the model takes exactly this width (else 0)
+``limn_tile_margin``       ``int``          context in pixels a tile needs on each side (>= 0)
+``limn_face_template``     ``List[float]``  10 values (x, y of 5 points at model size) or empty
+``limn_source``            ``str``          where the weights came from
+``limn_license``           ``str``          licence of the weights, as their publishers state it
+``limn_selftest_input``    ``Tensor``       optional float[1,3,H,W] in [0,1]; empty if absent
+``limn_selftest_output``   ``Tensor``       ``forward(limn_selftest_input)`` in fp32 on the CPU
+=========================  ===============  ====================================================
+
+``forward(x)`` takes float[N,3,H,W] RGB in [0,1] and returns the same layout and range;
+model-specific normalisation lives inside the wrapped network.
+"""
+
+
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+KINDS = ("cartoon", "face_restore", "face_detect")
+
+
+@dataclass
+class Metadata:
+    """What a limn model file says about itself (see the module docstring)."""
+
+    kind: str
+    name: str
+    size_multiple: int = 1
+    fixed_height: int = 0
+    fixed_width: int = 0
+    tile_margin: int = 0
+    face_template: List[float] = field(default_factory=list)
+    source: str = ""
+    license: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def validate(self) -> None:
+        """Raises ValueError when the metadata would be refused by the library."""
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
+        if not self.name:
+            raise ValueError("name must not be empty")
+        if self.size_multiple < 1:
+            raise ValueError(f"size_multiple must be >= 1, not {self.size_multiple}")
+        if (self.fixed_height > 0) != (self.fixed_width > 0) or self.fixed_height < 0:
+            raise ValueError("fixed_height and fixed_width must both be > 0 or both be 0")
+        if self.tile_margin < 0:
+            raise ValueError(f"tile_margin must be >= 0, not {self.tile_margin}")
+        if len(self.face_template) not in (0, 10):
+            raise ValueError("face_template must hold 10 values (5 points) or none")
+        if self.kind == "face_restore" and len(self.face_template) != 10:
+            raise ValueError("a face_restore model needs a 5-point face_template")
+
+    def selftest_size(self) -> Tuple[int, int]:
+        """A small input size (height, width) that fits the size rule."""
+        if self.fixed_height > 0:
+            return self.fixed_height, self.fixed_width
+        m = self.size_multiple
+        side = ((32 + m - 1) // m) * m
+        return side, side + m  # not square, so a transposed layout would be caught
+
+
+class LimnModule(nn.Module):
+    """Top module of a limn file: the network plus its metadata as typed attributes."""
+
+    limn_format_version: int
+    limn_kind: str
+    limn_name: str
+    limn_size_multiple: int
+    limn_fixed_height: int
+    limn_fixed_width: int
+    limn_tile_margin: int
+    limn_face_template: List[float]
+    limn_source: str
+    limn_license: str
+    limn_selftest_input: torch.Tensor
+    limn_selftest_output: torch.Tensor
+
+    def __init__(self, net: nn.Module, meta: Metadata) -> None:
+        super().__init__()
+        self.net = net
+        self.limn_format_version = meta.format_version
+        self.limn_kind = meta.kind
+        self.limn_name = meta.name
+        self.limn_size_multiple = meta.size_multiple
+        self.limn_fixed_height = meta.fixed_height
+        self.limn_fixed_width = meta.fixed_width
+        self.limn_tile_margin = meta.tile_margin
+        self.limn_face_template = [float(v) for v in meta.face_template]
+        self.limn_source = meta.source
+        self.limn_license = meta.license
+        self.limn_selftest_input = torch.empty(0)
+        self.limn_selftest_output = torch.empty(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def atomic_save(module: torch.jit.ScriptModule, path: str) -> None:
+    """Saves to a temporary name beside ``path`` and renames, so no half-written file is left."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".limn-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        torch.jit.save(module, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export(
+    net: nn.Module,
+    meta: Metadata,
+    path: str,
+    selftest: bool = True,
+    seed: int = 0,
+    validate: bool = True,
+) -> torch.jit.ScriptModule:
+    """Scripts ``net`` (RGB [0,1] in and out) with ``meta`` and writes a limn file to ``path``.
+
+    With ``selftest`` a small random input and the fp32 CPU output are stored in the file, so the
+    library can check the model on any device and precision at load time. ``validate=False`` is
+    only for writing deliberately broken test fixtures.
+    """
+    if validate:
+        meta.validate()
+    module = LimnModule(net, meta).eval()
+    scripted = torch.jit.script(module)
+    if selftest:
+        h, w = meta.selftest_size()
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.rand(1, 3, h, w, generator=gen)
+        with torch.no_grad():
+            y = scripted(x)
+        scripted.limn_selftest_input = x
+        scripted.limn_selftest_output = y.detach().float().contiguous()
+    atomic_save(scripted, path)
+    return scripted
+
+
+def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optional[Metadata]:
+    """Reads the metadata of a limn file (None if it has none)."""
+    module = (
+        torch.jit.load(path_or_module, map_location="cpu")
+        if isinstance(path_or_module, str)
+        else path_or_module
+    )
+    if not hasattr(module, "limn_format_version"):
+        return None
+    return Metadata(
+        kind=module.limn_kind,
+        name=module.limn_name,
+        size_multiple=module.limn_size_multiple,
+        fixed_height=module.limn_fixed_height,
+        fixed_width=module.limn_fixed_width,
+        tile_margin=module.limn_tile_margin,
+        face_template=list(module.limn_face_template),
+        source=module.limn_source,
+        license=module.limn_license,
+        format_version=module.limn_format_version,
+    )

@@ -1,0 +1,406 @@
+// The only boundary: every extern "C" function of limn.h lives here, is noexcept, and turns every
+// exception into a limn_status plus a thread-local message. Out-parameters are written only on
+// success.
+#include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "device.h"
+#include "error.h"
+#include "image.h"
+#include "limn/limn.h"
+#include "memory.h"
+#include "metadata.h"
+#include "model.h"
+#include "precision.h"
+
+struct limn_model {
+    std::unique_ptr<limn::Model> impl;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+limn_status set_error(limn_status status, std::string message) noexcept {
+    try {
+        last_error = std::move(message);
+    } catch (...) {
+        last_error.clear();
+    }
+    return status;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+template <typename F>
+limn_status guarded(F&& body) noexcept {
+    try {
+        body();
+        last_error.clear();
+        return LIMN_OK;
+    } catch (const limn::Error& e) {
+        return set_error(e.status(), e.what());
+    } catch (const c10::OutOfMemoryError& e) {
+        limn::recover_from_out_of_memory();
+        return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + first_line(e.what_without_backtrace()));
+    } catch (const c10::Error& e) {
+        const std::string msg = first_line(e.what_without_backtrace());
+        if (msg.find("out of memory") != std::string::npos ||
+            msg.find("not enough memory") != std::string::npos) {
+            limn::recover_from_out_of_memory();
+            return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + msg);
+        }
+        return set_error(LIMN_ERR_INTERNAL, "LibTorch error: " + msg);
+    } catch (const std::bad_alloc&) {
+        limn::recover_from_out_of_memory();
+        return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: host allocation failed");
+    } catch (const std::exception& e) {
+        return set_error(LIMN_ERR_INTERNAL, std::string("internal error: ") + e.what());
+    } catch (...) {
+        return set_error(LIMN_ERR_INTERNAL, "internal error: unknown exception");
+    }
+}
+
+void require(const void* p, const char* what) {
+    if (!p) limn::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+// Growable structs: the caller says in struct_size how many bytes it knows about.
+template <typename T>
+void require_struct_size(const T* s, const char* what) {
+    require(s, what);
+    if (s->struct_size < sizeof(size_t)) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " +
+                                                  std::to_string(s->struct_size) +
+                                                  "; set it to sizeof the struct");
+    }
+}
+
+template <typename T>
+void copy_out(const T& full, T* out) {
+    const size_t n = out->struct_size < sizeof(T) ? out->struct_size : sizeof(T);
+    const size_t caller_size = out->struct_size;
+    std::memcpy(out, &full, n);
+    out->struct_size = caller_size;
+}
+
+template <size_t N>
+void copy_text(char (&dst)[N], const std::string& src) {
+    const size_t n = src.size() < N - 1 ? src.size() : N - 1;
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
+}
+
+limn::Device device_arg(const char* device) {
+    require(device, "device");
+    return limn::resolve_device(device);
+}
+
+limn::ModelOptions model_options(const limn_model_options* in) {
+    limn_model_options o;
+    limn_model_options_init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    limn::ModelOptions m;
+    m.device = o.device ? o.device : "auto";
+    m.precision = o.precision;
+    m.expected_kind = o.expected_kind;
+    m.fp32_fallback = o.fp32_fallback;
+    if (o.warmup != 0 && o.warmup != 1) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
+                   "invalid warmup " + std::to_string(o.warmup) + ": expected 0 or 1");
+    }
+    m.warmup = o.warmup == 1;
+    m.channels_last = o.channels_last;
+    m.cudnn_benchmark = o.cudnn_benchmark;
+    m.max_pixels = o.max_pixels;
+    if (o.name) m.name = o.name;
+    return m;
+}
+
+struct ImageDeleter {
+    void operator()(limn_image* p) const noexcept { std::free(p); }
+};
+using OwnedImage = std::unique_ptr<limn_image, ImageDeleter>;
+
+// One block: the descriptor followed by zeroed pixels, freed with one std::free.
+OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format format) {
+    const int c = limn::channels_of(format);
+    if (c == 0) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
+                   "unknown pixel format " + std::to_string(static_cast<int>(format)));
+    }
+    if (width <= 0 || height <= 0) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "image size " + std::to_string(width) + "x" +
+                                                  std::to_string(height) + " is not positive");
+    }
+    size_t bytes = 0;
+    const size_t header = (sizeof(limn_image) + 63) / 64 * 64;
+    if (__builtin_mul_overflow(static_cast<size_t>(width) * static_cast<size_t>(c),
+                               static_cast<size_t>(height), &bytes) ||
+        bytes > SIZE_MAX - header) {
+        limn::fail(LIMN_ERR_IMAGE_TOO_LARGE, "image " + std::to_string(width) + "x" +
+                                                 std::to_string(height) + " is too large to allocate");
+    }
+    void* block = std::calloc(1, header + bytes);
+    if (!block) throw std::bad_alloc();
+    OwnedImage img(static_cast<limn_image*>(block));
+    img->data = static_cast<uint8_t*>(block) + header;
+    img->width = width;
+    img->height = height;
+    img->stride = static_cast<size_t>(width) * static_cast<size_t>(c);
+    img->format = format;
+    return img;
+}
+
+limn::Model& model_arg(limn_model* model) {
+    require(model, "model");
+    return *model->impl;
+}
+
+}  // namespace
+
+extern "C" {
+
+uint32_t limn_version_number(void) { return LIMN_VERSION_NUMBER; }
+
+const char* limn_version_string(void) { return LIMN_VERSION_STRING; }
+
+const char* limn_build_info(void) {
+    static const std::string info = [] {
+        try {
+            return limn::build_info();
+        } catch (const std::exception& e) {
+            return std::string("limn ") + LIMN_VERSION_STRING + "\n(build info unavailable: " +
+                   first_line(e.what()) + ")";
+        }
+    }();
+    return info.c_str();
+}
+
+const char* limn_status_string(limn_status status) {
+    switch (status) {
+        case LIMN_OK: return "ok";
+        case LIMN_ERR_INVALID_ARGUMENT: return "invalid argument";
+        case LIMN_ERR_IO: return "I/O error";
+        case LIMN_ERR_INVALID_MODEL: return "invalid model";
+        case LIMN_ERR_WRONG_MODEL_KIND: return "wrong model kind";
+        case LIMN_ERR_DEVICE_UNAVAILABLE: return "device unavailable";
+        case LIMN_ERR_UNSUPPORTED: return "unsupported";
+        case LIMN_ERR_OUT_OF_MEMORY: return "out of memory";
+        case LIMN_ERR_IMAGE_TOO_LARGE: return "image too large";
+        case LIMN_ERR_SIZE_RULE: return "image size does not fit the model";
+        case LIMN_ERR_NON_FINITE: return "non-finite result";
+        case LIMN_ERR_CANCELLED: return "cancelled";
+        case LIMN_ERR_TIMEOUT: return "deadline expired";
+        case LIMN_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char* limn_last_error(void) { return last_error.c_str(); }
+
+int32_t limn_cuda_available(void) {
+    try {
+        return limn::cuda_device_count() > 0 ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+limn_status limn_device_count(int32_t* out_count) {
+    return guarded([&] {
+        require(out_count, "out_count");
+        *out_count = 1 + limn::cuda_device_count();
+    });
+}
+
+limn_status limn_device_get_info(int32_t index, limn_device_info* out) {
+    return guarded([&] {
+        require_struct_size(out, "out");
+        const int count = 1 + limn::cuda_device_count();
+        if (index < 0 || index >= count) {
+            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "device index " + std::to_string(index) +
+                                                      " is out of range (0 to " +
+                                                      std::to_string(count - 1) + ")");
+        }
+        const limn::Device dev = index == 0 ? limn::Device{} : limn::Device{LIMN_DEVICE_CUDA, index - 1};
+        const limn::DeviceDescription d = limn::describe_device(dev);
+        limn_device_info full{};
+        full.struct_size = sizeof(full);
+        full.type = dev.type;
+        full.index = dev.index;
+        copy_text(full.id, dev.id());
+        copy_text(full.name, d.name);
+        full.total_memory = d.total_memory;
+        full.free_memory = d.free_memory;
+        full.compute_capability = d.compute_capability;
+        full.multiprocessors = d.multiprocessors;
+        copy_out(full, out);
+    });
+}
+
+limn_status limn_device_resolve(const char* device, char* out, size_t out_size) {
+    return guarded([&] {
+        require(out, "out");
+        const std::string id = device_arg(device).id();
+        if (out_size < id.size() + 1) {
+            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "out_size " + std::to_string(out_size) +
+                                                      " is too small for '" + id + "'");
+        }
+        std::memcpy(out, id.c_str(), id.size() + 1);
+    });
+}
+
+limn_status limn_memory_set_limit(const char* device, uint64_t bytes) {
+    return guarded([&] { limn::set_memory_limit(device_arg(device), bytes); });
+}
+
+limn_status limn_memory_release_cached(const char* device) {
+    return guarded([&] { limn::release_cached_memory(device_arg(device)); });
+}
+
+limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out) {
+    return guarded([&] {
+        require_struct_size(out, "out");
+        const limn::MemoryStats s = limn::memory_stats(device_arg(device));
+        limn_memory_stats full{};
+        full.struct_size = sizeof(full);
+        full.allocated = s.allocated;
+        full.reserved = s.reserved;
+        full.peak_allocated = s.peak_allocated;
+        full.peak_reserved = s.peak_reserved;
+        full.limit = s.limit;
+        full.device_total = s.device_total;
+        full.device_free = s.device_free;
+        copy_out(full, out);
+    });
+}
+
+limn_status limn_memory_reset_peak(const char* device) {
+    return guarded([&] { limn::reset_peak_memory(device_arg(device)); });
+}
+
+int32_t limn_pixel_format_channels(limn_pixel_format format) { return limn::channels_of(format); }
+
+limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format, limn_image** out) {
+    return guarded([&] {
+        require(out, "out");
+        *out = allocate_image(width, height, format).release();
+    });
+}
+
+void limn_image_free(limn_image* image) { std::free(image); }
+
+void limn_model_options_init(limn_model_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    options->device = "auto";
+    options->precision = LIMN_PRECISION_AUTO;
+    options->expected_kind = LIMN_MODEL_KIND_ANY;
+    options->fp32_fallback = -1;
+    options->warmup = 1;
+    options->channels_last = -1;
+    options->cudnn_benchmark = -1;
+    options->max_pixels = 64ull * 1024 * 1024;
+    options->name = nullptr;
+}
+
+limn_status limn_model_load(const char* path, const limn_model_options* options, limn_model** out) {
+    return guarded([&] {
+        require(path, "path");
+        require(out, "out");
+        const limn::ModelOptions o = model_options(options);
+        auto handle = std::make_unique<limn_model>();
+        handle->impl = limn::Model::load_file(path, o);
+        *out = handle.release();
+    });
+}
+
+limn_status limn_model_load_from_memory(const void* data, size_t size, const limn_model_options* options,
+                                        limn_model** out) {
+    return guarded([&] {
+        require(data, "data");
+        require(out, "out");
+        const limn::ModelOptions o = model_options(options);
+        auto handle = std::make_unique<limn_model>();
+        handle->impl = limn::Model::load_memory(data, size, o);
+        *out = handle.release();
+    });
+}
+
+void limn_model_free(limn_model* model) {
+    try {
+        delete model;
+    } catch (...) {
+    }
+}
+
+limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
+    return guarded([&] {
+        require(model, "model");
+        require_struct_size(out, "out");
+        const limn::Model& m = *model->impl;
+        const limn::ModelMetadata& meta = m.metadata();
+        limn_model_info full{};
+        full.struct_size = sizeof(full);
+        full.kind = meta.kind;
+        full.format_version = meta.format_version;
+        copy_text(full.name, meta.name);
+        copy_text(full.device, m.device().id());
+        full.precision = m.precision();
+        full.size_multiple = meta.size_multiple;
+        full.fixed_width = meta.fixed_width;
+        full.fixed_height = meta.fixed_height;
+        full.tile_margin = meta.tile_margin;
+        full.has_face_template = meta.face_template.size() == 10 ? 1 : 0;
+        for (size_t i = 0; i < meta.face_template.size() && i < 10; ++i) {
+            full.face_template[i] = meta.face_template[i];
+        }
+        copy_text(full.source, meta.source);
+        copy_text(full.license, meta.license);
+        copy_out(full, out);
+    });
+}
+
+limn_status limn_model_run(limn_model* model, const limn_image* input, limn_image* output) {
+    return guarded([&] {
+        limn::Model& m = model_arg(model);
+        require(input, "input");
+        require(output, "output");
+        m.run(input, output, 1);
+    });
+}
+
+limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, limn_pixel_format format,
+                                 limn_image** out) {
+    return guarded([&] {
+        limn::Model& m = model_arg(model);
+        require(input, "input");
+        require(out, "out");
+        limn::check_image(input, "input", m.max_pixels());
+        OwnedImage result = allocate_image(input->width, input->height, format);
+        m.run(input, result.get(), 1);
+        *out = result.release();
+    });
+}
+
+limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs, limn_image* outputs,
+                                 size_t count) {
+    return guarded([&] {
+        limn::Model& m = model_arg(model);
+        require(inputs, "inputs");
+        require(outputs, "outputs");
+        m.run(inputs, outputs, count);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,205 @@
+#include "device.h"
+
+#include <ATen/Context.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "error.h"
+
+#if LIMN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace limn {
+
+DeviceRequest parse_device(std::string_view text) {
+    DeviceRequest r;
+    if (text.empty() || text == "auto") {
+        r.kind = DeviceRequest::Kind::Auto;
+        return r;
+    }
+    if (text == "cpu") {
+        r.kind = DeviceRequest::Kind::Cpu;
+        return r;
+    }
+    if (text == "cuda") {
+        r.kind = DeviceRequest::Kind::Cuda;
+        r.index = -1;
+        return r;
+    }
+    constexpr std::string_view prefix = "cuda:";
+    if (text.substr(0, prefix.size()) == prefix && text.size() > prefix.size() &&
+        text.size() <= prefix.size() + 4) {
+        const char* first = text.data() + prefix.size();
+        const char* last = text.data() + text.size();
+        int index = -1;
+        auto [ptr, ec] = std::from_chars(first, last, index);
+        if (ec == std::errc() && ptr == last && index >= 0 && (first[0] != '0' || last - first == 1)) {
+            r.kind = DeviceRequest::Kind::Cuda;
+            r.index = index;
+            return r;
+        }
+    }
+    fail(LIMN_ERR_INVALID_ARGUMENT, "invalid device '" + std::string(text) +
+                                        "': expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"");
+}
+
+std::string Device::id() const {
+    return type == LIMN_DEVICE_CUDA ? "cuda:" + std::to_string(index) : std::string("cpu");
+}
+
+int cuda_device_count() {
+#if LIMN_WITH_CUDA
+    if (!at::globalContext().hasCUDA()) return 0;
+    return static_cast<int>(c10::cuda::device_count());
+#else
+    return 0;
+#endif
+}
+
+Device resolve_device(const DeviceRequest& request) {
+    Device d;
+    switch (request.kind) {
+        case DeviceRequest::Kind::Cpu:
+            return d;
+        case DeviceRequest::Kind::Auto:
+            if (cuda_device_count() > 0) {
+                d.type = LIMN_DEVICE_CUDA;
+                d.index = 0;
+            }
+            return d;
+        case DeviceRequest::Kind::Cuda:
+            break;
+    }
+    const int count = cuda_device_count();
+#if LIMN_WITH_CUDA
+    const char* built = "";
+#else
+    const char* built = " (this build of limn has no CUDA support)";
+#endif
+    const std::string asked = request.index < 0 ? "cuda" : "cuda:" + std::to_string(request.index);
+    if (count == 0) {
+        fail(LIMN_ERR_DEVICE_UNAVAILABLE,
+             "device '" + asked + "' is not available: no usable CUDA device on this machine" + built);
+    }
+    int index = request.index;
+#if LIMN_WITH_CUDA
+    if (index < 0) index = static_cast<int>(c10::cuda::current_device());
+#endif
+    if (index >= count) {
+        fail(LIMN_ERR_DEVICE_UNAVAILABLE, "device '" + asked + "' is not available: this machine has " +
+                                              std::to_string(count) + " CUDA device(s), cuda:0 to cuda:" +
+                                              std::to_string(count - 1));
+    }
+    d.type = LIMN_DEVICE_CUDA;
+    d.index = index;
+    return d;
+}
+
+Device resolve_device(const char* text) {
+    return resolve_device(parse_device(text ? std::string_view(text) : std::string_view()));
+}
+
+namespace {
+
+std::string cpu_model_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) == 0) {
+            auto colon = line.find(':');
+            if (colon != std::string::npos) {
+                auto start = line.find_first_not_of(" \t", colon + 1);
+                if (start != std::string::npos) return line.substr(start);
+            }
+        }
+    }
+    return "CPU";
+}
+
+uint64_t meminfo_bytes(const char* key) {
+    std::ifstream in("/proc/meminfo");
+    std::string name;
+    uint64_t kib = 0;
+    std::string unit;
+    while (in >> name >> kib >> unit) {
+        if (name == key) return kib * 1024;
+    }
+    return 0;
+}
+
+}  // namespace
+
+DeviceDescription describe_device(const Device& device) {
+    DeviceDescription d;
+    d.device = device;
+    if (!device.is_cuda()) {
+        d.name = cpu_model_name();
+        const long pages = sysconf(_SC_PHYS_PAGES);
+        const long page = sysconf(_SC_PAGESIZE);
+        d.total_memory = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page : 0;
+        d.free_memory = meminfo_bytes("MemAvailable:");
+        d.multiprocessors = static_cast<int>(std::thread::hardware_concurrency());
+        return d;
+    }
+#if LIMN_WITH_CUDA
+    const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device.index);
+    d.name = prop->name;
+    d.compute_capability = prop->major * 10 + prop->minor;
+    d.multiprocessors = prop->multiProcessorCount;
+    d.total_memory = prop->totalGlobalMem;
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+        d.free_memory = free_bytes;
+        d.total_memory = total_bytes;
+    } else {
+        (void)cudaGetLastError();  // clear the sticky-free error state for the next call
+    }
+#endif
+    return d;
+}
+
+std::vector<DeviceDescription> list_devices() {
+    std::vector<DeviceDescription> out;
+    out.push_back(describe_device(Device{}));
+    const int count = cuda_device_count();
+    for (int i = 0; i < count; ++i) out.push_back(describe_device(Device{LIMN_DEVICE_CUDA, i}));
+    return out;
+}
+
+std::string build_info() {
+    std::ostringstream s;
+    s << "limn " << LIMN_VERSION_STRING << " (ABI " << LIMN_ABI_VERSION << ")\n";
+    s << "LibTorch " << TORCH_VERSION << "\n";
+#if LIMN_WITH_CUDA
+    s << "CUDA compiled in: yes (runtime " << CUDART_VERSION / 1000 << "." << (CUDART_VERSION % 1000) / 10
+      << ")\n";
+#else
+    s << "CUDA compiled in: no\n";
+#endif
+    const auto devices = list_devices();
+    s << "CUDA usable now: " << (devices.size() > 1 ? "yes" : "no") << " (" << devices.size() - 1
+      << " device(s))\n";
+    s << "devices:";
+    for (const auto& d : devices) {
+        s << "\n  " << d.device.id() << ": " << d.name;
+        if (d.device.is_cuda()) {
+            s << " (compute " << d.compute_capability / 10 << "." << d.compute_capability % 10 << ", "
+              << d.total_memory / (1024 * 1024) << " MiB)";
+        } else {
+            s << " (" << d.multiprocessors << " threads, " << d.total_memory / (1024 * 1024) << " MiB)";
+        }
+    }
+    return s.str();
+}
+
+}  // namespace limn

@@ -1,0 +1,54 @@
+// Device strings, resolution and enumeration.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "limn/limn.h"
+
+namespace limn {
+
+// What a device string asks for, before looking at the machine.
+struct DeviceRequest {
+    enum class Kind { Cpu, Cuda, Auto };
+    Kind kind = Kind::Auto;
+    int index = -1;  // for Cuda: the ordinal, or -1 for "cuda" (the current device)
+};
+
+// Parses "cpu", "cuda", "cuda:N", "auto" (case-sensitive; NULL or "" means "auto").
+// Throws Error(LIMN_ERR_INVALID_ARGUMENT) naming the string for anything else.
+DeviceRequest parse_device(std::string_view text);
+
+// A device that exists and can be used now.
+struct Device {
+    limn_device_type type = LIMN_DEVICE_CPU;
+    int index = 0;
+    std::string id() const;  // "cpu" or "cuda:N"
+    bool is_cuda() const { return type == LIMN_DEVICE_CUDA; }
+};
+
+int cuda_device_count();  // usable CUDA devices now (0 without a driver or GPU)
+
+// Resolves a request on this machine. "auto" picks cuda:0 when usable, else the CPU; asking for
+// CUDA where none is usable throws Error(LIMN_ERR_DEVICE_UNAVAILABLE), never falls back.
+Device resolve_device(const DeviceRequest& request);
+Device resolve_device(const char* text);  // parse + resolve; NULL means "auto"
+
+struct DeviceDescription {
+    Device device;
+    std::string name;
+    uint64_t total_memory = 0;
+    uint64_t free_memory = 0;
+    int compute_capability = 0;  // major * 10 + minor
+    int multiprocessors = 0;
+};
+
+// The CPU first, then every usable CUDA device.
+std::vector<DeviceDescription> list_devices();
+DeviceDescription describe_device(const Device& device);
+
+std::string build_info();
+
+}  // namespace limn

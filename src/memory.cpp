@@ -1,0 +1,147 @@
+#include "memory.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "error.h"
+
+#if LIMN_WITH_CUDA
+#include <ATen/Context.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace limn {
+namespace {
+
+std::mutex limits_mutex;
+std::map<std::string, uint64_t> limits;  // device id -> cap in bytes
+
+// Resident set now and its peak (VmHWM), from /proc/self/status.
+void process_rss(uint64_t& current, uint64_t& peak) {
+    std::ifstream in("/proc/self/status");
+    std::string key;
+    uint64_t kib = 0;
+    std::string unit;
+    current = peak = 0;
+    while (in >> key) {
+        if (key == "VmRSS:" && in >> kib >> unit) {
+            current = kib * 1024;
+        } else if (key == "VmHWM:" && in >> kib >> unit) {
+            peak = kib * 1024;
+        } else {
+            std::string rest;
+            std::getline(in, rest);
+        }
+    }
+}
+
+#if LIMN_WITH_CUDA
+void init_cuda_allocator() {
+    // The caching allocator is created lazily with the CUDA context; make sure it exists before
+    // asking it for a fraction or statistics.
+    at::globalContext().lazyInitDevice(at::kCUDA);
+}
+#endif
+
+}  // namespace
+
+void set_memory_limit(const Device& device, uint64_t bytes) {
+    const DeviceDescription desc = describe_device(device);
+    if (bytes > desc.total_memory && desc.total_memory > 0) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "memory limit of " + std::to_string(bytes) + " bytes for " +
+                                            device.id() + " exceeds the device's " +
+                                            std::to_string(desc.total_memory) + " bytes");
+    }
+#if LIMN_WITH_CUDA
+    if (device.is_cuda()) {
+        init_cuda_allocator();
+        const double fraction =
+            bytes == 0 ? 1.0 : static_cast<double>(bytes) / static_cast<double>(desc.total_memory);
+        c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction,
+                                                           static_cast<c10::DeviceIndex>(device.index));
+    }
+#endif
+    std::lock_guard<std::mutex> lock(limits_mutex);
+    if (bytes == 0) {
+        limits.erase(device.id());
+    } else {
+        limits[device.id()] = bytes;
+    }
+}
+
+uint64_t memory_limit(const Device& device) {
+    std::lock_guard<std::mutex> lock(limits_mutex);
+    auto it = limits.find(device.id());
+    return it == limits.end() ? 0 : it->second;
+}
+
+void release_cached_memory(const Device& device) {
+#if LIMN_WITH_CUDA
+    if (device.is_cuda()) {
+        init_cuda_allocator();
+        c10::cuda::CUDACachingAllocator::emptyCache();
+    }
+#else
+    (void)device;
+#endif
+}
+
+MemoryStats memory_stats(const Device& device) {
+    MemoryStats s;
+    const DeviceDescription desc = describe_device(device);
+    s.device_total = desc.total_memory;
+    s.device_free = desc.free_memory;
+    s.limit = memory_limit(device);
+    if (!device.is_cuda()) {
+        uint64_t current = 0, peak = 0;
+        process_rss(current, peak);
+        s.allocated = s.reserved = current;
+        s.peak_allocated = s.peak_reserved = peak;
+        return s;
+    }
+#if LIMN_WITH_CUDA
+    init_cuda_allocator();
+    using c10::CachingAllocator::StatType;
+    const auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device.index));
+    const auto agg = static_cast<size_t>(StatType::AGGREGATE);
+    s.allocated = static_cast<uint64_t>(stats.allocated_bytes[agg].current);
+    s.peak_allocated = static_cast<uint64_t>(stats.allocated_bytes[agg].peak);
+    s.reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].current);
+    s.peak_reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].peak);
+#endif
+    return s;
+}
+
+void reset_peak_memory(const Device& device) {
+    if (!device.is_cuda()) {
+        // Since Linux 4.0, writing 5 to clear_refs resets the peak resident set (VmHWM).
+        std::ofstream out("/proc/self/clear_refs");
+        out << "5";
+        out.flush();
+        if (!out) fail(LIMN_ERR_UNSUPPORTED, "cannot reset the peak resident set of this process "
+                                             "(/proc/self/clear_refs is not writable)");
+        return;
+    }
+#if LIMN_WITH_CUDA
+    init_cuda_allocator();
+    c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device.index));
+#endif
+}
+
+}  // namespace limn
+
+namespace limn {
+void recover_from_out_of_memory() noexcept {
+#if LIMN_WITH_CUDA
+    try {
+        if (cuda_device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
+    } catch (...) {
+    }
+#endif
+}
+}  // namespace limn

@@ -1,0 +1,273 @@
+#include "model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/InferenceMode.h>
+
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+#include "error.h"
+#include "image.h"
+#include "network.h"
+#include "precision.h"
+
+namespace limn {
+namespace {
+
+at::ScalarType dtype_of(limn_precision p) {
+    switch (p) {
+        case LIMN_PRECISION_FP16: return at::kHalf;
+        case LIMN_PRECISION_BF16: return at::kBFloat16;
+        default: return at::kFloat;
+    }
+}
+
+c10::Device torch_device(const Device& d) {
+    return d.is_cuda() ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d.index))
+                       : c10::Device(c10::kCPU);
+}
+
+std::string shape_text(const at::Tensor& t) {
+    std::ostringstream s;
+    s << t.sizes();
+    return s.str();
+}
+
+bool mentions_dtype_support(const std::string& message) {
+    return message.find("not implemented for") != std::string::npos ||
+           message.find("Half") != std::string::npos || message.find("BFloat16") != std::string::npos;
+}
+
+}  // namespace
+
+struct Model::Impl {
+    std::string origin;
+    ModelMetadata meta;
+    Device device;
+    limn_precision precision = LIMN_PRECISION_FP32;
+    at::ScalarType dtype = at::kFloat;
+    bool channels_last = false;
+    bool fp32_fallback = false;
+    uint64_t max_pixels = 0;
+    std::unique_ptr<Network> net;     // prepared: on the device, in dtype
+    std::unique_ptr<Network> source;  // CPU fp32 original, kept only for the fp32 fallback
+    mutable std::once_flag fp32_once;
+    mutable std::unique_ptr<Network> fp32_net;
+
+    at::Tensor run_network(const Network& n, at::ScalarType type, const at::Tensor& rgb) const {
+        at::Tensor x = rgb.to(type);
+        x = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+        at::Tensor y = n.forward(x);
+        if (y.sizes() != x.sizes()) {
+            fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' returned a " + shape_text(y) +
+                                             " tensor for a " + shape_text(x) +
+                                             " input; a limn model must return the input's shape");
+        }
+        return y.to(at::kFloat);
+    }
+
+    const Network& fp32_network() const {
+        std::call_once(fp32_once, [this] {
+            fp32_net = source->prepare(torch_device(device), at::kFloat, channels_last);
+        });
+        return *fp32_net;
+    }
+
+    at::Tensor forward(const at::Tensor& rgb) const {
+        c10::InferenceMode guard;
+        at::Tensor y = run_network(*net, dtype, rgb);
+        if (at::isfinite(y).all().item<bool>()) return y;
+        if (fp32_fallback && dtype != at::kFloat) {
+            y = run_network(fp32_network(), at::kFloat, rgb);
+            if (at::isfinite(y).all().item<bool>()) return y;
+            fail(LIMN_ERR_NON_FINITE, "model '" + origin + "' produced non-finite values (NaN or Inf) in " +
+                                          precision_name(precision) + " and again in fp32");
+        }
+        fail(LIMN_ERR_NON_FINITE,
+             "model '" + origin + "' produced non-finite values (NaN or Inf) in " +
+                 precision_name(precision) + " on " + device.id() +
+                 (dtype != at::kFloat ? "; load it in fp32 or allow the fp32 fallback" : ""));
+    }
+
+    void selftest_or_warmup() {
+        at::Tensor input, expected;
+        if (meta.has_selftest) {
+            input = net->selftest_input();
+            expected = net->selftest_output();
+            if (input.dim() != 4 || input.size(0) != 1 || input.size(1) != 3 ||
+                !expected.sizes().equals(input.sizes()) || !input.is_floating_point() ||
+                !expected.is_floating_point()) {
+                fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "': the self-test tensors must both be "
+                                             "float [1,3,H,W]; found " + shape_text(input) + " and " +
+                                             shape_text(expected));
+            }
+        } else {
+            const int64_t h = meta.fixed_height > 0 ? meta.fixed_height
+                                                    : ((64 + meta.size_multiple - 1) / meta.size_multiple) *
+                                                          meta.size_multiple;
+            const int64_t w = meta.fixed_width > 0 ? meta.fixed_width : h;
+            // A smooth ramp rather than zeros: zeros can hide broken kernels.
+            input = at::linspace(0.0, 1.0, h * w * 3).reshape({1, 3, h, w});
+        }
+        const at::Tensor x = input.to(torch_device(device), at::kFloat);
+        at::Tensor y;
+        try {
+            // Twice: the TorchScript profiling executor optimizes the graph on the second run.
+            y = forward(x);
+            y = forward(x);
+        } catch (const Error&) {
+            throw;
+        } catch (const c10::OutOfMemoryError&) {
+            throw;
+        } catch (const c10::Error& e) {
+            const std::string msg = e.what_without_backtrace();
+            if (dtype != at::kFloat && mentions_dtype_support(msg)) {
+                fail(LIMN_ERR_UNSUPPORTED, "precision " + std::string(precision_name(precision)) +
+                                               " is not supported on " + device.id() + " for model '" +
+                                               origin + "': " + msg.substr(0, msg.find('\n')));
+            }
+            fail(LIMN_ERR_INVALID_MODEL,
+                 "model '" + origin + "' failed its warm-up run on " + device.id() + ": " +
+                     msg.substr(0, msg.find('\n')));
+        }
+        if (!meta.has_selftest) return;
+        const at::Tensor diff = (y.cpu() - expected.to(at::kFloat)).abs();
+        const double max_err = diff.max().item<double>();
+        const double mean_err = diff.mean().item<double>();
+        // fp32 differs from the exporter's CPU run only by summation order (and TF32 on CUDA);
+        // reduced precisions by rounding. Either way a broken model or kernel is far outside.
+        const bool reduced = dtype != at::kFloat;
+        const double max_ok = reduced ? 0.25 : (device.is_cuda() ? 1e-2 : 1e-3);
+        const double mean_ok = reduced ? 0.02 : max_ok;
+        if (max_err > max_ok || mean_err > mean_ok) {
+            std::ostringstream s;
+            s << "model '" << origin << "' failed its self-test on " << device.id() << " in "
+              << precision_name(precision) << ": max abs error " << max_err << " (allowed " << max_ok
+              << "), mean " << mean_err << " (allowed " << mean_ok << ")";
+            fail(LIMN_ERR_INVALID_MODEL, s.str());
+        }
+    }
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+namespace {
+
+std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::string origin,
+                                          const ModelOptions& options, const Device& device,
+                                          limn_precision precision) {
+    auto impl = std::make_unique<Model::Impl>();
+    impl->origin = std::move(origin);
+    impl->meta = parse_metadata(net->metadata(), impl->origin);
+    check_kind(impl->meta, options.expected_kind, impl->origin);
+    impl->device = device;
+    impl->precision = precision;
+    impl->dtype = dtype_of(precision);
+    impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
+                          impl->dtype != at::kFloat;
+    impl->channels_last = options.channels_last < 0 ? device.is_cuda() : options.channels_last != 0;
+    impl->max_pixels = options.max_pixels;
+    if (device.is_cuda()) {
+        // cuDNN benchmark pays off when shapes repeat: fixed-size models (and fixed tiles).
+        const bool bench = options.cudnn_benchmark < 0 ? impl->meta.fixed_width > 0
+                                                       : options.cudnn_benchmark != 0;
+        if (bench) at::globalContext().setBenchmarkCuDNN(true);
+    }
+    impl->net = net->prepare(torch_device(device), impl->dtype, impl->channels_last);
+    if (impl->fp32_fallback) impl->source = std::move(net);
+    if (options.warmup) impl->selftest_or_warmup();
+    return impl;
+}
+
+struct Resolved {
+    Device device;
+    limn_precision precision;
+};
+
+Resolved resolve_options(const ModelOptions& options) {
+    if (options.expected_kind < LIMN_MODEL_KIND_ANY || options.expected_kind > LIMN_MODEL_KIND_FACE_DETECT) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid expected_kind " +
+                                            std::to_string(static_cast<int>(options.expected_kind)));
+    }
+    if (options.channels_last < -1 || options.channels_last > 1) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid channels_last " + std::to_string(options.channels_last) +
+                                            ": expected 0, 1 or -1 (default)");
+    }
+    if (options.cudnn_benchmark < -1 || options.cudnn_benchmark > 1) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid cudnn_benchmark " +
+                                            std::to_string(options.cudnn_benchmark) +
+                                            ": expected 0, 1 or -1 (default)");
+    }
+    resolve_fp32_fallback(options.fp32_fallback, options.precision);  // validates the value
+    Resolved r;
+    r.device = resolve_device(options.device.c_str());
+    r.precision = resolve_precision(options.precision, describe_device(r.device));
+    return r;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load_file(const std::string& path, const ModelOptions& options) {
+    const Resolved r = resolve_options(options);
+    auto net = load_network_file(path);
+    return std::unique_ptr<Model>(new Model(prepare_impl(std::move(net), path, options, r.device, r.precision)));
+}
+
+std::unique_ptr<Model> Model::load_memory(const void* data, size_t size, const ModelOptions& options) {
+    const Resolved r = resolve_options(options);
+    const std::string origin = options.name.empty() ? "<memory>" : options.name;
+    auto net = load_network_memory(data, size, origin);
+    return std::unique_ptr<Model>(
+        new Model(prepare_impl(std::move(net), origin, options, r.device, r.precision)));
+}
+
+const ModelMetadata& Model::metadata() const { return impl_->meta; }
+const Device& Model::device() const { return impl_->device; }
+limn_precision Model::precision() const { return impl_->precision; }
+const std::string& Model::origin() const { return impl_->origin; }
+uint64_t Model::max_pixels() const { return impl_->max_pixels; }
+
+at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }
+
+void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) const {
+    if (!inputs) fail(LIMN_ERR_INVALID_ARGUMENT, "input images pointer is NULL");
+    if (!outputs) fail(LIMN_ERR_INVALID_ARGUMENT, "output images pointer is NULL");
+    if (count == 0) fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
+    const ModelMetadata& meta = impl_->meta;
+    if (meta.kind == LIMN_MODEL_KIND_FACE_DETECT) {
+        fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + impl_->origin +
+                                            "' is a face_detect model; a raw run needs an image-to-image "
+                                            "model (cartoon or face_restore)");
+    }
+    for (size_t i = 0; i < count; ++i) {
+        const std::string in_name = count == 1 ? "input" : "input[" + std::to_string(i) + "]";
+        const std::string out_name = count == 1 ? "output" : "output[" + std::to_string(i) + "]";
+        check_image(&inputs[i], in_name.c_str(), impl_->max_pixels);
+        check_image(&outputs[i], out_name.c_str(), impl_->max_pixels);
+        if (inputs[i].width != inputs[0].width || inputs[i].height != inputs[0].height ||
+            inputs[i].format != inputs[0].format) {
+            fail(LIMN_ERR_INVALID_ARGUMENT, in_name + " is " + std::to_string(inputs[i].width) + "x" +
+                                                std::to_string(inputs[i].height) + " " +
+                                                format_name(inputs[i].format) +
+                                                "; every image of a batch must have input[0]'s size "
+                                                "and format");
+        }
+        if (outputs[i].width != inputs[i].width || outputs[i].height != inputs[i].height) {
+            fail(LIMN_ERR_INVALID_ARGUMENT, out_name + " is " + std::to_string(outputs[i].width) + "x" +
+                                                std::to_string(outputs[i].height) + " but " + in_name +
+                                                " is " + std::to_string(inputs[i].width) + "x" +
+                                                std::to_string(inputs[i].height));
+        }
+    }
+    check_size_rule(meta, inputs[0].width, inputs[0].height);
+
+    c10::InferenceMode guard;
+    const at::Tensor pixels = images_to_device(inputs, count, torch_device(impl_->device));
+    const at::Tensor y = impl_->forward(to_network_input(pixels, inputs[0].format));
+    write_images(y, pixels, inputs[0].format, outputs, count);
+}
+
+}  // namespace limn

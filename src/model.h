@@ -1,0 +1,62 @@
+// A loaded limn model: TorchScript module on a device and precision, plus its metadata.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "device.h"
+#include "limn/limn.h"
+#include "metadata.h"
+
+namespace at {
+class Tensor;
+}
+
+namespace limn {
+
+struct ModelOptions {
+    std::string device = "auto";
+    limn_precision precision = LIMN_PRECISION_AUTO;
+    limn_model_kind expected_kind = LIMN_MODEL_KIND_ANY;
+    int fp32_fallback = -1;
+    bool warmup = true;
+    int channels_last = -1;
+    int cudnn_benchmark = -1;
+    uint64_t max_pixels = 64ull * 1024 * 1024;
+    std::string name;  // how messages name a model loaded from memory
+};
+
+class Model {
+public:
+    static std::unique_ptr<Model> load_file(const std::string& path, const ModelOptions& options);
+    static std::unique_ptr<Model> load_memory(const void* data, size_t size,
+                                              const ModelOptions& options);
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    const ModelMetadata& metadata() const;
+    const Device& device() const;
+    limn_precision precision() const;
+    const std::string& origin() const;  // the file name, or the name given for memory
+    uint64_t max_pixels() const;
+
+    // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one
+    // batch. Thread-safe.
+    void run(const limn_image* inputs, limn_image* outputs, size_t count) const;
+
+    // float [N, 3, H, W] RGB in [0, 1] on the model's device -> float [N, 3, H, W] in [0, 1].
+    // Runs in the model's precision, checks the shape and finiteness of the result (recomputing in
+    // fp32 when allowed). Thread-safe. For the pipelines built on top of the raw run.
+    at::Tensor forward(const at::Tensor& rgb) const;
+
+    struct Impl;  // defined in model.cpp
+
+private:
+    explicit Model(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace limn

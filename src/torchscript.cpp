@@ -1,0 +1,158 @@
+// The TorchScript model format: a torch.jit archive whose top module carries limn_* attributes.
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <sys/stat.h>
+#include <torch/script.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "error.h"
+#include "network.h"
+
+namespace limn {
+namespace {
+
+std::string first_line(const char* text) {
+    std::string s(text ? text : "");
+    const auto nl = s.find('\n');
+    if (nl != std::string::npos) s.resize(nl);
+    if (s.size() > 300) s = s.substr(0, 300) + "...";
+    return s;
+}
+
+// Lets the archive reader see caller memory without a copy; used only during load.
+class MemoryReader : public caffe2::serialize::ReadAdapterInterface {
+public:
+    MemoryReader(const void* data, size_t size) : data_(static_cast<const char*>(data)), size_(size) {}
+    size_t size() const override { return size_; }
+    size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+        if (pos >= size_) return 0;
+        const size_t count = std::min<size_t>(n, size_ - static_cast<size_t>(pos));
+        std::memcpy(buf, data_ + pos, count);
+        return count;
+    }
+
+private:
+    const char* data_;
+    size_t size_;
+};
+
+class TorchScriptNetwork final : public Network {
+public:
+    TorchScriptNetwork(torch::jit::Module module, std::string origin)
+        : module_(std::move(module)), origin_(std::move(origin)) {
+        for (const auto& attr : module_.named_attributes(/*recurse=*/false)) {
+            if (attr.name.rfind("limn_", 0) != 0) continue;
+            raw_[attr.name] = convert(attr.name, attr.value);
+        }
+    }
+
+    TorchScriptNetwork(torch::jit::Module module, const TorchScriptNetwork& from)
+        : module_(std::move(module)),
+          origin_(from.origin_),
+          raw_(from.raw_),
+          selftest_in_(from.selftest_in_),
+          selftest_out_(from.selftest_out_) {}
+
+    const RawMetadata& metadata() const override { return raw_; }
+    at::Tensor selftest_input() const override { return selftest_in_; }
+    at::Tensor selftest_output() const override { return selftest_out_; }
+
+    std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
+                                     bool channels_last) const override {
+        torch::NoGradGuard no_grad;
+        torch::jit::Module m = module_.clone();
+        m.eval();
+        m.to(device, dtype);
+        if (channels_last) {
+            for (at::Tensor p : m.parameters()) {
+                if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+            }
+        }
+        try {
+            // Folds parameters into constants and simplifies the graph for inference.
+            m = torch::jit::freeze(m);
+        } catch (const c10::Error&) {
+            // Some modules cannot be frozen (e.g. they mutate attributes); they still run.
+        }
+        return std::make_unique<TorchScriptNetwork>(std::move(m), *this);
+    }
+
+    at::Tensor forward(const at::Tensor& x) const override {
+        std::vector<c10::IValue> inputs{x};
+        c10::IValue out = module_.forward(std::move(inputs));
+        if (!out.isTensor()) {
+            fail(LIMN_ERR_INVALID_MODEL, "model '" + origin_ + "': forward() returned a " +
+                                             out.tagKind() + ", expected a Tensor");
+        }
+        return out.toTensor();
+    }
+
+private:
+    MetaValue convert(const std::string& name, const c10::IValue& v) {
+        if (v.isInt()) return static_cast<int64_t>(v.toInt());
+        if (v.isDouble()) return v.toDouble();
+        if (v.isString()) return v.toStringRef();
+        if (v.isDoubleList()) return v.toDoubleVector();
+        if (v.isIntList()) {
+            std::vector<double> d;
+            for (int64_t i : v.toIntVector()) d.push_back(static_cast<double>(i));
+            return d;
+        }
+        if (v.isTensor()) {
+            const at::Tensor t = v.toTensor();
+            if (name == "limn_selftest_input" && t.numel() > 0) selftest_in_ = t;
+            if (name == "limn_selftest_output" && t.numel() > 0) selftest_out_ = t;
+            return TensorPresence{t.numel() > 0};
+        }
+        return std::monostate{};
+    }
+
+    mutable torch::jit::Module module_;  // forward() is not const in LibTorch but does not mutate
+    std::string origin_;
+    RawMetadata raw_;
+    at::Tensor selftest_in_, selftest_out_;
+};
+
+template <typename Source>
+std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
+    torch::jit::Module module;
+    try {
+        module = torch::jit::load(std::forward<Source>(source), torch::Device(torch::kCPU));
+    } catch (const std::exception& e) {
+        const char* detail = e.what();
+        if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) detail = ce->what_without_backtrace();
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin +
+                                         "' is not a TorchScript archive limn can read (corrupt, "
+                                         "truncated, or not made by torch.jit.save): " +
+                                         first_line(detail));
+    }
+    if (!module.find_method("forward")) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' has no forward() method");
+    }
+    return std::make_unique<TorchScriptNetwork>(std::move(module), origin);
+}
+
+}  // namespace
+
+std::unique_ptr<Network> load_network_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': it is a directory");
+    {
+        std::ifstream probe(path, std::ios::binary);
+        if (!probe) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
+    }
+    if (st.st_size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + path + "' is an empty file");
+    return load_from(path, path);
+}
+
+std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin) {
+    if (size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is empty (0 bytes)");
+    return load_from(std::make_shared<MemoryReader>(data, size), origin);
+}
+
+}  // namespace limn

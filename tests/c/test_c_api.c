@@ -1,0 +1,313 @@
+/* The public C ABI as an engine sees it: only limn.h, compiled as C99 -pedantic -Werror, linked
+ * against liblimn.so. Usage: test_c_api FIXTURE_DIR */
+#include <limn/limn.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (cond) {                                                                 \
+            ++passed;                                                               \
+        } else {                                                                    \
+            ++failed;                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                           \
+    } while (0)
+
+/* Checks a status and that the thread's message mentions `needle`. */
+#define CHECK_ERR(call, status, needle)                                                       \
+    do {                                                                                      \
+        limn_status st_ = (call);                                                             \
+        CHECK(st_ == (status));                                                               \
+        if (st_ != (status))                                                                  \
+            fprintf(stderr, "  got %d (%s): %s\n", (int)st_, limn_status_string(st_),         \
+                    limn_last_error());                                                       \
+        CHECK(strstr(limn_last_error(), (needle)) != NULL);                                   \
+        if (strstr(limn_last_error(), (needle)) == NULL)                                      \
+            fprintf(stderr, "  message '%s' lacks '%s'\n", limn_last_error(), (needle));      \
+    } while (0)
+
+static char dir[4096];
+
+static const char* fixture(const char* name) {
+    static char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+
+static limn_model_options cpu_options(void) {
+    limn_model_options o;
+    limn_model_options_init(&o);
+    o.device = "cpu";
+    return o;
+}
+
+static void test_versions(void) {
+    const char* info = limn_build_info();
+    CHECK(limn_version_number() == LIMN_VERSION_NUMBER);
+    CHECK(strcmp(limn_version_string(), LIMN_VERSION_STRING) == 0);
+    CHECK(info != NULL && strstr(info, "LibTorch") != NULL);
+    CHECK(strstr(info, "CUDA compiled in") != NULL);
+    CHECK(strstr(info, "cpu") != NULL);
+    CHECK(strcmp(limn_status_string(LIMN_OK), "ok") == 0);
+    CHECK(strcmp(limn_status_string(LIMN_ERR_OUT_OF_MEMORY), "out of memory") == 0);
+    CHECK(strcmp(limn_status_string((limn_status)999), "unknown status") == 0);
+}
+
+static void test_null_arguments(void) {
+    limn_model* model = (limn_model*)0x1;
+    int32_t count = -7;
+    limn_image* img = (limn_image*)0x1;
+    limn_memory_stats stats;
+    limn_model_options o = cpu_options();
+
+    CHECK_ERR(limn_model_load(NULL, &o, &model), LIMN_ERR_INVALID_ARGUMENT, "path");
+    CHECK(model == (limn_model*)0x1); /* untouched on failure */
+    CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, NULL), LIMN_ERR_INVALID_ARGUMENT, "out");
+    CHECK_ERR(limn_model_load_from_memory(NULL, 10, &o, &model), LIMN_ERR_INVALID_ARGUMENT, "data");
+    CHECK_ERR(limn_device_count(NULL), LIMN_ERR_INVALID_ARGUMENT, "out_count");
+    CHECK(count == -7);
+    CHECK_ERR(limn_memory_get_stats(NULL, &stats), LIMN_ERR_INVALID_ARGUMENT, "device");
+    CHECK_ERR(limn_memory_get_stats("cpu", NULL), LIMN_ERR_INVALID_ARGUMENT, "out");
+    stats.struct_size = 0;
+    CHECK_ERR(limn_memory_get_stats("cpu", &stats), LIMN_ERR_INVALID_ARGUMENT, "struct_size");
+    CHECK_ERR(limn_model_run(NULL, NULL, NULL), LIMN_ERR_INVALID_ARGUMENT, "model");
+    CHECK_ERR(limn_image_alloc(0, 5, LIMN_PIXEL_RGB8, &img), LIMN_ERR_INVALID_ARGUMENT, "0x5");
+    CHECK(img == (limn_image*)0x1);
+    CHECK_ERR(limn_image_alloc(4, 4, (limn_pixel_format)42, &img), LIMN_ERR_INVALID_ARGUMENT, "format");
+    CHECK(img == (limn_image*)0x1);
+    /* free(NULL) is fine */
+    limn_model_free(NULL);
+    limn_image_free(NULL);
+    limn_model_options_init(NULL);
+    ++passed;
+}
+
+static void test_devices(void) {
+    int32_t count = 0;
+    limn_device_info info;
+    char id[32] = "untouched";
+    CHECK(limn_device_count(&count) == LIMN_OK);
+    CHECK(count >= 1);
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(limn_device_get_info(0, &info) == LIMN_OK);
+    CHECK(info.type == LIMN_DEVICE_CPU);
+    CHECK(strcmp(info.id, "cpu") == 0);
+    CHECK(info.total_memory > 0);
+    CHECK_ERR(limn_device_get_info(count, &info), LIMN_ERR_INVALID_ARGUMENT, "out of range");
+
+    CHECK(limn_device_resolve("cpu", id, sizeof id) == LIMN_OK);
+    CHECK(strcmp(id, "cpu") == 0);
+    CHECK(limn_device_resolve("auto", id, sizeof id) == LIMN_OK);
+    CHECK(strcmp(id, limn_cuda_available() ? "cuda:0" : "cpu") == 0);
+    strcpy(id, "untouched");
+    CHECK_ERR(limn_device_resolve("cuda:99", id, sizeof id), LIMN_ERR_DEVICE_UNAVAILABLE, "cuda:99");
+    CHECK(strcmp(id, "untouched") == 0);
+    CHECK_ERR(limn_device_resolve("gpu", id, sizeof id), LIMN_ERR_INVALID_ARGUMENT, "'gpu'");
+    CHECK_ERR(limn_device_resolve("cpu", id, 2), LIMN_ERR_INVALID_ARGUMENT, "out_size");
+    if (!limn_cuda_available()) {
+        CHECK_ERR(limn_device_resolve("cuda", id, sizeof id), LIMN_ERR_DEVICE_UNAVAILABLE,
+                  "no usable CUDA device");
+    }
+}
+
+static void test_memory(void) {
+    limn_memory_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    CHECK(limn_memory_get_stats("cpu", &s) == LIMN_OK);
+    CHECK(s.allocated > 0 && s.peak_allocated >= s.allocated);
+    CHECK(s.device_total > 0);
+    CHECK(limn_memory_set_limit("cpu", 1u << 30) == LIMN_OK);
+    CHECK(limn_memory_get_stats("cpu", &s) == LIMN_OK);
+    CHECK(s.limit == (1u << 30));
+    CHECK(limn_memory_set_limit("cpu", 0) == LIMN_OK);
+    CHECK(limn_memory_release_cached("cpu") == LIMN_OK);
+    CHECK(limn_memory_reset_peak("cpu") == LIMN_OK);
+    CHECK_ERR(limn_memory_set_limit("cpu", (uint64_t)1 << 62), LIMN_ERR_INVALID_ARGUMENT, "exceeds");
+    CHECK_ERR(limn_memory_set_limit("cuda:7", 1024), LIMN_ERR_DEVICE_UNAVAILABLE, "cuda:7");
+}
+
+static void expect_load_error(const char* name, limn_status status, const char* needle) {
+    limn_model* model = (limn_model*)0x1;
+    limn_model_options o = cpu_options();
+    CHECK_ERR(limn_model_load(fixture(name), &o, &model), status, needle);
+    CHECK(model == (limn_model*)0x1);
+    /* The message names the file. */
+    CHECK(strstr(limn_last_error(), name) != NULL);
+}
+
+static void test_bad_models(void) {
+    limn_model* model = (limn_model*)0x1;
+    limn_model_options o = cpu_options();
+    expect_load_error("does-not-exist.pt", LIMN_ERR_IO, "No such file");
+    expect_load_error("empty.pt", LIMN_ERR_INVALID_MODEL, "empty");
+    expect_load_error("truncated.pt", LIMN_ERR_INVALID_MODEL, "not a TorchScript archive");
+    expect_load_error("garbage.pt", LIMN_ERR_INVALID_MODEL, "not a TorchScript archive");
+    expect_load_error("plain.zip", LIMN_ERR_INVALID_MODEL, "not a TorchScript archive");
+    expect_load_error("state_dict.pth", LIMN_ERR_INVALID_MODEL, "not a TorchScript archive");
+    expect_load_error("no_metadata.pt", LIMN_ERR_INVALID_MODEL, "no limn metadata");
+    expect_load_error("future_version.pt", LIMN_ERR_INVALID_MODEL, "format version 99");
+    expect_load_error("bad_kind.pt", LIMN_ERR_INVALID_MODEL, "painting");
+    expect_load_error("bad_multiple.pt", LIMN_ERR_INVALID_MODEL, "limn_size_multiple");
+    expect_load_error("wrong_shape.pt", LIMN_ERR_INVALID_MODEL, "shape");
+    expect_load_error("selftest_mismatch.pt", LIMN_ERR_INVALID_MODEL, "self-test");
+
+    o.expected_kind = LIMN_MODEL_KIND_FACE_RESTORE;
+    CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, &model), LIMN_ERR_WRONG_MODEL_KIND,
+              "is a cartoon model");
+    CHECK(model == (limn_model*)0x1);
+
+    o = cpu_options();
+    o.device = "cuda:99";
+    CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, &model), LIMN_ERR_DEVICE_UNAVAILABLE,
+              "cuda:99");
+    o = cpu_options();
+    o.precision = (limn_precision)17;
+    CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, &model), LIMN_ERR_INVALID_ARGUMENT,
+              "precision");
+    o = cpu_options();
+    o.struct_size = 0;
+    CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, &model), LIMN_ERR_INVALID_ARGUMENT,
+              "struct_size");
+    CHECK(model == (limn_model*)0x1);
+}
+
+static void test_run(void) {
+    enum { W = 7, H = 5, STRIDE = 7 * 4 + 3 };
+    uint8_t in_px[H * STRIDE];
+    uint8_t out_px[H * W * 3];
+    limn_image in, out, *alloc = NULL;
+    limn_model* model = NULL;
+    limn_model_info info;
+    limn_model_options o = cpu_options();
+    int i, x, y, same = 1;
+
+    for (i = 0; i < (int)sizeof in_px; ++i) in_px[i] = (uint8_t)(i * 37 + 11);
+    CHECK(limn_model_load(fixture("identity.pt"), &o, &model) == LIMN_OK);
+    if (!model) return;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(limn_model_get_info(model, &info) == LIMN_OK);
+    CHECK(info.kind == LIMN_MODEL_KIND_CARTOON);
+    CHECK(strcmp(info.name, "identity") == 0);
+    CHECK(strcmp(info.device, "cpu") == 0);
+    CHECK(info.precision == LIMN_PRECISION_FP32);
+    CHECK(info.size_multiple == 1 && info.fixed_width == 0);
+
+    in.data = in_px; in.width = W; in.height = H; in.stride = STRIDE; in.format = LIMN_PIXEL_BGRA8;
+    out.data = out_px; out.width = W; out.height = H; out.stride = W * 3; out.format = LIMN_PIXEL_RGB8;
+    CHECK(limn_model_run(model, &in, &out) == LIMN_OK);
+    for (y = 0; y < H; ++y)
+        for (x = 0; x < W; ++x) {
+            const uint8_t* s = in_px + y * STRIDE + x * 4;
+            const uint8_t* d = out_px + y * W * 3 + x * 3;
+            same &= d[0] == s[2] && d[1] == s[1] && d[2] == s[0];
+        }
+    CHECK(same);
+
+    CHECK(limn_model_run_alloc(model, &in, LIMN_PIXEL_RGBA8, &alloc) == LIMN_OK);
+    CHECK(alloc != NULL && alloc->width == W && alloc->height == H && alloc->stride == W * 4);
+    if (alloc) CHECK(alloc->data[3] == in_px[3]); /* alpha passed through */
+    limn_image_free(alloc);
+
+    /* bad images: each a status, output untouched */
+    memset(out_px, 0xAB, sizeof out_px);
+    in.stride = W * 4 - 1;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "stride");
+    in.stride = STRIDE;
+    in.width = 0;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "not positive");
+    in.width = -3;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "not positive");
+    in.width = W;
+    in.data = NULL;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "data is NULL");
+    in.data = in_px;
+    out.width = W - 1;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "output");
+    out.width = W;
+    in.format = (limn_pixel_format)0;
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_INVALID_ARGUMENT, "pixel format");
+    in.format = LIMN_PIXEL_BGRA8;
+    CHECK(out_px[0] == 0xAB && out_px[sizeof out_px - 1] == 0xAB);
+    limn_model_free(model);
+
+    /* the pixel limit */
+    o.max_pixels = W * H - 1;
+    model = NULL;
+    CHECK(limn_model_load(fixture("identity.pt"), &o, &model) == LIMN_OK);
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_IMAGE_TOO_LARGE, "over the limit");
+    limn_model_free(model);
+
+    /* the size rule: tiny_unet needs multiples of 2 */
+    o = cpu_options();
+    model = NULL;
+    CHECK(limn_model_load(fixture("tiny_unet.pt"), &o, &model) == LIMN_OK);
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_SIZE_RULE, "multiples of 2");
+    limn_model_free(model);
+
+    /* a detector cannot be run raw */
+    model = NULL;
+    CHECK(limn_model_load(fixture("tiny_detect.pt"), &o, &model) == LIMN_OK);
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_WRONG_MODEL_KIND, "face_detect");
+    limn_model_free(model);
+
+    /* NaN is reported, not returned as a black image: by the warm-up at load time, or (with
+     * the warm-up off) by the run */
+    model = (limn_model*)0x1;
+    CHECK_ERR(limn_model_load(fixture("nan.pt"), &o, &model), LIMN_ERR_NON_FINITE, "non-finite");
+    CHECK(model == (limn_model*)0x1);
+    o.warmup = 0;
+    model = NULL;
+    CHECK(limn_model_load(fixture("nan.pt"), &o, &model) == LIMN_OK);
+    CHECK_ERR(limn_model_run(model, &in, &out), LIMN_ERR_NON_FINITE, "non-finite");
+    limn_model_free(model);
+}
+
+static void test_load_from_memory(void) {
+    FILE* f = fopen(fixture("identity.pt"), "rb");
+    long size;
+    void* bytes;
+    limn_model* model = NULL;
+    limn_model_options o = cpu_options();
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    bytes = malloc((size_t)size);
+    CHECK(fread(bytes, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    o.name = "asset-pack/identity";
+    CHECK(limn_model_load_from_memory(bytes, (size_t)size, &o, &model) == LIMN_OK);
+    limn_model_free(model);
+    model = (limn_model*)0x1;
+    CHECK_ERR(limn_model_load_from_memory(bytes, (size_t)size / 3, &o, &model), LIMN_ERR_INVALID_MODEL,
+              "asset-pack/identity");
+    CHECK(model == (limn_model*)0x1);
+    CHECK_ERR(limn_model_load_from_memory(bytes, 0, &o, &model), LIMN_ERR_INVALID_MODEL, "empty");
+    free(bytes);
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    test_versions();
+    test_null_arguments();
+    test_devices();
+    test_memory();
+    test_bad_models();
+    test_run();
+    test_load_from_memory();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

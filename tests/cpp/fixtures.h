@@ -1,0 +1,36 @@
+// Where the test fixtures (written by `python -m limn_models.fixtures`) are: $LIMN_TEST_FIXTURES.
+#pragma once
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace limn_test {
+
+inline std::string fixture(const std::string& name) {
+    const char* dir = std::getenv("LIMN_TEST_FIXTURES");
+    if (!dir || !*dir) throw std::runtime_error("LIMN_TEST_FIXTURES is not set");
+    return std::string(dir) + "/" + name;
+}
+
+inline std::vector<char> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Deterministic, non-trivial pixel bytes (never all zeros).
+inline std::vector<uint8_t> pattern(size_t n, unsigned seed) {
+    std::vector<uint8_t> v(n);
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (auto& b : v) {
+        s = s * 1664525u + 1013904223u;
+        b = static_cast<uint8_t>(s >> 24);
+    }
+    return v;
+}
+
+}  // namespace limn_test

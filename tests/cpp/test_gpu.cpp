@@ -1,0 +1,141 @@
+// GPU tests: run where a CUDA device is usable; elsewhere the program exits 77 and CTest reports
+// the test as skipped (never as passed).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+#include <limn/limn.hpp>
+
+#include <cmath>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "fixtures.h"
+
+namespace {
+
+limn::ModelOptions cuda() { return limn::ModelOptions().device("cuda"); }
+
+std::vector<uint8_t> run_rgb(const limn::Model& m, int w, int h, unsigned seed) {
+    std::vector<uint8_t> in = limn_test::pattern(static_cast<size_t>(w) * h * 3, seed);
+    std::vector<uint8_t> out(in.size());
+    limn_image a{in.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
+    limn_image b{out.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
+    m.run(a, b);
+    return out;
+}
+
+int max_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+    int d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(int(a[i]) - int(b[i])));
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("cuda devices are listed and resolved") {
+    CHECK(limn::resolve_device("cuda") == "cuda:0");
+    CHECK(limn::resolve_device("auto") == "cuda:0");
+    const auto devs = limn::devices();
+    REQUIRE(devs.size() >= 2);
+    CHECK(devs[1].type == LIMN_DEVICE_CUDA);
+    CHECK(std::string(devs[1].id) == "cuda:0");
+    CHECK(devs[1].total_memory > (1ull << 30));
+    CHECK(devs[1].compute_capability >= 50);
+    const std::string beyond = "cuda:" + std::to_string(devs.size() - 1);
+    CHECK_THROWS_AS(limn::resolve_device(beyond), limn::Error);
+    CHECK(limn::build_info().find("CUDA usable now: yes") != std::string::npos);
+}
+
+TEST_CASE("fp32 on CUDA: identity is exact, a UNet matches the CPU") {
+    const limn::Model id(limn_test::fixture("identity.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    CHECK(std::string(id.info().device) == "cuda:0");
+    std::vector<uint8_t> in = limn_test::pattern(31 * 17 * 4, 3), out(in.size());
+    limn_image a{in.data(), 31, 17, 31 * 4, LIMN_PIXEL_BGRA8}, b{out.data(), 31, 17, 31 * 4, LIMN_PIXEL_BGRA8};
+    id.run(a, b);
+    CHECK(in == out);
+
+    const limn::Model cpu(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu"));
+    const limn::Model gpu(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    CHECK(max_diff(run_rgb(cpu, 96, 64, 5), run_rgb(gpu, 96, 64, 5)) <= 1);
+}
+
+TEST_CASE("fp16 and bf16 on CUDA stay close to fp32; auto picks fp16") {
+    const limn::Model fp32(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    const auto ref = run_rgb(fp32, 128, 96, 8);
+    const limn::Model fp16(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP16));
+    CHECK(fp16.info().precision == LIMN_PRECISION_FP16);
+    CHECK(max_diff(ref, run_rgb(fp16, 128, 96, 8)) <= 3);
+    const limn::Model bf16(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_BF16));
+    CHECK(max_diff(ref, run_rgb(bf16, 128, 96, 8)) <= 12);
+    const limn::Model autop(limn_test::fixture("tiny_unet.pt"), cuda());
+    CHECK(autop.info().precision == LIMN_PRECISION_FP16);
+}
+
+TEST_CASE("fp16 overflow on CUDA: reported, or recomputed in fp32 when allowed") {
+    const std::string path = limn_test::fixture("overflow_half.pt");
+    try {
+        limn::Model m(path, cuda().precision(LIMN_PRECISION_FP16).fp32_fallback(false));
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_NON_FINITE);
+    }
+    const limn::Model m(path, cuda());  // auto precision: fp16 with the fp32 fallback
+    std::vector<uint8_t> in = limn_test::pattern(16 * 16 * 3, 2), out(in.size());
+    limn_image a{in.data(), 16, 16, 48, LIMN_PIXEL_RGB8}, b{out.data(), 16, 16, 48, LIMN_PIXEL_RGB8};
+    m.run(a, b);
+    CHECK(in == out);
+}
+
+TEST_CASE("memory: cap, statistics, release, and recovery after out-of-memory") {
+    const limn::Model m(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    limn::reset_peak_memory("cuda:0");
+    run_rgb(m, 512, 512, 1);
+    limn_memory_stats s = limn::memory_stats("cuda:0");
+    CHECK(s.peak_allocated > 512ull * 512 * 3 * 4);
+    CHECK(s.reserved >= s.allocated);
+    CHECK(s.device_total > s.device_free);
+    limn::release_cached_memory("cuda:0");
+    CHECK(limn::memory_stats("cuda:0").reserved <= s.reserved);
+
+    limn::set_memory_limit("cuda:0", 256ull << 20);
+    CHECK(limn::memory_stats("cuda:0").limit == (256ull << 20));
+    // 4096x4096 through a width-8 UNet needs gigabytes: over the cap.
+    try {
+        run_rgb(m, 4096, 4096, 2);
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_OUT_OF_MEMORY);
+    }
+    // The model stays usable and a smaller call succeeds under the same cap.
+    const auto small = run_rgb(m, 256, 256, 3);
+    CHECK(small.size() == 256u * 256 * 3);
+    CHECK(limn::memory_stats("cuda:0").peak_reserved <= (256ull << 20) + (32ull << 20));
+    limn::set_memory_limit("cuda:0", 0);
+    CHECK(limn::memory_stats("cuda:0").limit == 0);
+    CHECK_THROWS_AS(limn::set_memory_limit("cuda:0", 1ull << 50), limn::Error);
+}
+
+TEST_CASE("8 threads on one CUDA handle give serial results") {
+    const limn::Model model(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    std::vector<std::vector<uint8_t>> expected;
+    for (int t = 0; t < 8; ++t) expected.push_back(run_rgb(model, 64, 64, 50 + t));
+    std::vector<std::thread> pool;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 8; ++t) {
+        pool.emplace_back([&, t] {
+            for (int r = 0; r < 5; ++r)
+                if (run_rgb(model, 64, 64, 50 + t) != expected[t]) ++bad;
+        });
+    }
+    for (auto& th : pool) th.join();
+    CHECK(bad == 0);
+}
+
+int main(int argc, char** argv) {
+    if (!limn_cuda_available()) {
+        std::printf("no usable CUDA device: GPU tests skipped\n");
+        return 77;
+    }
+    doctest::Context ctx(argc, argv);
+    return ctx.run();
+}

@@ -1,0 +1,125 @@
+// Image conversion through the public API: an identity model must give back exactly the pixels it
+// was given, in every pixel format, with odd sizes and padded strides.
+#include <doctest/doctest.h>
+#include <limn/limn.hpp>
+
+#include <array>
+
+#include "fixtures.h"
+
+namespace {
+
+const std::array<limn_pixel_format, 4> kFormats = {LIMN_PIXEL_RGB8, LIMN_PIXEL_RGBA8, LIMN_PIXEL_BGR8,
+                                                   LIMN_PIXEL_BGRA8};
+
+struct Buffer {
+    std::vector<uint8_t> bytes;
+    limn_image img{};
+    Buffer(int w, int h, limn_pixel_format f, size_t pad, unsigned seed) {
+        const size_t c = static_cast<size_t>(limn_pixel_format_channels(f));
+        const size_t stride = w * c + pad;
+        bytes = limn_test::pattern(stride * h, seed);
+        img = limn_image{bytes.data(), w, h, stride, f};
+    }
+};
+
+// Channel order of a format: index of R, G, B, A within a pixel (A = -1 if none).
+std::array<int, 4> layout(limn_pixel_format f) {
+    switch (f) {
+        case LIMN_PIXEL_RGB8: return {0, 1, 2, -1};
+        case LIMN_PIXEL_RGBA8: return {0, 1, 2, 3};
+        case LIMN_PIXEL_BGR8: return {2, 1, 0, -1};
+        default: return {2, 1, 0, 3};
+    }
+}
+
+// Whether `out` holds exactly `in`'s pixels in out's format, and out's row padding is untouched.
+bool same_pixels(const Buffer& in, const Buffer& out, const std::vector<uint8_t>& out_before) {
+    const auto li = layout(in.img.format), lo = layout(out.img.format);
+    const int ci = limn_pixel_format_channels(in.img.format), co = limn_pixel_format_channels(out.img.format);
+    for (int y = 0; y < in.img.height; ++y) {
+        for (int x = 0; x < in.img.width; ++x) {
+            const uint8_t* s = in.img.data + y * in.img.stride + x * ci;
+            const uint8_t* d = out.img.data + y * out.img.stride + x * co;
+            for (int k = 0; k < 3; ++k)
+                if (d[lo[k]] != s[li[k]]) return false;
+            if (lo[3] >= 0 && d[lo[3]] != (li[3] >= 0 ? s[li[3]] : 255)) return false;
+        }
+        for (size_t p = in.img.width * co; p < out.img.stride; ++p) {
+            const size_t at = y * out.img.stride + p;
+            if (at < out.bytes.size() && out.bytes[at] != out_before[at]) return false;
+        }
+    }
+    return true;
+}
+
+limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
+
+}  // namespace
+
+TEST_CASE("every pixel format round-trips exactly, with odd sizes and padded strides") {
+    const limn::Model model(limn_test::fixture("identity.pt"), cpu());
+    unsigned seed = 1;
+    for (auto fin : kFormats) {
+        for (auto fout : kFormats) {
+            for (auto [w, h, pad_in, pad_out] : {std::array<int, 4>{13, 7, 5, 3}, {1, 1, 0, 0},
+                                                 {64, 3, 0, 1}, {3, 65, 1, 0}}) {
+                CAPTURE(fin);
+                CAPTURE(fout);
+                CAPTURE(w);
+                CAPTURE(h);
+                const Buffer in(w, h, fin, pad_in, seed++);
+                Buffer out(w, h, fout, pad_out, seed++);
+                const std::vector<uint8_t> before = out.bytes;
+                model.run(in.img, out.img);
+                CHECK(same_pixels(in, out, before));
+            }
+        }
+    }
+}
+
+TEST_CASE("in-place runs and library-allocated results") {
+    const limn::Model model(limn_test::fixture("identity.pt"), cpu());
+    Buffer buf(17, 9, LIMN_PIXEL_BGRA8, 7, 42);
+    const Buffer copy = buf;
+    Buffer view = buf;  // same bytes, compared after the in-place run
+    model.run(buf.img, buf.img);
+    CHECK(buf.bytes == copy.bytes);
+
+    const limn::Image out = model.run(copy.img, LIMN_PIXEL_RGB8);
+    REQUIRE(out);
+    CHECK(out.width() == 17);
+    CHECK(out.height() == 9);
+    CHECK(out.stride() == 17 * 3);
+    Buffer wrapped(17, 9, LIMN_PIXEL_RGB8, 0, 0);
+    std::copy(out.data(), out.data() + 17 * 9 * 3, wrapped.bytes.begin());
+    CHECK(same_pixels(copy, wrapped, wrapped.bytes));
+    (void)view;
+}
+
+TEST_CASE("a batch gives each image its own result") {
+    const limn::Model model(limn_test::fixture("identity.pt"), cpu());
+    std::vector<Buffer> ins, outs;
+    for (unsigned i = 0; i < 3; ++i) {
+        ins.emplace_back(10, 6, LIMN_PIXEL_RGB8, i, 100 + i);
+        outs.emplace_back(10, 6, i == 1 ? LIMN_PIXEL_BGRA8 : LIMN_PIXEL_RGB8, 2 * i, 200 + i);
+    }
+    std::vector<limn_image> in_imgs, out_imgs;
+    for (auto& b : ins) in_imgs.push_back(b.img);
+    for (auto& b : outs) out_imgs.push_back(b.img);
+    std::vector<std::vector<uint8_t>> before;
+    for (auto& b : outs) before.push_back(b.bytes);
+    model.run_batch(in_imgs, out_imgs);
+    for (size_t i = 0; i < 3; ++i) CHECK(same_pixels(ins[i], outs[i], before[i]));
+
+    // Mixed sizes in one batch are refused.
+    Buffer other(11, 6, LIMN_PIXEL_RGB8, 0, 9);
+    in_imgs[2] = other.img;
+    try {
+        model.run_batch(in_imgs, out_imgs);
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("input[2]") != std::string::npos);
+    }
+}

@@ -1,0 +1,56 @@
+// Precision resolution (white-box: src/precision.h).
+#include <doctest/doctest.h>
+
+#include "error.h"
+#include "precision.h"
+
+static limn::DeviceDescription cuda_with(int cc) {
+    limn::DeviceDescription d;
+    d.device = limn::Device{LIMN_DEVICE_CUDA, 0};
+    d.name = "test GPU";
+    d.compute_capability = cc;
+    return d;
+}
+
+static limn_status status_of(limn_precision p, const limn::DeviceDescription& d) {
+    try {
+        limn::resolve_precision(p, d);
+        return LIMN_OK;
+    } catch (const limn::Error& e) {
+        return e.status();
+    }
+}
+
+TEST_CASE("auto precision: fp32 on the CPU and old GPUs, fp16 on tensor-core GPUs") {
+    limn::DeviceDescription cpu;
+    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cpu) == LIMN_PRECISION_FP32);
+    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(61)) == LIMN_PRECISION_FP32);
+    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(70)) == LIMN_PRECISION_FP16);
+    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) == LIMN_PRECISION_FP16);
+}
+
+TEST_CASE("explicit precisions are kept or refused with UNSUPPORTED") {
+    limn::DeviceDescription cpu;
+    for (auto p : {LIMN_PRECISION_FP32, LIMN_PRECISION_FP16, LIMN_PRECISION_BF16}) {
+        CHECK(limn::resolve_precision(p, cpu) == p);
+        CHECK(limn::resolve_precision(p, cuda_with(90)) == p);
+    }
+    CHECK(status_of(LIMN_PRECISION_BF16, cuda_with(75)) == LIMN_ERR_UNSUPPORTED);
+    CHECK(status_of(LIMN_PRECISION_FP16, cuda_with(50)) == LIMN_ERR_UNSUPPORTED);
+    CHECK(status_of(static_cast<limn_precision>(9), cpu) == LIMN_ERR_INVALID_ARGUMENT);
+    try {
+        limn::resolve_precision(LIMN_PRECISION_BF16, cuda_with(75));
+    } catch (const limn::Error& e) {
+        CHECK(std::string(e.what()).find("bf16") != std::string::npos);
+        CHECK(std::string(e.what()).find("7.5") != std::string::npos);
+    }
+}
+
+TEST_CASE("fp32 fallback defaults to on for auto precision only") {
+    CHECK(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_AUTO));
+    CHECK_FALSE(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_FP16));
+    CHECK(limn::resolve_fp32_fallback(1, LIMN_PRECISION_FP16));
+    CHECK_FALSE(limn::resolve_fp32_fallback(0, LIMN_PRECISION_AUTO));
+    CHECK_THROWS_AS(limn::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::Error);
+    CHECK(std::string(limn::precision_name(LIMN_PRECISION_BF16)) == "bf16");
+}
