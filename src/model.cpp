@@ -114,7 +114,8 @@ struct Model::Impl {
         const at::Tensor x = input.to(torch_device(device), at::kFloat);
         at::Tensor y;
         try {
-            // Twice: the TorchScript profiling executor optimizes the graph on the second run.
+            // Two runs: the first pays one-time costs (kernel selection, allocator growth, cuDNN
+            // plans), the second proves the steady state.
             y = forward(x);
             y = forward(x);
         } catch (const Error&) {

@@ -1,6 +1,7 @@
 // The TorchScript model format: a torch.jit archive whose top module carries limn_* attributes.
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <sys/stat.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <cerrno>
@@ -80,6 +81,11 @@ public:
     }
 
     at::Tensor forward(const at::Tensor& x) const override {
+        // The profiling executor re-profiles and re-specializes the graph for every new input
+        // shape, which made runs on a new photo size several times slower than the frozen graph
+        // run as it is (BENCHMARKS.md). The switch is thread-local: the host application's own
+        // TorchScript use is unaffected.
+        torch::jit::GraphOptimizerEnabledGuard optimizer(false);
         std::vector<c10::IValue> inputs{x};
         c10::IValue out = module_.forward(std::move(inputs));
         if (!out.isTensor()) {
