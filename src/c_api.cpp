@@ -43,7 +43,7 @@ limn_status guarded(F&& body) noexcept {
         body();
         last_error.clear();
         return LIMN_OK;
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         return set_error(e.status(), e.what());
     } catch (const c10::OutOfMemoryError& e) {
         limn::recover_from_out_of_memory();

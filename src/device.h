@@ -18,7 +18,7 @@ struct DeviceRequest {
 };
 
 // Parses "cpu", "cuda", "cuda:N", "auto" (case-sensitive; NULL or "" means "auto").
-// Throws Error(LIMN_ERR_INVALID_ARGUMENT) naming the string for anything else.
+// Throws Failure(LIMN_ERR_INVALID_ARGUMENT) naming the string for anything else.
 DeviceRequest parse_device(std::string_view text);
 
 // A device that exists and can be used now.
@@ -32,7 +32,7 @@ struct Device {
 int cuda_device_count();  // usable CUDA devices now (0 without a driver or GPU)
 
 // Resolves a request on this machine. "auto" picks cuda:0 when usable, else the CPU; asking for
-// CUDA where none is usable throws Error(LIMN_ERR_DEVICE_UNAVAILABLE), never falls back.
+// CUDA where none is usable throws Failure(LIMN_ERR_DEVICE_UNAVAILABLE), never falls back.
 Device resolve_device(const DeviceRequest& request);
 Device resolve_device(const char* text);  // parse + resolve; NULL means "auto"
 

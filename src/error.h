@@ -1,4 +1,4 @@
-// Internal error type: every failure inside limn is an Error carrying the limn_status the C ABI
+// Internal error type: every failure inside limn is a Failure carrying the limn_status the C ABI
 // returns and a message naming what was wrong. c_api.cpp turns it (and every other exception)
 // into a status. No LibTorch here.
 #pragma once
@@ -10,9 +10,9 @@
 
 namespace limn {
 
-class Error : public std::runtime_error {
+class Failure : public std::runtime_error {
 public:
-    Error(limn_status status, const std::string& message)
+    Failure(limn_status status, const std::string& message)
         : std::runtime_error(message), status_(status) {}
     limn_status status() const noexcept { return status_; }
 
@@ -21,7 +21,7 @@ private:
 };
 
 [[noreturn]] inline void fail(limn_status status, const std::string& message) {
-    throw Error(status, message);
+    throw Failure(status, message);
 }
 
 }  // namespace limn

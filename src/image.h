@@ -21,9 +21,9 @@ const char* format_name(limn_pixel_format format);
 bool has_alpha(limn_pixel_format format);
 bool is_bgr(limn_pixel_format format);
 
-// Throws Error(LIMN_ERR_INVALID_ARGUMENT) naming `what` ("input", "output[2]", ...) for a NULL
+// Throws Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` ("input", "output[2]", ...) for a NULL
 // image or data pointer, unknown format, non-positive size or stride below width * channels, and
-// Error(LIMN_ERR_IMAGE_TOO_LARGE) when width * height exceeds max_pixels (0 = no limit).
+// Failure(LIMN_ERR_IMAGE_TOO_LARGE) when width * height exceeds max_pixels (0 = no limit).
 void check_image(const limn_image* image, const char* what, uint64_t max_pixels);
 
 // uint8 images (all the same size) -> uint8 tensor [N, H, W, C] on `device`, one host-to-device

@@ -38,16 +38,16 @@ struct ModelMetadata {
     bool has_selftest = false;
 };
 
-// Validates the attributes; throws Error(LIMN_ERR_INVALID_MODEL) with a message that starts with
+// Validates the attributes; throws Failure(LIMN_ERR_INVALID_MODEL) with a message that starts with
 // `origin` (the file name) and says which attribute is missing or wrong.
 ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin);
 
 const char* kind_name(limn_model_kind kind);  // "cartoon", ..., "any"
 
-// Throws Error(LIMN_ERR_WRONG_MODEL_KIND) when `expected` is not ANY and differs.
+// Throws Failure(LIMN_ERR_WRONG_MODEL_KIND) when `expected` is not ANY and differs.
 void check_kind(const ModelMetadata& meta, limn_model_kind expected, const std::string& origin);
 
-// Throws Error(LIMN_ERR_SIZE_RULE) when width x height does not fit the model's size rule.
+// Throws Failure(LIMN_ERR_SIZE_RULE) when width x height does not fit the model's size rule.
 void check_size_rule(const ModelMetadata& meta, int width, int height);
 
 // Describes the size rule, e.g. "multiple of 8" or "exactly 512x512".

@@ -118,7 +118,7 @@ struct Model::Impl {
             // plans), the second proves the steady state.
             y = forward(x);
             y = forward(x);
-        } catch (const Error&) {
+        } catch (const Failure&) {
             throw;
         } catch (const c10::OutOfMemoryError&) {
             throw;

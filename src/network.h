@@ -34,13 +34,13 @@ public:
     virtual std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                              bool channels_last) const = 0;
 
-    // Runs forward(x) as it is; throws Error(LIMN_ERR_INVALID_MODEL) if the result is not a
+    // Runs forward(x) as it is; throws Failure(LIMN_ERR_INVALID_MODEL) if the result is not a
     // tensor. Thread-safe on prepared networks.
     virtual at::Tensor forward(const at::Tensor& x) const = 0;
 };
 
 // Reads a model file (from `path`) or bytes (`data`, `size`); `origin` names it in messages.
-// Throws Error(LIMN_ERR_IO) when the file cannot be read and Error(LIMN_ERR_INVALID_MODEL) when
+// Throws Failure(LIMN_ERR_IO) when the file cannot be read and Failure(LIMN_ERR_INVALID_MODEL) when
 // it is not a model file limn can read.
 std::unique_ptr<Network> load_network_file(const std::string& path);
 std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin);

@@ -16,29 +16,33 @@ const char* precision_name(limn_precision precision) {
     return "unknown";
 }
 
-limn_precision resolve_precision(limn_precision requested, const DeviceDescription& device) {
-    const bool cuda = device.device.is_cuda();
+namespace {
+
+// Throws UNSUPPORTED when a CUDA device is older than `needed` (major * 10 + minor).
+void require_compute(limn_precision p, const DeviceDescription& device, int needed) {
     const int cc = device.compute_capability;
+    if (!device.device.is_cuda() || cc >= needed) return;
+    fail(LIMN_ERR_UNSUPPORTED, std::string("precision ") + precision_name(p) + " is not supported on " +
+                                   device.device.id() + " (" + device.name + ", compute capability " +
+                                   std::to_string(cc / 10) + "." + std::to_string(cc % 10) + "; " +
+                                   precision_name(p) + " needs " + std::to_string(needed / 10) + "." +
+                                   std::to_string(needed % 10) + " or newer)");
+}
+
+}  // namespace
+
+limn_precision resolve_precision(limn_precision requested, const DeviceDescription& device) {
     switch (requested) {
         case LIMN_PRECISION_AUTO:
-            return cuda && cc >= 70 ? LIMN_PRECISION_FP16 : LIMN_PRECISION_FP32;
+            return device.device.is_cuda() && device.compute_capability >= 70 ? LIMN_PRECISION_FP16
+                                                                              : LIMN_PRECISION_FP32;
         case LIMN_PRECISION_FP32:
             return requested;
         case LIMN_PRECISION_FP16:
-            if (cuda && cc < 53) {
-                fail(LIMN_ERR_UNSUPPORTED, "precision fp16 is not supported on " + device.device.id() +
-                                               " (" + device.name + ", compute capability " +
-                                               std::to_string(cc / 10) + "." + std::to_string(cc % 10) +
-                                               "; fp16 needs 5.3 or newer)");
-            }
+            require_compute(requested, device, 53);
             return requested;
         case LIMN_PRECISION_BF16:
-            if (cuda && cc < 80) {
-                fail(LIMN_ERR_UNSUPPORTED, "precision bf16 is not supported on " + device.device.id() +
-                                               " (" + device.name + ", compute capability " +
-                                               std::to_string(cc / 10) + "." + std::to_string(cc % 10) +
-                                               "; bf16 needs 8.0 or newer)");
-            }
+            require_compute(requested, device, 80);
             return requested;
     }
     fail(LIMN_ERR_INVALID_ARGUMENT,

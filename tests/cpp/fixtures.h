@@ -1,12 +1,15 @@
 // Where the test fixtures (written by `python -m limn_models.fixtures`) are: $LIMN_TEST_FIXTURES.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <limn/limn.h>
 
 namespace limn_test {
 
@@ -31,6 +34,17 @@ inline std::vector<uint8_t> pattern(size_t n, unsigned seed) {
         b = static_cast<uint8_t>(s >> 24);
     }
     return v;
+}
+
+// Runs `m` (a limn::Model) on a w x h RGB8 pattern image and returns the RGB8 result.
+template <typename Model>
+std::vector<uint8_t> run_rgb(const Model& m, int w, int h, unsigned seed) {
+    std::vector<uint8_t> in = pattern(static_cast<size_t>(w) * h * 3, seed);
+    std::vector<uint8_t> out(in.size());
+    limn_image a{in.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
+    limn_image b{out.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
+    m.run(a, b);
+    return out;
 }
 
 }  // namespace limn_test

@@ -10,7 +10,7 @@ static limn_status status_of(const char* text) {
     try {
         limn::parse_device(text);
         return LIMN_OK;
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         return e.status();
     }
 }
@@ -38,7 +38,7 @@ TEST_CASE("bad device strings are invalid arguments naming the string") {
     try {
         limn::parse_device("tpu:0");
         FAIL("no exception");
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(std::string(e.what()).find("'tpu:0'") != std::string::npos);
     }
 }
@@ -50,7 +50,7 @@ TEST_CASE("resolution: cpu always works, auto says what it chose, missing CUDA i
     try {
         limn::resolve_device(("cuda:" + std::to_string(n)).c_str());
         FAIL("no exception");
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(e.status() == LIMN_ERR_DEVICE_UNAVAILABLE);
         CHECK(std::string(e.what()).find("cuda:" + std::to_string(n)) != std::string::npos);
     }
@@ -58,7 +58,7 @@ TEST_CASE("resolution: cpu always works, auto says what it chose, missing CUDA i
         try {
             limn::resolve_device("cuda");
             FAIL("no exception");
-        } catch (const limn::Error& e) {
+        } catch (const limn::Failure& e) {
             CHECK(e.status() == LIMN_ERR_DEVICE_UNAVAILABLE);
         }
     }

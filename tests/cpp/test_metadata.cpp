@@ -26,7 +26,7 @@ static std::string error_of(const RawMetadata& r) {
     try {
         limn::parse_metadata(r, "m.pt");
         return "";
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(e.status() == LIMN_ERR_INVALID_MODEL);
         CHECK(std::string(e.what()).rfind("model 'm.pt'", 0) == 0);
         return e.what();
@@ -110,7 +110,7 @@ TEST_CASE("kind and size rule checks") {
     try {
         limn::check_kind(m, LIMN_MODEL_KIND_FACE_RESTORE, "m.pt");
         FAIL("no exception");
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(e.status() == LIMN_ERR_WRONG_MODEL_KIND);
         CHECK(std::string(e.what()).find("needs a face_restore model") != std::string::npos);
     }
@@ -118,7 +118,7 @@ TEST_CASE("kind and size rule checks") {
     try {
         limn::check_size_rule(m, 63, 8);
         FAIL("no exception");
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(e.status() == LIMN_ERR_SIZE_RULE);
         CHECK(std::string(e.what()).find("63x8") != std::string::npos);
     }

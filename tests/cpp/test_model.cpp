@@ -9,16 +9,10 @@
 
 namespace {
 
+using limn_test::run_rgb;
+
 limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
 
-std::vector<uint8_t> run_rgb(const limn::Model& m, int w, int h, unsigned seed) {
-    std::vector<uint8_t> in = limn_test::pattern(static_cast<size_t>(w) * h * 3, seed);
-    std::vector<uint8_t> out(in.size());
-    limn_image a{in.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
-    limn_image b{out.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
-    m.run(a, b);
-    return out;
-}
 
 double psnr(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
     double se = 0;

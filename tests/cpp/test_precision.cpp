@@ -16,7 +16,7 @@ static limn_status status_of(limn_precision p, const limn::DeviceDescription& d)
     try {
         limn::resolve_precision(p, d);
         return LIMN_OK;
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         return e.status();
     }
 }
@@ -40,7 +40,7 @@ TEST_CASE("explicit precisions are kept or refused with UNSUPPORTED") {
     CHECK(status_of(static_cast<limn_precision>(9), cpu) == LIMN_ERR_INVALID_ARGUMENT);
     try {
         limn::resolve_precision(LIMN_PRECISION_BF16, cuda_with(75));
-    } catch (const limn::Error& e) {
+    } catch (const limn::Failure& e) {
         CHECK(std::string(e.what()).find("bf16") != std::string::npos);
         CHECK(std::string(e.what()).find("7.5") != std::string::npos);
     }
@@ -51,6 +51,6 @@ TEST_CASE("fp32 fallback defaults to on for auto precision only") {
     CHECK_FALSE(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_FP16));
     CHECK(limn::resolve_fp32_fallback(1, LIMN_PRECISION_FP16));
     CHECK_FALSE(limn::resolve_fp32_fallback(0, LIMN_PRECISION_AUTO));
-    CHECK_THROWS_AS(limn::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::Error);
+    CHECK_THROWS_AS(limn::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::Failure);
     CHECK(std::string(limn::precision_name(LIMN_PRECISION_BF16)) == "bf16");
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for limn, builds it, and runs the main job. Idempotent: a second
+# run installs nothing and rebuilds only what changed (ninja + ccache, at most 2 compile jobs).
+#
+#   ./setup.sh                 install, build, cartoonize the sample portrait
+#   ./setup.sh --no-run        install and build only
+#   ./setup.sh PHOTO.ppm       ... and cartoonize this binary PPM instead of the sample
+#
+# Environment: LIMN_BUILD_DIR (default: build), LIMN_JOBS (default: 2).
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+BUILD=${LIMN_BUILD_DIR:-build}
+JOBS=${LIMN_JOBS:-2}
+RUN=1
+PHOTO=""
+for arg in "$@"; do
+  case "$arg" in
+    --no-run) RUN=0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) PHOTO="$arg" ;;
+  esac
+done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# 1. Debian packages (only the missing ones).
+DEBS=(build-essential cmake ninja-build ccache pkg-config python3 python3-pip
+      doctest-dev libstb-dev pybind11-dev abigail-tools clang-14 libclang-rt-14-dev)
+missing=()
+for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. PyPI packages: LibTorch comes from the torch wheel (CUDA 13.0 build), pinned.
+PY=${PYTHON:-python3}
+need_pip=()
+"$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.split("+")[0] == "2.11.0" else 1)' \
+  2>/dev/null || need_pip+=("torch==2.11.0")
+"$PY" -c 'import numpy' 2>/dev/null || need_pip+=(numpy)
+"$PY" -c 'import skimage' 2>/dev/null || need_pip+=(scikit-image)
+"$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  say "installing from PyPI: ${need_pip[*]} (torch is ~2.7 GB with its CUDA libraries)"
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet "${need_pip[@]}"
+fi
+
+# 3. Configure once, then build what changed.
+if [ ! -f "$BUILD/build.ninja" ]; then
+  say "configuring $BUILD"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    -DPython3_EXECUTABLE="$(command -v "$PY")" >"$BUILD.configure.log" 2>&1 \
+    || { cat "$BUILD.configure.log"; exit 1; }
+fi
+say "building ($JOBS jobs)"
+ninja -C "$BUILD" -j "$JOBS" >"$BUILD.build.log" 2>&1 || { tail -50 "$BUILD.build.log"; exit 1; }
+
+[ "$RUN" -eq 1 ] || exit 0
+
+# 4. The main job: export the built-in cartoon model and run it on a portrait.
+export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
+OUT="$ROOT/out"
+mkdir -p "$OUT" "$BUILD/models"
+MODEL="$BUILD/models/classical-cartoon.pt"
+if [ ! -f "$MODEL" ] || [ -n "$(find models/limn_models -newer "$MODEL" -name '*.py' | head -1)" ]; then
+  say "exporting the built-in cartoon model to $MODEL"
+  "$PY" -m limn_models.export cartoon-standin -o "$MODEL"
+fi
+if [ -z "$PHOTO" ]; then
+  PHOTO="$OUT/astronaut.ppm"
+  "$PY" - "$PHOTO" <<'PYEOF'
+import sys
+import skimage.data
+img = skimage.data.astronaut()  # public-domain NASA portrait shipped with scikit-image
+h, w, _ = img.shape
+with open(sys.argv[1], "wb") as f:
+    f.write(b"P6\n%d %d\n255\n" % (w, h) + img.tobytes())
+PYEOF
+fi
+RESULT="$OUT/$(basename "${PHOTO%.*}")-cartoon.ppm"
+"$BUILD/examples/limn-raw-run" "$MODEL" "$PHOTO" "$RESULT" "${LIMN_DEVICE:-auto}"
+say "result: $RESULT"
