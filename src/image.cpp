@@ -88,7 +88,7 @@ at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format) 
 
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count) {
-    const at::Tensor q = rgb.clamp(0.0, 1.0).mul(255.0).round_().to(at::kByte).permute({0, 2, 3, 1});
+    const at::Tensor q = rgb.clamp(0.0, 1.0).mul_(255.0).round_().to(at::kByte).permute({0, 2, 3, 1});
     for (size_t i = 0; i < count; ++i) {
         limn_image& out = outputs[i];
         at::Tensor px = q.select(0, static_cast<int64_t>(i));

@@ -169,7 +169,8 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
                           impl->dtype != at::kFloat;
-    impl->channels_last = options.channels_last < 0 ? device.is_cuda() : options.channels_last != 0;
+    // Channels-last measured faster on both the CPU (oneDNN) and CUDA (BENCHMARKS.md).
+    impl->channels_last = options.channels_last != 0;
     impl->max_pixels = options.max_pixels;
     if (device.is_cuda()) {
         // cuDNN benchmark pays off when shapes repeat: fixed-size models (and fixed tiles).

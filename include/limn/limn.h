@@ -220,7 +220,7 @@ typedef struct limn_model_options {
                                      0: it fails with LIMN_ERR_NON_FINITE. Default 1 for AUTO
                                      precision, 0 otherwise (-1 = that default) */
     int32_t warmup;               /* 1 (default): run the network once at load */
-    int32_t channels_last;        /* 1 / 0 / -1 (default: on for CUDA, off for the CPU) */
+    int32_t channels_last;        /* 1 / 0 / -1 (default: on): NHWC layout for the network */
     int32_t cudnn_benchmark;      /* 1 / 0 / -1 (default: on); process-wide cuDNN setting */
     uint64_t max_pixels;          /* images over width*height are refused; default 64 Mpx */
     const char* name;             /* how messages name a model loaded from memory; may be NULL */
