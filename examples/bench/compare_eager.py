@@ -17,24 +17,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch
 
-from limn_models import dctnet, fixtures
-from limn_models.metadata import Metadata, export
+from limn_models import dctnet, export, fixtures
+from limn_models.metadata import Metadata
+from limn_models.metadata import export as write
 
 
-def build(model: str) -> Tuple[torch.nn.Module, Metadata]:
+def build(model: str, path: str) -> torch.nn.Module:
+    """Writes the limn file for `model` to `path` and returns the same network in eager mode."""
     if model == "dctnet":
-        net = dctnet.DCTNetRGB(dctnet.dctnet_random_init(0)).eval()
-        meta = Metadata(kind="cartoon", name="dctnet-random-0", size_multiple=dctnet.SIZE_MULTIPLE,
-                        tile_margin=dctnet.TILE_MARGIN, source="random", license="CC0-1.0")
-        return net, meta
+        export.export_dctnet_random(path, seed=0)
+        return dctnet.DCTNetRGB(dctnet.dctnet_random_init(0)).eval()
     if model == "tiny-unet":
         torch.manual_seed(1)
-        return fixtures.TinyUNet().eval(), Metadata(kind="cartoon", name="tiny-unet", size_multiple=2)
+        net = fixtures.TinyUNet().eval()
+        write(net, Metadata(kind="cartoon", name="tiny-unet", size_multiple=2), path)
+        return net
     raise SystemExit(f"unknown model {model}")
 
 
@@ -80,12 +82,11 @@ def main() -> int:
     sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["512x512"])]
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.precision]
 
-    net, meta = build(args.model)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}, "
           f"{args.precision}, model {args.model}")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.pt")
-        export(net, meta, path)
+        net = build(args.model, path)
         print(f"{'size':<11} {'eager ms':>9} {'limn ms':>9} {'limn/eager':>11}")
         for size in sizes:
             e: List[float] = []

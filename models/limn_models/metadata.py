@@ -1,26 +1,6 @@
-"""The limn model file format: a TorchScript archive whose top module carries typed attributes.
-
-Format version 1 (read by ``src/model.cpp``; documented in ``models/FORMAT.md``):
-
-=========================  ===============  ====================================================
-attribute                  TorchScript type meaning
-=========================  ===============  ====================================================
-``limn_format_version``    ``int``          1
-``limn_kind``              ``str``          ``cartoon``, ``face_restore`` or ``face_detect``
-``limn_name``              ``str``          human-readable model name
-``limn_size_multiple``     ``int``          width and height must be multiples of this (>= 1)
-``limn_fixed_height``      ``int``          > 0: the model takes exactly this height (else 0)
-``limn_fixed_width``       ``int``          > 0: the model takes exactly this width (else 0)
-``limn_tile_margin``       ``int``          context in pixels a tile needs on each side (>= 0)
-``limn_face_template``     ``List[float]``  10 values (x, y of 5 points at model size) or empty
-``limn_source``            ``str``          where the weights came from
-``limn_license``           ``str``          licence of the weights, as their publishers state it
-``limn_selftest_input``    ``Tensor``       optional float[1,3,H,W] in [0,1]; empty if absent
-``limn_selftest_output``   ``Tensor``       ``forward(limn_selftest_input)`` in fp32 on the CPU
-=========================  ===============  ====================================================
-
-``forward(x)`` takes float[N,3,H,W] RGB in [0,1] and returns the same layout and range;
-model-specific normalisation lives inside the wrapped network.
+"""Writing and reading limn model files: a TorchScript archive whose top module carries typed
+``limn_*`` attributes. The format (version 1) is specified in ``models/FORMAT.md``; the library
+reads it in ``src/torchscript.cpp`` and validates it in ``src/metadata.cpp``.
 """
 
 
