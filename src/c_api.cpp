@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "device.h"
 #include "error.h"
@@ -16,6 +17,7 @@
 #include "memory.h"
 #include "metadata.h"
 #include "model.h"
+#include "pixels.h"
 #include "precision.h"
 
 struct limn_model {
@@ -123,41 +125,6 @@ limn::ModelOptions model_options(const limn_model_options* in) {
     m.max_pixels = o.max_pixels;
     if (o.name) m.name = o.name;
     return m;
-}
-
-struct ImageDeleter {
-    void operator()(limn_image* p) const noexcept { std::free(p); }
-};
-using OwnedImage = std::unique_ptr<limn_image, ImageDeleter>;
-
-// One block: the descriptor followed by zeroed pixels, freed with one std::free.
-OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format format) {
-    const int c = limn::channels_of(format);
-    if (c == 0) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
-                   "unknown pixel format " + std::to_string(static_cast<int>(format)));
-    }
-    if (width <= 0 || height <= 0) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "image size " + std::to_string(width) + "x" +
-                                                  std::to_string(height) + " is not positive");
-    }
-    size_t bytes = 0;
-    const size_t header = (sizeof(limn_image) + 63) / 64 * 64;
-    if (__builtin_mul_overflow(static_cast<size_t>(width) * static_cast<size_t>(c),
-                               static_cast<size_t>(height), &bytes) ||
-        bytes > SIZE_MAX - header) {
-        limn::fail(LIMN_ERR_IMAGE_TOO_LARGE, "image " + std::to_string(width) + "x" +
-                                                 std::to_string(height) + " is too large to allocate");
-    }
-    void* block = std::calloc(1, header + bytes);
-    if (!block) throw std::bad_alloc();
-    OwnedImage img(static_cast<limn_image*>(block));
-    img->data = static_cast<uint8_t*>(block) + header;
-    img->width = width;
-    img->height = height;
-    img->stride = static_cast<size_t>(width) * static_cast<size_t>(c);
-    img->format = format;
-    return img;
 }
 
 limn::Model& model_arg(limn_model* model) {
@@ -290,14 +257,19 @@ limn_status limn_memory_reset_peak(const char* device) {
 
 int32_t limn_pixel_format_channels(limn_pixel_format format) { return limn::channels_of(format); }
 
+int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format) {
+    return limn::bytes_per_pixel(format);
+}
+
 limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format, limn_image** out) {
     return guarded([&] {
         require(out, "out");
-        *out = allocate_image(width, height, format).release();
+        *out = limn::allocate_image(width, height, format).release();
     });
 }
 
 void limn_image_free(limn_image* image) { std::free(image); }
+
 
 void limn_model_options_init(limn_model_options* options) {
     if (!options) return;
@@ -387,7 +359,7 @@ limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, lim
         require(input, "input");
         require(out, "out");
         limn::check_image(input, "input", m.max_pixels());
-        OwnedImage result = allocate_image(input->width, input->height, format);
+        limn::OwnedImage result = limn::allocate_image(input->width, input->height, format);
         m.run(input, result.get(), 1);
         *out = result.release();
     });

@@ -9,72 +9,21 @@
 
 namespace limn {
 
-int channels_of(limn_pixel_format format) {
-    switch (format) {
-        case LIMN_PIXEL_RGB8:
-        case LIMN_PIXEL_BGR8: return 3;
-        case LIMN_PIXEL_RGBA8:
-        case LIMN_PIXEL_BGRA8: return 4;
-    }
-    return 0;
-}
-
-const char* format_name(limn_pixel_format format) {
-    switch (format) {
-        case LIMN_PIXEL_RGB8: return "RGB8";
-        case LIMN_PIXEL_RGBA8: return "RGBA8";
-        case LIMN_PIXEL_BGR8: return "BGR8";
-        case LIMN_PIXEL_BGRA8: return "BGRA8";
-    }
-    return "unknown";
-}
-
-bool has_alpha(limn_pixel_format format) { return channels_of(format) == 4; }
-
-bool is_bgr(limn_pixel_format format) {
-    return format == LIMN_PIXEL_BGR8 || format == LIMN_PIXEL_BGRA8;
-}
-
-void check_image(const limn_image* image, const char* what, uint64_t max_pixels) {
-    const std::string name(what);
-    if (!image) fail(LIMN_ERR_INVALID_ARGUMENT, name + " image is NULL");
-    const int c = channels_of(image->format);
-    if (c == 0) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image has unknown pixel format " +
-                                            std::to_string(static_cast<int>(image->format)));
-    }
-    if (image->width <= 0 || image->height <= 0) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image size " + std::to_string(image->width) + "x" +
-                                            std::to_string(image->height) + " is not positive");
-    }
-    if (!image->data) fail(LIMN_ERR_INVALID_ARGUMENT, name + " image data is NULL");
-    const size_t row = static_cast<size_t>(image->width) * static_cast<size_t>(c);
-    if (image->stride < row) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image stride " + std::to_string(image->stride) +
-                                            " is less than width * channels = " + std::to_string(row));
-    }
-    const uint64_t pixels = static_cast<uint64_t>(image->width) * static_cast<uint64_t>(image->height);
-    if (max_pixels > 0 && pixels > max_pixels) {
-        fail(LIMN_ERR_IMAGE_TOO_LARGE, name + " image " + std::to_string(image->width) + "x" +
-                                           std::to_string(image->height) + " has " +
-                                           std::to_string(pixels) + " pixels, over the limit of " +
-                                           std::to_string(max_pixels));
-    }
-}
-
 at::Tensor images_to_device(const limn_image* images, size_t count, const c10::Device& device) {
     std::vector<at::Tensor> parts;
     parts.reserve(count);
     for (size_t i = 0; i < count; ++i) {
         const limn_image& img = images[i];
         const int64_t c = channels_of(img.format);
+        const int64_t unit = bytes_per_channel(img.format);
+        const at::ScalarType type = is_float(img.format) ? at::kFloat : at::kByte;
         // Strides describe exactly the caller's bytes: the last row is read only up to
         // width * channels, never a full stride past it.
         const at::Tensor host = at::from_blob(img.data, {img.height, img.width, c},
-                                              {static_cast<int64_t>(img.stride), c, 1},
-                                              at::TensorOptions().dtype(at::kByte));
+                                              {static_cast<int64_t>(img.stride) / unit, c, 1},
+                                              at::TensorOptions().dtype(type));
         // copy=true: the result must not alias the caller's buffer (input and output may be one).
-        parts.push_back(host.to(device, at::kByte, /*non_blocking=*/false, /*copy=*/true).contiguous());
+        parts.push_back(host.to(device, type, /*non_blocking=*/false, /*copy=*/true).contiguous());
     }
     return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
 }
@@ -83,26 +32,50 @@ at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format) 
     at::Tensor rgb = pixels.narrow(3, 0, 3);
     if (is_bgr(format)) rgb = rgb.flip({3});
     // NHWC permuted to NCHW is a channels-last tensor; the model picks the layout it runs in.
-    return rgb.permute({0, 3, 1, 2}).to(at::kFloat).div_(255.0f);
+    rgb = rgb.permute({0, 3, 1, 2});
+    if (is_float(format)) return rgb.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+    return rgb.to(at::kFloat).div_(255.0f);
 }
+
+namespace {
+
+// Alpha of input image i, [H, W, 1], in the output's type (8-bit or float).
+at::Tensor alpha_for(const at::Tensor& input_pixels, limn_pixel_format input_format, size_t i,
+                     limn_pixel_format output_format, int64_t h, int64_t w) {
+    const bool out_float = is_float(output_format);
+    const c10::Device device = input_pixels.device();
+    if (!has_alpha(input_format)) {
+        return out_float ? at::ones({h, w, 1}, at::TensorOptions().dtype(at::kFloat).device(device))
+                         : at::full({h, w, 1}, 255, at::TensorOptions().dtype(at::kByte).device(device));
+    }
+    at::Tensor a = input_pixels.select(0, static_cast<int64_t>(i)).narrow(2, 3, 1);
+    if (is_float(input_format) == out_float) return a;
+    if (out_float) return a.to(at::kFloat).div_(255.0f);
+    return a.clamp(0.0, 1.0).mul(255.0).round_().to(at::kByte);
+}
+
+}  // namespace
 
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count) {
-    const at::Tensor q = rgb.clamp(0.0, 1.0).mul_(255.0).round_().to(at::kByte).permute({0, 2, 3, 1});
+    const at::Tensor clamped = rgb.clamp(0.0, 1.0).permute({0, 2, 3, 1});
+    at::Tensor quantized;  // made on first use: only 8-bit outputs need it
     for (size_t i = 0; i < count; ++i) {
         limn_image& out = outputs[i];
-        at::Tensor px = q.select(0, static_cast<int64_t>(i));
+        at::Tensor px;
+        if (is_float(out.format)) {
+            px = clamped.select(0, static_cast<int64_t>(i));
+        } else {
+            if (!quantized.defined()) quantized = clamped.mul(255.0).round_().to(at::kByte);
+            px = quantized.select(0, static_cast<int64_t>(i));
+        }
         if (is_bgr(out.format)) px = px.flip({2});
         if (has_alpha(out.format)) {
-            const at::Tensor alpha =
-                has_alpha(input_format)
-                    ? input_pixels.select(0, static_cast<int64_t>(i)).narrow(2, 3, 1)
-                    : at::full({px.size(0), px.size(1), 1}, 255, px.options());
-            px = at::cat({px, alpha}, 2);
+            px = at::cat({px, alpha_for(input_pixels, input_format, i, out.format, px.size(0), px.size(1))}, 2);
         }
         const at::Tensor host = px.contiguous().to(at::kCPU);
-        const size_t row = static_cast<size_t>(out.width) * channels_of(out.format);
-        const uint8_t* src = host.data_ptr<uint8_t>();
+        const size_t row = static_cast<size_t>(out.width) * bytes_per_pixel(out.format);
+        const auto* src = static_cast<const uint8_t*>(host.data_ptr());
         if (out.stride == row) {
             std::memcpy(out.data, src, row * static_cast<size_t>(out.height));
         } else {

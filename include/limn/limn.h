@@ -168,11 +168,16 @@ typedef enum limn_pixel_format {
     LIMN_PIXEL_RGB8 = 1,
     LIMN_PIXEL_RGBA8 = 2,
     LIMN_PIXEL_BGR8 = 3,
-    LIMN_PIXEL_BGRA8 = 4
+    LIMN_PIXEL_BGRA8 = 4,
+    LIMN_PIXEL_RGB32F = 5,   /* 32-bit float per channel, nominal range [0, 1] */
+    LIMN_PIXEL_RGBA32F = 6
 } limn_pixel_format;
 
 /* A description of pixels the caller owns (or, from *_alloc calls, that the library owns).
- * Rows are `stride` bytes apart (stride >= width * channels); 8 bits per channel. */
+ * Rows are `stride` bytes apart (stride >= width * bytes per pixel). 8-bit formats hold 0..255;
+ * float formats hold native-endian floats (data and stride 4-byte aligned). Inputs in float are
+ * passed to the network as they are; float outputs are clamped to [0, 1] but not quantized, so they
+ * carry the network's full precision. Alpha converts between the two (x / 255, round(x * 255)). */
 typedef struct limn_image {
     uint8_t* data;
     int32_t width;
@@ -190,8 +195,11 @@ LIMN_API limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_
  * a limn_image the caller built. */
 LIMN_API void limn_image_free(limn_image* image);
 
-/* Bytes per pixel of a format (3 or 4), or 0 for an unknown value. */
+/* Channels of a format (3 or 4), or 0 for an unknown value. */
 LIMN_API int32_t limn_pixel_format_channels(limn_pixel_format format);
+
+/* Bytes per pixel of a format (3, 4, 12 or 16), or 0 for an unknown value. */
+LIMN_API int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format);
 
 /* ---- Models -------------------------------------------------------------------------------- */
 

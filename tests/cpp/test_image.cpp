@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 #include <limn/limn.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 
 #include "fixtures.h"
 
@@ -120,4 +122,52 @@ TEST_CASE("a batch gives each image its own result") {
         CHECK(e.status() == LIMN_ERR_INVALID_ARGUMENT);
         CHECK(std::string(e.what()).find("input[2]") != std::string::npos);
     }
+}
+
+TEST_CASE("float pixels: exact identity, alpha converted to and from 8 bits, aligned buffers only") {
+    const limn::Model model(limn_test::fixture("identity.pt"), cpu());
+    const int w = 5, h = 3;
+    // RGBA32F with a padded stride (one spare float per row), values off the 8-bit grid.
+    const size_t stride_f = (w * 4 + 1) * sizeof(float);
+    std::vector<float> in((w * 4 + 1) * h);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>((i * 37) % 101) / 101.0f + 1e-4f;
+    limn_image fin{reinterpret_cast<uint8_t*>(in.data()), w, h, stride_f, LIMN_PIXEL_RGBA32F};
+
+    std::vector<float> out(in.size(), -7.0f);
+    limn_image fout{reinterpret_cast<uint8_t*>(out.data()), w, h, stride_f, LIMN_PIXEL_RGBA32F};
+    model.run(fin, fout);
+    for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w * 4; ++x) CHECK(out[y * (w * 4 + 1) + x] == in[y * (w * 4 + 1) + x]);
+        CHECK(out[y * (w * 4 + 1) + w * 4] == -7.0f);  // padding untouched
+    }
+
+    // Float alpha into 8-bit alpha rounds; 8-bit alpha into float divides by 255.
+    std::vector<uint8_t> out8(w * h * 4);
+    limn_image b8{out8.data(), w, h, static_cast<size_t>(w) * 4, LIMN_PIXEL_BGRA8};
+    model.run(fin, b8);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            const float* s = &in[y * (w * 4 + 1) + x * 4];
+            const uint8_t* d = &out8[(y * w + x) * 4];
+            CHECK(d[2] == static_cast<uint8_t>(std::lround(s[0] * 255.0f)));
+            CHECK(d[3] == static_cast<uint8_t>(std::lround(std::min(s[3], 1.0f) * 255.0f)));
+        }
+    std::vector<float> back(w * h * 3);
+    limn_image f3{reinterpret_cast<uint8_t*>(back.data()), w, h, static_cast<size_t>(w) * 12, LIMN_PIXEL_RGB32F};
+    model.run(b8, f3);
+    for (int i = 0; i < w * h; ++i) CHECK(back[i * 3] == doctest::Approx(out8[i * 4 + 2] / 255.0f).epsilon(1e-6));
+
+    // A float image whose stride is not a multiple of 4 bytes is refused, naming the reason.
+    limn_image odd{reinterpret_cast<uint8_t*>(out.data()), w, h, stride_f + 2, LIMN_PIXEL_RGBA32F};
+    try {
+        model.run(fin, odd);
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find("multiple of 4") != std::string::npos);
+    }
+    CHECK(limn_pixel_format_bytes_per_pixel(LIMN_PIXEL_RGBA32F) == 16);
+    CHECK(limn_pixel_format_bytes_per_pixel(LIMN_PIXEL_RGB32F) == 12);
+    CHECK(limn_pixel_format_bytes_per_pixel(LIMN_PIXEL_BGR8) == 3);
+    CHECK(limn_pixel_format_bytes_per_pixel(static_cast<limn_pixel_format>(99)) == 0);
 }

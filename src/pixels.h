@@ -1,0 +1,36 @@
+// Pixel formats and caller-visible image buffers: format facts, validation and allocation.
+// No LibTorch here, so the image file code and white-box tests can use it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "limn/limn.h"
+
+namespace limn {
+
+int channels_of(limn_pixel_format format);           // 3, 4, or 0 for an unknown value
+int bytes_per_channel(limn_pixel_format format);     // 1 (8-bit), 4 (float), 0 unknown
+int bytes_per_pixel(limn_pixel_format format);       // channels * bytes per channel, 0 unknown
+const char* format_name(limn_pixel_format format);
+bool has_alpha(limn_pixel_format format);
+bool is_bgr(limn_pixel_format format);
+bool is_float(limn_pixel_format format);
+
+// Throws Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` ("input", "output[2]", ...) for a NULL
+// image or data pointer, unknown format, non-positive size, stride below width * bytes per pixel
+// or a float image whose data or stride is not 4-byte aligned, and
+// Failure(LIMN_ERR_IMAGE_TOO_LARGE) when width * height exceeds max_pixels (0 = no limit).
+void check_image(const limn_image* image, const char* what, uint64_t max_pixels);
+
+struct ImageDeleter {
+    void operator()(limn_image* p) const noexcept;
+};
+// An image the library allocated: descriptor and pixels in one block, freed by limn_image_free.
+using OwnedImage = std::unique_ptr<limn_image, ImageDeleter>;
+
+// Zeroed width x height image with stride = width * bytes per pixel (64-byte aligned pixels).
+OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format format);
+
+}  // namespace limn
