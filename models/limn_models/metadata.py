@@ -163,3 +163,35 @@ def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optiona
         license=module.limn_license,
         format_version=module.limn_format_version,
     )
+
+
+def main(argv: "Optional[List[str]]" = None) -> int:
+    """``python -m limn_models.metadata FILE...``: prints each file's limn metadata."""
+    import argparse
+    import dataclasses
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m limn_models.metadata",
+                                     description="Print the limn metadata of model files.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="limn model file (.pt)")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.files:
+        try:
+            meta = read_metadata(path)
+        except (OSError, RuntimeError) as e:
+            print(f"{path}: cannot read: {str(e).splitlines()[0]}", file=sys.stderr)
+            status = 1
+            continue
+        if meta is None:
+            print(f"{path}: a TorchScript file without limn metadata", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}:")
+        for f in dataclasses.fields(meta):
+            print(f"  {f.name}: {getattr(meta, f.name)}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

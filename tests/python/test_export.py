@@ -62,3 +62,17 @@ def test_fixtures_are_all_written(tmp_path):
 def test_command_lines_have_help(module):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage" in out.stdout
+
+
+def test_metadata_command_prints_fields_and_refuses_other_files(tmp_path, capsys):
+    from limn_models import metadata
+
+    path = str(tmp_path / "c.pt")
+    export.export_cartoon_standin(path)
+    assert metadata.main([path]) == 0
+    out = capsys.readouterr().out
+    assert "kind: cartoon" in out and "name: classical-cartoon" in out and "format_version: 1" in out
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a zip")
+    assert metadata.main([str(junk)]) == 1
+    assert "cannot read" in capsys.readouterr().err
