@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cartoonize.h"
 #include "device.h"
 #include "error.h"
 #include "image.h"
@@ -47,22 +48,16 @@ limn_status guarded(F&& body) noexcept {
         return LIMN_OK;
     } catch (const limn::Failure& e) {
         return set_error(e.status(), e.what());
-    } catch (const c10::OutOfMemoryError& e) {
-        limn::recover_from_out_of_memory();
-        return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + first_line(e.what_without_backtrace()));
-    } catch (const c10::Error& e) {
-        const std::string msg = first_line(e.what_without_backtrace());
-        if (msg.find("out of memory") != std::string::npos ||
-            msg.find("not enough memory") != std::string::npos) {
-            limn::recover_from_out_of_memory();
-            return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + msg);
-        }
-        return set_error(LIMN_ERR_INTERNAL, "LibTorch error: " + msg);
-    } catch (const std::bad_alloc&) {
-        limn::recover_from_out_of_memory();
-        return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: host allocation failed");
     } catch (const std::exception& e) {
-        return set_error(LIMN_ERR_INTERNAL, std::string("internal error: ") + e.what());
+        std::string detail;
+        if (limn::is_out_of_memory(e, &detail)) {
+            limn::recover_from_out_of_memory();
+            return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + detail);
+        }
+        if (const auto* c = dynamic_cast<const c10::Error*>(&e)) {
+            return set_error(LIMN_ERR_INTERNAL, "LibTorch error: " + limn::error_summary(c->what_without_backtrace()));
+        }
+        return set_error(LIMN_ERR_INTERNAL, "internal error: " + limn::error_summary(e.what()));
     } catch (...) {
         return set_error(LIMN_ERR_INTERNAL, "internal error: unknown exception");
     }
@@ -125,6 +120,37 @@ limn::ModelOptions model_options(const limn_model_options* in) {
     m.max_pixels = o.max_pixels;
     if (o.name) m.name = o.name;
     return m;
+}
+
+limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
+    limn_cartoonize_options o;
+    limn_cartoonize_options_init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    limn::CartoonizeOptions m;
+    m.strength = o.strength;
+    m.max_side = o.max_side;
+    m.tile_size = o.tile_size;
+    m.memory_budget = o.memory_budget;
+    m.timeout_ms = o.timeout_ms;
+    m.progress = o.progress;
+    m.progress_user_data = o.progress_user_data;
+    return m;
+}
+
+void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
+    if (!out) return;
+    limn_pipeline_stats full{};
+    full.tile_size = s.tile_size;
+    full.tiles = s.tiles;
+    full.oom_retries = s.oom_retries;
+    full.width = s.width;
+    full.height = s.height;
+    full.faces = s.faces;
+    full.seconds = s.seconds;
+    copy_out(full, out);
 }
 
 limn::Model& model_arg(limn_model* model) {
@@ -372,6 +398,31 @@ limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs, li
         require(inputs, "inputs");
         require(outputs, "outputs");
         m.run(inputs, outputs, count);
+    });
+}
+
+void limn_cartoonize_options_init(limn_cartoonize_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    const limn::CartoonizeOptions d;
+    options->strength = d.strength;
+    options->max_side = d.max_side;
+    options->tile_size = d.tile_size;
+    options->memory_budget = d.memory_budget;
+    options->timeout_ms = d.timeout_ms;
+}
+
+limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
+                            const limn_cartoonize_options* options, limn_pipeline_stats* stats) {
+    return guarded([&] {
+        limn::Model& m = model_arg(model);
+        require(input, "input");
+        require(output, "output");
+        if (stats) require_struct_size(stats, "stats");
+        limn::PipelineStats s;
+        limn::cartoonize(m, *input, *output, cartoonize_options(options), &s);
+        write_stats(s, stats);
     });
 }
 

@@ -24,4 +24,15 @@ private:
     throw Failure(status, message);
 }
 
+// One line that says what went wrong in an error text: the first line, except for errors the
+// TorchScript interpreter rethrows (a traceback whose last line is the original error).
+inline std::string error_summary(const std::string& text) {
+    const std::string marker = "The following operation failed in the TorchScript interpreter";
+    if (text.compare(0, marker.size(), marker) != 0) return text.substr(0, text.find('\n'));
+    size_t end = text.find_last_not_of("\n \t");
+    if (end == std::string::npos) return text;
+    const size_t begin = text.rfind('\n', end);
+    return text.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
+}
+
 }  // namespace limn

@@ -9,6 +9,10 @@
 
 #include "error.h"
 
+#include <c10/core/Allocator.h>
+#include <c10/util/Exception.h>
+#include <c10/util/ThreadLocalDebugInfo.h>
+
 #if LIMN_WITH_CUDA
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -133,9 +137,89 @@ void reset_peak_memory(const Device& device) {
 #endif
 }
 
+namespace {
+
+// Receives LibTorch's per-allocation reports (the hook its memory profiler uses) on one thread.
+class PeakProbe final : public c10::MemoryReportingInfoBase {
+public:
+    void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device) override {
+        current_ += alloc_size;
+        if (current_ > peak_) peak_ = current_;
+    }
+    bool memoryProfilingEnabled() const override { return true; }
+    uint64_t peak() const { return static_cast<uint64_t>(peak_); }
+
+private:
+    int64_t current_ = 0;
+    int64_t peak_ = 0;
+};
+
+uint64_t mem_available_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    uint64_t kib = 0;
+    while (in >> key >> kib >> unit) {
+        if (key == "MemAvailable:") return kib * 1024;
+    }
+    return static_cast<uint64_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+uint64_t peak_allocated_during(const std::function<void()>& body) {
+    auto probe = std::make_shared<PeakProbe>();
+    {
+        c10::DebugInfoGuard guard(c10::DebugInfoKind::PROFILER_STATE, probe);
+        body();
+    }
+    return probe->peak();
+}
+
+uint64_t available_memory(const Device& device) {
+    const uint64_t cap = memory_limit(device);
+    if (!device.is_cuda()) return cap > 0 ? cap : mem_available_bytes();
+    const MemoryStats s = memory_stats(device);
+    if (cap > 0) return cap > s.allocated ? cap - s.allocated : 0;
+    return s.device_free + (s.reserved > s.allocated ? s.reserved - s.allocated : 0);
+}
+
 }  // namespace limn
 
 namespace limn {
+bool is_out_of_memory(const std::exception& e, std::string* detail) noexcept {
+    try {
+        if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || dynamic_cast<const std::bad_alloc*>(&e)) {
+            const auto* c = dynamic_cast<const c10::Error*>(&e);
+            if (detail) *detail = c ? error_summary(c->what_without_backtrace()) : "host allocation failed";
+            return true;
+        }
+        if (const auto* f = dynamic_cast<const Failure*>(&e)) {
+            if (detail) *detail = f->what();
+            return f->status() == LIMN_ERR_OUT_OF_MEMORY;
+        }
+        // LibTorch's CPU allocator throws a plain c10::Error, and the TorchScript interpreter
+        // rethrows errors from inside a model as std::runtime_error with the original text
+        // somewhere in a traceback: look for the allocators' words line by line.
+        const auto* c = dynamic_cast<const c10::Error*>(&e);
+        const std::string text = c ? c->what_without_backtrace() : e.what();
+        size_t begin = 0;
+        while (begin < text.size()) {
+            size_t end = text.find('\n', begin);
+            if (end == std::string::npos) end = text.size();
+            const std::string line = text.substr(begin, end - begin);
+            if (line.find("out of memory") != std::string::npos ||
+                line.find("not enough memory") != std::string::npos ||
+                line.find("can't allocate memory") != std::string::npos) {
+                if (detail) *detail = line;
+                return true;
+            }
+            begin = end + 1;
+        }
+    } catch (...) {
+    }
+    return false;
+}
+
 void recover_from_out_of_memory() noexcept {
 #if LIMN_WITH_CUDA
     try {

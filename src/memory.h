@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
 
 #include "device.h"
 
@@ -19,9 +22,24 @@ void release_cached_memory(const Device& device);
 MemoryStats memory_stats(const Device& device);
 void reset_peak_memory(const Device& device);
 
+// Peak bytes of tensors LibTorch allocates on the calling thread while `body` runs, on any
+// device, counted from zero at the start. Measures what one network run costs, without being
+// confused by other threads' or other models' memory.
+uint64_t peak_allocated_during(const std::function<void()>& body);
+
+// Bytes work on `device` may plan to use now: the limit set for it, if any (less what is already
+// allocated on CUDA); otherwise free device memory plus unused cached blocks (CUDA) or the
+// available RAM (CPU).
+uint64_t available_memory(const Device& device);
+
 }  // namespace limn
 
 namespace limn {
+// Whether `e` reports memory exhaustion: c10::OutOfMemoryError, std::bad_alloc, a Failure with
+// LIMN_ERR_OUT_OF_MEMORY, or an error whose text says so (LibTorch's CPU allocator, errors
+// rethrown by the TorchScript interpreter). `detail` (may be NULL) receives the telling line.
+bool is_out_of_memory(const std::exception& e, std::string* detail = nullptr) noexcept;
+
 // Called after an out-of-memory error: returns every device's cached blocks to the driver so the
 // next, smaller call can succeed. Never throws.
 void recover_from_out_of_memory() noexcept;

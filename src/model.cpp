@@ -4,12 +4,14 @@
 #include <ATen/Context.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <sstream>
 
 #include "error.h"
 #include "image.h"
+#include "memory.h"
 #include "network.h"
 #include "precision.h"
 
@@ -54,6 +56,8 @@ struct Model::Impl {
     std::unique_ptr<Network> net;     // prepared: on the device, in dtype
     std::unique_ptr<Network> source;  // CPU fp32 original, kept only for the fp32 fallback
     mutable std::once_flag fp32_once;
+    mutable std::once_flag profile_once;
+    mutable MemoryProfile profile;
     mutable std::unique_ptr<Network> fp32_net;
 
     at::Tensor run_network(const Network& n, at::ScalarType type, const at::Tensor& rgb) const {
@@ -120,18 +124,19 @@ struct Model::Impl {
             y = forward(x);
         } catch (const Failure&) {
             throw;
-        } catch (const c10::OutOfMemoryError&) {
-            throw;
-        } catch (const c10::Error& e) {
-            const std::string msg = e.what_without_backtrace();
+        } catch (const std::exception& e) {
+            // Errors from inside the TorchScript graph arrive as std::runtime_error, LibTorch's
+            // own as c10::Error.
+            if (is_out_of_memory(e)) throw;
+            const auto* c = dynamic_cast<const c10::Error*>(&e);
+            const std::string msg = error_summary(c ? c->what_without_backtrace() : e.what());
             if (dtype != at::kFloat && mentions_dtype_support(msg)) {
                 fail(LIMN_ERR_UNSUPPORTED, "precision " + std::string(precision_name(precision)) +
                                                " is not supported on " + device.id() + " for model '" +
-                                               origin + "': " + msg.substr(0, msg.find('\n')));
+                                               origin + "': " + msg);
             }
             fail(LIMN_ERR_INVALID_MODEL,
-                 "model '" + origin + "' failed its warm-up run on " + device.id() + ": " +
-                     msg.substr(0, msg.find('\n')));
+                 "model '" + origin + "' failed its warm-up run on " + device.id() + ": " + msg);
         }
         if (!meta.has_selftest) return;
         const at::Tensor diff = (y.cpu() - expected.to(at::kFloat)).abs();
@@ -228,11 +233,34 @@ std::unique_ptr<Model> Model::load_memory(const void* data, size_t size, const M
 
 const ModelMetadata& Model::metadata() const { return impl_->meta; }
 const Device& Model::device() const { return impl_->device; }
+c10::Device Model::tensor_device() const { return torch_device(impl_->device); }
 limn_precision Model::precision() const { return impl_->precision; }
 const std::string& Model::origin() const { return impl_->origin; }
 uint64_t Model::max_pixels() const { return impl_->max_pixels; }
 
 at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }
+
+MemoryProfile Model::memory_profile() const {
+    std::call_once(impl_->profile_once, [this] {
+        const ModelMetadata& meta = impl_->meta;
+        const auto opts = at::TensorOptions().dtype(at::kFloat).device(torch_device(impl_->device));
+        c10::InferenceMode guard;
+        const auto peak_at = [&](int64_t h, int64_t w) {
+            const at::Tensor x = at::rand({1, 3, h, w}, opts);
+            return static_cast<double>(peak_allocated_during([&] { impl_->forward(x); }));
+        };
+        if (meta.fixed_width > 0) {
+            impl_->profile = MemoryProfile{peak_at(meta.fixed_height, meta.fixed_width), 0.0};
+            return;
+        }
+        const int64_t m = meta.size_multiple;
+        const int64_t small = (64 + m - 1) / m * m, large = (128 + m - 1) / m * m;
+        const double p_small = peak_at(small, small), p_large = peak_at(large, large);
+        const double per_pixel = std::max(0.0, (p_large - p_small) / double(large * large - small * small));
+        impl_->profile = MemoryProfile{std::max(0.0, p_small - per_pixel * double(small * small)), per_pixel};
+    });
+    return impl_->profile;
+}
 
 void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) const {
     if (!inputs) fail(LIMN_ERR_INVALID_ARGUMENT, "input images pointer is NULL");

@@ -9,9 +9,13 @@
 #include "device.h"
 #include "limn/limn.h"
 #include "metadata.h"
+#include "tiling.h"
 
 namespace at {
 class Tensor;
+}
+namespace c10 {
+struct Device;
 }
 
 namespace limn {
@@ -39,6 +43,7 @@ public:
 
     const ModelMetadata& metadata() const;
     const Device& device() const;
+    c10::Device tensor_device() const;  // device() as LibTorch names it
     limn_precision precision() const;
     const std::string& origin() const;  // the file name, or the name given for memory
     uint64_t max_pixels() const;
@@ -51,6 +56,10 @@ public:
     // Runs in the model's precision, checks the shape and finiteness of the result (recomputing in
     // fp32 when allowed). Thread-safe. For the pipelines built on top of the raw run.
     at::Tensor forward(const at::Tensor& rgb) const;
+
+    // What one network run costs on the device (peak bytes ~= fixed + per pixel * H * W),
+    // measured once on the first call with two probe sizes and remembered. Thread-safe.
+    MemoryProfile memory_profile() const;
 
     struct Impl;  // defined in model.cpp
 

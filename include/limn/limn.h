@@ -285,6 +285,55 @@ LIMN_API limn_status limn_model_run_alloc(limn_model* model, const limn_image* i
 LIMN_API limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs,
                                           limn_image* outputs, size_t count);
 
+/* ---- Pipelines ----------------------------------------------------------------------------- */
+
+/* Called from the calling thread after each step of long work (a tile, a face) with the steps
+ * done so far and the total; return 0 to go on, anything else to stop with LIMN_ERR_CANCELLED.
+ * Called once with done = 0 before the first step. */
+typedef int32_t (*limn_progress_callback)(int32_t done, int32_t total, void* user_data);
+
+/* What a pipeline call did; pass NULL where not wanted. */
+typedef struct limn_pipeline_stats {
+    size_t struct_size;      /* set by the caller: sizeof(limn_pipeline_stats) */
+    int32_t tile_size;       /* side of the tiles the network ran on */
+    int32_t tiles;           /* network runs */
+    int32_t oom_retries;     /* restarts with smaller tiles after running out of memory */
+    int32_t width;           /* size the network worked at (smaller than the input with max_side) */
+    int32_t height;
+    int32_t faces;           /* faces restored */
+    double seconds;          /* wall time of the call */
+} limn_pipeline_stats;
+
+typedef struct limn_cartoonize_options {
+    size_t struct_size;           /* sizeof(limn_cartoonize_options), set by the init function */
+    float strength;               /* 0..1, default 1: blend of the cartoon over the input; 0 returns
+                                     the input exactly */
+    int32_t max_side;             /* > 0: the network works on a copy downscaled (antialiased) so
+                                     its longer side is at most this, and the result is scaled back
+                                     to the input size; default 0 (full size) */
+    int32_t tile_size;            /* > 0: tiles of this side (rounded down to the size multiple);
+                                     0 (default): one pass if it fits the memory budget, else the
+                                     largest tiles that do, from the model's measured bytes per
+                                     pixel. Tiles overlap by twice the model's tile margin and are
+                                     blended with feathered weights */
+    uint64_t memory_budget;       /* bytes; 0 (default): the device's limit (limn_memory_set_limit)
+                                     if set, else 90% of its free memory (CUDA) or available RAM */
+    uint32_t timeout_ms;          /* > 0: fail with LIMN_ERR_TIMEOUT once this much time has passed
+                                     (checked between tiles); default 0 (none) */
+    limn_progress_callback progress;  /* may be NULL (default) */
+    void* progress_user_data;
+} limn_cartoonize_options;
+
+LIMN_API void limn_cartoonize_options_init(limn_cartoonize_options* options);
+
+/* Cartoonizes a whole photo of any size (up to the model's max_pixels) with a cartoon model:
+ * pads to the model's size rule and crops back, tiles when memory requires, and on an
+ * out-of-memory error retries with smaller tiles. `output` must have the input's size (any pixel
+ * format; alpha as in limn_model_run) and may be the input buffer; it is written only on
+ * success. options and stats may be NULL. */
+LIMN_API limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
+                                     const limn_cartoonize_options* options, limn_pipeline_stats* stats);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -131,6 +132,38 @@ private:
     std::string name_;
 };
 
+// Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function
+// returns false to cancel; an exception thrown from it cancels too. Keep the object alive and
+// unmodified while a call that uses it runs.
+class CartoonizeOptions {
+public:
+    using ProgressFn = std::function<bool(int32_t done, int32_t total)>;
+    CartoonizeOptions() { limn_cartoonize_options_init(&o_); }
+    CartoonizeOptions& strength(float s) { o_.strength = s; return *this; }
+    CartoonizeOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
+    CartoonizeOptions& tile_size(int32_t n) { o_.tile_size = n; return *this; }
+    CartoonizeOptions& memory_budget(uint64_t bytes) { o_.memory_budget = bytes; return *this; }
+    CartoonizeOptions& timeout_ms(uint32_t ms) { o_.timeout_ms = ms; return *this; }
+    CartoonizeOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
+
+    const limn_cartoonize_options* get() const {
+        o_.progress = progress_ ? &CartoonizeOptions::trampoline : nullptr;
+        o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
+        return &o_;
+    }
+
+private:
+    static int32_t trampoline(int32_t done, int32_t total, void* user) {
+        try {
+            return (*static_cast<ProgressFn*>(user))(done, total) ? 0 : 1;
+        } catch (...) {
+            return 1;
+        }
+    }
+    mutable limn_cartoonize_options o_;
+    ProgressFn progress_;
+};
+
 class Model {
 public:
     explicit Model(const std::string& path, const ModelOptions& options = ModelOptions()) {
@@ -165,6 +198,15 @@ public:
             throw Error(LIMN_ERR_INVALID_ARGUMENT, "run_batch: inputs and outputs differ in count");
         }
         detail::check(limn_model_run_batch(get(), inputs.data(), outputs.data(), inputs.size()));
+    }
+
+    // The whole-photo cartoonize pipeline (limn_cartoonize); returns what it did.
+    limn_pipeline_stats cartoonize(const limn_image& input, limn_image& output,
+                                   const CartoonizeOptions& options = CartoonizeOptions()) const {
+        limn_pipeline_stats stats{};
+        stats.struct_size = sizeof stats;
+        detail::check(limn_cartoonize(get(), &input, &output, options.get(), &stats));
+        return stats;
     }
 
     // Frees the model (and its device memory) now; later calls throw.

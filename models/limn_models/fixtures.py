@@ -72,6 +72,17 @@ class WrongShape(nn.Module):
         return x[:, :1]
 
 
+class OutOfMemoryAbove4096(nn.Module):
+    """x * 0.5 + 0.25, but inputs over 4096 pixels ask the allocator for 2**62 bytes, which fails
+    on every machine: a real out-of-memory error, for the pipelines' retry with smaller tiles."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] * x.shape[3] > 4096:
+            waste = torch.empty([1 << 62], dtype=torch.uint8)
+            x = x + waste[:1].float().clamp(0.0, 0.0)
+        return x * 0.5 + 0.25
+
+
 class NoMetadata(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + 0.0
@@ -108,6 +119,7 @@ def write_all(out: str) -> Dict[str, str]:
     export(ProducesNaN(), _cartoon("nan"), path("nan.pt"), selftest=False)
     export(OverflowsInHalf(), _cartoon("overflows-in-half"), path("overflow_half.pt"))
     export(WrongShape(), _cartoon("wrong-shape"), path("wrong_shape.pt"), selftest=False)
+    export(OutOfMemoryAbove4096(), _cartoon("oom-above-4096px", tile_margin=4), path("oom_above_4096px.pt"))
 
     future = _cartoon("future")
     future.format_version = 99
@@ -145,7 +157,7 @@ def write_all(out: str) -> Dict[str, str]:
 
 
 FIXTURES = (
-    "identity.pt tiny_unet.pt tiny_face.pt tiny_detect.pt nan.pt overflow_half.pt wrong_shape.pt "
+    "identity.pt tiny_unet.pt tiny_face.pt tiny_detect.pt nan.pt overflow_half.pt wrong_shape.pt oom_above_4096px.pt "
     "future_version.pt bad_kind.pt bad_multiple.pt selftest_mismatch.pt no_metadata.pt "
     "truncated.pt garbage.pt empty.pt state_dict.pth plain.zip"
 ).split()

@@ -5,7 +5,8 @@
 For every case below this writes ``CASE.pt`` (a limn model file) and, for each input size,
 ``CASE.WxH.input.f32`` and ``CASE.WxH.expected.f32``: float32 RGB, H x W x 3, row-major, the
 layout of a ``LIMN_PIXEL_RGB32F`` image. ``expected`` is the eager ``nn.Module`` (not the scripted
-file) in fp32 on the CPU. ``cases.txt`` lists one ``CASE W H`` line per input. The C++ test
+file) in fp32 on the CPU. ``cases.txt`` lists one ``CASE W H`` line per input. ``astronaut.512x512.rgb`` is the whole
+portrait as raw 8-bit RGB, for the pipeline tests. The C++ test
 ``tests/cpp/test_parity.cpp`` runs the files through the library and compares.
 
 Inputs are crops of scikit-image's astronaut portrait (public domain), so the networks see
@@ -96,6 +97,14 @@ def write_all(out: str) -> List[str]:
             _write_f32(stem + ".input.f32", x)
             _write_f32(stem + ".expected.f32", y)
             lines.append(f"{name} {w} {h}")
+    # The whole portrait as raw 8-bit RGB, for the pipeline tests (tiled against untiled).
+    from skimage import data
+
+    photo = data.astronaut()
+    tmp = os.path.join(out, "astronaut.rgb.tmp")
+    with open(tmp, "wb") as f:
+        f.write(photo.tobytes())
+    os.replace(tmp, os.path.join(out, f"astronaut.{photo.shape[1]}x{photo.shape[0]}.rgb"))
     with open(os.path.join(out, "cases.txt.tmp"), "w") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(os.path.join(out, "cases.txt.tmp"), os.path.join(out, "cases.txt"))

@@ -1,0 +1,174 @@
+#include "cartoonize.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "error.h"
+#include "image.h"
+#include "memory.h"
+#include "model.h"
+#include "progress.h"
+#include "tiling.h"
+
+namespace limn {
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// float [1, 3, y1 - y0, x1 - x0] RGB in [0, 1]: a region of the picture the network works on.
+using Source = std::function<at::Tensor(int64_t y0, int64_t y1, int64_t x0, int64_t x1)>;
+
+at::Tensor weights_tensor(const std::vector<float>& w, int64_t n, const c10::Device& device) {
+    return at::from_blob(const_cast<float*>(w.data()), {n}, at::TensorOptions().dtype(at::kFloat))
+        .to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
+}
+
+// Runs the model over an h x w picture in tiles of `side` (one tile when it fits) and returns
+// float [1, 3, h, w]. Positions past the picture (padding to the size rule) repeat its edge.
+at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_t w, int64_t side,
+                     int64_t overlap, const Progress& progress, PipelineStats& stats) {
+    const int64_t m = model.metadata().size_multiple;
+    const c10::Device device = model.tensor_device();
+    const auto rows = plan_axis(round_up(h, m), side, overlap, m);
+    const auto cols = plan_axis(round_up(w, m), side, overlap, m);
+    const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
+    at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
+    int32_t done = 0;
+    progress.step(0, total, "cartoonize");
+    for (const TileSpan& r : rows) {
+        const int64_t y1 = std::min(r.start + r.length, h);
+        const at::Tensor wy = weights_tensor(r.weights, y1 - r.start, device).view({1, 1, -1, 1});
+        for (const TileSpan& c : cols) {
+            const int64_t x1 = std::min(c.start + c.length, w);
+            at::Tensor x = source(r.start, y1, c.start, x1);
+            if (y1 - r.start < r.length || x1 - c.start < c.length) {
+                x = at::pad(x, {0, c.length - (x1 - c.start), 0, r.length - (y1 - r.start)}, "replicate");
+            }
+            at::Tensor y = model.forward(x).narrow(2, 0, y1 - r.start).narrow(3, 0, x1 - c.start);
+            const at::Tensor wx = weights_tensor(c.weights, x1 - c.start, device).view({1, 1, 1, -1});
+            acc.narrow(2, r.start, y1 - r.start).narrow(3, c.start, x1 - c.start).add_(y.mul_(wy).mul_(wx));
+            progress.step(++done, total, "cartoonize");
+        }
+    }
+    stats.tiles = total;
+    stats.tile_size = static_cast<int32_t>(rows.size() * cols.size() == 1 ? std::max(rows[0].length, cols[0].length)
+                                                                          : side);
+    return acc;
+}
+
+void check_options(const CartoonizeOptions& o) {
+    if (!std::isfinite(o.strength) || o.strength < 0.0f || o.strength > 1.0f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(o.strength) + ": expected 0..1");
+    }
+    if (o.max_side < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_side " + std::to_string(o.max_side));
+    if (o.tile_size < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid tile_size " + std::to_string(o.tile_size));
+}
+
+}  // namespace
+
+void cartoonize(const Model& model, const limn_image& input, limn_image& output,
+                const CartoonizeOptions& options, PipelineStats* stats_out) {
+    const Progress progress(options.progress, options.progress_user_data, options.timeout_ms);
+    check_options(options);
+    const ModelMetadata& meta = model.metadata();
+    if (meta.kind != LIMN_MODEL_KIND_CARTOON) {
+        fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + model.origin() + "' is not a cartoon model");
+    }
+    if (meta.fixed_width > 0) {
+        fail(LIMN_ERR_UNSUPPORTED, "model '" + model.origin() + "' takes a fixed size; cartoonize needs a "
+                                   "model that takes any size");
+    }
+    check_image(&input, "input", model.max_pixels());
+    check_image(&output, "output", model.max_pixels());
+    if (output.width != input.width || output.height != input.height) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "output is " + std::to_string(output.width) + "x" +
+                                            std::to_string(output.height) + " but input is " +
+                                            std::to_string(input.width) + "x" + std::to_string(input.height));
+    }
+    PipelineStats stats;
+    const int64_t H = input.height, W = input.width;
+    c10::InferenceMode guard;
+    const c10::Device device = model.tensor_device();
+    const at::Tensor pixels = images_to_device(&input, 1, device);  // [1, H, W, C]
+    if (options.strength == 0.0f) {
+        // Nothing of the cartoon is kept: the input, exactly, in the output's format.
+        write_images(to_network_input(pixels, input.format), pixels, input.format, &output, 1);
+        stats.seconds = progress.elapsed_seconds();
+        if (stats_out) *stats_out = stats;
+        return;
+    }
+
+    // The picture the network works on: the input, or a copy downscaled with antialiasing.
+    int64_t h = H, w = W;
+    at::Tensor small;
+    if (options.max_side > 0 && std::max(H, W) > options.max_side) {
+        const double scale = static_cast<double>(options.max_side) / static_cast<double>(std::max(H, W));
+        h = std::max<int64_t>(1, std::llround(H * scale));
+        w = std::max<int64_t>(1, std::llround(W * scale));
+        small = at::_upsample_bilinear2d_aa(to_network_input(pixels, input.format).contiguous(), {h, w},
+                                            /*align_corners=*/false);
+    }
+    const Source source = [&](int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+        if (small.defined()) return small.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
+        return to_network_input(pixels.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0), input.format);
+    };
+    stats.width = static_cast<int32_t>(w);
+    stats.height = static_cast<int32_t>(h);
+
+    // Tiles: as given, or the largest the memory budget allows after the whole-picture buffers
+    // (input pixels, accumulated result, blend) are accounted for.
+    const int64_t m = meta.size_multiple;
+    const int64_t overlap = round_up(2 * static_cast<int64_t>(meta.tile_margin), m);
+    const int64_t min_side = std::max(round_up(2 * overlap + m, m), round_up(32, m));
+    const int64_t whole = std::max(round_up(h, m), round_up(w, m));
+    int64_t side;
+    if (options.tile_size > 0) {
+        side = std::min(whole, std::max(m, options.tile_size / m * m));
+        if (side < whole && side <= overlap + m) {
+            fail(LIMN_ERR_INVALID_ARGUMENT, "tile_size " + std::to_string(options.tile_size) +
+                                                " is too small for model '" + model.origin() +
+                                                "': tiles must be larger than " + std::to_string(overlap + m) +
+                                                " (twice its tile margin plus its size multiple)");
+        }
+    } else {
+        const double budget = options.memory_budget > 0 ? static_cast<double>(options.memory_budget)
+                                                        : 0.9 * static_cast<double>(available_memory(model.device()));
+        const double picture_bytes =
+            static_cast<double>(H * W) * (bytes_per_pixel(input.format) + 2 * 12.0) + static_cast<double>(h * w) * 12.0;
+        const MemoryProfile profile = model.memory_profile();
+        const double tile_budget = budget - picture_bytes;
+        const double whole_cost = profile.fixed_bytes + profile.bytes_per_pixel * double(round_up(h, m) * round_up(w, m));
+        side = whole_cost <= tile_budget ? whole
+                                         : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
+    }
+
+    at::Tensor result;
+    for (;;) {
+        try {
+            result = run_tiles(model, source, h, w, side, overlap, progress, stats);
+            break;
+        } catch (const std::exception& e) {
+            if (!is_out_of_memory(e) || side <= min_side) throw;
+            recover_from_out_of_memory();
+            side = std::max(min_side, side / 2 / m * m);
+            ++stats.oom_retries;
+        }
+    }
+    if (small.defined()) {
+        small = at::Tensor();
+        result = at::upsample_bilinear2d(result, {H, W}, /*align_corners=*/false);
+    }
+    if (options.strength < 1.0f) {
+        result.mul_(options.strength).add_(to_network_input(pixels, input.format), 1.0f - options.strength);
+    }
+    write_images(result, pixels, input.format, &output, 1);
+    stats.seconds = progress.elapsed_seconds();
+    if (stats_out) *stats_out = stats;
+}
+
+}  // namespace limn

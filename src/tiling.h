@@ -1,0 +1,35 @@
+// Tiled inference geometry: where tiles go along an axis, how their outputs are feathered
+// together, and how large a tile may be for a memory budget. No LibTorch here.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace limn {
+
+// One tile along one axis: the network sees [start, start + length) of the (padded) axis.
+struct TileSpan {
+    int64_t start = 0;
+    int64_t length = 0;
+    // Blend weight of this tile for each of its positions; across all spans of an axis the
+    // weights at every position sum to 1. Interior edges ramp linearly over the overlap so the
+    // pixels a tile sees with the least context count the least.
+    std::vector<float> weights;
+};
+
+// Spans of `tile` (a multiple of `align`) covering [0, size) with neighbours overlapping by at
+// least `overlap`, starts on multiples of `align`. size <= tile gives one span of length `size`.
+// Throws Failure(LIMN_ERR_INVALID_ARGUMENT) if tile <= overlap + align or align < 1.
+std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t overlap, int64_t align);
+
+// What running the network costs, measured on the device: peak bytes ~= fixed + per_pixel * pixels.
+struct MemoryProfile {
+    double fixed_bytes = 0.0;
+    double bytes_per_pixel = 0.0;
+};
+
+// The largest square tile side (a multiple of `align`, at least `min_side`) whose measured cost
+// fits in `budget` bytes; `min_side` when nothing fits.
+int64_t tile_side_for_budget(double budget, const MemoryProfile& profile, int64_t align, int64_t min_side);
+
+}  // namespace limn

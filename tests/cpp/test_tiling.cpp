@@ -1,0 +1,77 @@
+// Tiling geometry: coverage, overlap, alignment and weights that sum to one.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "error.h"
+#include "tiling.h"
+
+using limn::plan_axis;
+
+TEST_CASE("an axis that fits one tile is one span with unit weights") {
+    const auto spans = plan_axis(37, 64, 16, 4);
+    REQUIRE(spans.size() == 1);
+    CHECK(spans[0].start == 0);
+    CHECK(spans[0].length == 37);
+    for (float w : spans[0].weights) CHECK(w == 1.0f);
+}
+
+TEST_CASE("spans cover the axis, overlap enough, stay aligned and their weights sum to one") {
+    for (int64_t size : {65, 100, 128, 257, 1000, 4096}) {
+        for (int64_t tile : {48, 64, 96, 256}) {
+            for (int64_t overlap : {0, 8, 16}) {
+                for (int64_t align : {1, 4, 8}) {
+                    if (tile % align != 0 || tile <= overlap + align || size % align != 0) continue;
+                    CAPTURE(size);
+                    CAPTURE(tile);
+                    CAPTURE(overlap);
+                    CAPTURE(align);
+                    const auto spans = plan_axis(size, tile, overlap, align);
+                    std::vector<double> sum(static_cast<size_t>(size), 0.0);
+                    int64_t covered_to = 0;
+                    for (size_t i = 0; i < spans.size(); ++i) {
+                        const auto& s = spans[i];
+                        CHECK(s.start % align == 0);
+                        CHECK(s.length == std::min(tile, size));
+                        CHECK(s.start + s.length <= size);
+                        CHECK(s.start <= covered_to);  // no gap
+                        if (i > 0) CHECK(spans[i - 1].start + tile - s.start >= overlap);
+                        covered_to = s.start + s.length;
+                        for (int64_t p = 0; p < s.length; ++p) {
+                            CHECK(s.weights[p] > 0.0f);
+                            sum[s.start + p] += s.weights[p];
+                        }
+                    }
+                    CHECK(covered_to == size);
+                    for (double v : sum) REQUIRE(std::fabs(v - 1.0) < 1e-5);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("weights ramp down towards interior edges, not towards the image border") {
+    const auto spans = plan_axis(200, 96, 32, 4);
+    REQUIRE(spans.size() >= 2);
+    const auto& first = spans.front();
+    CHECK(first.weights.front() == doctest::Approx(1.0));  // image border: full weight
+    CHECK(first.weights.back() < 0.1f);                     // interior edge: almost none
+    const auto& last = spans.back();
+    CHECK(last.weights.front() < 0.1f);
+    CHECK(last.weights.back() == doctest::Approx(1.0));
+}
+
+TEST_CASE("a tile no larger than its overlap is refused") {
+    CHECK_THROWS_AS(plan_axis(500, 64, 64, 4), limn::Failure);
+    CHECK_THROWS_AS(plan_axis(500, 66, 16, 4), limn::Failure);  // not a multiple of the alignment
+}
+
+TEST_CASE("tile side for a memory budget") {
+    const limn::MemoryProfile p{1e6, 100.0};
+    // (budget - fixed) / bpp = 1e6 px -> side 1000, aligned to 8 -> 1000.
+    CHECK(limn::tile_side_for_budget(101e6, p, 8, 64) == 1000);
+    CHECK(limn::tile_side_for_budget(101e6, p, 64, 64) == 960);
+    CHECK(limn::tile_side_for_budget(1e5, p, 4, 128) == 128);  // nothing fits: the minimum
+    CHECK(limn::tile_side_for_budget(1e9, limn::MemoryProfile{0, 0}, 4, 30) == 32);
+}
