@@ -12,6 +12,7 @@
 
 #include "cartoonize.h"
 #include "device.h"
+#include "restore_faces.h"
 #include "error.h"
 #include "image.h"
 #include "limn/limn.h"
@@ -134,6 +135,23 @@ limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
     m.max_side = o.max_side;
     m.tile_size = o.tile_size;
     m.memory_budget = o.memory_budget;
+    m.timeout_ms = o.timeout_ms;
+    m.progress = o.progress;
+    m.progress_user_data = o.progress_user_data;
+    return m;
+}
+
+limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
+    limn_restore_faces_options o;
+    limn_restore_faces_options_init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    limn::RestoreFacesOptions m;
+    m.strength = o.strength;
+    m.min_face_size = o.min_face_size;
+    m.feather = o.feather;
     m.timeout_ms = o.timeout_ms;
     m.progress = o.progress;
     m.progress_user_data = o.progress_user_data;
@@ -422,6 +440,31 @@ limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_ima
         if (stats) require_struct_size(stats, "stats");
         limn::PipelineStats s;
         limn::cartoonize(m, *input, *output, cartoonize_options(options), &s);
+        write_stats(s, stats);
+    });
+}
+
+void limn_restore_faces_options_init(limn_restore_faces_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    const limn::RestoreFacesOptions d;
+    options->strength = d.strength;
+    options->min_face_size = d.min_face_size;
+    options->feather = d.feather;
+    options->timeout_ms = d.timeout_ms;
+}
+
+limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,
+                               const limn_face* faces, size_t face_count,
+                               const limn_restore_faces_options* options, limn_pipeline_stats* stats) {
+    return guarded([&] {
+        limn::Model& m = model_arg(model);
+        require(input, "input");
+        require(output, "output");
+        if (stats) require_struct_size(stats, "stats");
+        limn::PipelineStats s;
+        limn::restore_faces(m, *input, *output, faces, face_count, restore_faces_options(options), &s);
         write_stats(s, stats);
     });
 }

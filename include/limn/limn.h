@@ -334,6 +334,41 @@ LIMN_API void limn_cartoonize_options_init(limn_cartoonize_options* options);
 LIMN_API limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
                                      const limn_cartoonize_options* options, limn_pipeline_stats* stats);
 
+/* A face in a photo. Coordinates are photo pixels with pixel centres at integers (OpenCV's
+ * convention). Callers that track faces fill `landmarks`; a detector also fills `box` and
+ * `score`. */
+typedef struct limn_face {
+    float box[4];          /* x0, y0, x1, y1; informational for restoration */
+    float landmarks[10];   /* (x, y) of: left eye, right eye, nose tip, left and right mouth corners,
+                              "left" as seen in the picture */
+    float score;           /* detector confidence in [0, 1]; informational for restoration */
+} limn_face;
+
+typedef struct limn_restore_faces_options {
+    size_t struct_size;           /* sizeof(limn_restore_faces_options), set by the init function */
+    float strength;               /* 0..1, default 1: blend of the restored faces over the photo */
+    float min_face_size;          /* faces whose aligned crop covers fewer photo pixels across are
+                                     left alone; default 16 */
+    float feather;                /* soft edge of the paste-back mask, as a fraction of the crop
+                                     side (0..0.5); default 0.1 */
+    uint32_t timeout_ms;          /* > 0: LIMN_ERR_TIMEOUT once exceeded (checked between faces) */
+    limn_progress_callback progress;  /* one step per face; may be NULL */
+    void* progress_user_data;
+} limn_restore_faces_options;
+
+LIMN_API void limn_restore_faces_options_init(limn_restore_faces_options* options);
+
+/* Restores `face_count` faces of `input` with a face_restore model: each face is warped to the
+ * model's 5-point template by a least-squares similarity transform, restored, warped back and
+ * pasted with a feathered mask. Faces may lie partly outside the photo; faces entirely outside
+ * or under min_face_size are skipped (stats->faces counts those restored). face_count may be 0.
+ * `output` must have the input's size and may be the input buffer; it is written only on
+ * success. options and stats may be NULL. */
+LIMN_API limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,
+                                        const limn_face* faces, size_t face_count,
+                                        const limn_restore_faces_options* options,
+                                        limn_pipeline_stats* stats);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

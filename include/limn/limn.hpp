@@ -39,6 +39,14 @@ inline void check(limn_status status) {
         throw Error(status, message);
     }
 }
+// Calls a std::function<bool(done, total)>; false or an exception cancels.
+inline int32_t progress_trampoline(int32_t done, int32_t total, void* user) {
+    try {
+        return (*static_cast<std::function<bool(int32_t, int32_t)>*>(user))(done, total) ? 0 : 1;
+    } catch (...) {
+        return 1;
+    }
+}
 }  // namespace detail
 
 inline std::string version() { return limn_version_string(); }
@@ -147,20 +155,35 @@ public:
     CartoonizeOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
 
     const limn_cartoonize_options* get() const {
-        o_.progress = progress_ ? &CartoonizeOptions::trampoline : nullptr;
+        o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
         o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
         return &o_;
     }
 
 private:
-    static int32_t trampoline(int32_t done, int32_t total, void* user) {
-        try {
-            return (*static_cast<ProgressFn*>(user))(done, total) ? 0 : 1;
-        } catch (...) {
-            return 1;
-        }
-    }
     mutable limn_cartoonize_options o_;
+    ProgressFn progress_;
+};
+
+// Chainable options for Model::restore_faces over limn_restore_faces_options.
+class RestoreFacesOptions {
+public:
+    using ProgressFn = std::function<bool(int32_t done, int32_t total)>;
+    RestoreFacesOptions() { limn_restore_faces_options_init(&o_); }
+    RestoreFacesOptions& strength(float s) { o_.strength = s; return *this; }
+    RestoreFacesOptions& min_face_size(float px) { o_.min_face_size = px; return *this; }
+    RestoreFacesOptions& feather(float f) { o_.feather = f; return *this; }
+    RestoreFacesOptions& timeout_ms(uint32_t ms) { o_.timeout_ms = ms; return *this; }
+    RestoreFacesOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
+
+    const limn_restore_faces_options* get() const {
+        o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
+        o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
+        return &o_;
+    }
+
+private:
+    mutable limn_restore_faces_options o_;
     ProgressFn progress_;
 };
 
@@ -206,6 +229,15 @@ public:
         limn_pipeline_stats stats{};
         stats.struct_size = sizeof stats;
         detail::check(limn_cartoonize(get(), &input, &output, options.get(), &stats));
+        return stats;
+    }
+
+    // The restore-faces pipeline (limn_restore_faces); returns what it did.
+    limn_pipeline_stats restore_faces(const limn_image& input, limn_image& output, const std::vector<limn_face>& faces,
+                                      const RestoreFacesOptions& options = RestoreFacesOptions()) const {
+        limn_pipeline_stats stats{};
+        stats.struct_size = sizeof stats;
+        detail::check(limn_restore_faces(get(), &input, &output, faces.data(), faces.size(), options.get(), &stats));
         return stats;
     }
 

@@ -1,0 +1,139 @@
+#include "restore_faces.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "align.h"
+#include "error.h"
+#include "image.h"
+#include "model.h"
+#include "progress.h"
+
+namespace limn {
+namespace {
+
+// Sampling grid [1, rows, cols, 2] for grid_sampler (align_corners = true): for each output pixel
+// (x0 + i, y0 + j), the point `t` maps it to, normalised to a source of size src_w x src_h.
+at::Tensor grid_for(const Similarity& t, int64_t x0, int64_t y0, int64_t cols, int64_t rows, int64_t src_w,
+                    int64_t src_h, const c10::Device& device) {
+    const auto f = at::TensorOptions().dtype(at::kFloat).device(device);
+    const at::Tensor x = at::arange(x0, x0 + cols, f).view({1, -1});
+    const at::Tensor y = at::arange(y0, y0 + rows, f).view({-1, 1});
+    // u = a x - b y + tx, v = b x + a y + ty, then to [-1, 1] over the source's pixel centres.
+    const double sx = src_w > 1 ? 2.0 / double(src_w - 1) : 0.0;
+    const double sy = src_h > 1 ? 2.0 / double(src_h - 1) : 0.0;
+    const at::Tensor u = (x * t.a - y * t.b + t.tx) * sx - (src_w > 1 ? 1.0 : 0.0);
+    const at::Tensor v = (x * t.b + y * t.a + t.ty) * sy - (src_h > 1 ? 1.0 : 0.0);
+    return at::stack({u, v}, -1).unsqueeze(0);
+}
+
+void check_options(const RestoreFacesOptions& o) {
+    if (!std::isfinite(o.strength) || o.strength < 0.0f || o.strength > 1.0f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(o.strength) + ": expected 0..1");
+    }
+    if (!std::isfinite(o.min_face_size) || o.min_face_size < 0.0f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid min_face_size " + std::to_string(o.min_face_size));
+    }
+    if (!std::isfinite(o.feather) || o.feather < 0.0f || o.feather > 0.5f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid feather " + std::to_string(o.feather) + ": expected 0..0.5");
+    }
+}
+
+}  // namespace
+
+void restore_faces(const Model& model, const limn_image& input, limn_image& output, const limn_face* faces,
+                   size_t face_count, const RestoreFacesOptions& options, PipelineStats* stats_out) {
+    const Progress progress(options.progress, options.progress_user_data, options.timeout_ms);
+    check_options(options);
+    const ModelMetadata& meta = model.metadata();
+    if (meta.kind != LIMN_MODEL_KIND_FACE_RESTORE) {
+        fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + model.origin() + "' is not a face_restore model");
+    }
+    if (meta.fixed_width <= 0 || meta.fixed_width != meta.fixed_height || meta.face_template.size() != 10) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + model.origin() + "' needs a fixed square size and a 5-point "
+                                     "face template to restore faces");
+    }
+    if (face_count > 0 && !faces) fail(LIMN_ERR_INVALID_ARGUMENT, "faces is NULL but face_count is " + std::to_string(face_count));
+    check_image(&input, "input", model.max_pixels());
+    check_image(&output, "output", model.max_pixels());
+    if (output.width != input.width || output.height != input.height) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "output is " + std::to_string(output.width) + "x" +
+                                            std::to_string(output.height) + " but input is " +
+                                            std::to_string(input.width) + "x" + std::to_string(input.height));
+    }
+    // Transforms first, so bad landmarks fail before any work.
+    std::vector<Similarity> to_crop(face_count);
+    for (size_t i = 0; i < face_count; ++i) {
+        try {
+            to_crop[i] = estimate_similarity(faces[i].landmarks, meta.face_template.data(), 5);
+        } catch (const Failure& e) {
+            fail(e.status(), "face " + std::to_string(i) + ": " + e.what());
+        }
+    }
+
+    PipelineStats stats;
+    const int64_t H = input.height, W = input.width, S = meta.fixed_width;
+    c10::InferenceMode guard;
+    const c10::Device device = model.tensor_device();
+    const at::Tensor pixels = images_to_device(&input, 1, device);
+    at::Tensor result = to_network_input(pixels, input.format).contiguous();
+    const double feather_px = options.feather * double(S);
+    const int32_t total = static_cast<int32_t>(face_count);
+    progress.step(0, total, "restore faces");
+    for (size_t i = 0; i < face_count; ++i) {
+        const Similarity& to = to_crop[i];
+        const Similarity from = to.inverse();
+        // The photo region the crop covers, clamped to the photo.
+        double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
+        for (const auto& c : {std::pair<double, double>{0, 0}, {double(S - 1), 0}, {0, double(S - 1)},
+                              {double(S - 1), double(S - 1)}}) {
+            double x, y;
+            from.apply(c.first, c.second, x, y);
+            lo_x = std::min(lo_x, x);
+            lo_y = std::min(lo_y, y);
+            hi_x = std::max(hi_x, x);
+            hi_y = std::max(hi_y, y);
+        }
+        const bool big_enough = double(S) / to.scale() >= options.min_face_size;
+        const int64_t x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_x)) - 1);
+        const int64_t y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_y)) - 1);
+        const int64_t x1 = std::min<int64_t>(W - 1, static_cast<int64_t>(std::ceil(hi_x)) + 1);
+        const int64_t y1 = std::min<int64_t>(H - 1, static_cast<int64_t>(std::ceil(hi_y)) + 1);
+        if (big_enough && x0 <= x1 && y0 <= y1 && options.strength > 0.0f) {
+            const int64_t rw = x1 - x0 + 1, rh = y1 - y0 + 1;
+            // Warp the photo region (as it was, even where an earlier face was pasted) to the crop.
+            const at::Tensor region = to_network_input(pixels.narrow(1, y0, rh).narrow(2, x0, rw), input.format).contiguous();
+            Similarity crop_to_region = from;
+            crop_to_region.tx -= double(x0);
+            crop_to_region.ty -= double(y0);
+            const at::Tensor crop = at::grid_sampler(region, grid_for(crop_to_region, 0, 0, S, S, rw, rh, device),
+                                                     /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true);
+            const at::Tensor restored = model.forward(crop);
+            // Back into the photo: each region pixel samples the restored crop, weighted by a mask
+            // that fades out over `feather_px` towards the crop's edges.
+            const at::Tensor grid = grid_for(to, x0, y0, rw, rh, S, S, device);
+            const at::Tensor back = at::grid_sampler(restored, grid, 0, /*zeros*/ 0, true);
+            const at::Tensor q = grid.add(1.0).mul_(0.5 * double(S - 1));  // crop pixel coordinates
+            const at::Tensor edge = at::minimum(q, (double(S - 1) - q)).amin(-1);  // [1, rh, rw]
+            at::Tensor mask = feather_px > 0.0 ? edge.div(feather_px).clamp_(0.0, 1.0) : edge.ge(0.0).to(at::kFloat);
+            mask = mask.mul_(edge.ge(0.0)).mul_(options.strength).unsqueeze(1);  // [1, 1, rh, rw]
+            at::Tensor target = result.narrow(2, y0, rh).narrow(3, x0, rw);
+            target.add_(back.sub(target).mul_(mask));
+            ++stats.faces;
+        }
+        progress.step(static_cast<int32_t>(i + 1), total, "restore faces");
+    }
+    write_images(result, pixels, input.format, &output, 1);
+    stats.width = static_cast<int32_t>(W);
+    stats.height = static_cast<int32_t>(H);
+    stats.tiles = stats.faces;
+    stats.tile_size = static_cast<int32_t>(S);
+    stats.seconds = progress.elapsed_seconds();
+    if (stats_out) *stats_out = stats;
+}
+
+}  // namespace limn
