@@ -15,6 +15,7 @@
 #include "restore_faces.h"
 #include "error.h"
 #include "image.h"
+#include "image_io.h"
 #include "limn/limn.h"
 #include "memory.h"
 #include "metadata.h"
@@ -171,6 +172,49 @@ void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
     copy_out(full, out);
 }
 
+limn::LoadOptions load_options(const limn_image_load_options* in) {
+    limn_image_load_options o;
+    limn_image_load_options_init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    if (o.format != 0 && limn::channels_of(o.format) == 0) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
+                   "invalid options->format " + std::to_string(static_cast<int>(o.format)));
+    }
+    if (o.apply_orientation != 0 && o.apply_orientation != 1) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->apply_orientation " +
+                                                  std::to_string(o.apply_orientation) + ": expected 0 or 1");
+    }
+    limn::LoadOptions m;
+    m.format = o.format;
+    m.apply_orientation = o.apply_orientation == 1;
+    m.max_pixels = o.max_pixels;
+    return m;
+}
+
+limn::SaveOptions save_options(const limn_image_save_options* in) {
+    limn_image_save_options o;
+    limn_image_save_options_init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    if (o.file_format < LIMN_FILE_FORMAT_AUTO || o.file_format > LIMN_FILE_FORMAT_TGA) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
+                   "invalid options->file_format " + std::to_string(static_cast<int>(o.file_format)));
+    }
+    if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
+        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->jpeg_quality " +
+                                                  std::to_string(o.jpeg_quality) + ": expected 1..100");
+    }
+    limn::SaveOptions m;
+    m.file_format = o.file_format;
+    m.jpeg_quality = o.jpeg_quality;
+    return m;
+}
+
 limn::Model& model_arg(limn_model* model) {
     require(model, "model");
     return *model->impl;
@@ -212,6 +256,7 @@ const char* limn_status_string(limn_status status) {
         case LIMN_ERR_CANCELLED: return "cancelled";
         case LIMN_ERR_TIMEOUT: return "deadline expired";
         case LIMN_ERR_INTERNAL: return "internal error";
+        case LIMN_ERR_INVALID_IMAGE: return "invalid image";
     }
     return "unknown status";
 }
@@ -314,6 +359,72 @@ limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format fo
 
 void limn_image_free(limn_image* image) { std::free(image); }
 
+void limn_image_load_options_init(limn_image_load_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    const limn::LoadOptions d;
+    options->format = d.format;
+    options->apply_orientation = d.apply_orientation ? 1 : 0;
+    options->max_pixels = d.max_pixels;
+}
+
+limn_status limn_image_load(const char* path, const limn_image_load_options* options, limn_image** out) {
+    return guarded([&] {
+        require(path, "path");
+        require(out, "out");
+        *out = limn::load_image_file(path, load_options(options)).release();
+    });
+}
+
+limn_status limn_image_load_from_memory(const void* data, size_t size,
+                                        const limn_image_load_options* options, limn_image** out) {
+    return guarded([&] {
+        require(data, "data");
+        require(out, "out");
+        *out = limn::load_image_memory(data, size, "<memory>", load_options(options)).release();
+    });
+}
+
+void limn_image_save_options_init(limn_image_save_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    const limn::SaveOptions d;
+    options->file_format = d.file_format;
+    options->jpeg_quality = d.jpeg_quality;
+}
+
+limn_status limn_image_save(const char* path, const limn_image* image,
+                            const limn_image_save_options* options) {
+    return guarded([&] {
+        require(path, "path");
+        limn::check_image(image, "image", 0);
+        limn::save_image_file(path, *image, save_options(options));
+    });
+}
+
+limn_status limn_image_encode(const limn_image* image, const limn_image_save_options* options,
+                              void** data, size_t* size) {
+    return guarded([&] {
+        require(data, "data");
+        require(size, "size");
+        limn::check_image(image, "image", 0);
+        const limn::SaveOptions o = save_options(options);
+        if (o.file_format == LIMN_FILE_FORMAT_AUTO) {
+            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "limn_image_encode needs options->file_format; AUTO "
+                                                  "only works with a path");
+        }
+        const std::vector<uint8_t> bytes = limn::encode_image(*image, o);
+        void* buffer = std::malloc(bytes.empty() ? 1 : bytes.size());
+        if (!buffer) throw std::bad_alloc();
+        std::memcpy(buffer, bytes.data(), bytes.size());
+        *data = buffer;
+        *size = bytes.size();
+    });
+}
+
+void limn_buffer_free(void* data) { std::free(data); }
 
 void limn_model_options_init(limn_model_options* options) {
     if (!options) return;

@@ -86,7 +86,8 @@ typedef enum limn_status {
     LIMN_ERR_NON_FINITE = 10,        /* the network produced NaN or Inf */
     LIMN_ERR_CANCELLED = 11,         /* a progress callback asked to stop */
     LIMN_ERR_TIMEOUT = 12,           /* a deadline expired */
-    LIMN_ERR_INTERNAL = 13           /* anything else; the message says what */
+    LIMN_ERR_INTERNAL = 13,          /* anything else; the message says what */
+    LIMN_ERR_INVALID_IMAGE = 14      /* an image file that is corrupt, truncated or of no known format */
 } limn_status;
 
 /* Static text naming the status, e.g. "out of memory". Never NULL (unknown codes included). */
@@ -200,6 +201,64 @@ LIMN_API int32_t limn_pixel_format_channels(limn_pixel_format format);
 
 /* Bytes per pixel of a format (3, 4, 12 or 16), or 0 for an unknown value. */
 LIMN_API int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format);
+
+/* ---- Image files ------------------------------------------------------------------------- */
+/* Decoding: JPEG (baseline and progressive), PNG (8 and 16 bit), BMP, TGA, GIF (first frame), PSD
+ * (composite), HDR, PIC, PNM. Encoding: PNG, JPEG, BMP, TGA. The size in a file's header is checked
+ * against max_pixels before any pixel is decoded. */
+
+typedef struct limn_image_load_options {
+    size_t struct_size;            /* sizeof(limn_image_load_options), set by the init function */
+    limn_pixel_format format;      /* 0 (default): RGBA8 if the file has alpha, else RGB8; otherwise
+                                      the pixels are converted to this format */
+    int32_t apply_orientation;     /* 1 (default): turn JPEG pixels upright per their EXIF
+                                      orientation tag (phone photos); 0: pixels as stored */
+    uint64_t max_pixels;           /* larger images are refused with LIMN_ERR_IMAGE_TOO_LARGE before
+                                      decoding; default 64 Mpx; 0 = no limit */
+} limn_image_load_options;
+
+LIMN_API void limn_image_load_options_init(limn_image_load_options* options);
+
+/* Decodes the image file at `path`; options may be NULL. On success the caller owns *out and frees
+ * it with limn_image_free. A missing or unreadable file is LIMN_ERR_IO, undecodable bytes
+ * LIMN_ERR_INVALID_IMAGE. */
+LIMN_API limn_status limn_image_load(const char* path, const limn_image_load_options* options,
+                                     limn_image** out);
+
+/* As limn_image_load, from `size` encoded bytes at `data` (not used after the call returns). */
+LIMN_API limn_status limn_image_load_from_memory(const void* data, size_t size,
+                                                 const limn_image_load_options* options,
+                                                 limn_image** out);
+
+typedef enum limn_file_format {
+    LIMN_FILE_FORMAT_AUTO = 0,     /* from the path's extension: .png .jpg .jpeg .bmp .tga */
+    LIMN_FILE_FORMAT_PNG = 1,
+    LIMN_FILE_FORMAT_JPEG = 2,
+    LIMN_FILE_FORMAT_BMP = 3,
+    LIMN_FILE_FORMAT_TGA = 4
+} limn_file_format;
+
+typedef struct limn_image_save_options {
+    size_t struct_size;            /* sizeof(limn_image_save_options), set by the init function */
+    limn_file_format file_format;  /* default AUTO */
+    int32_t jpeg_quality;          /* 1..100, default 95 */
+} limn_image_save_options;
+
+LIMN_API void limn_image_save_options_init(limn_image_save_options* options);
+
+/* Encodes `image` (any pixel format; float is quantized to 8 bits, BGR reordered; JPEG drops
+ * alpha) and writes it to `path` through a temporary file in the same folder that is renamed into
+ * place, so a failure never leaves a partial file. options may be NULL. */
+LIMN_API limn_status limn_image_save(const char* path, const limn_image* image,
+                                     const limn_image_save_options* options);
+
+/* Encodes `image` in memory; options->file_format must not be AUTO. On success the caller owns
+ * *data (*size bytes) and frees it with limn_buffer_free. */
+LIMN_API limn_status limn_image_encode(const limn_image* image, const limn_image_save_options* options,
+                                       void** data, size_t* size);
+
+/* Frees a buffer returned by limn_image_encode. NULL is allowed. */
+LIMN_API void limn_buffer_free(void* data);
 
 /* ---- Models -------------------------------------------------------------------------------- */
 

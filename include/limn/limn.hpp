@@ -113,6 +113,26 @@ private:
     std::unique_ptr<limn_image, Free> ptr_;
 };
 
+// Image files (limn_image_load / limn_image_save). format 0: RGB8, or RGBA8 when the file has alpha.
+inline Image load_image(const std::string& path, limn_pixel_format format = static_cast<limn_pixel_format>(0),
+                        uint64_t max_pixels = 64ull * 1024 * 1024) {
+    limn_image_load_options o;
+    limn_image_load_options_init(&o);
+    o.format = format;
+    o.max_pixels = max_pixels;
+    limn_image* p = nullptr;
+    detail::check(limn_image_load(path.c_str(), &o, &p));
+    return Image(p);
+}
+inline void save_image(const std::string& path, const limn_image& image, int32_t jpeg_quality = 95,
+                       limn_file_format file_format = LIMN_FILE_FORMAT_AUTO) {
+    limn_image_save_options o;
+    limn_image_save_options_init(&o);
+    o.jpeg_quality = jpeg_quality;
+    o.file_format = file_format;
+    detail::check(limn_image_save(path.c_str(), &image, &o));
+}
+
 // Chainable model options over limn_model_options.
 class ModelOptions {
 public:

@@ -295,6 +295,68 @@ static void test_load_from_memory(void) {
     free(bytes);
 }
 
+/* Image files and pipelines as a C caller sees them: encode in memory, load back, cartoonize,
+ * restore faces; errors leave out-parameters untouched. */
+static void test_files_and_pipelines(void) {
+    limn_image* img = NULL;
+    limn_image* back = (limn_image*)0x1;
+    void* png = (void*)0x1;
+    size_t png_size = 7;
+    limn_image_save_options so;
+    limn_image_load_options lo;
+    limn_cartoonize_options co;
+    limn_restore_faces_options fo;
+    limn_pipeline_stats stats;
+    limn_model_options mo = cpu_options();
+    limn_model* model = NULL;
+    int x, y;
+
+    CHECK(limn_image_alloc(33, 17, LIMN_PIXEL_RGB8, &img) == LIMN_OK);
+    for (y = 0; y < 17; ++y)
+        for (x = 0; x < 33 * 3; ++x) img->data[(size_t)y * img->stride + (size_t)x] = (uint8_t)(x * 7 + y * 3);
+
+    limn_image_save_options_init(&so);
+    CHECK_ERR(limn_image_encode(img, &so, &png, &png_size), LIMN_ERR_INVALID_ARGUMENT, "file_format");
+    CHECK(png == (void*)0x1 && png_size == 7);
+    so.file_format = LIMN_FILE_FORMAT_PNG;
+    so.jpeg_quality = 0;
+    CHECK_ERR(limn_image_encode(img, &so, &png, &png_size), LIMN_ERR_INVALID_ARGUMENT, "jpeg_quality");
+    so.jpeg_quality = 90;
+    CHECK(limn_image_encode(img, &so, &png, &png_size) == LIMN_OK);
+    CHECK(png_size > 8 && memcmp(png, "\x89PNG", 4) == 0);
+
+    limn_image_load_options_init(&lo);
+    CHECK(limn_image_load_from_memory(png, png_size, &lo, &back) == LIMN_OK);
+    CHECK(back->width == 33 && back->height == 17 && back->format == LIMN_PIXEL_RGB8);
+    CHECK(memcmp(back->data, img->data, 33 * 3) == 0);
+    limn_image_free(back);
+    back = (limn_image*)0x1;
+    lo.max_pixels = 100;
+    CHECK_ERR(limn_image_load_from_memory(png, png_size, &lo, &back), LIMN_ERR_IMAGE_TOO_LARGE, "33x17");
+    CHECK_ERR(limn_image_load_from_memory(png, 10, NULL, &back), LIMN_ERR_INVALID_IMAGE, "<memory>");
+    CHECK_ERR(limn_image_load("/nonexistent/photo.jpg", NULL, &back), LIMN_ERR_IO, "/nonexistent/photo.jpg");
+    CHECK_ERR(limn_image_load(NULL, NULL, &back), LIMN_ERR_INVALID_ARGUMENT, "path");
+    CHECK(back == (limn_image*)0x1);
+    CHECK_ERR(limn_image_save("/nonexistent/dir/out.png", img, NULL), LIMN_ERR_IO, "/nonexistent/dir/out.png");
+    CHECK_ERR(limn_image_save("out.webp", img, NULL), LIMN_ERR_INVALID_ARGUMENT, "out.webp");
+    limn_buffer_free(png);
+    limn_buffer_free(NULL);
+
+    CHECK(limn_model_load(fixture("tiny_unet.pt"), &mo, &model) == LIMN_OK);
+    limn_cartoonize_options_init(&co);
+    CHECK(co.strength == 1.0f && co.tile_size == 0);
+    stats.struct_size = sizeof stats;
+    CHECK(limn_cartoonize(model, img, img, &co, &stats) == LIMN_OK);
+    CHECK(stats.tiles == 1 && stats.width == 33 && stats.height == 17);
+    co.strength = -1.0f;
+    CHECK_ERR(limn_cartoonize(model, img, img, &co, NULL), LIMN_ERR_INVALID_ARGUMENT, "strength");
+    limn_restore_faces_options_init(&fo);
+    CHECK(fo.strength == 1.0f && fo.feather > 0.0f);
+    CHECK_ERR(limn_restore_faces(model, img, img, NULL, 0, &fo, NULL), LIMN_ERR_WRONG_MODEL_KIND, "face_restore");
+    limn_model_free(model);
+    limn_image_free(img);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -308,6 +370,7 @@ int main(int argc, char** argv) {
     test_bad_models();
     test_run();
     test_load_from_memory();
+    test_files_and_pipelines();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

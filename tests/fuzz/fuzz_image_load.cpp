@@ -1,0 +1,38 @@
+// libFuzzer target: decoding untrusted image bytes (src/image_io.cpp, stb_image, the EXIF parser).
+// Every input must either decode or fail with a limn::Failure; crashes, sanitizer reports, leaks
+// and allocations over the fuzzer's limit are bugs. The input's size picks the pixel format and
+// whether EXIF orientation is applied, so plain image files work as a seed corpus.
+//
+//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I include -I src \
+//       -I /usr/include/stb src/pixels.cpp src/exif.cpp src/image_io.cpp \
+//       tests/fuzz/fuzz_image_load.cpp -o fuzz_image_load
+//   ./fuzz_image_load -max_total_time=60 corpus/
+// stb's TGA decoder takes almost any bytes for an image of the size in their first bytes, so many
+// inputs decode to images near the pixel limit; -DLIMN_FUZZ_MAX_PIXELS=262144 trades that for
+// speed.
+#include <cstddef>
+#include <cstdint>
+
+#include "error.h"
+#include "exif.h"
+#include "image_io.h"
+#include "pixels.h"
+
+#ifndef LIMN_FUZZ_MAX_PIXELS
+#define LIMN_FUZZ_MAX_PIXELS (4096 * 4096)
+#endif
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    limn::LoadOptions options;
+    options.format = static_cast<limn_pixel_format>(size % 7);  // 0 (default) or a format
+    options.apply_orientation = (size / 7) % 4 != 3;
+    options.max_pixels = LIMN_FUZZ_MAX_PIXELS;
+    try {
+        const limn::OwnedImage image = limn::load_image_memory(data, size, "<fuzz>", options);
+        limn::check_image(image.get(), "decoded", options.max_pixels);
+    } catch (const limn::Failure&) {
+    }
+    const int orientation = limn::jpeg_exif_orientation(data, size);
+    if (orientation < 1 || orientation > 8) __builtin_trap();
+    return 0;
+}
