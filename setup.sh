@@ -2,11 +2,12 @@
 # Sets up a fresh Debian machine for limn, builds it, and runs the main job. Idempotent: a second
 # run installs nothing and rebuilds only what changed (ninja + ccache, at most 2 compile jobs).
 #
-#   ./setup.sh                 install, build, cartoonize the sample portrait
-#   ./setup.sh --no-run        install and build only
-#   ./setup.sh PHOTO.ppm       ... and cartoonize this binary PPM instead of the sample
+#   ./setup.sh                      install, build, cartoonize the sample portrait
+#   ./setup.sh --no-run             install and build only
+#   ./setup.sh PHOTO                ... and cartoonize PHOTO (JPEG, PNG, BMP, ...) instead
+#   ./setup.sh --model M.pt [PHOTO] ... with another cartoon model (e.g. converted DCT-Net)
 #
-# Environment: LIMN_BUILD_DIR (default: build), LIMN_JOBS (default: 2).
+# Environment: LIMN_BUILD_DIR (default: build), LIMN_JOBS (default: 2), LIMN_DEVICE (default auto).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -14,12 +15,15 @@ BUILD=${LIMN_BUILD_DIR:-build}
 JOBS=${LIMN_JOBS:-2}
 RUN=1
 PHOTO=""
-for arg in "$@"; do
-  case "$arg" in
+MODEL=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-run) RUN=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) PHOTO="$arg" ;;
+    --model) MODEL="${2:?--model needs a file}"; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) PHOTO="$1" ;;
   esac
+  shift
 done
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -63,26 +67,26 @@ ninja -C "$BUILD" -j "$JOBS" >"$BUILD.build.log" 2>&1 || { tail -50 "$BUILD.buil
 
 [ "$RUN" -eq 1 ] || exit 0
 
-# 4. The main job: export the built-in cartoon model and run it on a portrait.
+# 4. The main job: export the built-in cartoon model and cartoonize a portrait with the CLI.
 export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
 OUT="$ROOT/out"
 mkdir -p "$OUT" "$BUILD/models"
-MODEL="$BUILD/models/classical-cartoon.pt"
-if [ ! -f "$MODEL" ] || [ -n "$(find models/limn_models -newer "$MODEL" -name '*.py' | head -1)" ]; then
-  say "exporting the built-in cartoon model to $MODEL"
-  "$PY" -m limn_models.export cartoon-standin -o "$MODEL"
+BUILTIN="$BUILD/models/classical-cartoon.pt"
+if [ ! -f "$BUILTIN" ] || [ -n "$(find models/limn_models -newer "$BUILTIN" -name '*.py' | head -1)" ]; then
+  say "exporting the built-in cartoon model to $BUILTIN"
+  "$PY" -m limn_models.export cartoon-standin -o "$BUILTIN"
 fi
+MODEL=${MODEL:-$BUILTIN}
 if [ -z "$PHOTO" ]; then
-  PHOTO="$OUT/astronaut.ppm"
+  PHOTO="$OUT/astronaut.png"
   "$PY" - "$PHOTO" <<'PYEOF'
 import sys
 import skimage.data
-img = skimage.data.astronaut()  # public-domain NASA portrait shipped with scikit-image
-h, w, _ = img.shape
-with open(sys.argv[1], "wb") as f:
-    f.write(b"P6\n%d %d\n255\n" % (w, h) + img.tobytes())
+from PIL import Image
+# Public-domain NASA portrait shipped with scikit-image.
+Image.fromarray(skimage.data.astronaut()).save(sys.argv[1])
 PYEOF
 fi
-RESULT="$OUT/$(basename "${PHOTO%.*}")-cartoon.ppm"
-"$BUILD/examples/limn-raw-run" "$MODEL" "$PHOTO" "$RESULT" "${LIMN_DEVICE:-auto}"
+RESULT="$OUT/$(basename "${PHOTO%.*}")-$(basename "${MODEL%.pt}").png"
+"$BUILD/examples/limn" cartoonize "$PHOTO" -o "$RESULT" --model "$MODEL" --device "${LIMN_DEVICE:-auto}"
 say "result: $RESULT"

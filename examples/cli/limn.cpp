@@ -1,0 +1,402 @@
+// limn: the command-line tool. Cartoonizes photos, restores faces, describes models and devices.
+// Built only on the public C++ wrapper (limn.hpp), like any application.
+#include <limn/limn.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Exit codes (also in the usage text).
+constexpr int kOk = 0;
+constexpr int kFailed = 1;    // some image could not be processed
+constexpr int kUsage = 2;     // bad command line
+constexpr int kNoModel = 3;   // the model or device could not be used
+
+const char* kUsageText = R"(usage:
+  limn cartoonize IN... -o OUT [options]      cartoonize photos (files or folders)
+  limn restore-faces IN -o OUT --landmarks FILE [options]
+                                              restore the faces whose 5 landmarks FILE lists
+  limn info MODEL                             describe a limn model file
+  limn devices                                list the CPU and CUDA devices
+  limn --version | --help
+
+options:
+  -o, --output PATH      output file, or folder (created) for several inputs or a folder input
+  -m, --model FILE       model file (cartoonize default: $LIMN_CARTOON_MODEL, else
+                         models/classical-cartoon.pt next to the tool's build folder)
+  -d, --device DEV       cpu, cuda, cuda:N or auto (default auto)
+  -p, --precision P      fp32, fp16, bf16 or auto (default auto)
+      --memory-limit N   cap device memory, e.g. 2G, 512M (bytes without a suffix)
+      --max-side N       cartoonize: work at most N pixels on the longer side, then scale back
+      --strength S       0..1 blend over the input (default 1)
+      --tile N           cartoonize: tile side (default: from the memory budget)
+      --format EXT       output format for folder outputs: png (default), jpg, bmp, tga
+      --quality Q        JPEG quality 1..100 (default 95)
+  -q, --quiet            no progress bar, no summary
+
+LANDMARKS FILE: one face per line, 10 numbers: x y of the left eye, right eye, nose tip, left and
+right mouth corners, in photo pixels. Empty lines and lines starting with # are ignored.
+
+exit status: 0 success, 1 some image failed, 2 bad command line, 3 model or device unusable.
+Inputs are never overwritten; outputs are written to a temporary file and renamed.
+)";
+
+struct Args {
+    std::string command;
+    std::vector<std::string> inputs;
+    std::string output, model, device = "auto", landmarks, format = "png";
+    limn_precision precision = LIMN_PRECISION_AUTO;
+    uint64_t memory_limit = 0;
+    int32_t max_side = 0, tile = 0, quality = 95;
+    float strength = 1.0f;
+    bool quiet = false;
+};
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+long long parse_int(const std::string& flag, const std::string& v, long long lo, long long hi) {
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || errno || n < lo || n > hi) {
+        throw UsageError(flag + " expects an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
+                         ", not '" + v + "'");
+    }
+    return n;
+}
+
+uint64_t parse_bytes(const std::string& v) {
+    static const std::map<char, uint64_t> units = {{'K', 1ull << 10}, {'M', 1ull << 20}, {'G', 1ull << 30}, {'T', 1ull << 40}};
+    std::string digits = v;
+    uint64_t unit = 1;
+    if (!digits.empty() && units.count(static_cast<char>(std::toupper(digits.back())))) {
+        unit = units.at(static_cast<char>(std::toupper(digits.back())));
+        digits.pop_back();
+    }
+    char* end = nullptr;
+    errno = 0;
+    const double n = std::strtod(digits.c_str(), &end);
+    if (digits.empty() || *end || errno || !(n > 0) || n * unit > 1.8e19) {
+        throw UsageError("--memory-limit expects a size such as 2G or 512M, not '" + v + "'");
+    }
+    return static_cast<uint64_t>(n * unit);
+}
+
+Args parse(int argc, char** argv) {
+    Args a;
+    std::vector<std::string> rest(argv + 1, argv + argc);
+    if (rest.empty()) throw UsageError("no command given");
+    a.command = rest[0];
+    for (size_t i = 1; i < rest.size(); ++i) {
+        const std::string& f = rest[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= rest.size()) throw UsageError(f + " needs a value");
+            return rest[++i];
+        };
+        if (f == "-o" || f == "--output") a.output = value();
+        else if (f == "-m" || f == "--model") a.model = value();
+        else if (f == "-d" || f == "--device") a.device = value();
+        else if (f == "--landmarks") a.landmarks = value();
+        else if (f == "--format") a.format = value();
+        else if (f == "-p" || f == "--precision") {
+            const std::string p = value();
+            if (p == "auto") a.precision = LIMN_PRECISION_AUTO;
+            else if (p == "fp32") a.precision = LIMN_PRECISION_FP32;
+            else if (p == "fp16") a.precision = LIMN_PRECISION_FP16;
+            else if (p == "bf16") a.precision = LIMN_PRECISION_BF16;
+            else throw UsageError("--precision expects fp32, fp16, bf16 or auto, not '" + p + "'");
+        } else if (f == "--memory-limit") a.memory_limit = parse_bytes(value());
+        else if (f == "--max-side") a.max_side = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
+        else if (f == "--tile") a.tile = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
+        else if (f == "--quality") a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
+        else if (f == "--strength") {
+            const std::string v = value();
+            char* end = nullptr;
+            a.strength = std::strtof(v.c_str(), &end);
+            if (v.empty() || *end || !(a.strength >= 0.0f && a.strength <= 1.0f)) {
+                throw UsageError("--strength expects a number in 0..1, not '" + v + "'");
+            }
+        } else if (f == "-q" || f == "--quiet") a.quiet = true;
+        else if (!f.empty() && f[0] == '-' && f != "-") throw UsageError("unknown option " + f);
+        else a.inputs.push_back(f);
+    }
+    const std::string fmt = a.format;
+    if (fmt != "png" && fmt != "jpg" && fmt != "jpeg" && fmt != "bmp" && fmt != "tga") {
+        throw UsageError("--format expects png, jpg, bmp or tga, not '" + fmt + "'");
+    }
+    return a;
+}
+
+bool is_image_name(const fs::path& p) {
+    std::string e = p.extension().string();
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif", ".psd", ".pnm", ".ppm", ".pgm", ".hdr", ".pic"})
+        if (e == x) return true;
+    return false;
+}
+
+struct Job {
+    fs::path in, out;
+};
+
+// Inputs (files, folders of images) -> (input, output) pairs. Refuses any output that is an input.
+std::vector<Job> plan_jobs(const Args& a) {
+    if (a.inputs.empty()) throw UsageError(a.command + " needs at least one input");
+    if (a.output.empty()) throw UsageError(a.command + " needs -o OUT");
+    std::vector<fs::path> files;
+    bool from_folder = false;
+    for (const auto& in : a.inputs) {
+        std::error_code ec;
+        if (fs::is_directory(in, ec)) {
+            from_folder = true;
+            std::vector<fs::path> found;
+            for (const auto& e : fs::directory_iterator(in, ec))
+                if (e.is_regular_file() && is_image_name(e.path())) found.push_back(e.path());
+            std::sort(found.begin(), found.end());
+            files.insert(files.end(), found.begin(), found.end());
+        } else {
+            files.emplace_back(in);  // a missing file fails later, with the library's message
+        }
+    }
+    const fs::path out(a.output);
+    std::error_code ec;
+    const bool out_is_folder = from_folder || files.size() > 1 || fs::is_directory(out, ec) ||
+                               (!a.output.empty() && (a.output.back() == '/'));
+    std::vector<Job> jobs;
+    for (const auto& f : files) {
+        Job j{f, out};
+        if (out_is_folder) j.out = out / (f.stem().string() + "." + a.format);
+        jobs.push_back(j);
+    }
+    for (const auto& j : jobs) {
+        for (const auto& f : files) {
+            std::error_code e1;
+            if (fs::exists(j.out, e1) && fs::equivalent(j.out, f, e1)) {
+                throw UsageError("output " + j.out.string() + " is the input " + f.string() + "; limn never overwrites an input");
+            }
+        }
+        if (!out_is_folder && is_image_name(j.out) == false) {
+            throw UsageError("output " + j.out.string() + " needs an image extension (.png, .jpg, .bmp, .tga)");
+        }
+    }
+    if (out_is_folder) {
+        std::error_code made;
+        fs::create_directories(out, made);
+        if (made) throw UsageError("cannot create the output folder " + out.string() + ": " + made.message());
+    }
+    return jobs;
+}
+
+class ProgressBar {
+public:
+    explicit ProgressBar(bool on) : on_(on && isatty(STDERR_FILENO)) {}
+    void show(const std::string& label, int done, int total) {
+        if (!on_ || total <= 0) return;
+        const int width = 30, filled = width * done / total;
+        std::fprintf(stderr, "\r%-28.28s [%s%s] %d/%d", label.c_str(), std::string(filled, '#').c_str(),
+                     std::string(width - filled, ' ').c_str(), done, total);
+        std::fflush(stderr);
+        dirty_ = true;
+    }
+    void clear() {
+        if (on_ && dirty_) std::fprintf(stderr, "\r%70s\r", "");
+        dirty_ = false;
+    }
+
+private:
+    bool on_;
+    bool dirty_ = false;
+};
+
+std::string default_cartoon_model(const char* argv0) {
+    if (const char* env = std::getenv("LIMN_CARTOON_MODEL")) return env;
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) exe = fs::absolute(argv0, ec);
+    return (exe.parent_path().parent_path() / "models" / "classical-cartoon.pt").string();
+}
+
+std::vector<limn_face> read_landmarks(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw UsageError("cannot read the landmarks file " + path + ": " + std::strerror(errno));
+    std::vector<limn_face> faces;
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        const size_t first = line.find_first_not_of(" \t\r");
+        if (first == std::string::npos || line[first] == '#') continue;
+        std::istringstream s(line);
+        limn_face f{};
+        for (float& v : f.landmarks)
+            if (!(s >> v)) throw UsageError(path + ":" + std::to_string(n) + ": expected 10 numbers (5 x y pairs)");
+        std::string extra;
+        if (s >> extra) throw UsageError(path + ":" + std::to_string(n) + ": more than 10 numbers");
+        f.score = 1.0f;
+        faces.push_back(f);
+    }
+    return faces;
+}
+
+std::string mib(uint64_t bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.0f MiB", static_cast<double>(bytes) / (1 << 20));
+    return b;
+}
+
+int run_images(const Args& a, const char* argv0) {
+    const bool faces_mode = a.command == "restore-faces";
+    if (faces_mode && a.landmarks.empty()) throw UsageError("restore-faces needs --landmarks FILE");
+    if (faces_mode && a.inputs.size() != 1) throw UsageError("restore-faces takes one input photo");
+    const std::vector<limn_face> faces = faces_mode ? read_landmarks(a.landmarks) : std::vector<limn_face>();
+    const std::vector<Job> jobs = plan_jobs(a);
+    const std::string model_path = !a.model.empty() ? a.model : faces_mode ? "" : default_cartoon_model(argv0);
+    if (model_path.empty()) throw UsageError("restore-faces needs --model FILE (a face_restore model)");
+
+    std::unique_ptr<limn::Model> model;
+    std::string device;
+    try {
+        device = limn::resolve_device(a.device);
+        if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
+        model = std::make_unique<limn::Model>(
+            model_path, limn::ModelOptions()
+                            .device(device)
+                            .precision(a.precision)
+                            .expected_kind(faces_mode ? LIMN_MODEL_KIND_FACE_RESTORE : LIMN_MODEL_KIND_CARTOON));
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kNoModel;
+    }
+    const limn_model_info info = model->info();
+    const char* precision = info.precision == LIMN_PRECISION_FP16 ? "fp16" : info.precision == LIMN_PRECISION_BF16 ? "bf16" : "fp32";
+    if (!a.quiet) std::cerr << "limn: model '" << info.name << "' on " << info.device << " in " << precision << "\n";
+
+    limn::reset_peak_memory(info.device);
+    ProgressBar bar(!a.quiet);
+    int failed = 0, done = 0;
+    double seconds = 0.0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        const Job& j = jobs[i];
+        const std::string label = j.in.filename().string();
+        try {
+            const auto t0 = std::chrono::steady_clock::now();
+            limn::Image img = limn::load_image(j.in.string());
+            limn_pipeline_stats st{};
+            auto progress = [&](int32_t d, int32_t t) {
+                bar.show(label, d, t);
+                return true;
+            };
+            if (faces_mode) {
+                st = model->restore_faces(img.view(), img.view(), faces,
+                                          limn::RestoreFacesOptions().strength(a.strength).progress(progress));
+            } else {
+                st = model->cartoonize(img.view(), img.view(),
+                                       limn::CartoonizeOptions().strength(a.strength).max_side(a.max_side).tile_size(a.tile).progress(progress));
+            }
+            limn::save_image(j.out.string(), img.view(), a.quality);
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            seconds += s;
+            ++done;
+            bar.clear();
+            if (!a.quiet) {
+                std::cerr << "limn: " << j.in.string() << " -> " << j.out.string() << " (" << img.width() << "x"
+                          << img.height() << ", " << (faces_mode ? std::to_string(st.faces) + " faces, " : std::to_string(st.tiles) + (st.tiles == 1 ? " tile, " : " tiles, "))
+                          << std::fixed << std::setprecision(2) << s << " s)\n";
+            }
+        } catch (const limn::Error& e) {
+            bar.clear();
+            std::cerr << "limn: " << j.in.string() << ": " << e.what() << "\n";
+            ++failed;
+        }
+    }
+    if (!a.quiet) {
+        const limn_memory_stats m = limn::memory_stats(info.device);
+        std::cerr << "limn: " << done << " of " << jobs.size() << " images done";
+        if (done > 0) std::cerr << ", " << std::fixed << std::setprecision(2) << seconds / done << " s per image";
+        std::cerr << ", peak memory " << mib(m.peak_allocated) << " on " << info.device << "\n";
+    }
+    return failed ? kFailed : kOk;
+}
+
+int info_command(const Args& a) {
+    if (a.inputs.size() != 1) throw UsageError("info takes one model file");
+    try {
+        const limn::Model m(a.inputs[0], limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32).warmup(false));
+        const limn_model_info i = m.info();
+        const char* kinds[] = {"any", "cartoon", "face_restore", "face_detect"};
+        std::cout << "file:          " << a.inputs[0] << "\n"
+                  << "name:          " << i.name << "\n"
+                  << "kind:          " << kinds[i.kind] << "\n"
+                  << "format:        " << i.format_version << "\n";
+        if (i.fixed_width > 0) std::cout << "size:          " << i.fixed_width << "x" << i.fixed_height << " (fixed)\n";
+        else std::cout << "size:          any multiple of " << i.size_multiple << "\n";
+        std::cout << "tile margin:   " << i.tile_margin << "\n";
+        if (i.has_face_template) {
+            std::cout << "face template:";
+            for (int k = 0; k < 10; k += 2) std::cout << " (" << i.face_template[k] << ", " << i.face_template[k + 1] << ")";
+            std::cout << "\n";
+        }
+        std::cout << "source:        " << i.source << "\n"
+                  << "licence:       " << i.license << "\n";
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kNoModel;
+    }
+    return kOk;
+}
+
+int devices_command() {
+    for (const limn_device_info& d : limn::devices()) {
+        std::cout << d.id << "  " << d.name << "  " << mib(d.total_memory) << " total, " << mib(d.free_memory) << " free";
+        if (d.type == LIMN_DEVICE_CUDA) std::cout << ", compute " << d.compute_capability / 10 << "." << d.compute_capability % 10;
+        std::cout << "\n";
+    }
+    return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+        std::cout << kUsageText;
+        return kOk;
+    }
+    if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) {
+        std::cout << "limn " << limn::version() << "\n";
+        return kOk;
+    }
+    try {
+        const Args a = parse(argc, argv);
+        if (a.command == "cartoonize" || a.command == "restore-faces") return run_images(a, argv[0]);
+        if (a.command == "info") return info_command(a);
+        if (a.command == "devices") return devices_command();
+        throw UsageError("unknown command '" + a.command + "'");
+    } catch (const UsageError& e) {
+        std::cerr << "limn: " << e.what() << "\n\n" << kUsageText;
+        return kUsage;
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kFailed;
+    } catch (const std::exception& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kFailed;
+    }
+}

@@ -1,0 +1,147 @@
+"""The `limn` command-line tool and the C, C++ and engine examples, end to end on real photos."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from limn_models import export
+
+TEMPLATE_64 = [v * 64 / 512 for v in (202.0, 242.9, 309.4, 242.3, 256.1, 304.0, 212.0, 366.8, 300.9, 366.3)]
+
+
+@pytest.fixture(scope="module")
+def cartoon_model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("models") / "classical-cartoon.pt")
+    export.export_cartoon_standin(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def face_model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("models") / "face-64.pt")
+    export.export_face_standin(path, size=64)
+    return path
+
+
+def limn(bin_dir, *args):
+    return subprocess.run([os.path.join(bin_dir, "limn"), *args], capture_output=True, text=True)
+
+
+def photo(size=(160, 120)):
+    return Image.fromarray(skimage.data.astronaut()).resize(size, Image.LANCZOS)
+
+
+def test_cartoonize_a_folder_of_real_photos(bin_dir, cartoon_model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    photo((161, 117)).save(src / "astronaut.jpg", quality=92)
+    photo((96, 128)).save(src / "portrait.png")
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    run = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "-d", "cpu")
+    assert run.returncode == 0, run.stderr
+    assert sorted(os.listdir(out)) == ["astronaut.png", "portrait.png"]
+    for name, size in [("astronaut", (161, 117)), ("portrait", (96, 128))]:
+        got = Image.open(out / f"{name}.png")
+        assert got.size == size
+        before = np.asarray(Image.open(next(src.glob(name + ".*"))).convert("RGB"), dtype=int)
+        after = np.asarray(got.convert("RGB"), dtype=int)
+        assert np.abs(after - before).mean() > 2  # it was cartoonized, not copied
+    assert "2 of 2 images done" in run.stderr
+    assert "peak memory" in run.stderr and "s per image" in run.stderr
+
+
+def test_one_file_with_options_and_jpeg_output(bin_dir, cartoon_model, tmp_path):
+    photo((300, 200)).save(tmp_path / "a.png")
+    run = limn(bin_dir, "cartoonize", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.jpg"), "-m", cartoon_model,
+               "-d", "cpu", "--max-side", "100", "--strength", "0.5", "--quality", "80", "--tile", "64", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    out = Image.open(tmp_path / "b.jpg")
+    assert out.format == "JPEG" and out.size == (300, 200)
+
+
+def test_bad_arguments_and_exit_codes(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    assert limn(bin_dir).returncode == 2
+    assert limn(bin_dir, "paint", a).returncode == 2
+    assert limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.png"), "--bogus").returncode == 2
+    r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.png"), "--strength", "2")
+    assert r.returncode == 2 and "--strength" in r.stderr
+    r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.txt"), "-m", cartoon_model)
+    assert r.returncode == 2 and "extension" in r.stderr
+    # Never overwrite an input.
+    r = limn(bin_dir, "cartoonize", a, "-o", a, "-m", cartoon_model, "-d", "cpu")
+    assert r.returncode == 2 and "never overwrites an input" in r.stderr
+    assert (tmp_path / "a.png").read_bytes() == before
+    # A model that cannot be used.
+    r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.png"), "-m", str(tmp_path / "missing.pt"))
+    assert r.returncode == 3 and "missing.pt" in r.stderr
+    # One broken photo among good ones: the others are done, the status says something failed.
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    r = limn(bin_dir, "cartoonize", a, str(tmp_path / "broken.jpg"), "-o", str(tmp_path / "outs"), "-m",
+             cartoon_model, "-d", "cpu")
+    assert r.returncode == 1 and "broken.jpg" in r.stderr
+    assert os.listdir(tmp_path / "outs") == ["a.png"]
+
+
+def test_info_and_devices(bin_dir, cartoon_model, tmp_path):
+    r = limn(bin_dir, "info", cartoon_model)
+    assert r.returncode == 0, r.stderr
+    assert "classical-cartoon" in r.stdout and "kind:          cartoon" in r.stdout
+    assert limn(bin_dir, "info", str(tmp_path / "nope.pt")).returncode == 3
+    r = limn(bin_dir, "devices")
+    assert r.returncode == 0 and r.stdout.startswith("cpu")
+    assert limn(bin_dir, "--version").stdout.startswith("limn ")
+
+
+def face_landmarks(cx, cy, size):
+    k = size / 64.0
+    return [cx + k * (v - 32.0) if i % 2 == 0 else cy + k * (v - 32.0) for i, v in enumerate(TEMPLATE_64)]
+
+
+def test_restore_faces_with_a_landmarks_file(bin_dir, face_model, tmp_path):
+    photo((200, 200)).save(tmp_path / "p.png")
+    marks = face_landmarks(100, 90, 96)
+    (tmp_path / "faces.txt").write_text("# x y of eyes, nose, mouth corners\n" + " ".join(f"{v:.2f}" for v in marks) + "\n")
+    r = limn(bin_dir, "restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "r.png"), "--landmarks",
+             str(tmp_path / "faces.txt"), "-m", face_model, "-d", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "1 faces" in r.stderr
+    before = np.asarray(Image.open(tmp_path / "p.png"), dtype=int)
+    after = np.asarray(Image.open(tmp_path / "r.png"), dtype=int)
+    assert np.abs(after - before)[60:120, 60:140].mean() > 0.5  # the face changed
+    assert (after[:10] == before[:10]).all()                   # far from it, nothing did
+    (tmp_path / "bad.txt").write_text("1 2 3\n")
+    r = limn(bin_dir, "restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "r2.png"), "--landmarks",
+             str(tmp_path / "bad.txt"), "-m", face_model)
+    assert r.returncode == 2 and "bad.txt:1" in r.stderr
+
+
+def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path):
+    photo((150, 110)).save(tmp_path / "in.png")
+    r = subprocess.run([os.path.join(bin_dir, "limn-cartoonize-c"), cartoon_model, str(tmp_path / "in.png"),
+                        str(tmp_path / "c.png"), "cpu"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "c.png").size == (150, 110)
+    r = subprocess.run([os.path.join(bin_dir, "limn-cartoonize-c"), cartoon_model, str(tmp_path / "nope.png"),
+                        str(tmp_path / "c2.png"), "cpu"], capture_output=True, text=True)
+    assert r.returncode == 1 and "nope.png" in r.stderr and not (tmp_path / "c2.png").exists()
+
+    marks = [f"{v:.2f}" for v in face_landmarks(75, 50, 64)]
+    r = subprocess.run([os.path.join(bin_dir, "limn-example-cpp"), face_model, cartoon_model, str(tmp_path / "in.png"),
+                        str(tmp_path / "cpp.png"), *marks, "cpu"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "1 face(s) restored" in r.stdout
+
+    r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), cartoon_model, "cpu", "3", "96", "64", "256"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert [l.split(":")[0] for l in lines[:3]] == ["frame 0", "frame 1", "frame 2"]
+    assert "3 frames of 96x64 on cpu" in lines[3] and "cap 256 MiB" in lines[3]
