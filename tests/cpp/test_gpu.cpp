@@ -5,6 +5,8 @@
 #include <limn/limn.hpp>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -123,6 +125,48 @@ TEST_CASE("8 threads on one CUDA handle give serial results") {
     }
     for (auto& th : pool) th.join();
     CHECK(bad == 0);
+}
+
+TEST_CASE("pipelines on CUDA in fp32 and fp16 agree with the CPU") {
+    const limn::Model cpu_model(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu"));
+    std::vector<uint8_t> in = limn_test::pattern(301 * 203 * 3, 9), ref(in.size());
+    limn_image a{in.data(), 301, 203, 301 * 3, LIMN_PIXEL_RGB8}, r{ref.data(), 301, 203, 301 * 3, LIMN_PIXEL_RGB8};
+    cpu_model.cartoonize(a, r, limn::CartoonizeOptions().tile_size(96));
+    for (auto p : {LIMN_PRECISION_FP32, LIMN_PRECISION_FP16}) {
+        CAPTURE(p);
+        const limn::Model m(limn_test::fixture("tiny_unet.pt"), cuda().precision(p));
+        std::vector<uint8_t> out(in.size());
+        limn_image o{out.data(), 301, 203, 301 * 3, LIMN_PIXEL_RGB8};
+        CHECK(m.cartoonize(a, o, limn::CartoonizeOptions().tile_size(96)).tiles > 1);
+        CHECK(max_diff(out, ref) <= (p == LIMN_PRECISION_FP32 ? 2 : 6));
+        const limn::Model face(limn_test::fixture("identity_face.pt"), cuda().precision(p));
+        limn_face f{};
+        const limn_model_info info = face.info();
+        for (int i = 0; i < 10; ++i) f.landmarks[i] = info.face_template[i] * 1.5f + 20.0f;
+        CHECK(face.restore_faces(a, o, {f}).faces == 1);
+    }
+}
+
+TEST_CASE("a 4096x4096 photo completes under a 1 GiB cap by tiling; peak memory stays under it") {
+    const char* dir = std::getenv("LIMN_PARITY_CASES");
+    REQUIRE(dir);
+    limn::release_cached_memory("cuda:0");
+    limn::set_memory_limit("cuda:0", 1ull << 30);
+    {
+        const limn::Model m(std::string(dir) + "/dctnet.pt", cuda().precision(LIMN_PRECISION_FP16));
+        std::vector<uint8_t> in = limn_test::pattern(4096ull * 4096 * 3, 4), out(in.size());
+        limn_image a{in.data(), 4096, 4096, 4096 * 3, LIMN_PIXEL_RGB8}, o{out.data(), 4096, 4096, 4096 * 3, LIMN_PIXEL_RGB8};
+        limn::reset_peak_memory("cuda:0");
+        const limn_pipeline_stats st = m.cartoonize(a, o);
+        const limn_memory_stats mem = limn::memory_stats("cuda:0");
+        MESSAGE("4096x4096 DCT-Net fp16 under a 1 GiB cap: " << st.tiles << " tiles of " << st.tile_size << " px, "
+                                                            << st.oom_retries << " OOM retries, " << st.seconds
+                                                            << " s, peak allocated " << (mem.peak_allocated >> 20)
+                                                            << " MiB");
+        CHECK(st.tiles > 1);
+        CHECK(mem.peak_allocated <= (1ull << 30));
+    }
+    limn::set_memory_limit("cuda:0", 0);
 }
 
 int main(int argc, char** argv) {
