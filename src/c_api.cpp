@@ -80,6 +80,18 @@ void require_struct_size(const T* s, const char* what) {
     }
 }
 
+// A growable options struct from the caller: defaults, overlaid with the bytes the caller knows.
+template <typename T>
+T read_options(const T* in, void (*init)(T*)) {
+    T o;
+    init(&o);
+    if (in) {
+        require_struct_size(in, "options");
+        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+    }
+    return o;
+}
+
 template <typename T>
 void copy_out(const T& full, T* out) {
     const size_t n = out->struct_size < sizeof(T) ? out->struct_size : sizeof(T);
@@ -101,12 +113,7 @@ limn::Device device_arg(const char* device) {
 }
 
 limn::ModelOptions model_options(const limn_model_options* in) {
-    limn_model_options o;
-    limn_model_options_init(&o);
-    if (in) {
-        require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
-    }
+    const limn_model_options o = read_options(in, limn_model_options_init);
     limn::ModelOptions m;
     m.device = o.device ? o.device : "auto";
     m.precision = o.precision;
@@ -125,12 +132,7 @@ limn::ModelOptions model_options(const limn_model_options* in) {
 }
 
 limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
-    limn_cartoonize_options o;
-    limn_cartoonize_options_init(&o);
-    if (in) {
-        require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
-    }
+    const limn_cartoonize_options o = read_options(in, limn_cartoonize_options_init);
     limn::CartoonizeOptions m;
     m.strength = o.strength;
     m.max_side = o.max_side;
@@ -143,12 +145,7 @@ limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
 }
 
 limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
-    limn_restore_faces_options o;
-    limn_restore_faces_options_init(&o);
-    if (in) {
-        require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
-    }
+    const limn_restore_faces_options o = read_options(in, limn_restore_faces_options_init);
     limn::RestoreFacesOptions m;
     m.strength = o.strength;
     m.min_face_size = o.min_face_size;
@@ -173,12 +170,7 @@ void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
 }
 
 limn::LoadOptions load_options(const limn_image_load_options* in) {
-    limn_image_load_options o;
-    limn_image_load_options_init(&o);
-    if (in) {
-        require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
-    }
+    const limn_image_load_options o = read_options(in, limn_image_load_options_init);
     if (o.format != 0 && limn::channels_of(o.format) == 0) {
         limn::fail(LIMN_ERR_INVALID_ARGUMENT,
                    "invalid options->format " + std::to_string(static_cast<int>(o.format)));
@@ -195,12 +187,7 @@ limn::LoadOptions load_options(const limn_image_load_options* in) {
 }
 
 limn::SaveOptions save_options(const limn_image_save_options* in) {
-    limn_image_save_options o;
-    limn_image_save_options_init(&o);
-    if (in) {
-        require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
-    }
+    const limn_image_save_options o = read_options(in, limn_image_save_options_init);
     if (o.file_format < LIMN_FILE_FORMAT_AUTO || o.file_format > LIMN_FILE_FORMAT_TGA) {
         limn::fail(LIMN_ERR_INVALID_ARGUMENT,
                    "invalid options->file_format " + std::to_string(static_cast<int>(o.file_format)));
