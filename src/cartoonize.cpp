@@ -12,7 +12,7 @@
 #include "image.h"
 #include "memory.h"
 #include "model.h"
-#include "progress.h"
+#include "pipeline.h"
 #include "tiling.h"
 
 namespace limn {
@@ -62,9 +62,7 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
 }
 
 void check_options(const CartoonizeOptions& o) {
-    if (!std::isfinite(o.strength) || o.strength < 0.0f || o.strength > 1.0f) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(o.strength) + ": expected 0..1");
-    }
+    check_strength(o.strength);
     if (o.max_side < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_side " + std::to_string(o.max_side));
     if (o.tile_size < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid tile_size " + std::to_string(o.tile_size));
 }
@@ -83,13 +81,7 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
         fail(LIMN_ERR_UNSUPPORTED, "model '" + model.origin() + "' takes a fixed size; cartoonize needs a "
                                    "model that takes any size");
     }
-    check_image(&input, "input", model.max_pixels());
-    check_image(&output, "output", model.max_pixels());
-    if (output.width != input.width || output.height != input.height) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "output is " + std::to_string(output.width) + "x" +
-                                            std::to_string(output.height) + " but input is " +
-                                            std::to_string(input.width) + "x" + std::to_string(input.height));
-    }
+    check_image_pair(input, output, "input", "output", model.max_pixels());
     PipelineStats stats;
     const int64_t H = input.height, W = input.width;
     c10::InferenceMode guard;

@@ -275,8 +275,7 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
     for (size_t i = 0; i < count; ++i) {
         const std::string in_name = count == 1 ? "input" : "input[" + std::to_string(i) + "]";
         const std::string out_name = count == 1 ? "output" : "output[" + std::to_string(i) + "]";
-        check_image(&inputs[i], in_name.c_str(), impl_->max_pixels);
-        check_image(&outputs[i], out_name.c_str(), impl_->max_pixels);
+        check_image_pair(inputs[i], outputs[i], in_name, out_name, impl_->max_pixels);
         if (inputs[i].width != inputs[0].width || inputs[i].height != inputs[0].height ||
             inputs[i].format != inputs[0].format) {
             fail(LIMN_ERR_INVALID_ARGUMENT, in_name + " is " + std::to_string(inputs[i].width) + "x" +
@@ -284,12 +283,6 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
                                                 format_name(inputs[i].format) +
                                                 "; every image of a batch must have input[0]'s size "
                                                 "and format");
-        }
-        if (outputs[i].width != inputs[i].width || outputs[i].height != inputs[i].height) {
-            fail(LIMN_ERR_INVALID_ARGUMENT, out_name + " is " + std::to_string(outputs[i].width) + "x" +
-                                                std::to_string(outputs[i].height) + " but " + in_name +
-                                                " is " + std::to_string(inputs[i].width) + "x" +
-                                                std::to_string(inputs[i].height));
         }
     }
     check_size_rule(meta, inputs[0].width, inputs[0].height);

@@ -84,6 +84,17 @@ void check_image(const limn_image* image, const char* what, uint64_t max_pixels)
     }
 }
 
+void check_image_pair(const limn_image& input, const limn_image& output, const std::string& in_name,
+                      const std::string& out_name, uint64_t max_pixels) {
+    check_image(&input, in_name.c_str(), max_pixels);
+    check_image(&output, out_name.c_str(), max_pixels);
+    if (output.width != input.width || output.height != input.height) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, out_name + " is " + std::to_string(output.width) + "x" +
+                                            std::to_string(output.height) + " but " + in_name + " is " +
+                                            std::to_string(input.width) + "x" + std::to_string(input.height));
+    }
+}
+
 void ImageDeleter::operator()(limn_image* p) const noexcept { std::free(p); }
 
 OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format format) {

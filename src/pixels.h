@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "limn/limn.h"
 
@@ -23,6 +24,11 @@ bool is_float(limn_pixel_format format);
 // or a float image whose data or stride is not 4-byte aligned, and
 // Failure(LIMN_ERR_IMAGE_TOO_LARGE) when width * height exceeds max_pixels (0 = no limit).
 void check_image(const limn_image* image, const char* what, uint64_t max_pixels);
+
+// check_image on both, and Failure(LIMN_ERR_INVALID_ARGUMENT) unless the output has the input's
+// width and height; the names say which images ("input[2]", ...).
+void check_image_pair(const limn_image& input, const limn_image& output, const std::string& in_name,
+                      const std::string& out_name, uint64_t max_pixels);
 
 struct ImageDeleter {
     void operator()(limn_image* p) const noexcept;

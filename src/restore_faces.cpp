@@ -11,7 +11,7 @@
 #include "error.h"
 #include "image.h"
 #include "model.h"
-#include "progress.h"
+#include "pipeline.h"
 
 namespace limn {
 namespace {
@@ -32,9 +32,7 @@ at::Tensor grid_for(const Similarity& t, int64_t x0, int64_t y0, int64_t cols, i
 }
 
 void check_options(const RestoreFacesOptions& o) {
-    if (!std::isfinite(o.strength) || o.strength < 0.0f || o.strength > 1.0f) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(o.strength) + ": expected 0..1");
-    }
+    check_strength(o.strength);
     if (!std::isfinite(o.min_face_size) || o.min_face_size < 0.0f) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "invalid min_face_size " + std::to_string(o.min_face_size));
     }
@@ -58,13 +56,7 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
                                      "face template to restore faces");
     }
     if (face_count > 0 && !faces) fail(LIMN_ERR_INVALID_ARGUMENT, "faces is NULL but face_count is " + std::to_string(face_count));
-    check_image(&input, "input", model.max_pixels());
-    check_image(&output, "output", model.max_pixels());
-    if (output.width != input.width || output.height != input.height) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "output is " + std::to_string(output.width) + "x" +
-                                            std::to_string(output.height) + " but input is " +
-                                            std::to_string(input.width) + "x" + std::to_string(input.height));
-    }
+    check_image_pair(input, output, "input", "output", model.max_pixels());
     // Transforms first, so bad landmarks fail before any work.
     std::vector<Similarity> to_crop(face_count);
     for (size_t i = 0; i < face_count; ++i) {

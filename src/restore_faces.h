@@ -5,8 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cartoonize.h"  // PipelineStats
 #include "limn/limn.h"
+#include "pipeline.h"
 
 namespace limn {
 

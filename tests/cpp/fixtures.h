@@ -1,6 +1,7 @@
 // Where the test fixtures (written by `python -m limn_models.fixtures`) are: $LIMN_TEST_FIXTURES.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -9,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <limn/limn.h>
+#include <limn/limn.hpp>
 
 namespace limn_test {
 
@@ -45,6 +46,24 @@ std::vector<uint8_t> run_rgb(const Model& m, int w, int h, unsigned seed) {
     limn_image b{out.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
     m.run(a, b);
     return out;
+}
+
+// PSNR in dB of two 8-bit buffers of the same size (1e9 when identical).
+inline double psnr8(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+    double se = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    return se == 0.0 ? 1e9 : 10.0 * std::log10(255.0 * 255.0 * static_cast<double>(a.size()) / se);
+}
+
+// The limn_status a call through limn.hpp ends with (LIMN_OK if it returns).
+template <typename F>
+limn_status status_of(F&& f) {
+    try {
+        f();
+    } catch (const limn::Error& e) {
+        return e.status();
+    }
+    return LIMN_OK;
 }
 
 }  // namespace limn_test

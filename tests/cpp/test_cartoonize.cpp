@@ -25,22 +25,7 @@ struct Pixels {
     }
 };
 
-double psnr8(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-    double se = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    const double mse = se / static_cast<double>(a.size());
-    return mse == 0.0 ? 1e9 : 10.0 * std::log10(255.0 * 255.0 / mse);
-}
 
-template <typename F>
-limn_status status_of(F&& f) {
-    try {
-        f();
-    } catch (const limn::Error& e) {
-        return e.status();
-    }
-    return LIMN_OK;
-}
 
 std::vector<uint8_t> astronaut() {
     const char* dir = std::getenv("LIMN_PARITY_CASES");
@@ -125,12 +110,12 @@ TEST_CASE("cartoonize: forced tiles agree with one pass; tiles follow a memory b
     int worst = 0;
     for (size_t i = 0; i < whole.bytes.size(); ++i) worst = std::max(worst, std::abs(whole.bytes[i] - tiled.bytes[i]));
     CHECK(worst <= 2);
-    CHECK(psnr8(whole.bytes, tiled.bytes) >= 50.0);
+    CHECK(limn_test::psnr8(whole.bytes, tiled.bytes) >= 50.0);
 
     // A budget just over the picture's own buffers leaves room for small tiles only.
     const auto small = model.cartoonize(in.img, budget.img, limn::CartoonizeOptions().memory_budget(8u << 20));
     CHECK(small.tiles > 1);
-    CHECK(psnr8(whole.bytes, budget.bytes) >= 40.0);
+    CHECK(limn_test::psnr8(whole.bytes, budget.bytes) >= 40.0);
     const auto big = model.cartoonize(in.img, budget.img, limn::CartoonizeOptions().memory_budget(1ull << 34));
     CHECK(big.tiles == 1);
 }
@@ -148,7 +133,7 @@ TEST_CASE("cartoonize: an out-of-memory error retries with smaller tiles, and th
     }
     // A raw run over the limit is an out-of-memory status, not a crash; the model still works.
     Pixels big(80, 80, LIMN_PIXEL_RGB8, 1);
-    CHECK(status_of([&] { model.run(big.img, big.img); }) == LIMN_ERR_OUT_OF_MEMORY);
+    CHECK(limn_test::status_of([&] { model.run(big.img, big.img); }) == LIMN_ERR_OUT_OF_MEMORY);
     Pixels ok(64, 64, LIMN_PIXEL_RGB8, 2);
     model.run(ok.img, ok.img);
 }
@@ -171,7 +156,7 @@ TEST_CASE("cartoonize: progress reports every tile; cancelling and deadlines sto
 
     out.bytes = before;
     int calls = 0;
-    CHECK(status_of([&] {
+    CHECK(limn_test::status_of([&] {
               model.cartoonize(in.img, out.img, limn::CartoonizeOptions().tile_size(64).progress([&](int32_t d, int32_t) {
                   ++calls;
                   return d < 2;
@@ -183,7 +168,7 @@ TEST_CASE("cartoonize: progress reports every tile; cancelling and deadlines sto
 
     const Pixels large(2048, 1024, LIMN_PIXEL_RGB8, 3);
     Pixels large_out(2048, 1024, LIMN_PIXEL_RGB8, 0);
-    CHECK(status_of([&] {
+    CHECK(limn_test::status_of([&] {
               model.cartoonize(large.img, large_out.img, limn::CartoonizeOptions().tile_size(32).timeout_ms(1));
           }) == LIMN_ERR_TIMEOUT);
     CHECK(std::string(limn_last_error()).find("deadline") != std::string::npos);
@@ -192,20 +177,20 @@ TEST_CASE("cartoonize: progress reports every tile; cancelling and deadlines sto
 TEST_CASE("cartoonize: bad arguments and the wrong model kind are refused") {
     const limn::Model model(limn_test::fixture("tiny_unet.pt"), cpu());
     Pixels in(40, 30, LIMN_PIXEL_RGB8, 1), other(41, 30, LIMN_PIXEL_RGB8, 1);
-    CHECK(status_of([&] { model.cartoonize(in.img, other.img); }) == LIMN_ERR_INVALID_ARGUMENT);
-    CHECK(status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().strength(1.5f)); }) ==
+    CHECK(limn_test::status_of([&] { model.cartoonize(in.img, other.img); }) == LIMN_ERR_INVALID_ARGUMENT);
+    CHECK(limn_test::status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().strength(1.5f)); }) ==
           LIMN_ERR_INVALID_ARGUMENT);
-    CHECK(status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().strength(NAN)); }) ==
+    CHECK(limn_test::status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().strength(NAN)); }) ==
           LIMN_ERR_INVALID_ARGUMENT);
-    CHECK(status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().max_side(-1)); }) ==
+    CHECK(limn_test::status_of([&] { model.cartoonize(in.img, in.img, limn::CartoonizeOptions().max_side(-1)); }) ==
           LIMN_ERR_INVALID_ARGUMENT);
     Pixels wide(300, 30, LIMN_PIXEL_RGB8, 1);
-    CHECK(status_of([&] { model.cartoonize(wide.img, wide.img, limn::CartoonizeOptions().tile_size(16)); }) ==
+    CHECK(limn_test::status_of([&] { model.cartoonize(wide.img, wide.img, limn::CartoonizeOptions().tile_size(16)); }) ==
           LIMN_ERR_INVALID_ARGUMENT);
     CHECK(std::string(limn_last_error()).find("tile_size") != std::string::npos);
 
     const limn::Model face(limn_test::fixture("tiny_face.pt"), cpu());
-    CHECK(status_of([&] { face.cartoonize(in.img, in.img); }) == LIMN_ERR_WRONG_MODEL_KIND);
+    CHECK(limn_test::status_of([&] { face.cartoonize(in.img, in.img); }) == LIMN_ERR_WRONG_MODEL_KIND);
 
     CHECK(limn_cartoonize(nullptr, &in.img, &in.img, nullptr, nullptr) == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(limn_cartoonize(model.get(), nullptr, &in.img, nullptr, nullptr) == LIMN_ERR_INVALID_ARGUMENT);
@@ -225,7 +210,7 @@ TEST_CASE("cartoonize: tiled and untiled DCT-Net agree on a real photo (PSNR >= 
     CHECK(model.cartoonize(in, oa).tiles == 1);
     const auto st = model.cartoonize(in, ob, limn::CartoonizeOptions().tile_size(288));
     CHECK(st.tiles == 9);
-    const double db = psnr8(a, b);
+    const double db = limn_test::psnr8(a, b);
     MESSAGE("DCT-Net tiled (288 px, 3x3) vs one pass on the astronaut: " << db << " dB");
     CHECK(db >= 40.0);
 }

@@ -14,12 +14,6 @@ using limn_test::run_rgb;
 limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
 
 
-double psnr(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-    double se = 0;
-    for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    const double mse = se / a.size();
-    return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
-}
 
 limn_status load_status(const std::string& path, const limn::ModelOptions& o, std::string* msg = nullptr) {
     try {
@@ -87,7 +81,7 @@ TEST_CASE("reduced precision on the CPU runs close to fp32 or is refused with UN
         const limn::Model m(limn_test::fixture("tiny_unet.pt"), cpu().precision(p));
         CHECK(m.info().precision == p);
         const auto out = run_rgb(m, 64, 48, 3);
-        CHECK(psnr(ref, out) >= (p == LIMN_PRECISION_FP16 ? 40.0 : 30.0));
+        CHECK(limn_test::psnr8(ref, out) >= (p == LIMN_PRECISION_FP16 ? 40.0 : 30.0));
     }
 }
 
@@ -155,7 +149,7 @@ TEST_CASE("bad options are refused with a message naming the option") {
 TEST_CASE("channels-last on the CPU gives the same pixels") {
     const limn::Model plain(limn_test::fixture("tiny_unet.pt"), cpu().channels_last(false));
     const limn::Model cl(limn_test::fixture("tiny_unet.pt"), cpu().channels_last(true));
-    CHECK(psnr(run_rgb(plain, 40, 30, 9), run_rgb(cl, 40, 30, 9)) >= 50.0);
+    CHECK(limn_test::psnr8(run_rgb(plain, 40, 30, 9), run_rgb(cl, 40, 30, 9)) >= 50.0);
 }
 
 TEST_CASE("the C++ wrapper throws limn::Error with status and message; close() frees") {

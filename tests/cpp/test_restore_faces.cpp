@@ -44,11 +44,6 @@ limn_face face_at(const limn::Model& m, double cx, double cy, double size, doubl
     return f;
 }
 
-double psnr(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-    double se = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    return se == 0.0 ? 1e9 : 10.0 * std::log10(255.0 * 255.0 * a.size() / se);
-}
 
 // Pixels differing from `ref`, and whether all of them lie within `r` of (cx, cy).
 bool changes_within(const std::vector<uint8_t>& out, const std::vector<uint8_t>& ref, int w, double cx, double cy,
@@ -64,15 +59,6 @@ bool changes_within(const std::vector<uint8_t>& out, const std::vector<uint8_t>&
     return inside;
 }
 
-template <typename F>
-limn_status status_of(F&& f) {
-    try {
-        f();
-    } catch (const limn::Error& e) {
-        return e.status();
-    }
-    return LIMN_OK;
-}
 
 }  // namespace
 
@@ -87,7 +73,7 @@ TEST_CASE("restore faces: an identity model round-trips the face through warp an
     // The crop is an 80 px square around the centre: nothing beyond its corners changes.
     CHECK(changes_within(out, photo.px, 200, 97.5, 81.0, 80.0 * 0.7072 + 3, &changed));
     CHECK(changed > 0);
-    const double db = psnr(out, photo.px);
+    const double db = limn_test::psnr8(out, photo.px);
     MESSAGE("identity face round trip: " << db << " dB");
     CHECK(db >= 35.0);
 }
@@ -144,7 +130,7 @@ TEST_CASE("restore faces: progress per face, cancellation, bad input") {
     }));
     CHECK(seen == std::vector<int>{0, 1, 2, 3});
     std::fill(out.begin(), out.end(), 7);
-    CHECK(status_of([&] {
+    CHECK(limn_test::status_of([&] {
               model.restore_faces(photo.img, o, faces,
                                   limn::RestoreFacesOptions().progress([](int32_t d, int32_t) { return d < 1; }));
           }) == LIMN_ERR_CANCELLED);
@@ -152,14 +138,14 @@ TEST_CASE("restore faces: progress per face, cancellation, bad input") {
 
     limn_face bad = faces[0];
     bad.landmarks[3] = NAN;
-    CHECK(status_of([&] { model.restore_faces(photo.img, o, {faces[0], bad}); }) == LIMN_ERR_INVALID_ARGUMENT);
+    CHECK(limn_test::status_of([&] { model.restore_faces(photo.img, o, {faces[0], bad}); }) == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(std::string(limn_last_error()).find("face 1") != std::string::npos);
-    CHECK(status_of([&] { model.restore_faces(photo.img, o, faces, limn::RestoreFacesOptions().feather(0.9f)); }) ==
+    CHECK(limn_test::status_of([&] { model.restore_faces(photo.img, o, faces, limn::RestoreFacesOptions().feather(0.9f)); }) ==
           LIMN_ERR_INVALID_ARGUMENT);
     CHECK(limn_restore_faces(model.get(), &photo.img, &o, nullptr, 2, nullptr, nullptr) == LIMN_ERR_INVALID_ARGUMENT);
 
     const limn::Model cartoon(limn_test::fixture("tiny_unet.pt"), cpu());
-    CHECK(status_of([&] { cartoon.restore_faces(photo.img, o, faces); }) == LIMN_ERR_WRONG_MODEL_KIND);
+    CHECK(limn_test::status_of([&] { cartoon.restore_faces(photo.img, o, faces); }) == LIMN_ERR_WRONG_MODEL_KIND);
 }
 
 TEST_CASE("restore faces: the crop is aligned to the template (marks land on the landmarks)") {

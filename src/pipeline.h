@@ -1,4 +1,5 @@
-// Progress reports, cancellation and deadlines for long pipeline work. No LibTorch here.
+// What the whole-photo pipelines share: their statistics, progress reports with cancellation and
+// deadlines, and the checks of their arguments. No LibTorch here.
 #pragma once
 
 #include <chrono>
@@ -9,6 +10,23 @@
 #include "limn/limn.h"
 
 namespace limn {
+
+struct PipelineStats {
+    int32_t tile_size = 0;    // side of the tiles the network ran on
+    int32_t tiles = 0;        // network runs in the successful pass
+    int32_t oom_retries = 0;  // passes restarted with smaller tiles after running out of memory
+    int32_t width = 0;        // size the network worked at (after max_side)
+    int32_t height = 0;
+    int32_t faces = 0;        // faces restored (face pipeline)
+    double seconds = 0.0;
+};
+
+// Failure(LIMN_ERR_INVALID_ARGUMENT) unless 0 <= strength <= 1.
+inline void check_strength(float strength) {
+    if (!(strength >= 0.0f && strength <= 1.0f)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(strength) + ": expected 0..1");
+    }
+}
 
 class Progress {
 public:
