@@ -5,6 +5,7 @@
     python -m limn_models.export gpen --random-init --seed 0 --config GPEN-BFR-512 -o gpen-random.pt
     python -m limn_models.export cartoon-standin -o classical-cartoon.pt
     python -m limn_models.export face-standin --size 512 -o classical-face-detail.pt
+    python -m limn_models.export face-detect -o retinaface-mobilenet0.25.pt
 
 ``cartoon-standin`` and ``face-standin`` are classical image filters (see
 ``limn_models.standins``), not neural models: they hold no learned weights and exist so
@@ -15,12 +16,13 @@ Official DCT-Net weights are TensorFlow frozen graphs: convert them with
 """
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
 import torch
 
-from . import dctnet, gpen, standins
+from . import dctnet, gpen, retinaface, standins
 from .metadata import Metadata, export
 
 GPEN_SOURCE = "https://github.com/yangxy/GPEN (official {config} weights)"
@@ -99,6 +101,28 @@ def export_face_standin(out: str, size: int = 512, name: Optional[str] = None) -
     return meta
 
 
+def export_retinaface(out: str, weights: str = retinaface.DEFAULT_WEIGHTS,
+                      name: Optional[str] = None) -> Metadata:
+    """Writes RetinaFace MobileNet-0.25 (published weights) as a limn face_detect file: RGB
+    [0,1] in, float32 [N, P, 15] detections out, priors and decoding in the graph."""
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"no RetinaFace weights at {weights}")
+    meta = Metadata(
+        kind="face_detect",
+        name=name or "retinaface-mobilenet0.25",
+        size_multiple=1,
+        source=retinaface.SOURCE,
+        license=retinaface.LICENSE,
+        prior_min_sizes=[list(level) for level in retinaface.MIN_SIZES],
+        prior_steps=list(retinaface.STEPS),
+        prior_variances=list(retinaface.VARIANCES),
+        prior_clip=retinaface.CLIP,
+        input_mean_bgr=list(retinaface.MEAN_BGR),
+    )
+    export(retinaface.face_detector(weights), meta, out)
+    return meta
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m limn_models.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +164,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     f.add_argument("--name", help="model name (default classical-face-detail)")
     f.add_argument("-o", "--out", required=True, help="output .pt file")
 
+    d = sub.add_parser(
+        "face-detect",
+        help="RetinaFace MobileNet-0.25 face detector (boxes, scores, 5 landmarks)",
+        description="Export RetinaFace MobileNet-0.25 (biubug6/Face-Detector-1MB-with-landmark, "
+                    "MIT) as a face_detect model: RGB [0,1] in; float32 [N, P, 15] out: box "
+                    "x1 y1 x2 y2, score, 5 landmarks (x, y), in pixels.")
+    d.add_argument("--weights", default=retinaface.DEFAULT_WEIGHTS,
+                   help="published state dict (default: ../shared/data/"
+                        "retinaface-mobilenet0.25.pth from the repository root)")
+    d.add_argument("--name", help="model name (default retinaface-mobilenet0.25)")
+    d.add_argument("-o", "--out", required=True, help="output .pt file")
+
     args = parser.parse_args(argv)
     try:
         if args.kind == "dctnet":
@@ -148,6 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             meta = export_cartoon_standin(args.out, args.name)
         elif args.kind == "face-standin":
             meta = export_face_standin(args.out, args.size, args.name)
+        elif args.kind == "face-detect":
+            meta = export_retinaface(args.out, args.weights, args.name)
         else:
             meta = export_gpen(args.out, args.config, args.weights, args.seed, args.name)
     except (OSError, RuntimeError, ValueError, KeyError) as e:

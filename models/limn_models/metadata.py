@@ -31,6 +31,14 @@ class Metadata:
     source: str = ""
     license: str = ""
     format_version: int = FORMAT_VERSION
+    # Documentation of a detector's graph (its decoding is inside): the priors per level, their
+    # variances and clipping (prior_* on face_detect only), and the mean the graph subtracts
+    # from its 0..255 BGR input.
+    prior_min_sizes: List[List[int]] = field(default_factory=list)
+    prior_steps: List[int] = field(default_factory=list)
+    prior_variances: List[float] = field(default_factory=list)
+    prior_clip: bool = False
+    input_mean_bgr: List[float] = field(default_factory=list)
 
     def validate(self) -> None:
         """Raises ValueError when the metadata would be refused by the library."""
@@ -48,6 +56,21 @@ class Metadata:
             raise ValueError("face_template must hold 10 values (5 points) or none")
         if self.kind == "face_restore" and len(self.face_template) != 10:
             raise ValueError("a face_restore model needs a 5-point face_template")
+        if len(self.input_mean_bgr) not in (0, 3):
+            raise ValueError("input_mean_bgr must hold 3 values (B, G, R) or none")
+        priors = bool(self.prior_min_sizes or self.prior_steps or self.prior_variances
+                      or self.prior_clip)
+        if priors and self.kind != "face_detect":
+            raise ValueError("prior_* fields are for face_detect models only")
+        if priors:
+            if not self.prior_steps or len(self.prior_min_sizes) != len(self.prior_steps):
+                raise ValueError("prior_min_sizes and prior_steps need one entry per level")
+            if any(not sizes or min(sizes) <= 0 for sizes in self.prior_min_sizes):
+                raise ValueError("each level of prior_min_sizes needs one or more sizes > 0")
+            if min(self.prior_steps) <= 0:
+                raise ValueError("prior_steps must be > 0")
+            if len(self.prior_variances) != 2 or min(self.prior_variances) <= 0:
+                raise ValueError("prior_variances must hold 2 values > 0 (centre, size)")
 
     def selftest_size(self) -> Tuple[int, int]:
         """A small input size (height, width) that fits the size rule."""
@@ -73,6 +96,11 @@ class LimnModule(nn.Module):
     limn_license: str
     limn_selftest_input: torch.Tensor
     limn_selftest_output: torch.Tensor
+    limn_prior_min_sizes: List[List[int]]
+    limn_prior_steps: List[int]
+    limn_prior_variances: List[float]
+    limn_prior_clip: bool
+    limn_input_mean_bgr: List[float]
 
     def __init__(self, net: nn.Module, meta: Metadata) -> None:
         super().__init__()
@@ -89,6 +117,11 @@ class LimnModule(nn.Module):
         self.limn_license = meta.license
         self.limn_selftest_input = torch.empty(0)
         self.limn_selftest_output = torch.empty(0)
+        self.limn_prior_min_sizes = [[int(s) for s in level] for level in meta.prior_min_sizes]
+        self.limn_prior_steps = [int(s) for s in meta.prior_steps]
+        self.limn_prior_variances = [float(v) for v in meta.prior_variances]
+        self.limn_prior_clip = bool(meta.prior_clip)
+        self.limn_input_mean_bgr = [float(v) for v in meta.input_mean_bgr]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -162,6 +195,12 @@ def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optiona
         source=module.limn_source,
         license=module.limn_license,
         format_version=module.limn_format_version,
+        # added after the first files were written: absent there
+        prior_min_sizes=[list(level) for level in getattr(module, "limn_prior_min_sizes", [])],
+        prior_steps=list(getattr(module, "limn_prior_steps", [])),
+        prior_variances=list(getattr(module, "limn_prior_variances", [])),
+        prior_clip=bool(getattr(module, "limn_prior_clip", False)),
+        input_mean_bgr=list(getattr(module, "limn_input_mean_bgr", [])),
     )
 
 
