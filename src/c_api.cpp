@@ -3,6 +3,7 @@
 // success.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "cartoonize.h"
+#include "detect_faces.h"
 #include "device.h"
 #include "restore_faces.h"
 #include "error.h"
@@ -144,6 +146,16 @@ limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
     return m;
 }
 
+limn::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
+    const limn_detect_faces_options o = read_options(in, limn_detect_faces_options_init);
+    limn::DetectFacesOptions m;
+    m.score_threshold = o.score_threshold;
+    m.nms_iou = o.nms_iou;
+    m.max_faces = o.max_faces;
+    m.max_side = o.max_side;
+    return m;
+}
+
 limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
     const limn_restore_faces_options o = read_options(in, limn_restore_faces_options_init);
     limn::RestoreFacesOptions m;
@@ -153,6 +165,8 @@ limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options
     m.timeout_ms = o.timeout_ms;
     m.progress = o.progress;
     m.progress_user_data = o.progress_user_data;
+    m.detector = o.detector ? o.detector->impl.get() : nullptr;
+    m.detect = detect_faces_options(o.detect_options);
     return m;
 }
 
@@ -166,6 +180,8 @@ void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
     full.height = s.height;
     full.faces = s.faces;
     full.seconds = s.seconds;
+    full.faces_found = s.faces_found;
+    full.faces_skipped = s.faces_skipped;
     copy_out(full, out);
 }
 
@@ -539,6 +555,31 @@ limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_ima
         limn::PipelineStats s;
         limn::cartoonize(m, *input, *output, cartoonize_options(options), &s);
         write_stats(s, stats);
+    });
+}
+
+void limn_detect_faces_options_init(limn_detect_faces_options* options) {
+    if (!options) return;
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    const limn::DetectFacesOptions d;
+    options->score_threshold = d.score_threshold;
+    options->nms_iou = d.nms_iou;
+    options->max_faces = d.max_faces;
+    options->max_side = d.max_side;
+}
+
+limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
+                              const limn_detect_faces_options* options, limn_face* faces, size_t capacity,
+                              size_t* out_count) {
+    return guarded([&] {
+        limn::Model& m = model_arg(detector);
+        require(input, "input");
+        require(out_count, "out_count");
+        if (capacity > 0) require(faces, "faces");
+        const std::vector<limn_face> found = limn::detect_faces(m, *input, detect_faces_options(options));
+        std::copy_n(found.begin(), std::min(found.size(), capacity), faces);
+        *out_count = found.size();
     });
 }
 

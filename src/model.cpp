@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include "error.h"
 #include "image.h"
@@ -64,12 +65,20 @@ struct Model::Impl {
         at::Tensor x = rgb.to(type);
         x = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
         at::Tensor y = n.forward(x);
-        if (y.sizes() != x.sizes()) {
-            fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' returned a " + shape_text(y) +
-                                             " tensor for a " + shape_text(x) +
-                                             " input; a limn model must return the input's shape");
+        if (!output_shape_ok(y, x)) {
+            fail(LIMN_ERR_INVALID_MODEL,
+                 "model '" + origin + "' returned a " + shape_text(y) + " tensor for a " + shape_text(x) +
+                     (meta.kind == LIMN_MODEL_KIND_FACE_DETECT
+                          ? " input; a face_detect model must return [N, P, 15] detections"
+                          : " input; a limn model must return the input's shape"));
         }
         return y.to(at::kFloat);
+    }
+
+    // Image models return the input's shape; detectors [N, P, 15]: box, score, 5 landmarks.
+    bool output_shape_ok(const at::Tensor& y, const at::Tensor& x) const {
+        if (meta.kind != LIMN_MODEL_KIND_FACE_DETECT) return y.sizes() == x.sizes();
+        return y.dim() == 3 && y.size(0) == x.size(0) && y.size(2) == kDetectionColumns;
     }
 
     const Network& fp32_network() const {
@@ -101,11 +110,11 @@ struct Model::Impl {
             input = net->selftest_input();
             expected = net->selftest_output();
             if (input.dim() != 4 || input.size(0) != 1 || input.size(1) != 3 ||
-                !expected.sizes().equals(input.sizes()) || !input.is_floating_point() ||
+                !output_shape_ok(expected, input) || !input.is_floating_point() ||
                 !expected.is_floating_point()) {
-                fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "': the self-test tensors must both be "
-                                             "float [1,3,H,W]; found " + shape_text(input) + " and " +
-                                             shape_text(expected));
+                fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "': the self-test tensors must be "
+                                             "float [1,3,H,W] and the model's output for it; found " +
+                                             shape_text(input) + " and " + shape_text(expected));
             }
         } else {
             const int64_t h = meta.fixed_height > 0 ? meta.fixed_height
@@ -139,7 +148,16 @@ struct Model::Impl {
                  "model '" + origin + "' failed its warm-up run on " + device.id() + ": " + msg);
         }
         if (!meta.has_selftest) return;
-        const at::Tensor diff = (y.cpu() - expected.to(at::kFloat)).abs();
+        at::Tensor diff = (y.cpu() - expected.to(at::kFloat)).abs();
+        if (diff.numel() == 0) return;
+        if (meta.kind == LIMN_MODEL_KIND_FACE_DETECT) {
+            // Coordinates are pixels: compare them as fractions of the image side, like scores.
+            const double w = double(input.size(3)), h = double(input.size(2));
+            std::vector<double> scale(kDetectionColumns, 1.0);
+            for (int64_t c : {0, 2, 5, 7, 9, 11, 13}) scale[c] = w;
+            for (int64_t c : {1, 3, 6, 8, 10, 12, 14}) scale[c] = h;
+            diff = diff / at::tensor(scale, at::kDouble).to(at::kFloat);
+        }
         const double max_err = diff.max().item<double>();
         const double mean_err = diff.mean().item<double>();
         // fp32 differs from the exporter's CPU run only by summation order (and TF32 on CUDA);

@@ -32,6 +32,10 @@ struct ModelOptions {
     std::string name;  // how messages name a model loaded from memory
 };
 
+// Columns of a face_detect model's output [N, P, 15]: x0, y0, x1, y1, score, then (x, y) of 5
+// landmarks, in pixels of its input.
+constexpr int64_t kDetectionColumns = 15;
+
 class Model {
 public:
     static std::unique_ptr<Model> load_file(const std::string& path, const ModelOptions& options);
@@ -52,7 +56,8 @@ public:
     // batch. Thread-safe.
     void run(const limn_image* inputs, limn_image* outputs, size_t count) const;
 
-    // float [N, 3, H, W] RGB in [0, 1] on the model's device -> float [N, 3, H, W] in [0, 1].
+    // float [N, 3, H, W] RGB in [0, 1] on the model's device -> float [N, 3, H, W] in [0, 1]
+    // (face_detect models: float [N, P, kDetectionColumns]).
     // Runs in the model's precision, checks the shape and finiteness of the result (recomputing in
     // fp32 when allowed). Thread-safe. For the pipelines built on top of the raw run.
     at::Tensor forward(const at::Tensor& rgb) const;

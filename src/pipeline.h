@@ -18,6 +18,8 @@ struct PipelineStats {
     int32_t width = 0;        // size the network worked at (after max_side)
     int32_t height = 0;
     int32_t faces = 0;        // faces restored (face pipeline)
+    int32_t faces_found = 0;  // faces given or detected
+    int32_t faces_skipped = 0;  // under the minimum size or outside the photo
     double seconds = 0.0;
 };
 

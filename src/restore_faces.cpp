@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "align.h"
 #include "error.h"
@@ -57,6 +58,12 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
     }
     if (face_count > 0 && !faces) fail(LIMN_ERR_INVALID_ARGUMENT, "faces is NULL but face_count is " + std::to_string(face_count));
     check_image_pair(input, output, "input", "output", model.max_pixels());
+    std::vector<limn_face> detected;
+    if (face_count == 0 && options.detector) {
+        detected = detect_faces(*options.detector, input, options.detect);
+        faces = detected.data();
+        face_count = detected.size();
+    }
     // Transforms first, so bad landmarks fail before any work.
     std::vector<Similarity> to_crop(face_count);
     for (size_t i = 0; i < face_count; ++i) {
@@ -116,10 +123,13 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
             at::Tensor target = result.narrow(2, y0, rh).narrow(3, x0, rw);
             target.add_(back.sub(target).mul_(mask));
             ++stats.faces;
+        } else if (!big_enough || x0 > x1 || y0 > y1) {
+            ++stats.faces_skipped;
         }
         progress.step(static_cast<int32_t>(i + 1), total, "restore faces");
     }
     write_images(result, pixels, input.format, &output, 1);
+    stats.faces_found = static_cast<int32_t>(face_count);
     stats.width = static_cast<int32_t>(W);
     stats.height = static_cast<int32_t>(H);
     stats.tiles = stats.faces;

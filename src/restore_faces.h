@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "detect_faces.h"
 #include "limn/limn.h"
 #include "pipeline.h"
 
@@ -19,9 +20,12 @@ struct RestoreFacesOptions {
     uint32_t timeout_ms = 0;
     limn_progress_callback progress = nullptr;
     void* progress_user_data = nullptr;
+    const Model* detector = nullptr;  // finds the faces when none are given
+    DetectFacesOptions detect;
 };
 
 // `output` (same size as `input`, any format, may be the same buffer) is written only on success.
+// With no faces given and options.detector set, the faces are detected first.
 void restore_faces(const Model& model, const limn_image& input, limn_image& output, const limn_face* faces,
                    size_t face_count, const RestoreFacesOptions& options, PipelineStats* stats);
 

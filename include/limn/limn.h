@@ -361,6 +361,8 @@ typedef struct limn_pipeline_stats {
     int32_t height;
     int32_t faces;           /* faces restored */
     double seconds;          /* wall time of the call */
+    int32_t faces_found;     /* faces given or detected */
+    int32_t faces_skipped;   /* faces left alone: under min_face_size or entirely outside */
 } limn_pipeline_stats;
 
 typedef struct limn_cartoonize_options {
@@ -403,6 +405,27 @@ typedef struct limn_face {
     float score;           /* detector confidence in [0, 1]; informational for restoration */
 } limn_face;
 
+typedef struct limn_detect_faces_options {
+    size_t struct_size;           /* sizeof(limn_detect_faces_options), set by the init function */
+    float score_threshold;        /* 0..1, default 0.9: faces scoring lower are dropped */
+    float nms_iou;                /* (0, 1], default 0.4: of two faces whose boxes overlap more
+                                     than this (intersection over union), the weaker is dropped */
+    int32_t max_faces;            /* > 0: keep at most this many, best scores first; 0 (default): all */
+    int32_t max_side;             /* > 0: detect on a copy downscaled (antialiased) so its longer
+                                     side is at most this, and map the results back; default 1024;
+                                     0: full size */
+} limn_detect_faces_options;
+
+LIMN_API void limn_detect_faces_options_init(limn_detect_faces_options* options);
+
+/* Finds faces in `input` with a face_detect model (e.g. RetinaFace): box, score and 5 landmarks
+ * in the input's pixel coordinates, best score first. Writes min(found, capacity) faces into
+ * faces[] (which may be NULL when capacity is 0) and the number found into *out_count, so a
+ * caller whose buffer was too small can call again with a larger one. options may be NULL. */
+LIMN_API limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
+                                       const limn_detect_faces_options* options, limn_face* faces,
+                                       size_t capacity, size_t* out_count);
+
 typedef struct limn_restore_faces_options {
     size_t struct_size;           /* sizeof(limn_restore_faces_options), set by the init function */
     float strength;               /* 0..1, default 1: blend of the restored faces over the photo */
@@ -413,6 +436,9 @@ typedef struct limn_restore_faces_options {
     uint32_t timeout_ms;          /* > 0: LIMN_ERR_TIMEOUT once exceeded (checked between faces) */
     limn_progress_callback progress;  /* one step per face; may be NULL */
     void* progress_user_data;
+    limn_model* detector;         /* a face_detect model, used when no faces are given (faces NULL,
+                                     face_count 0); default NULL: restore only the faces given */
+    const limn_detect_faces_options* detect_options;  /* for the detector; NULL: its defaults */
 } limn_restore_faces_options;
 
 LIMN_API void limn_restore_faces_options_init(limn_restore_faces_options* options);
@@ -420,7 +446,9 @@ LIMN_API void limn_restore_faces_options_init(limn_restore_faces_options* option
 /* Restores `face_count` faces of `input` with a face_restore model: each face is warped to the
  * model's 5-point template by a least-squares similarity transform, restored, warped back and
  * pasted with a feathered mask. Faces may lie partly outside the photo; faces entirely outside
- * or under min_face_size are skipped (stats->faces counts those restored). face_count may be 0.
+ * or under min_face_size are skipped (stats->faces counts those restored, stats->faces_skipped
+ * those left alone). face_count may be 0. With no faces given and options->detector set, the
+ * faces are found by limn_detect_faces first.
  * `output` must have the input's size and may be the input buffer; it is written only on
  * success. options and stats may be NULL. */
 LIMN_API limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,

@@ -115,14 +115,42 @@ private:
 
 // Image files (limn_image_load / limn_image_save). format 0: RGB8, or RGBA8 when the file has alpha.
 inline Image load_image(const std::string& path, limn_pixel_format format = static_cast<limn_pixel_format>(0),
-                        uint64_t max_pixels = 64ull * 1024 * 1024) {
+                        uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
     limn_image_load_options o;
     limn_image_load_options_init(&o);
     o.format = format;
     o.max_pixels = max_pixels;
+    o.apply_orientation = apply_orientation ? 1 : 0;
     limn_image* p = nullptr;
     detail::check(limn_image_load(path.c_str(), &o, &p));
     return Image(p);
+}
+// As load_image, from encoded bytes in memory.
+inline Image load_image_from_memory(const void* data, size_t size,
+                                    limn_pixel_format format = static_cast<limn_pixel_format>(0),
+                                    uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
+    limn_image_load_options o;
+    limn_image_load_options_init(&o);
+    o.format = format;
+    o.max_pixels = max_pixels;
+    o.apply_orientation = apply_orientation ? 1 : 0;
+    limn_image* p = nullptr;
+    detail::check(limn_image_load_from_memory(data, size, &o, &p));
+    return Image(p);
+}
+// Encodes an image in memory (file_format must not be AUTO).
+inline std::vector<uint8_t> encode_image(const limn_image& image, limn_file_format file_format,
+                                         int32_t jpeg_quality = 95) {
+    limn_image_save_options o;
+    limn_image_save_options_init(&o);
+    o.file_format = file_format;
+    o.jpeg_quality = jpeg_quality;
+    void* data = nullptr;
+    size_t size = 0;
+    detail::check(limn_image_encode(&image, &o, &data, &size));
+    std::unique_ptr<void, void (*)(void*)> owned(data, limn_buffer_free);
+    const uint8_t* bytes = static_cast<const uint8_t*>(data);
+    return std::vector<uint8_t>(bytes, bytes + size);
 }
 inline void save_image(const std::string& path, const limn_image& image, int32_t jpeg_quality = 95,
                        limn_file_format file_format = LIMN_FILE_FORMAT_AUTO) {
@@ -185,7 +213,24 @@ private:
     ProgressFn progress_;
 };
 
-// Chainable options for Model::restore_faces over limn_restore_faces_options.
+// Chainable options for Model::detect_faces over limn_detect_faces_options.
+class DetectFacesOptions {
+public:
+    DetectFacesOptions() { limn_detect_faces_options_init(&o_); }
+    DetectFacesOptions& score_threshold(float t) { o_.score_threshold = t; return *this; }
+    DetectFacesOptions& nms_iou(float t) { o_.nms_iou = t; return *this; }
+    DetectFacesOptions& max_faces(int32_t n) { o_.max_faces = n; return *this; }
+    DetectFacesOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
+    const limn_detect_faces_options* get() const { return &o_; }
+
+private:
+    limn_detect_faces_options o_;
+};
+
+class Model;
+
+// Chainable options for Model::restore_faces over limn_restore_faces_options. A detector set here
+// must outlive the calls that use these options.
 class RestoreFacesOptions {
 public:
     using ProgressFn = std::function<bool(int32_t done, int32_t total)>;
@@ -195,16 +240,21 @@ public:
     RestoreFacesOptions& feather(float f) { o_.feather = f; return *this; }
     RestoreFacesOptions& timeout_ms(uint32_t ms) { o_.timeout_ms = ms; return *this; }
     RestoreFacesOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
+    // Finds the faces with `detector` when the call gives none.
+    inline RestoreFacesOptions& detector(const Model& detector,
+                                         const DetectFacesOptions& options = DetectFacesOptions());
 
     const limn_restore_faces_options* get() const {
         o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
         o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
+        o_.detect_options = o_.detector ? detect_.get() : nullptr;
         return &o_;
     }
 
 private:
     mutable limn_restore_faces_options o_;
     ProgressFn progress_;
+    DetectFacesOptions detect_;
 };
 
 class Model {
@@ -261,6 +311,20 @@ public:
         return stats;
     }
 
+    // Faces found by a face_detect model, best score first (limn_detect_faces).
+    std::vector<limn_face> detect_faces(const limn_image& input,
+                                        const DetectFacesOptions& options = DetectFacesOptions()) const {
+        std::vector<limn_face> faces(16);
+        size_t count = 0;
+        detail::check(limn_detect_faces(get(), &input, options.get(), faces.data(), faces.size(), &count));
+        if (count > faces.size()) {  // more than the first guess: run again with room for all
+            faces.resize(count);
+            detail::check(limn_detect_faces(get(), &input, options.get(), faces.data(), faces.size(), &count));
+        }
+        faces.resize(count < faces.size() ? count : faces.size());
+        return faces;
+    }
+
     // Frees the model (and its device memory) now; later calls throw.
     void close() noexcept { ptr_.reset(); }
     limn_model* get() const {
@@ -275,6 +339,13 @@ private:
     };
     std::unique_ptr<limn_model, Free> ptr_;
 };
+
+inline RestoreFacesOptions& RestoreFacesOptions::detector(const Model& detector,
+                                                          const DetectFacesOptions& options) {
+    o_.detector = detector.get();
+    detect_ = options;
+    return *this;
+}
 
 }  // namespace limn
 

@@ -1,0 +1,25 @@
+// Face detection: a face_detect model over a whole photo, at a working resolution, with a score
+// threshold and non-maximum suppression; results in the photo's pixel coordinates.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "limn/limn.h"
+
+namespace limn {
+
+class Model;
+
+struct DetectFacesOptions {
+    float score_threshold = 0.9f;  // GPEN's pipeline uses 0.9
+    float nms_iou = 0.4f;          // RetinaFace's evaluation setting
+    int32_t max_faces = 0;         // 0: all
+    int32_t max_side = 1024;       // 0: full size
+};
+
+// Validates everything first; returns the faces best score first.
+std::vector<limn_face> detect_faces(const Model& detector, const limn_image& input,
+                                    const DetectFacesOptions& options);
+
+}  // namespace limn
