@@ -32,8 +32,12 @@ constexpr int kNoModel = 3;   // the model or device could not be used
 
 const char* kUsageText = R"(usage:
   limn cartoonize IN... -o OUT [options]      cartoonize photos (files or folders)
+  limn restore-faces IN... -o OUT --detector FILE [options]
+                                              restore the faces a face_detect model finds
   limn restore-faces IN -o OUT --landmarks FILE [options]
                                               restore the faces whose 5 landmarks FILE lists
+  limn detect-faces IN --detector FILE [options]
+                                              print the faces found, as a landmarks file
   limn info MODEL                             describe a limn model file
   limn devices                                list the CPU and CUDA devices
   limn --version | --help
@@ -50,10 +54,14 @@ options:
       --tile N           cartoonize: tile side (default: from the memory budget)
       --format EXT       output format for folder outputs: png (default), jpg, bmp, tga
       --quality Q        JPEG quality 1..100 (default 95)
+      --detector FILE    face_detect model (e.g. RetinaFace) that finds the faces
+      --threshold T      detector score threshold 0..1 (default 0.9)
+      --min-face-size N  restore-faces: leave faces under N pixels across alone (default 16)
   -q, --quiet            no progress bar, no summary
 
 LANDMARKS FILE: one face per line, 10 numbers: x y of the left eye, right eye, nose tip, left and
 right mouth corners, in photo pixels. Empty lines and lines starting with # are ignored.
+detect-faces writes this format (with each face's box and score in a # line before it).
 
 exit status: 0 success, 1 some image failed, 2 bad command line, 3 model or device unusable.
 Inputs are never overwritten; outputs are written to a temporary file and renamed.
@@ -62,11 +70,11 @@ Inputs are never overwritten; outputs are written to a temporary file and rename
 struct Args {
     std::string command;
     std::vector<std::string> inputs;
-    std::string output, model, device = "auto", landmarks, format = "png";
+    std::string output, model, device = "auto", landmarks, detector, format = "png";
     limn_precision precision = LIMN_PRECISION_AUTO;
     uint64_t memory_limit = 0;
     int32_t max_side = 0, tile = 0, quality = 95;
-    float strength = 1.0f;
+    float strength = 1.0f, threshold = 0.9f, min_face_size = 16.0f;
     bool quiet = false;
 };
 
@@ -83,6 +91,15 @@ long long parse_int(const std::string& flag, const std::string& v, long long lo,
                          ", not '" + v + "'");
     }
     return n;
+}
+
+float parse_float(const std::string& flag, const std::string& v, float lo, float hi, const char* range) {
+    char* end = nullptr;
+    const float x = std::strtof(v.c_str(), &end);
+    if (v.empty() || *end || !(x >= lo && x <= hi)) {
+        throw UsageError(flag + " expects a number in " + range + ", not '" + v + "'");
+    }
+    return x;
 }
 
 uint64_t parse_bytes(const std::string& v) {
@@ -117,6 +134,7 @@ Args parse(int argc, char** argv) {
         else if (f == "-m" || f == "--model") a.model = value();
         else if (f == "-d" || f == "--device") a.device = value();
         else if (f == "--landmarks") a.landmarks = value();
+        else if (f == "--detector") a.detector = value();
         else if (f == "--format") a.format = value();
         else if (f == "-p" || f == "--precision") {
             const std::string p = value();
@@ -129,14 +147,10 @@ Args parse(int argc, char** argv) {
         else if (f == "--max-side") a.max_side = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
         else if (f == "--tile") a.tile = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
         else if (f == "--quality") a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
-        else if (f == "--strength") {
-            const std::string v = value();
-            char* end = nullptr;
-            a.strength = std::strtof(v.c_str(), &end);
-            if (v.empty() || *end || !(a.strength >= 0.0f && a.strength <= 1.0f)) {
-                throw UsageError("--strength expects a number in 0..1, not '" + v + "'");
-            }
-        } else if (f == "-q" || f == "--quiet") a.quiet = true;
+        else if (f == "--strength") a.strength = parse_float(f, value(), 0.0f, 1.0f, "0..1");
+        else if (f == "--threshold") a.threshold = parse_float(f, value(), 0.0f, 1.0f, "0..1");
+        else if (f == "--min-face-size") a.min_face_size = parse_float(f, value(), 0.0f, 1e6f, "0..1000000");
+        else if (f == "-q" || f == "--quiet") a.quiet = true;
         else if (!f.empty() && f[0] == '-' && f != "-") throw UsageError("unknown option " + f);
         else a.inputs.push_back(f);
     }
@@ -262,25 +276,31 @@ std::string mib(uint64_t bytes) {
     return b;
 }
 
+// Loads a model of `kind` on the device and precision asked for (Error on failure).
+std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, limn_model_kind kind) {
+    const std::string device = limn::resolve_device(a.device);
+    if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
+    return std::make_unique<limn::Model>(
+        path, limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind));
+}
+
 int run_images(const Args& a, const char* argv0) {
     const bool faces_mode = a.command == "restore-faces";
-    if (faces_mode && a.landmarks.empty()) throw UsageError("restore-faces needs --landmarks FILE");
-    if (faces_mode && a.inputs.size() != 1) throw UsageError("restore-faces takes one input photo");
-    const std::vector<limn_face> faces = faces_mode ? read_landmarks(a.landmarks) : std::vector<limn_face>();
+    if (faces_mode && a.landmarks.empty() == a.detector.empty()) {
+        throw UsageError("restore-faces needs either --detector FILE (a face_detect model) or --landmarks FILE");
+    }
+    if (faces_mode && !a.landmarks.empty() && a.inputs.size() != 1) {
+        throw UsageError("restore-faces --landmarks takes one input photo");
+    }
+    const std::vector<limn_face> faces = !a.landmarks.empty() ? read_landmarks(a.landmarks) : std::vector<limn_face>();
     const std::vector<Job> jobs = plan_jobs(a);
     const std::string model_path = !a.model.empty() ? a.model : faces_mode ? "" : default_cartoon_model(argv0);
     if (model_path.empty()) throw UsageError("restore-faces needs --model FILE (a face_restore model)");
 
-    std::unique_ptr<limn::Model> model;
-    std::string device;
+    std::unique_ptr<limn::Model> model, detector;
     try {
-        device = limn::resolve_device(a.device);
-        if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
-        model = std::make_unique<limn::Model>(
-            model_path, limn::ModelOptions()
-                            .device(device)
-                            .precision(a.precision)
-                            .expected_kind(faces_mode ? LIMN_MODEL_KIND_FACE_RESTORE : LIMN_MODEL_KIND_CARTOON));
+        model = load_model(a, model_path, faces_mode ? LIMN_MODEL_KIND_FACE_RESTORE : LIMN_MODEL_KIND_CARTOON);
+        if (faces_mode && !a.detector.empty()) detector = load_model(a, a.detector, LIMN_MODEL_KIND_FACE_DETECT);
     } catch (const limn::Error& e) {
         std::cerr << "limn: " << e.what() << "\n";
         return kNoModel;
@@ -305,8 +325,10 @@ int run_images(const Args& a, const char* argv0) {
                 return true;
             };
             if (faces_mode) {
-                st = model->restore_faces(img.view(), img.view(), faces,
-                                          limn::RestoreFacesOptions().strength(a.strength).progress(progress));
+                limn::RestoreFacesOptions o;
+                o.strength(a.strength).min_face_size(a.min_face_size).progress(progress);
+                if (detector) o.detector(*detector, limn::DetectFacesOptions().score_threshold(a.threshold));
+                st = model->restore_faces(img.view(), img.view(), faces, o);
             } else {
                 st = model->cartoonize(img.view(), img.view(),
                                        limn::CartoonizeOptions().strength(a.strength).max_side(a.max_side).tile_size(a.tile).progress(progress));
@@ -317,9 +339,15 @@ int run_images(const Args& a, const char* argv0) {
             ++done;
             bar.clear();
             if (!a.quiet) {
+                std::string what = std::to_string(st.tiles) + (st.tiles == 1 ? " tile" : " tiles");
+                if (faces_mode) {
+                    what = std::to_string(st.faces) + (st.faces == 1 ? " face" : " faces") + " restored";
+                    if (st.faces_skipped > 0) {
+                        what += ", " + std::to_string(st.faces_skipped) + " skipped (under --min-face-size or outside)";
+                    }
+                }
                 std::cerr << "limn: " << j.in.string() << " -> " << j.out.string() << " (" << img.width() << "x"
-                          << img.height() << ", " << (faces_mode ? std::to_string(st.faces) + " faces, " : std::to_string(st.tiles) + (st.tiles == 1 ? " tile, " : " tiles, "))
-                          << std::fixed << std::setprecision(2) << s << " s)\n";
+                          << img.height() << ", " << what << ", " << std::fixed << std::setprecision(2) << s << " s)\n";
             }
         } catch (const limn::Error& e) {
             bar.clear();
@@ -363,6 +391,62 @@ int info_command(const Args& a) {
     return kOk;
 }
 
+// Prints the faces found in one photo as a landmarks file (to -o FILE, or stdout).
+int detect_command(const Args& a) {
+    if (a.inputs.size() != 1) throw UsageError("detect-faces takes one photo");
+    if (a.detector.empty()) throw UsageError("detect-faces needs --detector FILE (a face_detect model)");
+    std::unique_ptr<limn::Model> detector;
+    try {
+        detector = load_model(a, a.detector, LIMN_MODEL_KIND_FACE_DETECT);
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kNoModel;
+    }
+    std::vector<limn_face> faces;
+    limn::Image img;
+    try {
+        img = limn::load_image(a.inputs[0]);
+        faces = detector->detect_faces(img.view(), limn::DetectFacesOptions().score_threshold(a.threshold));
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << a.inputs[0] << ": " << e.what() << "\n";
+        return kFailed;
+    }
+    std::ostringstream text;
+    text << std::fixed << std::setprecision(2);
+    text << "# " << a.inputs[0] << " (" << img.width() << "x" << img.height() << "): " << faces.size()
+         << (faces.size() == 1 ? " face" : " faces") << " with score >= " << a.threshold << "\n";
+    for (size_t i = 0; i < faces.size(); ++i) {
+        const limn_face& f = faces[i];
+        text << "# face " << i + 1 << ": score " << std::setprecision(4) << f.score << std::setprecision(2) << ", box "
+             << f.box[0] << " " << f.box[1] << " " << f.box[2] << " " << f.box[3] << "\n";
+        for (int k = 0; k < 10; ++k) text << (k ? " " : "") << f.landmarks[k];
+        text << "\n";
+    }
+    if (a.output.empty()) {
+        std::cout << text.str();
+        return kOk;
+    }
+    // Written beside the target and renamed: never a half-written file.
+    const std::string tmp = a.output + ".limn-tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << text.str();
+        out.close();
+        if (!out) {
+            std::remove(tmp.c_str());
+            std::cerr << "limn: cannot write " << a.output << ": " << std::strerror(errno) << "\n";
+            return kFailed;
+        }
+    }
+    if (std::rename(tmp.c_str(), a.output.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        std::cerr << "limn: cannot write " << a.output << ": " << std::strerror(errno) << "\n";
+        return kFailed;
+    }
+    if (!a.quiet) std::cerr << "limn: " << faces.size() << (faces.size() == 1 ? " face" : " faces") << " -> " << a.output << "\n";
+    return kOk;
+}
+
 int devices_command() {
     for (const limn_device_info& d : limn::devices()) {
         std::cout << d.id << "  " << d.name << "  " << mib(d.total_memory) << " total, " << mib(d.free_memory) << " free";
@@ -387,6 +471,7 @@ int main(int argc, char** argv) {
         const Args a = parse(argc, argv);
         if (a.command == "cartoonize" || a.command == "restore-faces") return run_images(a, argv[0]);
         if (a.command == "info") return info_command(a);
+        if (a.command == "detect-faces") return detect_command(a);
         if (a.command == "devices") return devices_command();
         throw UsageError("unknown command '" + a.command + "'");
     } catch (const UsageError& e) {

@@ -112,7 +112,7 @@ def test_restore_faces_with_a_landmarks_file(bin_dir, face_model, tmp_path):
     r = limn(bin_dir, "restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "r.png"), "--landmarks",
              str(tmp_path / "faces.txt"), "-m", face_model, "-d", "cpu")
     assert r.returncode == 0, r.stderr
-    assert "1 faces" in r.stderr
+    assert "1 face restored" in r.stderr
     before = np.asarray(Image.open(tmp_path / "p.png"), dtype=int)
     after = np.asarray(Image.open(tmp_path / "r.png"), dtype=int)
     assert np.abs(after - before)[60:120, 60:140].mean() > 0.5  # the face changed
@@ -121,6 +121,69 @@ def test_restore_faces_with_a_landmarks_file(bin_dir, face_model, tmp_path):
     r = limn(bin_dir, "restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "r2.png"), "--landmarks",
              str(tmp_path / "bad.txt"), "-m", face_model)
     assert r.returncode == 2 and "bad.txt:1" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def detector_model(tmp_path_factory):
+    from limn_models import retinaface
+
+    if not os.path.isfile(retinaface.DEFAULT_WEIGHTS):
+        pytest.skip(f"no RetinaFace weights at {retinaface.DEFAULT_WEIGHTS}")
+    path = str(tmp_path_factory.mktemp("models") / "retinaface.pt")
+    export.export_retinaface(path)
+    return path
+
+
+def test_restore_faces_of_a_plain_portrait_with_the_detector(bin_dir, detector_model, tmp_path):
+    """A portrait in, its face restored out: no landmarks, only the photo and two model files."""
+    face_512 = str(tmp_path / "face-512.pt")
+    export.export_face_standin(face_512, size=512)
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "portrait.png")
+    r = limn(bin_dir, "restore-faces", str(tmp_path / "portrait.png"), "-o", str(tmp_path / "restored.png"),
+             "--detector", detector_model, "-m", face_512, "-d", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "1 face restored" in r.stderr
+    before = np.asarray(Image.open(tmp_path / "portrait.png"), dtype=int)
+    after = np.asarray(Image.open(tmp_path / "restored.png"), dtype=int)
+    face = (slice(60, 175), slice(185, 265))  # inside RetinaFace's box (179, 54)-(270, 178)
+    assert np.abs(after - before)[face].mean() > 1.0
+    changed = np.argwhere(np.abs(after - before).max(axis=2) > 0)
+    assert changed[:, 0].min() > 0 and changed[:, 0].max() < 330  # only around the face
+    assert changed[:, 1].min() > 100 and changed[:, 1].max() < 350
+    assert (after[350:] == before[350:]).all() and (after[:, :100] == before[:, :100]).all()
+
+    # The faces as a landmarks file, then restored from it; and a face too small to restore.
+    r = limn(bin_dir, "detect-faces", str(tmp_path / "portrait.png"), "--detector", detector_model,
+             "-o", str(tmp_path / "faces.txt"), "-d", "cpu")
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "faces.txt").read_text().splitlines()
+    assert lines[0].endswith("1 face with score >= 0.90") and lines[1].startswith("# face 1: score 0.99")
+    marks = [float(v) for v in lines[2].split()]
+    assert len(marks) == 10 and marks[0] < marks[2]  # left eye left of the right eye
+    r = limn(bin_dir, "restore-faces", str(tmp_path / "portrait.png"), "-o", str(tmp_path / "from-file.png"),
+             "--landmarks", str(tmp_path / "faces.txt"), "-m", face_512, "-d", "cpu")
+    assert r.returncode == 0 and "1 face restored" in r.stderr, r.stderr
+    r = limn(bin_dir, "restore-faces", str(tmp_path / "portrait.png"), "-o", str(tmp_path / "small.png"),
+             "--detector", detector_model, "-m", face_512, "-d", "cpu", "--min-face-size", "1000")
+    assert r.returncode == 0, r.stderr
+    assert "0 faces restored, 1 skipped" in r.stderr
+    assert (np.asarray(Image.open(tmp_path / "small.png"), dtype=int) == before).all()
+
+
+def test_detector_usage_errors(bin_dir, detector_model, face_model, tmp_path):
+    photo((64, 64)).save(tmp_path / "p.png")
+    (tmp_path / "f.txt").write_text("1 2 3 4 5 6 7 8 9 10\n")
+    base = ["restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "-m", face_model]
+    r = limn(bin_dir, *base)
+    assert r.returncode == 2 and "--detector FILE" in r.stderr
+    r = limn(bin_dir, *base, "--detector", detector_model, "--landmarks", str(tmp_path / "f.txt"))
+    assert r.returncode == 2 and "either" in r.stderr
+    r = limn(bin_dir, *base, "--detector", face_model)  # not a face_detect model
+    assert r.returncode == 3 and "face_detect" in r.stderr
+    r = limn(bin_dir, *base, "--detector", detector_model, "--threshold", "2")
+    assert r.returncode == 2 and "--threshold" in r.stderr
+    r = limn(bin_dir, "detect-faces", str(tmp_path / "p.png"))
+    assert r.returncode == 2 and "--detector" in r.stderr
 
 
 def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path):
