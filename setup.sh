@@ -2,8 +2,9 @@
 # Sets up a fresh Debian machine for limn, builds it, and runs the main job. Idempotent: a second
 # run installs nothing and rebuilds only what changed (ninja + ccache, at most 2 compile jobs).
 #
-#   ./setup.sh                      install, build, cartoonize the sample portrait
-#   ./setup.sh --no-run             install and build only
+#   ./setup.sh                      install, build, install the Python package, cartoonize the
+#                                   sample portrait
+#   ./setup.sh --no-run             install and build only (no Python package, no main job)
 #   ./setup.sh PHOTO                ... and cartoonize PHOTO (JPEG, PNG, BMP, ...) instead
 #   ./setup.sh --model M.pt [PHOTO] ... with another cartoon model (e.g. converted DCT-Net)
 #
@@ -49,6 +50,9 @@ need_pip=()
 "$PY" -c 'import numpy' 2>/dev/null || need_pip+=(numpy)
 "$PY" -c 'import skimage' 2>/dev/null || need_pip+=(scikit-image)
 "$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
+# The Python package's build backend, used without build isolation (the torch above is the one).
+"$PY" -c 'import scikit_build_core' 2>/dev/null || need_pip+=("scikit-build-core>=0.10")
+"$PY" -c 'import pybind11' 2>/dev/null || need_pip+=("pybind11>=2.10")
 if [ ${#need_pip[@]} -gt 0 ]; then
   say "installing from PyPI: ${need_pip[*]} (torch is ~2.7 GB with its CUDA libraries)"
   PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet "${need_pip[@]}"
@@ -67,7 +71,14 @@ ninja -C "$BUILD" -j "$JOBS" >"$BUILD.build.log" 2>&1 || { tail -50 "$BUILD.buil
 
 [ "$RUN" -eq 1 ] || exit 0
 
-# 4. The main job: export the built-in cartoon model and cartoonize a portrait with the CLI.
+# 4. The Python package (`import limn`), built against the torch above; incremental after the
+#    first time (build-python/).
+say "installing the Python package (pip install --no-build-isolation .)"
+PIP_BREAK_SYSTEM_PACKAGES=1 CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" "$PY" -m pip install --quiet \
+  --no-build-isolation --no-deps . >"$BUILD.python.log" 2>&1 || { tail -30 "$BUILD.python.log"; exit 1; }
+(cd / && "$PY" -c 'import limn; print(limn.build_info().splitlines()[0], "for Python at", limn.__file__)')
+
+# 5. The main job: export the built-in cartoon model and cartoonize a portrait with the CLI.
 export PYTHONPATH="$ROOT/models${PYTHONPATH:+:$PYTHONPATH}"
 OUT="$ROOT/out"
 mkdir -p "$OUT" "$BUILD/models"

@@ -103,7 +103,7 @@ class FixedDetections(nn.Module):
     """face_detect fixture: four fixed candidates [N, 4, 15] placed as fractions of the input size,
     so the library's thresholding, suppression and coordinate mapping can be checked exactly.
 
-    A (score 0.95) and B (0.93) overlap with IoU 0.47; C (0.91) stands alone; D scores only 0.5.
+    A (score 0.95) and B (0.93) overlap with IoU 0.60; C (0.91) stands alone; D scores only 0.5.
     """
 
     def __init__(self) -> None:
@@ -148,6 +148,7 @@ def write_all(out: str) -> Dict[str, str]:
         return paths[name]
 
     export(Identity(), _cartoon("identity"), path("identity.pt"))
+    export(Identity(), _cartoon("fixed-size", fixed_height=32, fixed_width=32), path("fixed_cartoon.pt"))
     export(_seeded(TinyUNet, 1), _cartoon("tiny-unet", size_multiple=2, tile_margin=8),
            path("tiny_unet.pt"))
     face = Metadata(kind="face_restore", name="tiny-face", fixed_height=64, fixed_width=64,
@@ -206,7 +207,7 @@ def write_all(out: str) -> Dict[str, str]:
 
 
 FIXTURES = (
-    "identity.pt tiny_unet.pt tiny_face.pt identity_face.pt template_marks.pt "
+    "identity.pt fixed_cartoon.pt tiny_unet.pt tiny_face.pt identity_face.pt template_marks.pt "
     "tiny_detect.pt nan.pt overflow_half.pt wrong_shape.pt oom_above_4096px.pt "
     "future_version.pt bad_kind.pt bad_multiple.pt selftest_mismatch.pt no_metadata.pt "
     "truncated.pt garbage.pt empty.pt state_dict.pth plain.zip"

@@ -1,0 +1,468 @@
+"""limn: portrait image models on CPU and CUDA, from Python.
+
+Cartoonize whole photos, detect faces and restore them with models converted to limn files
+(TorchScript with metadata). Images are numpy ``uint8`` arrays of shape ``(height, width, 3)`` (RGB)
+or ``(height, width, 4)`` (RGBA); results are new arrays. The work runs in the C++ library with the
+GIL released, so Python threads can run models in parallel (one model may serve many threads).
+
+    import limn
+    with limn.Model("classical-cartoon.pt", device="auto") as model:
+        photo = limn.load_image("portrait.jpg")
+        limn.save_image("cartoon.png", model.cartoonize(photo))
+
+Failures raise :class:`limn.Error` subclasses (one per library status) carrying the library's
+message; each also derives from the matching built-in exception (``ValueError``, ``OSError``,
+``MemoryError``, ...).
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+# LibTorch (and the CUDA runtime of the torch wheel) must be loaded before liblimn.so, which links
+# against them; importing torch first finds them wherever pip put the torch wheel.
+import torch  # noqa: F401  (imported for its shared libraries)
+
+from . import _limn
+
+__all__ = [
+    "__version__", "build_info", "cuda_available", "devices", "resolve_device",
+    "set_memory_limit", "release_cached_memory", "reset_peak_memory", "memory_stats",
+    "load_image", "save_image", "encode_image",
+    "Model", "ModelInfo", "Face", "PipelineStats", "DeviceInfo", "MemoryStats",
+    "Error", "InvalidArgumentError", "FileError", "InvalidModelError", "WrongModelKindError",
+    "DeviceUnavailableError", "UnsupportedError", "OutOfMemoryError", "ImageTooLargeError",
+    "SizeRuleError", "NonFiniteError", "CancelledError", "DeadlineExceededError", "InternalError",
+    "InvalidImageError",
+]
+
+__version__: str = _limn.version()
+
+ImageArray = np.ndarray
+PathLike = Union[str, "os.PathLike[str]"]
+Progress = Callable[[int, int], Optional[bool]]
+
+# ---- Errors --------------------------------------------------------------------------------
+
+
+class Error(Exception):
+    """A failure reported by the limn library; ``str(e)`` is the library's message."""
+
+    status: int = 13
+    """The ``limn_status`` value (see ``limn.h``)."""
+
+
+class InvalidArgumentError(Error, ValueError):
+    """A bad argument: option value, image description, closed model (``LIMN_ERR_INVALID_ARGUMENT``)."""
+    status = 1
+
+
+class FileError(Error, OSError):
+    """A file could not be opened, read or written (``LIMN_ERR_IO``)."""
+    status = 2
+
+
+class InvalidModelError(Error, ValueError):
+    """Not a limn model file, corrupt, truncated, or failing its self-test (``LIMN_ERR_INVALID_MODEL``)."""
+    status = 3
+
+
+class WrongModelKindError(Error, ValueError):
+    """A valid model of another kind than the call needs (``LIMN_ERR_WRONG_MODEL_KIND``)."""
+    status = 4
+
+
+class DeviceUnavailableError(Error, RuntimeError):
+    """The device does not exist or cannot be used (``LIMN_ERR_DEVICE_UNAVAILABLE``)."""
+    status = 5
+
+
+class UnsupportedError(Error, RuntimeError):
+    """Something the device or model cannot do, e.g. a precision (``LIMN_ERR_UNSUPPORTED``)."""
+    status = 6
+
+
+class OutOfMemoryError(Error, MemoryError):
+    """Device or host memory exhausted; the model stays usable (``LIMN_ERR_OUT_OF_MEMORY``)."""
+    status = 7
+
+
+class ImageTooLargeError(Error, ValueError):
+    """More pixels than the model's ``max_pixels`` (``LIMN_ERR_IMAGE_TOO_LARGE``)."""
+    status = 8
+
+
+class SizeRuleError(Error, ValueError):
+    """The image size does not fit the model's size rule, for raw runs (``LIMN_ERR_SIZE_RULE``)."""
+    status = 9
+
+
+class NonFiniteError(Error, ArithmeticError):
+    """The network produced NaN or Inf (``LIMN_ERR_NON_FINITE``)."""
+    status = 10
+
+
+class CancelledError(Error):
+    """A progress callback returned False (``LIMN_ERR_CANCELLED``)."""
+    status = 11
+
+
+class DeadlineExceededError(Error, builtins.TimeoutError):
+    """The call's ``timeout`` expired (``LIMN_ERR_TIMEOUT``)."""
+    status = 12
+
+
+class InternalError(Error, RuntimeError):
+    """Anything else; the message says what (``LIMN_ERR_INTERNAL``)."""
+    status = 13
+
+
+class InvalidImageError(Error, ValueError):
+    """An image file that is corrupt, truncated or of no known format (``LIMN_ERR_INVALID_IMAGE``)."""
+    status = 14
+
+
+_ERRORS = [Error, InvalidArgumentError, FileError, InvalidModelError, WrongModelKindError,
+           DeviceUnavailableError, UnsupportedError, OutOfMemoryError, ImageTooLargeError,
+           SizeRuleError, NonFiniteError, CancelledError, DeadlineExceededError, InternalError,
+           InvalidImageError]
+_limn._set_error_classes(_ERRORS)
+
+# ---- Names of the C enums ----------------------------------------------------------------------
+
+_PRECISIONS = {"auto": 0, "fp32": 1, "fp16": 2, "bf16": 3}
+_KINDS = {"cartoon": 1, "face_restore": 2, "face_detect": 3}
+_FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4}
+_LOAD_MODES = {"auto": 0, "rgb": 1, "rgba": 2}
+_DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+
+
+def _choice(value: str, table: Dict[str, int], what: str) -> int:
+    if not isinstance(value, str) or value.lower() not in table:
+        raise ValueError(f"invalid {what} {value!r}: expected one of {', '.join(sorted(table))}")
+    return table[value.lower()]
+
+
+def _name_of(value: int, table: Dict[str, int]) -> str:
+    return next(k for k, v in table.items() if v == value)
+
+
+def _tristate(value: Optional[bool]) -> int:
+    return -1 if value is None else int(bool(value))
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    if timeout is None:
+        return 0
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"invalid timeout {timeout!r}: expected seconds > 0, or None")
+    return max(1, min(2**32 - 1, math.ceil(timeout * 1000.0)))
+
+
+# ---- Library, devices and memory ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device the library can run on (see ``limn_device_info``)."""
+    type: str              #: "cpu" or "cuda"
+    index: int             #: CUDA ordinal; 0 for the CPU
+    id: str                #: canonical device string: "cpu", "cuda:0", ...
+    name: str              #: GPU or CPU model
+    total_memory: int      #: bytes (device memory, or RAM for the CPU)
+    free_memory: int       #: bytes free now
+    compute_capability: int  #: major * 10 + minor for CUDA; 0 for the CPU
+    multiprocessors: int   #: CUDA SMs; logical cores for the CPU
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Memory of a device as the library sees it (see ``limn_memory_stats``)."""
+    allocated: int
+    reserved: int
+    peak_allocated: int
+    peak_reserved: int
+    limit: int         #: cap set by :func:`set_memory_limit`; 0 = none
+    device_total: int
+    device_free: int
+
+
+def build_info() -> str:
+    """How the library was built: version, LibTorch and CUDA versions, compiler."""
+    return _limn.build_info()
+
+
+def cuda_available() -> bool:
+    """True if at least one CUDA device can be used now."""
+    return bool(_limn.cuda_available())
+
+
+def devices() -> List[DeviceInfo]:
+    """The CPU followed by each usable CUDA device."""
+    return [DeviceInfo(**d) for d in _limn.devices()]
+
+
+def resolve_device(device: str = "auto") -> str:
+    """The canonical id ("cpu", "cuda:0", ...) a device string ("auto", "cuda", ...) stands for."""
+    return _limn.resolve_device(device)
+
+
+def set_memory_limit(device: str, bytes: int) -> None:
+    """Caps the memory limn may use on ``device`` (0 removes the cap). On CUDA, allocations beyond
+    the cap fail with :class:`OutOfMemoryError`; on the CPU it is a budget for tile sizes."""
+    _limn.set_memory_limit(device, int(bytes))
+
+
+def release_cached_memory(device: str) -> None:
+    """Returns cached, unused CUDA blocks to the driver (a no-op on the CPU)."""
+    _limn.release_cached_memory(device)
+
+
+def reset_peak_memory(device: str) -> None:
+    """Resets the peak counters of ``device`` to the current values."""
+    _limn.reset_peak_memory(device)
+
+
+def memory_stats(device: str) -> MemoryStats:
+    """Allocated, reserved and peak bytes, cap and device memory of ``device``."""
+    return MemoryStats(**_limn.memory_stats(device))
+
+
+# ---- Image files ---------------------------------------------------------------------------------
+
+
+def load_image(source: Union[PathLike, bytes, bytearray, memoryview], mode: str = "auto", *,
+               apply_orientation: bool = True, max_pixels: int = _DEFAULT_MAX_PIXELS) -> ImageArray:
+    """Decodes an image file (a path, or the encoded bytes) to a new ``uint8`` array.
+
+    ``mode``: "auto" (RGBA if the file has alpha, else RGB), "rgb" or "rgba". JPEG pixels are
+    turned upright per their EXIF orientation unless ``apply_orientation`` is False. Files larger
+    than ``max_pixels`` (0: no limit) are refused before decoding. Raises :class:`FileError` for
+    a missing file and :class:`InvalidImageError` for undecodable bytes.
+    """
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        source = os.fspath(source)
+    return _limn.load_image(source, _choice(mode, _LOAD_MODES, "mode"), bool(apply_orientation),
+                            int(max_pixels))
+
+
+def _file_format(format: Optional[str]) -> int:
+    return 0 if format is None else _choice(format, _FILE_FORMATS, "format")
+
+
+def save_image(path: PathLike, image: ImageArray, *, quality: int = 95, format: Optional[str] = None) -> None:
+    """Writes ``image`` to ``path`` (format from the extension unless ``format`` is "png", "jpeg",
+    "bmp" or "tga"), through a temporary file renamed into place: never a half-written file."""
+    _limn.save_image(os.fspath(path), image, _file_format(format), int(quality))
+
+
+def encode_image(image: ImageArray, format: str = "png", *, quality: int = 95) -> bytes:
+    """Encodes ``image`` in memory as "png", "jpeg", "bmp" or "tga"."""
+    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality))
+
+
+# ---- Models ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInfo:
+    """What a loaded model is and where it runs."""
+    kind: str                 #: "cartoon", "face_restore" or "face_detect"
+    name: str
+    device: str               #: canonical id it runs on, e.g. "cuda:0"
+    precision: str            #: "fp32", "fp16" or "bf16"
+    format_version: int
+    size_multiple: int        #: width and height of raw runs must be multiples of this
+    fixed_size: Optional[Tuple[int, int]]  #: (width, height) the model takes, or None for any
+    tile_margin: int
+    face_template: Optional[np.ndarray]    #: (5, 2) template points at model size (face_restore)
+    source: str
+    license: str
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A face in a photo: box (x0, y0, x1, y1), detector score, and 5 landmarks (x, y) — left eye,
+    right eye, nose tip, left and right mouth corner, "left" as seen in the picture. Pixel centres
+    are at integer coordinates."""
+    box: Tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray  #: float32 (5, 2)
+
+    @staticmethod
+    def from_landmarks(landmarks: "np.typing.ArrayLike", score: float = 1.0) -> "Face":
+        """A face known only by its 5 landmarks; the box is their bounding box."""
+        pts = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        return Face((float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), float(score), pts)
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """What a cartoonize or restore-faces call did."""
+    tile_size: int      #: side of the tiles the network ran on
+    tiles: int          #: network runs
+    oom_retries: int    #: restarts with smaller tiles after running out of memory
+    width: int          #: size the network worked at
+    height: int
+    faces: int          #: faces restored
+    faces_found: int    #: faces given or detected
+    faces_skipped: int  #: faces under min_face_size or outside the photo
+    seconds: float      #: wall time of the call
+
+
+def _faces_from_rows(rows: np.ndarray) -> List[Face]:
+    return [Face(tuple(float(v) for v in r[:4]), float(r[4]), r[5:].reshape(5, 2).copy()) for r in rows]
+
+
+def _faces_to_rows(faces: object) -> np.ndarray:
+    """Faces, or landmarks shaped (5, 2), (F, 5, 2) or (F, 10), as float32 rows (F, 15)."""
+    if isinstance(faces, Face):
+        faces = [faces]
+    if isinstance(faces, (list, tuple)) and faces and all(isinstance(f, Face) for f in faces):
+        return np.array([[*f.box, f.score, *np.asarray(f.landmarks, np.float32).reshape(10)] for f in faces],
+                        dtype=np.float32)
+    pts = np.asarray(faces, dtype=np.float32)
+    if pts.size == 0:
+        return np.zeros((0, 15), np.float32)
+    if pts.shape == (5, 2):
+        pts = pts[None]
+    if pts.ndim == 2 and pts.shape[1] == 10:
+        pts = pts.reshape(-1, 5, 2)
+    if pts.ndim != 3 or pts.shape[1:] != (5, 2):
+        raise ValueError(f"landmarks have shape {pts.shape}; expected (5, 2) for one face, (faces, 5, 2) "
+                         "or (faces, 10), or a list of limn.Face")
+    lo, hi = pts.min(axis=1), pts.max(axis=1)
+    return np.concatenate([lo, hi, np.ones((len(pts), 1), np.float32), pts.reshape(-1, 10)],
+                          axis=1).astype(np.float32)
+
+
+class Model:
+    """A limn model loaded on a device and precision.
+
+    ``source`` is a model file path or the file's bytes. ``device``: "auto" (first usable CUDA
+    device, else the CPU), "cpu", "cuda" or "cuda:N"; asking for CUDA where there is none raises
+    :class:`DeviceUnavailableError`. ``precision``: "auto" (fp16 on capable GPUs, else fp32),
+    "fp32", "fp16" or "bf16". ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
+    kinds with :class:`WrongModelKindError`. Loading checks the model with its embedded self-test.
+
+    One model may be used from several threads at once. :meth:`close` (or leaving a ``with``
+    block) frees the model and its device memory at once, or as soon as calls still running in
+    other threads return; later calls raise :class:`InvalidArgumentError`.
+    """
+
+    def __init__(self, source: Union[PathLike, bytes, bytearray, memoryview], device: str = "auto",
+                 precision: str = "auto", *, kind: Optional[str] = None,
+                 fp32_fallback: Optional[bool] = None, warmup: bool = True,
+                 channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
+                 max_pixels: int = _DEFAULT_MAX_PIXELS, name: Optional[str] = None) -> None:
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            source = os.fspath(source)
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', not {type(device).__name__}")
+        self._model = _limn.Model(
+            source, device, _choice(precision, _PRECISIONS, "precision"),
+            0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
+            _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "")
+        raw = self._model.info()
+        fixed = (raw["fixed_width"], raw["fixed_height"]) if raw["fixed_width"] > 0 else None
+        template = np.asarray(raw["face_template"], np.float32).reshape(5, 2) if raw["face_template"] else None
+        self._info = ModelInfo(
+            kind=_name_of(raw["kind"], _KINDS), name=raw["name"], device=raw["device"],
+            precision=_name_of(raw["precision"], _PRECISIONS), format_version=raw["format_version"],
+            size_multiple=raw["size_multiple"], fixed_size=fixed, tile_margin=raw["tile_margin"],
+            face_template=template, source=raw["source"], license=raw["license"])
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the model is (kind, name, sizes) and where it runs."""
+        return self._info
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._model.closed
+
+    def close(self) -> None:
+        """Frees the model and its device memory (once calls running in other threads return)."""
+        self._model.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self._info.device}, {self._info.precision}"
+        return f"<limn.Model {self._info.kind} {self._info.name!r} ({state})>"
+
+    def run(self, image: ImageArray) -> ImageArray:
+        """One network run on ``image``, whose size must fit the model's size rule (see
+        :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
+        :meth:`cartoonize` or :meth:`restore_faces`."""
+        return self._model.run(image)
+
+    def run_batch(self, images: Sequence[ImageArray]) -> List[ImageArray]:
+        """One network run on several images of one size and channel count."""
+        return self._model.run_batch(list(images))
+
+    def cartoonize(self, image: ImageArray, *, strength: float = 1.0, max_side: int = 0, tile: int = 0,
+                   memory_budget: int = 0, timeout: Optional[float] = None,
+                   progress: Optional[Progress] = None, return_stats: bool = False
+                   ) -> Union[ImageArray, Tuple[ImageArray, PipelineStats]]:
+        """Cartoonizes a whole photo of any size with a cartoon model.
+
+        ``strength`` (0..1) blends the cartoon over the photo; ``max_side`` > 0 works on a copy
+        downscaled to that longer side; ``tile`` > 0 forces tiles of that side (0: tiles only when
+        ``memory_budget`` bytes, the device's limit or its free memory require). ``timeout`` in
+        seconds raises :class:`DeadlineExceededError`. ``progress(done, total)`` is called after
+        each tile from the calling thread; returning False raises :class:`CancelledError`, and an
+        exception it raises is re-raised here. With ``return_stats`` the result is
+        ``(image, PipelineStats)``.
+        """
+        out, stats = self._model.cartoonize(image, float(strength), int(max_side), int(tile),
+                                            int(memory_budget), _timeout_ms(timeout), progress)
+        return (out, PipelineStats(**stats)) if return_stats else out
+
+    def detect_faces(self, image: ImageArray, *, score_threshold: float = 0.9, nms_iou: float = 0.4,
+                     max_faces: int = 0, max_side: int = 1024) -> List[Face]:
+        """Faces found by a face_detect model, best score first, in the image's coordinates.
+
+        ``max_side`` > 0 detects on a copy downscaled to that longer side (0: full size);
+        ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
+        weaker of two faces is dropped.
+        """
+        rows = self._model.detect_faces(image, float(score_threshold), float(nms_iou), int(max_faces),
+                                        int(max_side))
+        return _faces_from_rows(rows)
+
+    def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
+                      strength: float = 1.0, min_face_size: float = 16.0, feather: float = 0.1,
+                      score_threshold: float = 0.9, nms_iou: float = 0.4, max_faces: int = 0,
+                      max_side: int = 1024, timeout: Optional[float] = None,
+                      progress: Optional[Progress] = None, return_stats: bool = False
+                      ) -> Union[ImageArray, Tuple[ImageArray, PipelineStats]]:
+        """Restores the faces of a photo with a face_restore model.
+
+        ``landmarks``: a list of :class:`Face` (e.g. from :meth:`detect_faces`), or the 5 landmarks
+        of each face as an array of shape (5, 2), (faces, 5, 2) or (faces, 10). Without landmarks,
+        ``detector`` (a face_detect model) finds the faces, with ``score_threshold``, ``nms_iou``,
+        ``max_faces`` and ``max_side`` as in :meth:`detect_faces`. Faces smaller than
+        ``min_face_size`` pixels across are left alone (counted in ``PipelineStats.faces_skipped``).
+        ``strength``, ``timeout``, ``progress`` (one step per face) and ``return_stats`` as in
+        :meth:`cartoonize`; ``feather`` is the soft edge of the paste-back mask (fraction of the face).
+        """
+        if detector is not None and not isinstance(detector, Model):
+            raise TypeError(f"detector must be a limn.Model, not {type(detector).__name__}")
+        rows = None if landmarks is None else _faces_to_rows(landmarks)
+        out, stats = self._model.restore_faces(
+            image, rows, detector._model if detector is not None else None, float(score_threshold),
+            float(nms_iou), int(max_faces), int(max_side), float(strength), float(min_face_size),
+            float(feather), _timeout_ms(timeout), progress)
+        return (out, PipelineStats(**stats)) if return_stats else out

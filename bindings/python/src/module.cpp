@@ -1,0 +1,505 @@
+// limn._limn: the Python extension over the C++ wrapper (limn.hpp) of the C ABI. It never sees
+// LibTorch: what an engine links is what Python calls. The friendly API (exceptions, dataclasses,
+// string options) is in limn/__init__.py; this module converts numpy arrays to limn_image views,
+// releases the GIL around library work and turns limn::Error into the package's exceptions.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "limn/limn.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// ---- Errors ----------------------------------------------------------------------------------
+
+// The exception class for each limn_status, set once by limn/__init__.py (kept for the process's
+// life: the translator may run during interpreter shutdown).
+constexpr int kStatusCount = 15;
+PyObject* g_error_classes[kStatusCount] = {};
+
+void set_error_classes(const std::vector<py::object>& classes) {
+    if (classes.size() != kStatusCount) throw py::value_error("expected one class per limn_status");
+    for (int i = 0; i < kStatusCount; ++i) {
+        Py_XDECREF(g_error_classes[i]);
+        g_error_classes[i] = classes[i].ptr();
+        Py_INCREF(g_error_classes[i]);
+    }
+}
+
+void raise_status(limn_status status, const char* message) {
+    const int s = static_cast<int>(status);
+    PyObject* cls = s > 0 && s < kStatusCount && g_error_classes[s] ? g_error_classes[s] : PyExc_RuntimeError;
+    PyErr_SetString(cls, message);
+}
+
+[[noreturn]] void fail(limn_status status, const std::string& message) { throw limn::Error(status, message); }
+
+// ---- Images ----------------------------------------------------------------------------------
+
+// A numpy array seen as a limn_image: the caller's buffer when its layout allows (rows of packed
+// pixels, any row stride), else a packed copy. `keep` holds whichever array the view points into.
+struct ImageArg {
+    limn_image image{};
+    py::array keep;
+    bool copied = false;
+};
+
+std::string shape_text(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+ImageArg image_arg(const py::handle& obj, const char* what) {
+    if (obj.is_none()) throw py::type_error(std::string(what) + " is None; expected a numpy uint8 array");
+    const bool arrayish = py::isinstance<py::array>(obj) || py::hasattr(obj, "__array__") ||
+                          py::hasattr(obj, "__array_interface__");
+    const auto not_an_array = [&] {
+        return py::type_error(std::string(what) + " must be a numpy array (uint8, height x width x 3 or 4), not " +
+                              std::string(py::str(obj.get_type().attr("__name__"))));
+    };
+    if (!arrayish) throw not_an_array();
+    py::array a = py::array::ensure(obj);  // null (with an error set) if it cannot convert
+    if (!a) {
+        PyErr_Clear();
+        throw not_an_array();
+    }
+    if (!a.dtype().is(py::dtype::of<uint8_t>())) {
+        throw py::type_error(std::string(what) + " has dtype " + std::string(py::str(a.dtype())) +
+                             "; expected uint8 (convert with np.clip(x, 0, 255).astype(np.uint8))");
+    }
+    if (a.ndim() != 3 || (a.shape(2) != 3 && a.shape(2) != 4)) {
+        throw py::value_error(std::string(what) + " has shape " + shape_text(a) +
+                              "; expected (height, width, 3) for RGB or (height, width, 4) for RGBA" +
+                              (a.ndim() == 2 ? " (for grayscale use np.stack([g, g, g], axis=-1))" : ""));
+    }
+    const py::ssize_t h = a.shape(0), w = a.shape(1), c = a.shape(2);
+    if (h < 1 || w < 1) throw py::value_error(std::string(what) + " is empty: shape " + shape_text(a));
+    if (h > std::numeric_limits<int32_t>::max() || w > std::numeric_limits<int32_t>::max()) {
+        throw py::value_error(std::string(what) + " is too large: shape " + shape_text(a));
+    }
+    ImageArg out;
+    const bool packed_rows = a.strides(2) == 1 && a.strides(1) == c && a.strides(0) >= w * c;
+    if (packed_rows) {
+        out.keep = a;
+    } else {
+        out.keep = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+        if (!out.keep) throw py::error_already_set();
+        out.copied = true;
+    }
+    out.image.data = static_cast<uint8_t*>(const_cast<void*>(out.keep.data()));
+    out.image.width = static_cast<int32_t>(w);
+    out.image.height = static_cast<int32_t>(h);
+    out.image.stride = static_cast<size_t>(out.keep.strides(0));
+    out.image.format = c == 4 ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8;
+    return out;
+}
+
+// A new array of `like`'s size and channels, and its limn_image view.
+std::pair<py::array_t<uint8_t>, limn_image> new_image(const limn_image& like) {
+    const int32_t c = limn_pixel_format_channels(like.format);
+    py::array_t<uint8_t> a({static_cast<py::ssize_t>(like.height), static_cast<py::ssize_t>(like.width),
+                            static_cast<py::ssize_t>(c)});
+    limn_image v{a.mutable_data(), like.width, like.height, static_cast<size_t>(a.strides(0)), like.format};
+    return {a, v};
+}
+
+// An image the library allocated (RGB8/RGBA8), copied into a new numpy array.
+py::array_t<uint8_t> to_array(const limn::Image& img) {
+    const int32_t c = limn_pixel_format_channels(img.format());
+    py::array_t<uint8_t> a({static_cast<py::ssize_t>(img.height()), static_cast<py::ssize_t>(img.width()),
+                            static_cast<py::ssize_t>(c)});
+    const size_t row = static_cast<size_t>(img.width()) * c;
+    for (int32_t y = 0; y < img.height(); ++y) {
+        std::memcpy(a.mutable_data(y), img.data() + y * img.stride(), row);
+    }
+    return a;
+}
+
+py::dict describe_image(const py::handle& obj) {
+    const ImageArg arg = image_arg(obj, "image");
+    py::dict d;
+    d["width"] = arg.image.width;
+    d["height"] = arg.image.height;
+    d["stride"] = arg.image.stride;
+    d["channels"] = limn_pixel_format_channels(arg.image.format);
+    d["copied"] = arg.copied;
+    return d;
+}
+
+// ---- Progress callbacks ---------------------------------------------------------------------
+
+// A Python callable progress(done, total): a false result (not None) cancels; an exception cancels
+// and is re-raised to the caller in place of the cancellation.
+struct Progress {
+    py::object fn;
+    std::exception_ptr error;
+
+    static int32_t call(int32_t done, int32_t total, void* user) {
+        auto* self = static_cast<Progress*>(user);
+        py::gil_scoped_acquire gil;
+        try {
+            const py::object r = self->fn(done, total);
+            if (r.is_none()) return 0;
+            const int truth = PyObject_IsTrue(r.ptr());
+            if (truth < 0) throw py::error_already_set();
+            return truth ? 0 : 1;
+        } catch (...) {
+            self->error = std::current_exception();
+            return 1;
+        }
+    }
+};
+
+std::unique_ptr<Progress> progress_arg(const py::object& fn) {
+    if (fn.is_none()) return nullptr;
+    if (!PyCallable_Check(fn.ptr())) throw py::type_error("progress must be callable as progress(done, total)");
+    auto p = std::make_unique<Progress>();
+    p->fn = fn;
+    return p;
+}
+
+// Runs `work` without the GIL; an exception raised by the progress callback wins over the
+// cancellation it caused.
+template <typename F>
+void without_gil(const Progress* progress, F&& work) {
+    try {
+        py::gil_scoped_release nogil;
+        work();
+    } catch (const limn::Error&) {
+        if (progress && progress->error) std::rethrow_exception(progress->error);
+        throw;
+    }
+}
+
+py::dict stats_dict(const limn_pipeline_stats& s) {
+    py::dict d;
+    d["tile_size"] = s.tile_size;
+    d["tiles"] = s.tiles;
+    d["oom_retries"] = s.oom_retries;
+    d["width"] = s.width;
+    d["height"] = s.height;
+    d["faces"] = s.faces;
+    d["faces_found"] = s.faces_found;
+    d["faces_skipped"] = s.faces_skipped;
+    d["seconds"] = s.seconds;
+    return d;
+}
+
+// Faces as float32 [F, 15]: x0, y0, x1, y1, score, then (x, y) of the 5 landmarks.
+constexpr py::ssize_t kFaceColumns = 15;
+
+py::array_t<float> faces_to_array(const std::vector<limn_face>& faces) {
+    py::array_t<float> a({static_cast<py::ssize_t>(faces.size()), kFaceColumns});
+    for (size_t i = 0; i < faces.size(); ++i) {
+        float* row = a.mutable_data(static_cast<py::ssize_t>(i));
+        std::memcpy(row, faces[i].box, sizeof faces[i].box);
+        row[4] = faces[i].score;
+        std::memcpy(row + 5, faces[i].landmarks, sizeof faces[i].landmarks);
+    }
+    return a;
+}
+
+std::vector<limn_face> faces_from_array(const py::handle& obj) {
+    const auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
+    if (!a || a.ndim() != 2 || a.shape(1) != kFaceColumns) {
+        PyErr_Clear();
+        throw py::value_error("faces must be a float array of shape (faces, 15)");
+    }
+    std::vector<limn_face> faces(static_cast<size_t>(a.shape(0)));
+    for (size_t i = 0; i < faces.size(); ++i) {
+        const float* row = a.data(static_cast<py::ssize_t>(i));
+        std::memcpy(faces[i].box, row, sizeof faces[i].box);
+        faces[i].score = row[4];
+        std::memcpy(faces[i].landmarks, row + 5, sizeof faces[i].landmarks);
+    }
+    return faces;
+}
+
+// ---- Model -----------------------------------------------------------------------------------
+
+// A model handle shared by the calls in flight: close() drops the handle's reference, so the model
+// (and its device memory) is freed at once, or when the last running call returns.
+class PyModel {
+public:
+    PyModel(const py::object& source, const std::string& device, int precision, int expected_kind,
+            int fp32_fallback, bool warmup, int channels_last, int cudnn_benchmark, uint64_t max_pixels,
+            const std::string& name) {
+        limn::ModelOptions options;
+        options.device(device)
+            .precision(static_cast<limn_precision>(precision))
+            .expected_kind(static_cast<limn_model_kind>(expected_kind))
+            .warmup(warmup)
+            .max_pixels(max_pixels);
+        if (!name.empty()) options.name(name);
+        if (fp32_fallback >= 0) options.fp32_fallback(fp32_fallback != 0);
+        if (channels_last >= 0) options.channels_last(channels_last != 0);
+        if (cudnn_benchmark >= 0) options.cudnn_benchmark(cudnn_benchmark != 0);
+        if (PyObject_CheckBuffer(source.ptr())) {
+            const py::buffer_info bytes = py::reinterpret_borrow<py::buffer>(source).request();
+            const size_t size = static_cast<size_t>(bytes.size * bytes.itemsize);
+            origin_ = name.empty() ? "<memory>" : name;
+            py::gil_scoped_release nogil;
+            model_ = std::make_shared<limn::Model>(limn::Model::from_memory(bytes.ptr, size, options));
+        } else {
+            const std::string path = py::str(source);
+            origin_ = path;
+            py::gil_scoped_release nogil;
+            model_ = std::make_shared<limn::Model>(path, options);
+        }
+    }
+
+    std::shared_ptr<limn::Model> acquire() const {
+        if (!model_) fail(LIMN_ERR_INVALID_ARGUMENT, "model '" + origin_ + "' is closed");
+        return model_;
+    }
+    void close() { model_.reset(); }
+    bool closed() const { return !model_; }
+    const std::string& origin() const { return origin_; }
+
+    py::dict info() const {
+        const limn_model_info i = acquire()->info();
+        py::dict d;
+        d["kind"] = static_cast<int>(i.kind);
+        d["format_version"] = i.format_version;
+        d["name"] = std::string(i.name);
+        d["device"] = std::string(i.device);
+        d["precision"] = static_cast<int>(i.precision);
+        d["size_multiple"] = i.size_multiple;
+        d["fixed_width"] = i.fixed_width;
+        d["fixed_height"] = i.fixed_height;
+        d["tile_margin"] = i.tile_margin;
+        py::list tmpl;
+        if (i.has_face_template) {
+            for (float v : i.face_template) tmpl.append(v);
+        }
+        d["face_template"] = tmpl;
+        d["source"] = std::string(i.source);
+        d["license"] = std::string(i.license);
+        return d;
+    }
+
+    py::array_t<uint8_t> run(const py::handle& image) const {
+        const auto model = acquire();
+        const ImageArg in = image_arg(image, "image");
+        auto out = new_image(in.image);
+        without_gil(nullptr, [&] { model->run(in.image, out.second); });
+        return out.first;
+    }
+
+    py::list run_batch(const py::sequence& images) const {
+        const auto model = acquire();
+        std::vector<ImageArg> args;
+        std::vector<limn_image> inputs, outputs;
+        py::list result;
+        for (size_t i = 0; i < images.size(); ++i) {
+            args.push_back(image_arg(images[i], ("images[" + std::to_string(i) + "]").c_str()));
+            inputs.push_back(args.back().image);
+            auto out = new_image(args.back().image);
+            result.append(out.first);
+            outputs.push_back(out.second);
+        }
+        if (inputs.empty()) throw py::value_error("images is empty");
+        without_gil(nullptr, [&] { model->run_batch(inputs, outputs); });
+        return result;
+    }
+
+    py::tuple cartoonize(const py::handle& image, float strength, int32_t max_side, int32_t tile,
+                         uint64_t memory_budget, uint32_t timeout_ms, const py::object& progress) const {
+        const auto model = acquire();
+        const ImageArg in = image_arg(image, "image");
+        auto out = new_image(in.image);
+        const auto p = progress_arg(progress);
+        limn::CartoonizeOptions o;
+        o.strength(strength).max_side(max_side).tile_size(tile).memory_budget(memory_budget).timeout_ms(timeout_ms);
+        limn_pipeline_stats stats{};
+        auto options = *o.get();
+        if (p) {
+            options.progress = &Progress::call;
+            options.progress_user_data = p.get();
+        }
+        stats.struct_size = sizeof stats;
+        without_gil(p.get(), [&] {
+            limn::detail::check(limn_cartoonize(model->get(), &in.image, &out.second, &options, &stats));
+        });
+        return py::make_tuple(out.first, stats_dict(stats));
+    }
+
+    py::array_t<float> detect_faces(const py::handle& image, float score_threshold, float nms_iou,
+                                    int32_t max_faces, int32_t max_side) const {
+        const auto model = acquire();
+        const ImageArg in = image_arg(image, "image");
+        limn::DetectFacesOptions o;
+        o.score_threshold(score_threshold).nms_iou(nms_iou).max_faces(max_faces).max_side(max_side);
+        std::vector<limn_face> faces;
+        without_gil(nullptr, [&] { faces = model->detect_faces(in.image, o); });
+        return faces_to_array(faces);
+    }
+
+    py::tuple restore_faces(const py::handle& image, const py::object& faces, const PyModel* detector,
+                            float score_threshold, float nms_iou, int32_t max_faces, int32_t max_side,
+                            float strength, float min_face_size, float feather, uint32_t timeout_ms,
+                            const py::object& progress) const {
+        const auto model = acquire();
+        const auto det = detector ? detector->acquire() : nullptr;
+        const ImageArg in = image_arg(image, "image");
+        const std::vector<limn_face> given = faces.is_none() ? std::vector<limn_face>() : faces_from_array(faces);
+        auto out = new_image(in.image);
+        const auto p = progress_arg(progress);
+        limn::RestoreFacesOptions o;
+        o.strength(strength).min_face_size(min_face_size).feather(feather).timeout_ms(timeout_ms);
+        if (det) {
+            o.detector(*det, limn::DetectFacesOptions()
+                                 .score_threshold(score_threshold)
+                                 .nms_iou(nms_iou)
+                                 .max_faces(max_faces)
+                                 .max_side(max_side));
+        }
+        auto options = *o.get();
+        if (p) {
+            options.progress = &Progress::call;
+            options.progress_user_data = p.get();
+        }
+        limn_pipeline_stats stats{};
+        stats.struct_size = sizeof stats;
+        without_gil(p.get(), [&] {
+            limn::detail::check(limn_restore_faces(model->get(), &in.image, &out.second, given.data(),
+                                                   given.size(), &options, &stats));
+        });
+        return py::make_tuple(out.first, stats_dict(stats));
+    }
+
+private:
+    std::shared_ptr<limn::Model> model_;
+    std::string origin_;
+};
+
+// ---- Devices, memory, image files ------------------------------------------------------------
+
+py::list devices() {
+    std::vector<limn_device_info> found;
+    {
+        py::gil_scoped_release nogil;
+        found = limn::devices();
+    }
+    py::list out;
+    for (const limn_device_info& d : found) {
+        py::dict e;
+        e["type"] = d.type == LIMN_DEVICE_CUDA ? "cuda" : "cpu";
+        e["index"] = d.index;
+        e["id"] = std::string(d.id);
+        e["name"] = std::string(d.name);
+        e["total_memory"] = d.total_memory;
+        e["free_memory"] = d.free_memory;
+        e["compute_capability"] = d.compute_capability;
+        e["multiprocessors"] = d.multiprocessors;
+        out.append(e);
+    }
+    return out;
+}
+
+py::dict memory_stats(const std::string& device) {
+    const limn_memory_stats s = limn::memory_stats(device);
+    py::dict d;
+    d["allocated"] = s.allocated;
+    d["reserved"] = s.reserved;
+    d["peak_allocated"] = s.peak_allocated;
+    d["peak_reserved"] = s.peak_reserved;
+    d["limit"] = s.limit;
+    d["device_total"] = s.device_total;
+    d["device_free"] = s.device_free;
+    return d;
+}
+
+py::array_t<uint8_t> load_image(const py::object& source, int format, bool apply_orientation,
+                                uint64_t max_pixels) {
+    const auto fmt = static_cast<limn_pixel_format>(format);
+    limn::Image img;
+    if (PyObject_CheckBuffer(source.ptr())) {
+        const py::buffer_info bytes = py::reinterpret_borrow<py::buffer>(source).request();
+        const size_t size = static_cast<size_t>(bytes.size * bytes.itemsize);
+        py::gil_scoped_release nogil;
+        img = limn::load_image_from_memory(bytes.ptr, size, fmt, max_pixels, apply_orientation);
+    } else {
+        const std::string path = py::str(source);
+        py::gil_scoped_release nogil;
+        img = limn::load_image(path, fmt, max_pixels, apply_orientation);
+    }
+    return to_array(img);
+}
+
+void save_image(const std::string& path, const py::handle& image, int file_format, int quality) {
+    const ImageArg in = image_arg(image, "image");
+    py::gil_scoped_release nogil;
+    limn::save_image(path, in.image, quality, static_cast<limn_file_format>(file_format));
+}
+
+py::bytes encode_image(const py::handle& image, int file_format, int quality) {
+    const ImageArg in = image_arg(image, "image");
+    std::vector<uint8_t> data;
+    {
+        py::gil_scoped_release nogil;
+        data = limn::encode_image(in.image, static_cast<limn_file_format>(file_format), quality);
+    }
+    return py::bytes(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_limn, m) {
+    m.doc() = "Low-level bindings of the limn C ABI; use the `limn` package instead.";
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const limn::Error& e) {
+            raise_status(e.status(), e.what());
+        }
+    });
+    m.def("_set_error_classes", &set_error_classes);
+    m.def("version", &limn::version);
+    m.def("build_info", &limn::build_info);
+    m.def("cuda_available", &limn::cuda_available);
+    m.def("devices", &devices);
+    m.def("resolve_device", &limn::resolve_device, py::arg("device"));
+    m.def("set_memory_limit", &limn::set_memory_limit, py::arg("device"), py::arg("bytes"));
+    m.def("release_cached_memory", &limn::release_cached_memory, py::arg("device"));
+    m.def("reset_peak_memory", &limn::reset_peak_memory, py::arg("device"));
+    m.def("memory_stats", &memory_stats, py::arg("device"));
+    m.def("load_image", &load_image, py::arg("source"), py::arg("format"), py::arg("apply_orientation"),
+          py::arg("max_pixels"));
+    m.def("save_image", &save_image, py::arg("path"), py::arg("image"), py::arg("file_format"),
+          py::arg("quality"));
+    m.def("encode_image", &encode_image, py::arg("image"), py::arg("file_format"), py::arg("quality"));
+    m.def("describe_image", &describe_image, py::arg("image"));
+
+    py::class_<PyModel>(m, "Model")
+        .def(py::init<const py::object&, const std::string&, int, int, int, bool, int, int, uint64_t,
+                      const std::string&>(),
+             py::arg("source"), py::arg("device"), py::arg("precision"), py::arg("expected_kind"),
+             py::arg("fp32_fallback"), py::arg("warmup"), py::arg("channels_last"), py::arg("cudnn_benchmark"),
+             py::arg("max_pixels"), py::arg("name"))
+        .def("info", &PyModel::info)
+        .def("run", &PyModel::run, py::arg("image"))
+        .def("run_batch", &PyModel::run_batch, py::arg("images"))
+        .def("cartoonize", &PyModel::cartoonize, py::arg("image"), py::arg("strength"), py::arg("max_side"),
+             py::arg("tile"), py::arg("memory_budget"), py::arg("timeout_ms"), py::arg("progress"))
+        .def("detect_faces", &PyModel::detect_faces, py::arg("image"), py::arg("score_threshold"),
+             py::arg("nms_iou"), py::arg("max_faces"), py::arg("max_side"))
+        .def("restore_faces", &PyModel::restore_faces, py::arg("image"), py::arg("faces"),
+             py::arg("detector").none(true), py::arg("score_threshold"), py::arg("nms_iou"),
+             py::arg("max_faces"), py::arg("max_side"), py::arg("strength"), py::arg("min_face_size"),
+             py::arg("feather"), py::arg("timeout_ms"), py::arg("progress"))
+        .def("close", &PyModel::close)
+        .def_property_readonly("closed", &PyModel::closed)
+        .def_property_readonly("origin", &PyModel::origin);
+}

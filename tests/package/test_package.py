@@ -1,0 +1,365 @@
+"""The installed limn package: import, numpy images in and out, errors, threads, closing, faces."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import limn
+
+
+def cpu(path, **kw):
+    return limn.Model(path, device="cpu", precision="fp32", **kw)
+
+
+# ---- The package -----------------------------------------------------------------------------
+
+
+def test_installed_package_with_its_library_beside_it():
+    here = os.path.dirname(os.path.abspath(__file__))
+    src_root = os.path.dirname(os.path.dirname(here))
+    pkg = os.path.dirname(limn.__file__)
+    source_pkg = os.path.join(src_root, "bindings", "python", "limn")
+    assert not os.path.samefile(pkg, source_pkg), "tests must run against the installed package"
+    assert os.path.basename(os.path.dirname(pkg)) == "site-packages"
+    assert os.path.isfile(os.path.join(pkg, "liblimn.so"))
+    assert os.path.isfile(os.path.join(pkg, "_limn.pyi")) and os.path.isfile(os.path.join(pkg, "py.typed"))
+    assert limn.build_info().startswith(f"limn {limn.__version__}")
+    assert limn.__version__.count(".") == 2
+    assert limn.Model.cartoonize.__doc__ and limn.load_image.__doc__
+
+
+def test_devices_and_memory():
+    devs = limn.devices()
+    assert devs[0].id == "cpu" and devs[0].type == "cpu" and devs[0].total_memory > 0
+    assert isinstance(limn.cuda_available(), bool)
+    assert len(devs) == 1 + (limn.cuda_available() and sum(d.type == "cuda" for d in devs))
+    assert limn.resolve_device("cpu") == "cpu"
+    limn.set_memory_limit("cpu", 1 << 30)
+    try:
+        stats = limn.memory_stats("cpu")
+        assert stats.limit == 1 << 30 and stats.device_total > 0 and stats.peak_reserved > 0
+    finally:
+        limn.set_memory_limit("cpu", 0)
+    limn.reset_peak_memory("cpu")
+    limn.release_cached_memory("cpu")
+    with pytest.raises(limn.InvalidArgumentError, match="tpu"):
+        limn.memory_stats("tpu")
+
+
+def test_model_info_and_loading_from_bytes(fixtures):
+    path = os.path.join(fixtures, "identity_face.pt")
+    with cpu(path) as m:
+        info = m.info
+        assert (info.kind, info.name, info.device, info.precision) == ("face_restore", "identity-face", "cpu", "fp32")
+        assert info.fixed_size == (64, 64) and info.face_template.shape == (5, 2)
+        assert "identity-face" in repr(m)
+    with open(path, "rb") as f:
+        data = f.read()
+    with limn.Model(data, device="cpu", name="from-bytes") as m:
+        assert m.info.name == "identity-face"
+    with limn.Model(memoryview(data), device="cpu") as m:
+        assert m.info.kind == "face_restore"
+
+
+# ---- Images ----------------------------------------------------------------------------------
+
+
+def test_rgb_and_rgba_round_trip_through_an_identity_model(fixtures, astronaut):
+    with cpu(os.path.join(fixtures, "identity.pt")) as m:
+        out = m.run(astronaut)
+        assert out.dtype == np.uint8 and out.shape == astronaut.shape
+        assert out is not astronaut and not np.shares_memory(out, astronaut)
+        assert (out == astronaut).all()
+        rgba = np.dstack([astronaut, np.arange(512 * 512, dtype=np.uint32).reshape(512, 512).astype(np.uint8)])
+        out = m.run(rgba)
+        assert out.shape == (512, 512, 4) and (out == rgba).all()  # alpha passes through
+        batch = m.run_batch([astronaut[:64, :64], astronaut[64:128, :64]])
+        assert len(batch) == 2 and (batch[1] == astronaut[64:128, :64]).all()
+
+
+def test_views_are_used_without_a_copy_when_the_layout_allows(fixtures, astronaut):
+    crop = astronaut[100:300, 50:250]          # rows of packed pixels, a longer row stride
+    assert limn._limn.describe_image(crop) == {"width": 200, "height": 200, "stride": 512 * 3,
+                                               "channels": 3, "copied": False}
+    flipped = astronaut[:, ::-1]                # negative pixel stride: copied
+    assert limn._limn.describe_image(flipped)["copied"] is True
+    every_other = astronaut[::2, ::2]           # pixel stride 6: copied
+    assert limn._limn.describe_image(every_other)["copied"] is True
+    fortran = np.asfortranarray(astronaut)
+    assert limn._limn.describe_image(fortran)["copied"] is True
+    with limn.Model(os.path.join(fixtures, "tiny_unet.pt"), device="cpu", precision="fp32") as m:
+        for view in (crop, flipped, every_other, fortran):
+            assert (m.cartoonize(view) == m.cartoonize(np.ascontiguousarray(view))).all()
+
+
+def test_wrong_images_give_type_and_value_errors(fixtures, astronaut):
+    with cpu(os.path.join(fixtures, "identity.pt")) as m:
+        with pytest.raises(TypeError, match="dtype float32; expected uint8"):
+            m.run(astronaut.astype(np.float32))
+        with pytest.raises(TypeError, match="uint16"):
+            m.cartoonize(astronaut.astype(np.uint16))
+        with pytest.raises(ValueError, match=r"shape \(512, 512\); expected \(height, width, 3\).*grayscale"):
+            m.run(astronaut[:, :, 0])
+        with pytest.raises(ValueError, match=r"shape \(512, 512, 2\)"):
+            m.run(astronaut[:, :, :2])
+        with pytest.raises(ValueError, match=r"shape \(4, 512, 512, 3\)"):
+            m.run(np.stack([astronaut] * 4))
+        with pytest.raises(ValueError, match="empty"):
+            m.run(astronaut[:0])
+        with pytest.raises(TypeError, match="numpy array"):
+            m.run([[1, 2, 3]])
+        with pytest.raises(TypeError, match="None"):
+            m.run(None)
+        with pytest.raises(TypeError, match="numpy array"):
+            m.run("photo.png")
+        with pytest.raises(ValueError, match="invalid precision 'fp8'"):
+            limn.Model(os.path.join(fixtures, "identity.pt"), precision="fp8")
+
+
+def test_image_files(tmp_path, astronaut):
+    path = tmp_path / "a.png"
+    limn.save_image(path, astronaut)
+    assert (limn.load_image(path) == astronaut).all()
+    assert limn.load_image(str(path), "rgba").shape == (512, 512, 4)
+    jpeg = limn.encode_image(astronaut, "jpeg", quality=90)
+    assert jpeg[:2] == b"\xff\xd8"
+    decoded = limn.load_image(jpeg)
+    assert decoded.shape == astronaut.shape and np.abs(decoded.astype(int) - astronaut).mean() < 4
+    assert (limn.load_image(limn.encode_image(astronaut[10:20, 30:45])) == astronaut[10:20, 30:45]).all()
+    with pytest.raises(limn.FileError) as e:
+        limn.save_image(tmp_path / "missing" / "b.png", astronaut)
+    assert isinstance(e.value, OSError) and "missing" in str(e.value)
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(limn.ImageTooLargeError):
+        limn.load_image(path, max_pixels=1000)
+
+
+# ---- Errors ----------------------------------------------------------------------------------
+
+
+def test_every_status_has_its_exception_class():
+    classes = {cls.status: cls for cls in limn._ERRORS[1:]}
+    assert sorted(classes) == list(range(1, 15))
+    for cls in classes.values():
+        assert issubclass(cls, limn.Error) and cls.__name__ in limn.__all__
+    assert issubclass(limn.FileError, OSError) and issubclass(limn.OutOfMemoryError, MemoryError)
+    assert issubclass(limn.DeadlineExceededError, TimeoutError)
+    assert issubclass(limn.InvalidArgumentError, ValueError) and issubclass(limn.InternalError, RuntimeError)
+
+
+def test_statuses_raise_their_exceptions_with_the_library_message(fixtures, astronaut, tmp_path):
+    f = lambda name: os.path.join(fixtures, name)  # noqa: E731
+    with pytest.raises(limn.FileError, match="no-such-model.pt"):
+        limn.Model(str(tmp_path / "no-such-model.pt"))
+    with pytest.raises(limn.InvalidModelError, match="garbage.pt"):
+        limn.Model(f("garbage.pt"), device="cpu")
+    with pytest.raises(limn.WrongModelKindError, match="cartoon"):
+        limn.Model(f("identity.pt"), device="cpu", kind="face_restore")
+    if not limn.cuda_available():
+        with pytest.raises(limn.DeviceUnavailableError, match="cuda"):
+            limn.Model(f("identity.pt"), device="cuda")
+    with pytest.raises(limn.DeviceUnavailableError, match="cuda:99"):
+        limn.Model(f("identity.pt"), device="cuda:99")
+    with pytest.raises(limn.InvalidImageError):
+        limn.load_image(b"this is not an image")
+    with cpu(f("identity.pt"), max_pixels=100) as m:
+        with pytest.raises(limn.ImageTooLargeError, match="limit"):
+            m.run(astronaut[:20, :20])
+    with cpu(f("tiny_unet.pt")) as m:
+        with pytest.raises(limn.SizeRuleError, match="multiples of 2"):
+            m.run(astronaut[:21, :20])
+        with pytest.raises(limn.InvalidArgumentError, match="strength"):
+            m.cartoonize(astronaut, strength=2.0)
+        with pytest.raises(limn.CancelledError, match="cancelled"):
+            m.cartoonize(astronaut, tile=64, progress=lambda done, total: done < 2)
+        with pytest.raises(limn.DeadlineExceededError, match="deadline"):
+            m.cartoonize(astronaut, tile=64, timeout=0.05, progress=lambda d, t: time.sleep(0.02))
+        with pytest.raises(ValueError, match="timeout"):
+            m.cartoonize(astronaut, timeout=-1)
+    with cpu(f("nan.pt"), warmup=False) as m:
+        with pytest.raises(limn.NonFiniteError, match="non-finite"):
+            m.run(astronaut[:8, :8])
+    with cpu(f("oom_above_4096px.pt")) as m:
+        with pytest.raises(limn.OutOfMemoryError):
+            m.run(astronaut[:65, :65])
+        assert m.run(astronaut[:64, :64]).shape == (64, 64, 3)  # still usable
+    with cpu(f("fixed_cartoon.pt")) as m:
+        with pytest.raises(limn.UnsupportedError, match="fixed size"):
+            m.cartoonize(astronaut)
+
+
+def test_progress_is_called_and_its_exceptions_come_back(fixtures, astronaut):
+    calls = []
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        out, stats = m.cartoonize(astronaut, tile=128, progress=lambda d, t: calls.append((d, t)),
+                                  return_stats=True)
+        assert calls[0] == (0, stats.tiles) and calls[-1] == (stats.tiles, stats.tiles) and stats.tiles > 1
+        assert stats.width == 512 and stats.seconds > 0
+
+        def boom(done, total):
+            if done == 1:
+                raise KeyError("from the callback")
+
+        with pytest.raises(KeyError, match="from the callback"):
+            m.cartoonize(astronaut, tile=128, progress=boom)
+        with pytest.raises(TypeError, match="callable"):
+            m.cartoonize(astronaut, progress=42)
+
+
+# ---- Against the C command-line tool ---------------------------------------------------------
+
+
+def test_cartoonize_equals_the_cli_bit_for_bit(bin_dir, parity, astronaut, tmp_path):
+    model = os.path.join(parity, "cartoon-standin.pt")
+    limn.save_image(tmp_path / "in.png", astronaut)
+    run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(tmp_path / "in.png"), "-o",
+                          str(tmp_path / "cli.png"), "-m", model, "-d", "cpu", "-p", "fp32", "-q"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with cpu(model) as m:
+        ours = m.cartoonize(limn.load_image(tmp_path / "in.png"))
+    cli = limn.load_image(tmp_path / "cli.png")
+    assert np.abs(ours.astype(int) - astronaut).mean() > 2  # it did something
+    assert (ours == cli).all()
+
+
+# ---- Threads, closing ------------------------------------------------------------------------
+
+
+def test_four_threads_share_one_model_in_parallel(parity, astronaut):
+    images = [np.ascontiguousarray(np.roll(astronaut, 37 * i, axis=1)) for i in range(4)]
+    with cpu(os.path.join(parity, "cartoon-standin.pt")) as m:
+        serial = [m.cartoonize(img) for img in images]
+        results, spans = [None] * 4, [None] * 4
+        ticks = [0]
+        running = threading.Event()
+
+        def work(i):
+            t0 = time.perf_counter()
+            results[i] = m.cartoonize(images[i])
+            spans[i] = (t0, time.perf_counter())
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):  # Python keeps running while the library works
+            ticks[0] += 1
+            running.set()
+        for t in threads:
+            t.join()
+    for got, want in zip(results, serial):
+        assert (got == want).all()
+    starts, ends = [s for s, _ in spans], [e for _, e in spans]
+    assert max(starts) < min(ends), f"calls did not overlap: {spans}"
+    assert ticks[0] > 1000, "the main thread was starved: is the GIL held during the call?"
+
+
+def test_close_and_context_manager(fixtures, astronaut):
+    m = cpu(os.path.join(fixtures, "identity.pt"))
+    with m as same:
+        assert same is m and not m.closed
+    assert m.closed and "closed" in repr(m)
+    with pytest.raises(limn.InvalidArgumentError, match="closed"):
+        m.run(astronaut)
+    m.close()  # twice is fine
+    # A close while another thread runs: that call finishes, later ones are refused.
+    m = cpu(os.path.join(fixtures, "tiny_unet.pt"))
+    started, go = threading.Event(), threading.Event()
+    box = {}
+
+    def slow_progress(done, total):
+        started.set()
+        go.wait(10)
+
+    t = threading.Thread(target=lambda: box.setdefault("out", m.cartoonize(astronaut, tile=128,
+                                                                            progress=slow_progress)))
+    t.start()
+    started.wait(10)
+    m.close()
+    go.set()
+    t.join()
+    assert box["out"].shape == astronaut.shape
+    with pytest.raises(limn.InvalidArgumentError, match="closed"):
+        m.cartoonize(astronaut)
+
+
+def test_no_crash_at_interpreter_exit_with_open_models(fixtures, astronaut):
+    script = (
+        "import limn, numpy as np\n"
+        f"a = limn.Model({os.path.join(fixtures, 'identity.pt')!r}, device='cpu')\n"
+        f"b = limn.Model({os.path.join(fixtures, 'tiny_unet.pt')!r}, device='cpu')\n"
+        "a.run(np.zeros((8, 8, 3), np.uint8))\n"
+        "print('done')\n"
+    )
+    run = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "done"
+
+
+# ---- Faces -----------------------------------------------------------------------------------
+
+
+def test_detect_and_restore_faces(fixtures, detect_cases, astronaut):
+    with cpu(os.path.join(detect_cases, "retinaface.pt")) as det, \
+            cpu(os.path.join(fixtures, "identity_face.pt")) as face:
+        faces = det.detect_faces(astronaut)
+        assert len(faces) == 1
+        (f,) = faces
+        assert f.score > 0.9 and f.landmarks.shape == (5, 2) and f.landmarks.dtype == np.float32
+        x0, y0, x1, y1 = f.box
+        assert x0 < f.landmarks[:, 0].min() and f.landmarks[:, 0].max() < x1
+        assert f.landmarks[0, 0] < f.landmarks[1, 0]  # left eye, right eye
+        assert det.detect_faces(astronaut, score_threshold=0.99999) == []
+
+        by_detector, stats = face.restore_faces(astronaut, detector=det, return_stats=True)
+        assert (stats.faces_found, stats.faces, stats.faces_skipped) == (1, 1, 0)
+        assert (face.restore_faces(astronaut, faces) == by_detector).all()
+        assert (face.restore_faces(astronaut, f.landmarks) == by_detector).all()
+        assert (face.restore_faces(astronaut, f.landmarks.reshape(1, 10)) == by_detector).all()
+        assert (by_detector[400:] == astronaut[400:]).all()
+        _, stats = face.restore_faces(astronaut, detector=det, min_face_size=5000, return_stats=True)
+        assert (stats.faces, stats.faces_skipped) == (0, 1)
+        with pytest.raises(ValueError, match=r"shape \(3, 2\)"):
+            face.restore_faces(astronaut, np.zeros((3, 2)))
+        with pytest.raises(limn.WrongModelKindError, match="face_detect"):
+            face.restore_faces(astronaut, detector=face)
+        with pytest.raises(limn.WrongModelKindError):
+            face.detect_faces(astronaut)
+        with pytest.raises(limn.InvalidArgumentError, match="score_threshold"):
+            det.detect_faces(astronaut, score_threshold=1.5)
+        with pytest.raises(TypeError, match="limn.Model"):
+            face.restore_faces(astronaut, detector="retinaface.pt")
+
+
+@pytest.mark.skipif(not limn.cuda_available(), reason="no CUDA device")
+def test_cuda_matches_the_cpu(parity, astronaut):
+    model = os.path.join(parity, "cartoon-standin.pt")
+    with cpu(model) as c, limn.Model(model, device="cuda", precision="fp32") as g:
+        assert g.info.device.startswith("cuda")
+        diff = np.abs(g.cartoonize(astronaut).astype(int) - c.cartoonize(astronaut))
+        assert diff.max() <= 2
+        g.close()
+        stats = limn.memory_stats(g.info.device)
+        assert stats.device_total > 0
+
+
+def test_the_folder_example(parity, astronaut, tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "cartoonize_folder.py")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    limn.save_image(photos / "a.png", astronaut)
+    limn.save_image(photos / "b.jpg", astronaut[:300, 100:400])
+    (photos / "broken.png").write_bytes(b"not a png")
+    (photos / "notes.txt").write_text("skipped")
+    model = os.path.join(parity, "cartoon-standin.pt")
+    run = subprocess.run([sys.executable, "-I", example, str(photos), str(tmp_path / "out"), "--model", model,
+                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr  # one photo was broken; the others were done
+    assert "broken.png:" in run.stderr and "2 of 3 photos" in run.stderr and "100.0%" in run.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
+    with cpu(model) as m:
+        assert (limn.load_image(tmp_path / "out" / "a.png") == m.cartoonize(astronaut)).all()
