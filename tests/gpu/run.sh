@@ -10,7 +10,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIMN_DEPS_DIR="$PWD/.deps" \
   > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 ninja -C build-gpu -j 16 > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-ctest --test-dir build-gpu --output-on-failure -j 4 > "$OUT/ctest.log" 2>&1
+LIMN_JOBS=16 ctest --test-dir build-gpu --output-on-failure -j 4 > "$OUT/ctest.log" 2>&1
 echo "ctest exit $?" >> "$OUT/ctest.log"
 tail -25 "$OUT/ctest.log"
 

@@ -3,7 +3,7 @@
 # fresh virtual environment that holds only torch and numpy (linked from this interpreter, not
 # downloaded), checks `import limn` there, then adds pytest and runs tests/package against the
 # installed package, outside the source tree.
-#   run.sh BUILD_DIR SOURCE_DIR      (CTest test "python_package"; env: PYTHON, LIMN_BIN_DIR, ...)
+#   run.sh BUILD_DIR SOURCE_DIR      (CTest test "python_package"; env: PYTHON, LIMN_JOBS, LIMN_BIN_DIR, ...)
 set -euo pipefail
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
@@ -14,7 +14,8 @@ rm -rf "$wheels" "$venv"
 mkdir -p "$wheels"
 
 echo "== building the wheel"
-CMAKE_BUILD_PARALLEL_LEVEL=2 "$py" -m pip wheel --quiet --no-build-isolation --no-deps -w "$wheels" "$src"
+jobs=${LIMN_JOBS:-2}  # compile jobs (each LibTorch translation unit needs over 1 GB)
+"$py" -m pip wheel --quiet --no-build-isolation --no-deps -C "build.tool-args=-j$jobs" -w "$wheels" "$src"
 wheel=$(ls "$wheels"/limn-*.whl)
 
 echo "== fresh virtual environment with torch and numpy only"
