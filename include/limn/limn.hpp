@@ -113,14 +113,21 @@ private:
     std::unique_ptr<limn_image, Free> ptr_;
 };
 
-// Image files (limn_image_load / limn_image_save). format 0: RGB8, or RGBA8 when the file has alpha.
-inline Image load_image(const std::string& path, limn_pixel_format format = static_cast<limn_pixel_format>(0),
-                        uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
+namespace detail {
+inline limn_image_load_options load_options(limn_pixel_format format, uint64_t max_pixels, bool apply_orientation) {
     limn_image_load_options o;
     limn_image_load_options_init(&o);
     o.format = format;
     o.max_pixels = max_pixels;
     o.apply_orientation = apply_orientation ? 1 : 0;
+    return o;
+}
+}  // namespace detail
+
+// Image files (limn_image_load / limn_image_save). format 0: RGB8, or RGBA8 when the file has alpha.
+inline Image load_image(const std::string& path, limn_pixel_format format = static_cast<limn_pixel_format>(0),
+                        uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
+    const limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
     limn_image* p = nullptr;
     detail::check(limn_image_load(path.c_str(), &o, &p));
     return Image(p);
@@ -129,11 +136,7 @@ inline Image load_image(const std::string& path, limn_pixel_format format = stat
 inline Image load_image_from_memory(const void* data, size_t size,
                                     limn_pixel_format format = static_cast<limn_pixel_format>(0),
                                     uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
-    limn_image_load_options o;
-    limn_image_load_options_init(&o);
-    o.format = format;
-    o.max_pixels = max_pixels;
-    o.apply_orientation = apply_orientation ? 1 : 0;
+    const limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
     limn_image* p = nullptr;
     detail::check(limn_image_load_from_memory(data, size, &o, &p));
     return Image(p);
