@@ -147,6 +147,28 @@ TEST_CASE("pipelines on CUDA in fp32 and fp16 agree with the CPU") {
     }
 }
 
+TEST_CASE("RetinaFace on CUDA in fp32, fp16 and bf16 finds the CPU's face") {
+    const char* dir = std::getenv("LIMN_DETECT_CASES");
+    REQUIRE(dir);
+    const std::string model = std::string(dir) + "/retinaface.pt";
+    std::vector<char> raw = limn_test::read_file(std::string(dir) + "/astronaut.rgb");
+    REQUIRE(raw.size() == 512u * 512 * 3);
+    limn_image photo{reinterpret_cast<uint8_t*>(raw.data()), 512, 512, 512 * 3, LIMN_PIXEL_RGB8};
+    const std::vector<limn_face> ref =
+        limn::Model(model, limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32)).detect_faces(photo);
+    REQUIRE(ref.size() == 1);
+    for (auto p : {LIMN_PRECISION_FP32, LIMN_PRECISION_FP16, LIMN_PRECISION_BF16}) {
+        CAPTURE(p);
+        const limn::Model det(model, cuda().precision(p));  // loading also passes the self-test
+        const std::vector<limn_face> got = det.detect_faces(photo);
+        REQUIRE(got.size() == 1);
+        const float tol = p == LIMN_PRECISION_FP32 ? 0.05f : 2.0f;
+        for (int k = 0; k < 4; ++k) CHECK(std::fabs(got[0].box[k] - ref[0].box[k]) <= tol);
+        for (int k = 0; k < 10; ++k) CHECK(std::fabs(got[0].landmarks[k] - ref[0].landmarks[k]) <= tol);
+        CHECK(std::fabs(got[0].score - ref[0].score) <= 0.01f);
+    }
+}
+
 TEST_CASE("a 4096x4096 photo completes under a 1 GiB cap by tiling; peak memory stays under it") {
     const char* dir = std::getenv("LIMN_PARITY_CASES");
     REQUIRE(dir);
