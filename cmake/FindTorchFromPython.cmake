@@ -8,6 +8,10 @@ if(NOT Torch_DIR)
     RESULT_VARIABLE _limn_torch_rc ERROR_QUIET)
   if(_limn_torch_rc EQUAL 0 AND _limn_torch_prefix)
     list(APPEND CMAKE_PREFIX_PATH "${_limn_torch_prefix}")
+  elseif(DEFINED SKBUILD)
+    message(FATAL_ERROR "limn: ${Python3_EXECUTABLE} cannot import torch. The Python package links the "
+      "LibTorch of the installed torch wheel: install torch==2.11.0 (./setup.sh does), then build with "
+      "pip install --no-build-isolation .  (pip's default build isolation hides the installed torch)")
   endif()
 endif()
 find_package(Torch REQUIRED)
