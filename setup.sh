@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-run) RUN=0 ;;
     --model) MODEL="${2:?--model needs a file}"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) PHOTO="$1" ;;
   esac
   shift
