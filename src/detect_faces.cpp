@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <string>
 
 #include "error.h"
@@ -98,7 +97,6 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
     // Greedy suppression, best first.
     std::vector<limn_face> faces;
     for (const limn_face& c : candidates) {
-        if (!std::isfinite(c.score)) continue;
         bool suppressed = false;
         for (const limn_face& kept : faces) {
             if (iou(c, kept) > options.nms_iou) {
