@@ -78,6 +78,7 @@ __all__ = [
     "tf_name_to_param",
     "tf_same_pad",
     "tf_legacy_resize_bilinear",
+    "tf_legacy_upsample_x2",
     "box_filter",
     "guided_filter",
     "TFConv2d",
@@ -270,17 +271,45 @@ def tf_legacy_resize_bilinear(x: Tensor, out_h: int, out_w: int) -> Tensor:
     return top + (bottom - top) * ly
 
 
+def tf_legacy_upsample_x2(x: Tensor) -> Tensor:
+    """``tf_legacy_resize_bilinear(x, 2 * H, 2 * W)`` as a fixed stencil: no gather and no index
+    tensors, so it costs a few pointwise passes and exports with symbolic sizes.
+
+    For an exact x2 upscale the legacy scaler reads ``src = dst / 2``, so along each axis
+    ``out[2i] = in[i]`` and ``out[2i + 1] = in[i] + (in[i + 1] - in[i]) * 0.5`` with ``in[i + 1]``
+    clamped to the last sample. The arithmetic is the reference's, in its order (x first, then y),
+    so the result is bit-identical to :func:`tf_legacy_resize_bilinear`.
+    """
+    n = x.size(0)
+    c = x.size(1)
+    h = x.size(2)
+    w = x.size(3)
+    nxt = F.pad(x, [0, 1, 0, 0], mode="replicate")[:, :, :, 1:]
+    rows = torch.stack([x, x + (nxt - x) * 0.5], 4).reshape(n, c, h, 2 * w)
+    nxt = F.pad(rows, [0, 0, 0, 1], mode="replicate")[:, :, 1:]
+    return torch.stack([rows, rows + (nxt - rows) * 0.5], 3).reshape(n, c, 2 * h, 2 * w)
+
+
 def box_filter(x: Tensor, r: int) -> Tensor:
-    """``tf_box_filter``: depthwise ``(2r+1)^2`` mean kernel, zero SAME padding.
+    """``tf_box_filter``: ``(2r+1)^2`` window mean per channel, zero SAME padding.
 
     Each output is ``sum(window) / (2r+1)^2`` with zeros outside the image,
     i.e. *not* normalised at the border; ``guided_filter`` divides by the same
-    filter applied to a ones image.
+    filter applied to a ones image. Computed as two passes of shifted sums (rows, then
+    columns) rather than a depthwise convolution: the same value up to float rounding, at a
+    fraction of the cost for 3 channels.
     """
-    c = x.size(1)
+    h = x.size(2)
+    w = x.size(3)
     k = 2 * r + 1
-    weight = torch.full((c, 1, k, k), 1.0 / float(k * k), dtype=x.dtype, device=x.device)
-    return F.conv2d(x, weight, None, 1, r, 1, c)
+    padded = F.pad(x, [r, r, r, r])
+    rows = padded[:, :, :, 0:w]
+    for i in range(1, k):
+        rows = rows + padded[:, :, :, i : i + w]
+    out = rows[:, :, 0:h]
+    for i in range(1, k):
+        out = out + rows[:, :, i : i + h]
+    return out * (1.0 / float(k * k))
 
 
 def guided_filter(x: Tensor, y: Tensor, r: int, eps: float) -> Tensor:
@@ -333,6 +362,12 @@ class TFConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.stride == 1 and self.kernel % 2 == 1:
             return F.conv2d(x, self.weight, self.bias, 1, self.kernel // 2)
+        if self.stride == 2 and self.kernel == 3 and x.size(2) % 2 == 0 and x.size(3) % 2 == 0:
+            # TF pads an even axis by (0, 1) for this conv: output i reads inputs 2i .. 2i + 2.
+            # A 4x4 kernel with a zero first row and column and symmetric padding 1 reads
+            # 2i - 1 .. 2i + 2 with the first tap zero: the same sums, without a padded copy
+            # of the input.
+            return F.conv2d(x, F.pad(self.weight, [1, 0, 1, 0]), self.bias, 2, 1)
         x = tf_same_pad(x, self.kernel, self.stride)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0)
 
@@ -407,10 +442,10 @@ class DCTNetGenerator(nn.Module):
             x2 = block(x2)
         x2 = F.leaky_relu(self.conv_5(x2), s)
         # resize to twice x2's own dynamic size (tf.shape(x2)[1:3] * 2)
-        x3 = tf_legacy_resize_bilinear(x2, 2 * x2.size(2), 2 * x2.size(3))
+        x3 = tf_legacy_upsample_x2(x2)
         x3 = F.leaky_relu(self.conv_6(x3 + x1), s)
         x3 = F.leaky_relu(self.conv_7(x3), s)
-        x4 = tf_legacy_resize_bilinear(x3, 2 * x3.size(2), 2 * x3.size(3))
+        x4 = tf_legacy_upsample_x2(x3)
         x4 = F.leaky_relu(self.conv_8(x4 + x0), s)
         return self.conv_9(x4)
 

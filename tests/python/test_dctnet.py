@@ -20,7 +20,9 @@ from limn_models.dctnet import (
     dctnet_random_init,
     guided_filter,
     load_tf_variables,
+    box_filter,
     tf_legacy_resize_bilinear,
+    tf_legacy_upsample_x2,
     tf_same_pad,
 )
 
@@ -183,6 +185,38 @@ def test_legacy_resize_non_integer_ratio_and_channels():
     up = tf_legacy_resize_bilinear(y, 6, 8)
     assert up.shape == (2, 5, 6, 8)
     assert torch.equal(up[:, :, ::2, ::2], y)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 2, 1, 5), (2, 3, 4, 4), (1, 8, 7, 3), (1, 64, 16, 20)])
+def test_upsample_stencil_is_the_legacy_resize_bit_for_bit(shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    ref = tf_legacy_resize_bilinear(x, 2 * shape[2], 2 * shape[3])
+    assert torch.equal(tf_legacy_upsample_x2(x), ref)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(tf_legacy_upsample_x2(cl), ref)
+
+
+def test_box_filter_matches_the_depthwise_mean_kernel():
+    x = torch.randn(2, 3, 9, 14, generator=torch.Generator().manual_seed(1))
+    for r in (1, 2):
+        k = 2 * r + 1
+        weight = torch.full((3, 1, k, k), 1.0 / (k * k))
+        ref = F.conv2d(x, weight, None, 1, r, 1, 3)
+        assert torch.allclose(box_filter(x, r), ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(8, 12), (4, 4), (7, 9), (6, 5)])
+def test_stride2_conv_without_a_padded_copy_is_tf_same(size):
+    """Even sizes run a 4x4 kernel with padding 1 instead of padding (0, 1); odd ones pad."""
+    conv = TFConv2d(4, 5, 3, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(5, 4, 3, 3, generator=torch.Generator().manual_seed(2)))
+        conv.bias.copy_(torch.randn(5, generator=torch.Generator().manual_seed(3)))
+    x = torch.randn(1, 4, *size, generator=torch.Generator().manual_seed(4))
+    ref = F.conv2d(tf_same_pad(x, 3, 2), conv.weight, conv.bias, 2, 0)
+    out = conv(x)
+    assert out.shape == ref.shape == (1, 5, (size[0] + 1) // 2, (size[1] + 1) // 2)
+    assert torch.allclose(out, ref, atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------- guided filter
