@@ -251,14 +251,14 @@ def prior_boxes(height: int, width: int, min_sizes: List[List[int]], steps: List
         fw = (width + step - 1) // step
         cy = (torch.arange(fh, dtype=torch.float32, device=device) + 0.5) * float(step) / float(height)
         cx = (torch.arange(fw, dtype=torch.float32, device=device) + 0.5) * float(step) / float(width)
-        sizes = torch.tensor(min_sizes[k], dtype=torch.float32, device=device)
-        n = sizes.shape[0]
-        grid = torch.stack([
-            cx.view(1, fw, 1).expand(fh, fw, n),
-            cy.view(fh, 1, 1).expand(fh, fw, n),
-            (sizes / float(width)).view(1, 1, n).expand(fh, fw, n),
-            (sizes / float(height)).view(1, 1, n).expand(fh, fw, n),
-        ], dim=3)
+        cx = cx.view(1, fw).expand(fh, fw)
+        cy = cy.view(fh, 1).expand(fh, fw)
+        # One [fh, fw, 4] block per min size, interleaved so each cell lists its sizes in order;
+        # sizes enter as Python scalars, so no tensor is built from a list on each call.
+        per_size = [torch.stack([cx, cy, torch.full_like(cx, float(s) / float(width)),
+                                 torch.full_like(cx, float(s) / float(height))], dim=2)
+                    for s in min_sizes[k]]
+        grid = torch.stack(per_size, dim=2)
         levels.append(grid.reshape(-1, 4))
     return torch.cat(levels, dim=0)
 
@@ -274,11 +274,20 @@ def decode(loc: Tensor, logits: Tensor, landmarks: Tensor, priors: Tensor,
     c = centre + loc[:, :, :2] * variances[0] * size
     wh = size * torch.exp(loc[:, :, 2:] * variances[1])
     top_left = c - wh * 0.5
-    scale = torch.tensor([float(width), float(height)], dtype=torch.float32, device=loc.device)
-    boxes = torch.cat([top_left, top_left + wh], dim=2) * scale.repeat(2)
+    boxes = _to_pixels(torch.cat([top_left, top_left + wh], dim=2), height, width)
     score = torch.softmax(logits, dim=2)[:, :, 1:2]
     points = centre.repeat(1, 5) + landmarks * variances[0] * size.repeat(1, 5)
-    return torch.cat([boxes, score, points * scale.repeat(5)], dim=2)
+    return torch.cat([boxes, score, _to_pixels(points, height, width)], dim=2)
+
+
+def _to_pixels(xy: Tensor, height: int, width: int) -> Tensor:
+    """``[N, P, 2k]`` interleaved (x, y) fractions of the image -> pixels, with the sizes as
+    scalars (no tensor built from them on each call)."""
+    n = xy.shape[0]
+    p = xy.shape[1]
+    pairs = xy.reshape(n, p, -1, 2)
+    return torch.stack([pairs[:, :, :, 0] * float(width), pairs[:, :, :, 1] * float(height)],
+                       dim=3).reshape(n, p, -1)
 
 
 class FaceDetector(nn.Module):
@@ -302,14 +311,15 @@ class FaceDetector(nn.Module):
         self.steps = [int(s) for s in steps]
         self.variances = [float(v) for v in variances]
         self.mean_bgr = [float(v) for v in mean_bgr]
+        # the graph subtracts this; a buffer, so no tensor is built from the list on each call
+        self.register_buffer("mean", torch.tensor(self.mean_bgr).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError("FaceDetector expects an (N, 3, H, W) RGB tensor")
         height = x.shape[2]
         width = x.shape[3]
-        mean = torch.tensor(self.mean_bgr, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        out = self.net(torch.flip(x, [1]) * 255.0 - mean)
+        out = self.net(torch.flip(x, [1]) * 255.0 - self.mean.to(x.dtype))
         priors = prior_boxes(height, width, self.min_sizes, self.steps, x.device)
         return decode(out[0], out[1], out[2], priors, self.variances, height, width)
 

@@ -21,6 +21,8 @@ padding is ``replicate``, which works for any size (``reflect`` fails when the p
 smaller than the size), and there is no data-dependent control flow.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -144,7 +146,7 @@ def soft_quantize(v: Tensor, step: float, sharpness: float, offset: float = 0.0)
     t = (v - offset) / step
     k = torch.floor(t)
     frac = t - k - 0.5  # [-0.5, 0.5): -0.5 at level k, +0.5 at level k + 1
-    norm = 0.5 / torch.tanh(torch.tensor(0.5 * sharpness, dtype=v.dtype, device=v.device))
+    norm = 0.5 / math.tanh(0.5 * sharpness)  # a Python float: no tensor made on each call
     return (k + 0.5 + norm * torch.tanh(sharpness * frac)) * step + offset
 
 
