@@ -130,6 +130,7 @@ limn::ModelOptions model_options(const limn_model_options* in) {
     m.cudnn_benchmark = o.cudnn_benchmark;
     m.max_pixels = o.max_pixels;
     if (o.name) m.name = o.name;
+    if (o.expected_sha256) m.expected_sha256 = o.expected_sha256;
     return m;
 }
 
@@ -497,6 +498,7 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         }
         copy_text(full.source, meta.source);
         copy_text(full.license, meta.license);
+        copy_text(full.format, m.format());
         copy_out(full, out);
     });
 }

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "memory.h"
 #include "network.h"
 #include "precision.h"
+#include "sha256.h"
 
 namespace limn {
 namespace {
@@ -192,10 +194,19 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
                           impl->dtype != at::kFloat;
+    if (impl->fp32_fallback && net->compiled_for()) {
+        // A package holds code for one precision only.
+        if (options.fp32_fallback == 1) {
+            fail(LIMN_ERR_UNSUPPORTED, "model '" + impl->origin + "' is a package compiled for " +
+                                           precision_name(precision) +
+                                           " only: fp32_fallback needs the TorchScript file");
+        }
+        impl->fp32_fallback = false;
+    }
     // Channels-last measured faster on both the CPU (oneDNN) and CUDA (BENCHMARKS.md).
     impl->channels_last = options.channels_last != 0;
     impl->max_pixels = options.max_pixels;
-    if (device.is_cuda()) {
+    if (device.is_cuda() && !net->compiled_for()) {
         // cuDNN benchmark pays off when shapes repeat: fixed-size models (and fixed tiles).
         const bool bench = options.cudnn_benchmark < 0 ? impl->meta.fixed_width > 0
                                                        : options.cudnn_benchmark != 0;
@@ -233,18 +244,65 @@ Resolved resolve_options(const ModelOptions& options) {
     return r;
 }
 
+// A compiled package fixes the device kind and precision: "auto" and AUTO take its own.
+void adapt_to_package(const Network& net, const ModelOptions& options, const std::string& origin,
+                      Resolved& r) {
+    const std::optional<CompiledFor> c = net.compiled_for();
+    if (!c) return;
+    if (parse_device(options.device).kind == DeviceRequest::Kind::Auto) {
+        if (c->device == LIMN_DEVICE_CPU) {
+            r.device = Device{};
+        } else {
+            try {
+                r.device = resolve_device("cuda");
+            } catch (const Failure& f) {
+                fail(f.status(), "model '" + origin + "' is a package compiled for cuda: " + f.what());
+            }
+        }
+    }
+    if (options.precision == LIMN_PRECISION_AUTO) {
+        r.precision = resolve_precision(c->precision, describe_device(r.device));
+    }
+}
+
+void check_sha256(const std::string& expected, const std::string& actual, const std::string& origin) {
+    std::string want = expected;
+    for (char& ch : want) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (want != actual) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' has SHA-256 " + actual + ", expected " + want +
+                                         ": it is not the file you meant to load");
+    }
+}
+
+void check_sha256_option(const std::string& expected) {
+    if (expected.empty()) return;
+    const bool hex = expected.size() == 64 &&
+                     std::all_of(expected.begin(), expected.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; });
+    if (!hex) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid expected_sha256 '" + expected.substr(0, 80) +
+                                            "': expected 64 hexadecimal digits");
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load_file(const std::string& path, const ModelOptions& options) {
-    const Resolved r = resolve_options(options);
+    Resolved r = resolve_options(options);
+    check_sha256_option(options.expected_sha256);
+    // Hash the bytes first: nothing of a file that is not the expected one is parsed or run.
+    if (!options.expected_sha256.empty()) check_sha256(options.expected_sha256, sha256_file_hex(path), path);
     auto net = load_network_file(path);
+    adapt_to_package(*net, options, path, r);
     return std::unique_ptr<Model>(new Model(prepare_impl(std::move(net), path, options, r.device, r.precision)));
 }
 
 std::unique_ptr<Model> Model::load_memory(const void* data, size_t size, const ModelOptions& options) {
-    const Resolved r = resolve_options(options);
+    Resolved r = resolve_options(options);
+    check_sha256_option(options.expected_sha256);
     const std::string origin = options.name.empty() ? "<memory>" : options.name;
+    if (!options.expected_sha256.empty()) check_sha256(options.expected_sha256, sha256_hex(data, size), origin);
     auto net = load_network_memory(data, size, origin);
+    adapt_to_package(*net, options, origin, r);
     return std::unique_ptr<Model>(
         new Model(prepare_impl(std::move(net), origin, options, r.device, r.precision)));
 }
@@ -254,6 +312,7 @@ const Device& Model::device() const { return impl_->device; }
 c10::Device Model::tensor_device() const { return torch_device(impl_->device); }
 limn_precision Model::precision() const { return impl_->precision; }
 const std::string& Model::origin() const { return impl_->origin; }
+const char* Model::format() const { return impl_->net->format(); }
 uint64_t Model::max_pixels() const { return impl_->max_pixels; }
 
 at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }

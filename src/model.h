@@ -1,4 +1,5 @@
-// A loaded limn model: TorchScript module on a device and precision, plus its metadata.
+// A loaded limn model: a network (TorchScript or compiled package) on a device and precision, plus
+// its metadata.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,7 @@ struct ModelOptions {
     int cudnn_benchmark = -1;
     uint64_t max_pixels = 64ull * 1024 * 1024;
     std::string name;  // how messages name a model loaded from memory
+    std::string expected_sha256;  // "" or 64 hex digits the file's bytes must hash to
 };
 
 // Columns of a face_detect model's output [N, P, 15]: x0, y0, x1, y1, score, then (x, y) of 5
@@ -50,6 +52,7 @@ public:
     c10::Device tensor_device() const;  // device() as LibTorch names it
     limn_precision precision() const;
     const std::string& origin() const;  // the file name, or the name given for memory
+    const char* format() const;         // "torchscript" or "pt2"
     uint64_t max_pixels() const;
 
     // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one

@@ -1,12 +1,14 @@
-// The one interface between limn and a model file format. TorchScript (torchscript.cpp) is the
-// format today; a second one (e.g. torch.export / AOTInductor packages) implements the same
-// interface and is picked by load_network().
+// The one interface between limn and a model file format: TorchScript archives (torchscript.cpp)
+// and compiled .pt2 packages (pt2.cpp, torch.export + AOTInductor). load_network_file() and
+// load_network_memory() (network.cpp) tell them apart by content, not by name.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "limn/limn.h"
 #include "metadata.h"
 
 namespace at {
@@ -17,7 +19,18 @@ struct Device;
 enum class ScalarType : int8_t;
 }  // namespace c10
 
+namespace caffe2::serialize {
+class PyTorchStreamReader;
+class ReadAdapterInterface;
+}  // namespace caffe2::serialize
+
 namespace limn {
+
+// What a compiled package was built for: it runs on that device kind, in that precision only.
+struct CompiledFor {
+    limn_device_type device = LIMN_DEVICE_CPU;
+    limn_precision precision = LIMN_PRECISION_FP32;
+};
 
 class Network {
 public:
@@ -28,9 +41,14 @@ public:
     // The embedded self-test vector (float [1,3,H,W] on the CPU); undefined tensors if absent.
     virtual at::Tensor selftest_input() const = 0;
     virtual at::Tensor selftest_output() const = 0;
+    // "torchscript" or "pt2".
+    virtual const char* format() const = 0;
+    // Set for compiled packages (fixed device kind and precision); TorchScript runs anywhere.
+    virtual std::optional<CompiledFor> compiled_for() const { return std::nullopt; }
 
     // A runnable copy on `device` in `dtype` with inference-only optimizations applied (frozen,
-    // parameters in channels-last layout if asked). This network is left unchanged.
+    // parameters in channels-last layout if asked). This network is left unchanged. A compiled
+    // package refuses another device kind or precision with Failure(LIMN_ERR_UNSUPPORTED).
     virtual std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                              bool channels_last) const = 0;
 
@@ -44,5 +62,17 @@ public:
 // it is not a model file limn can read.
 std::unique_ptr<Network> load_network_file(const std::string& path);
 std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin);
+
+// The formats, for network.cpp. TorchScript: `origin` names the source in messages.
+std::unique_ptr<Network> load_torchscript(const std::string& path);
+std::unique_ptr<Network> load_torchscript(std::shared_ptr<caffe2::serialize::ReadAdapterInterface> bytes,
+                                          const std::string& origin);
+// Compiled packages: a PT2 archive holds extra/limn.json or AOTInductor code. A package given in
+// memory is copied to a private temporary file, because LibTorch's loader reads a path.
+bool is_pt2_archive(caffe2::serialize::PyTorchStreamReader& reader);
+std::unique_ptr<Network> load_pt2(caffe2::serialize::PyTorchStreamReader& reader, const std::string& path,
+                                  const std::string& origin);
+std::unique_ptr<Network> load_pt2_memory(caffe2::serialize::PyTorchStreamReader& reader, const void* data,
+                                         size_t size, const std::string& origin);
 
 }  // namespace limn

@@ -1,12 +1,7 @@
 // The TorchScript model format: a torch.jit archive whose top module carries limn_* attributes.
 #include <caffe2/serialize/read_adapter_interface.h>
-#include <sys/stat.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 
 #include "error.h"
 #include "network.h"
@@ -21,23 +16,6 @@ std::string first_line(const char* text) {
     if (s.size() > 300) s = s.substr(0, 300) + "...";
     return s;
 }
-
-// Lets the archive reader see caller memory without a copy; used only during load.
-class MemoryReader : public caffe2::serialize::ReadAdapterInterface {
-public:
-    MemoryReader(const void* data, size_t size) : data_(static_cast<const char*>(data)), size_(size) {}
-    size_t size() const override { return size_; }
-    size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
-        if (pos >= size_) return 0;
-        const size_t count = std::min<size_t>(n, size_ - static_cast<size_t>(pos));
-        std::memcpy(buf, data_ + pos, count);
-        return count;
-    }
-
-private:
-    const char* data_;
-    size_t size_;
-};
 
 class TorchScriptNetwork final : public Network {
 public:
@@ -59,6 +37,7 @@ public:
     const RawMetadata& metadata() const override { return raw_; }
     at::Tensor selftest_input() const override { return selftest_in_; }
     at::Tensor selftest_output() const override { return selftest_out_; }
+    const char* format() const override { return "torchscript"; }
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                      bool channels_last) const override {
@@ -130,8 +109,9 @@ std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
         const char* detail = e.what();
         if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) detail = ce->what_without_backtrace();
         fail(LIMN_ERR_INVALID_MODEL, "model '" + origin +
-                                         "' is not a TorchScript archive limn can read (corrupt, "
-                                         "truncated, or not made by torch.jit.save): " +
+                                         "' is not a TorchScript archive limn can read nor a compiled "
+                                         ".pt2 package (corrupt, truncated, or not written by "
+                                         "limn_models.export): " +
                                          first_line(detail));
     }
     if (!module.find_method("forward")) {
@@ -142,23 +122,11 @@ std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
 
 }  // namespace
 
-std::unique_ptr<Network> load_network_file(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': it is a directory");
-    {
-        std::ifstream probe(path, std::ios::binary);
-        if (!probe) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
-    }
-    if (st.st_size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + path + "' is an empty file");
-    return load_from(path, path);
-}
+std::unique_ptr<Network> load_torchscript(const std::string& path) { return load_from(path, path); }
 
-std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin) {
-    if (size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is empty (0 bytes)");
-    return load_from(std::make_shared<MemoryReader>(data, size), origin);
+std::unique_ptr<Network> load_torchscript(std::shared_ptr<caffe2::serialize::ReadAdapterInterface> bytes,
+                                          const std::string& origin) {
+    return load_from(std::move(bytes), origin);
 }
 
 }  // namespace limn

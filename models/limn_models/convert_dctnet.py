@@ -26,7 +26,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -172,8 +172,9 @@ def default_name(pb_path: str) -> str:
     return f"DCT-Net {stem}"
 
 
-def convert(pb_path: str, out_path: str, name: Optional[str] = None) -> ConversionReport:
-    """Converts ``pb_path`` to a limn file at ``out_path``; see the module docstring.
+def convert(pb_path: str, out_path: str, name: Optional[str] = None, **target: Any) -> ConversionReport:
+    """Converts ``pb_path`` to a limn file at ``out_path``; see the module docstring. ``target``
+    (``fmt``, ``device``, ``precision``) is passed to :func:`limn_models.metadata.export`.
 
     Raises ``ValueError`` (bad or unexpected graph) or ``OSError`` (unreadable file); nothing is
     written then.
@@ -221,23 +222,27 @@ def convert(pb_path: str, out_path: str, name: Optional[str] = None) -> Conversi
         source=SOURCE.format(file=os.path.basename(pb_path)),
         license=LICENSE,
     )
-    export(dctnet.DCTNetRGB(generator).eval(), meta, out_path)
+    export(dctnet.DCTNetRGB(generator).eval(), meta, out_path, **target)
     return report
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m limn_models.convert_dctnet",
-        usage="%(prog)s PB_FILE -o OUT.pt [--name NAME]",
+        usage="%(prog)s PB_FILE -o OUT.pt|OUT.pt2 [--name NAME] [--format F --device D --precision P]",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("pb_file", metavar="PB_FILE", help="DCT-Net frozen graph (cartoon_h.pb, cartoon_bg.pb)")
-    parser.add_argument("-o", "--out", required=True, metavar="OUT.pt", help="limn model file to write")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT.pt",
+                        help="limn model file to write (.pt TorchScript, .pt2 compiled package)")
     parser.add_argument("--name", help="model name stored in the file (default: 'DCT-Net <file stem>')")
+    from .export import add_target_arguments, target_of
+
+    add_target_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        report = convert(args.pb_file, args.out, args.name)
+        report = convert(args.pb_file, args.out, args.name, **target_of(args))
     except (OSError, ValueError, RuntimeError) as e:
         message = " ".join(str(e).split())
         print(f"convert_dctnet: error: {message}", file=sys.stderr)

@@ -6,6 +6,12 @@
     python -m limn_models.export cartoon-standin -o classical-cartoon.pt
     python -m limn_models.export face-standin --size 512 -o classical-face-detail.pt
     python -m limn_models.export face-detect -o retinaface-mobilenet0.25.pt
+    python -m limn_models.export dctnet --random-init -o dctnet-random.pt2    # compiled package
+
+Every subcommand writes a TorchScript file (``.pt``, runs on any device in any precision) or,
+with ``--format pt2`` (the default for a ``.pt2`` name), a package compiled by AOTInductor for
+one ``--device`` (cpu, or cuda on a machine with a GPU) and ``--precision`` (fp32, fp16, bf16):
+faster, but native code for that device kind and, on the CPU, for this machine's instruction set.
 
 ``cartoon-standin`` and ``face-standin`` are classical image filters (see
 ``limn_models.standins``), not neural models: they hold no learned weights and exist so
@@ -18,12 +24,12 @@ Official DCT-Net weights are TensorFlow frozen graphs: convert them with
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from . import dctnet, gpen, retinaface, standins
-from .metadata import Metadata, export
+from .metadata import FORMATS, Metadata, export
 
 GPEN_SOURCE = "https://github.com/yangxy/GPEN (official {config} weights)"
 GPEN_LICENSE = (
@@ -36,7 +42,7 @@ CARTOON_STANDIN_SOURCE = "limn classical cartoon filter (no learned weights)"
 FACE_STANDIN_SOURCE = "limn classical face detail filter (no learned weights)"
 
 
-def export_dctnet_random(out: str, seed: int, name: Optional[str] = None) -> Metadata:
+def export_dctnet_random(out: str, seed: int, name: Optional[str] = None, **target: Any) -> Metadata:
     net = dctnet.DCTNetRGB(dctnet.dctnet_random_init(seed))
     meta = Metadata(
         kind="cartoon",
@@ -46,7 +52,7 @@ def export_dctnet_random(out: str, seed: int, name: Optional[str] = None) -> Met
         source=f"DCT-Net architecture with random weights (seed {seed})",
         license=RANDOM_LICENSE,
     )
-    export(net.eval(), meta, out)
+    export(net.eval(), meta, out, **target)
     return meta
 
 
@@ -57,7 +63,7 @@ def gpen_metadata(size: int, name: str, source: str, license: str) -> Metadata:
 
 
 def export_gpen(out: str, config: str, weights: Optional[str], seed: int,
-                name: Optional[str] = None) -> Metadata:
+                name: Optional[str] = None, **target: Any) -> Metadata:
     cfg = dict(gpen.GPEN_CONFIGS[config])
     size = int(cfg["size"])
     kwargs = dict(size=size, channel_multiplier=int(cfg["channel_multiplier"]), narrow=float(cfg["narrow"]))
@@ -71,11 +77,11 @@ def export_gpen(out: str, config: str, weights: Optional[str], seed: int,
         meta = gpen_metadata(size, name or f"{config.lower()}-random-{seed}",
                              f"GPEN {config} architecture with random weights (seed {seed})",
                              RANDOM_LICENSE)
-    export(gpen.GPENRGB(net).eval(), meta, out)
+    export(gpen.GPENRGB(net).eval(), meta, out, **target)
     return meta
 
 
-def export_cartoon_standin(out: str, name: Optional[str] = None) -> Metadata:
+def export_cartoon_standin(out: str, name: Optional[str] = None, **target: Any) -> Metadata:
     """Writes the classical cartoon filter (a stand-in, not a neural model) as a limn file."""
     net = standins.ClassicalCartoon().eval()
     meta = Metadata(
@@ -86,23 +92,24 @@ def export_cartoon_standin(out: str, name: Optional[str] = None) -> Metadata:
         source=CARTOON_STANDIN_SOURCE,
         license=STANDIN_LICENSE,
     )
-    export(net, meta, out)
+    export(net, meta, out, **target)
     return meta
 
 
-def export_face_standin(out: str, size: int = 512, name: Optional[str] = None) -> Metadata:
+def export_face_standin(out: str, size: int = 512, name: Optional[str] = None,
+                        **target: Any) -> Metadata:
     """Writes the classical face detail filter (a stand-in for face restoration, not a neural
     model) as a limn file for ``size`` x ``size`` aligned crops (GPEN 5-point template)."""
     if size <= 0:
         raise ValueError(f"size must be positive, not {size}")
     meta = gpen_metadata(size, name or "classical-face-detail", FACE_STANDIN_SOURCE,
                          STANDIN_LICENSE)
-    export(standins.DetailEnhanceFace(size).eval(), meta, out)
+    export(standins.DetailEnhanceFace(size).eval(), meta, out, **target)
     return meta
 
 
 def export_retinaface(out: str, weights: str = retinaface.DEFAULT_WEIGHTS,
-                      name: Optional[str] = None) -> Metadata:
+                      name: Optional[str] = None, **target: Any) -> Metadata:
     """Writes RetinaFace MobileNet-0.25 (published weights) as a limn face_detect file: RGB
     [0,1] in, float32 [N, P, 15] detections out, priors and decoding in the graph."""
     if not os.path.isfile(weights):
@@ -119,8 +126,23 @@ def export_retinaface(out: str, weights: str = retinaface.DEFAULT_WEIGHTS,
         prior_clip=retinaface.CLIP,
         input_mean_bgr=list(retinaface.MEAN_BGR),
     )
-    export(retinaface.face_detector(weights), meta, out)
+    export(retinaface.face_detector(weights), meta, out, **target)
     return meta
+
+
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    """``--format``, ``--device``, ``--precision``: what kind of file to write."""
+    p.add_argument("--format", choices=FORMATS, dest="fmt",
+                   help="torchscript (.pt, any device and precision) or pt2 (compiled package); "
+                        "default: from the output name (.pt2 -> pt2)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="pt2: the device kind the package is compiled for (cuda needs a GPU here)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                   help="pt2: the precision the package is compiled for")
+
+
+def target_of(args: argparse.Namespace) -> Dict[str, Any]:
+    return {"fmt": args.fmt, "device": args.device, "precision": args.precision}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -134,7 +156,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="random weights, for tests and benchmarks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name")
-    p.add_argument("-o", "--out", required=True, help="output .pt file")
+    p.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
+    add_target_arguments(p)
 
     g = sub.add_parser("gpen", help="GPEN face restoration")
     src = g.add_mutually_exclusive_group(required=True)
@@ -143,7 +166,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.add_argument("--config", default="GPEN-BFR-512", choices=sorted(gpen.GPEN_CONFIGS))
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--name")
-    g.add_argument("-o", "--out", required=True, help="output .pt file")
+    g.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
+    add_target_arguments(g)
 
     c = sub.add_parser(
         "cartoon-standin",
@@ -152,7 +176,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "quantisation, dark outlines). It is a stand-in so limn works without "
                     "downloaded weights, not a neural model.")
     c.add_argument("--name", help="model name (default classical-cartoon)")
-    c.add_argument("-o", "--out", required=True, help="output .pt file")
+    c.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
+    add_target_arguments(c)
 
     f = sub.add_parser(
         "face-standin",
@@ -162,7 +187,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "limn works without downloaded weights, not a neural model.")
     f.add_argument("--size", type=int, default=512, help="crop side in pixels (default 512)")
     f.add_argument("--name", help="model name (default classical-face-detail)")
-    f.add_argument("-o", "--out", required=True, help="output .pt file")
+    f.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
+    add_target_arguments(f)
 
     d = sub.add_parser(
         "face-detect",
@@ -174,20 +200,22 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="published state dict (default: ../shared/data/"
                         "retinaface-mobilenet0.25.pth from the repository root)")
     d.add_argument("--name", help="model name (default retinaface-mobilenet0.25)")
-    d.add_argument("-o", "--out", required=True, help="output .pt file")
+    d.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
+    add_target_arguments(d)
 
     args = parser.parse_args(argv)
+    target = target_of(args)
     try:
         if args.kind == "dctnet":
-            meta = export_dctnet_random(args.out, args.seed, args.name)
+            meta = export_dctnet_random(args.out, args.seed, args.name, **target)
         elif args.kind == "cartoon-standin":
-            meta = export_cartoon_standin(args.out, args.name)
+            meta = export_cartoon_standin(args.out, args.name, **target)
         elif args.kind == "face-standin":
-            meta = export_face_standin(args.out, args.size, args.name)
+            meta = export_face_standin(args.out, args.size, args.name, **target)
         elif args.kind == "face-detect":
-            meta = export_retinaface(args.out, args.weights, args.name)
+            meta = export_retinaface(args.out, args.weights, args.name, **target)
         else:
-            meta = export_gpen(args.out, args.config, args.weights, args.seed, args.name)
+            meta = export_gpen(args.out, args.config, args.weights, args.seed, args.name, **target)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

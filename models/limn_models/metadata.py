@@ -145,6 +145,15 @@ def atomic_save(module: torch.jit.ScriptModule, path: str) -> None:
         raise
 
 
+FORMATS = ("torchscript", "pt2")
+
+
+def format_for_path(path: str) -> str:
+    """The format a path's extension names: ``.pt2`` is a compiled package, anything else
+    TorchScript."""
+    return "pt2" if path.lower().endswith(".pt2") else "torchscript"
+
+
 def export(
     net: nn.Module,
     meta: Metadata,
@@ -152,21 +161,41 @@ def export(
     selftest: bool = True,
     seed: int = 0,
     validate: bool = True,
-) -> torch.jit.ScriptModule:
-    """Scripts ``net`` (RGB [0,1] in and out) with ``meta`` and writes a limn file to ``path``.
+    fmt: Optional[str] = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> Optional[torch.jit.ScriptModule]:
+    """Writes ``net`` (RGB [0,1] in and out) with ``meta`` as a limn file at ``path``.
 
-    With ``selftest`` a small random input and the fp32 CPU output are stored in the file, so the
-    library can check the model on any device and precision at load time. ``validate=False`` is
-    only for writing deliberately broken test fixtures.
+    ``fmt`` is ``"torchscript"`` (a scripted archive; returned) or ``"pt2"`` (a package compiled
+    with AOTInductor for ``device`` and ``precision``, see :mod:`limn_models.pt2`; None is
+    returned); None picks it from the extension. With ``selftest`` a small random input and the
+    fp32 CPU output are stored in the file, so the library can check the model on any device and
+    precision at load time. ``validate=False`` is only for writing deliberately broken test
+    fixtures.
     """
+    fmt = fmt or format_for_path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     if validate:
         meta.validate()
+    if fmt == "pt2":
+        from .pt2 import compile_package
+
+        pair = None
+        if selftest:
+            x = _selftest_input(meta, seed)
+            with torch.no_grad():
+                pair = (x, net.eval()(x).detach().float().contiguous())
+        compile_package(net.eval(), meta, path, pair, device=device, precision=precision)
+        return None
+    if device != "cpu" or precision != "fp32":
+        raise ValueError("a TorchScript file is device- and precision-neutral: --device and "
+                         "--precision apply to .pt2 packages only")
     module = LimnModule(net, meta).eval()
     scripted = torch.jit.script(module)
     if selftest:
-        h, w = meta.selftest_size()
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.rand(1, 3, h, w, generator=gen)
+        x = _selftest_input(meta, seed)
         with torch.no_grad():
             y = scripted(x)
         scripted.limn_selftest_input = x
@@ -175,8 +204,20 @@ def export(
     return scripted
 
 
+def _selftest_input(meta: Metadata, seed: int) -> torch.Tensor:
+    h, w = meta.selftest_size()
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, h, w, generator=gen)
+
+
 def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optional[Metadata]:
     """Reads the metadata of a limn file (None if it has none)."""
+    if isinstance(path_or_module, str):
+        from .pt2 import is_package, read_record
+
+        if is_package(path_or_module):
+            record = read_record(path_or_module)
+            return None if record is None else _metadata_from_record(record)
     module = (
         torch.jit.load(path_or_module, map_location="cpu")
         if isinstance(path_or_module, str)
@@ -204,6 +245,27 @@ def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optiona
     )
 
 
+def _metadata_from_record(record: dict) -> Metadata:
+    """Metadata from a compiled package's ``limn.json``."""
+    return Metadata(
+        kind=record["limn_kind"],
+        name=record["limn_name"],
+        size_multiple=int(record["limn_size_multiple"]),
+        fixed_height=int(record.get("limn_fixed_height", 0)),
+        fixed_width=int(record.get("limn_fixed_width", 0)),
+        tile_margin=int(record.get("limn_tile_margin", 0)),
+        face_template=[float(v) for v in record.get("limn_face_template", [])],
+        source=record.get("limn_source", ""),
+        license=record.get("limn_license", ""),
+        format_version=int(record["limn_format_version"]),
+        prior_min_sizes=[list(level) for level in record.get("limn_prior_min_sizes", [])],
+        prior_steps=list(record.get("limn_prior_steps", [])),
+        prior_variances=list(record.get("limn_prior_variances", [])),
+        prior_clip=bool(record.get("limn_prior_clip", False)),
+        input_mean_bgr=list(record.get("limn_input_mean_bgr", [])),
+    )
+
+
 def main(argv: "Optional[List[str]]" = None) -> int:
     """``python -m limn_models.metadata FILE...``: prints each file's limn metadata."""
     import argparse
@@ -212,18 +274,18 @@ def main(argv: "Optional[List[str]]" = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m limn_models.metadata",
                                      description="Print the limn metadata of model files.")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="limn model file (.pt)")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="limn model file (.pt or .pt2)")
     args = parser.parse_args(argv)
     status = 0
     for path in args.files:
         try:
             meta = read_metadata(path)
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
             print(f"{path}: cannot read: {str(e).splitlines()[0]}", file=sys.stderr)
             status = 1
             continue
         if meta is None:
-            print(f"{path}: a TorchScript file without limn metadata", file=sys.stderr)
+            print(f"{path}: a model file without limn metadata", file=sys.stderr)
             status = 1
             continue
         print(f"{path}:")

@@ -1,0 +1,85 @@
+// Opening a model file: checks that it can be read, then tells a compiled .pt2 package from a
+// TorchScript archive by its content (both are zip archives).
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "error.h"
+#include "network.h"
+
+namespace limn {
+namespace {
+
+// Lets the archive readers see caller memory without a copy; used only during load.
+class MemoryReader : public caffe2::serialize::ReadAdapterInterface {
+public:
+    MemoryReader(const void* data, size_t size) : data_(static_cast<const char*>(data)), size_(size) {}
+    size_t size() const override { return size_; }
+    size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+        if (pos >= size_) return 0;
+        const size_t count = std::min<size_t>(n, size_ - static_cast<size_t>(pos));
+        std::memcpy(buf, data_ + pos, count);
+        return count;
+    }
+
+private:
+    const char* data_;
+    size_t size_;
+};
+
+bool starts_like_zip(const char* head, size_t n) {
+    return n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+}
+
+// A reader for the archive, or nullptr when it is not one PyTorch can open (the TorchScript
+// loader then reports what is wrong).
+template <typename Source>
+std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_archive(Source&& source) {
+    try {
+        return std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::forward<Source>(source));
+    } catch (const std::exception&) {
+        return nullptr;
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Network> load_network_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': it is a directory");
+    char head[4] = {};
+    size_t got = 0;
+    {
+        std::ifstream probe(path, std::ios::binary);
+        if (!probe) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
+        probe.read(head, sizeof head);
+        got = static_cast<size_t>(probe.gcount());
+    }
+    if (st.st_size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + path + "' is an empty file");
+    if (starts_like_zip(head, got)) {
+        if (auto reader = open_archive(path); reader && is_pt2_archive(*reader)) {
+            return load_pt2(*reader, path, path);
+        }
+    }
+    return load_torchscript(path);
+}
+
+std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin) {
+    if (size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is empty (0 bytes)");
+    auto bytes = std::make_shared<MemoryReader>(data, size);
+    if (starts_like_zip(static_cast<const char*>(data), size)) {
+        if (auto reader = open_archive(bytes); reader && is_pt2_archive(*reader)) {
+            return load_pt2_memory(*reader, data, size, origin);
+        }
+    }
+    return load_torchscript(bytes, origin);
+}
+
+}  // namespace limn

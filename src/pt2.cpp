@@ -1,0 +1,340 @@
+// The compiled model format: a PT2 archive made by torch.export + AOTInductor (models/limn_models/
+// pt2.py), run by LibTorch's AOTIModelPackageLoader, with the limn metadata and self-test in
+// extra/limn.json (models/FORMAT.md).
+#include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/headeronly/version.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "cpu_features.h"
+#include "error.h"
+#include "json.h"
+#include "network.h"
+
+namespace limn {
+namespace {
+
+constexpr const char* kMetadataRecord = "extra/limn.json";
+constexpr size_t kMaxMetadataBytes = size_t(1) << 30;
+
+std::string first_line(const std::exception& e) {
+    const auto* c = dynamic_cast<const c10::Error*>(&e);
+    std::string s = c ? c->what_without_backtrace() : e.what();
+    const auto nl = s.find('\n');
+    if (nl != std::string::npos) s.resize(nl);
+    if (s.size() > 300) s = s.substr(0, 300) + "...";
+    return s;
+}
+
+// A private copy of a package that was handed over in memory: AOTIModelPackageLoader reads a path.
+class TempFile {
+public:
+    TempFile(const void* data, size_t size, const std::string& origin) {
+        const char* dir = std::getenv("TMPDIR");
+        std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/limn-model-XXXXXX.pt2";
+        std::vector<char> name(pattern.begin(), pattern.end());
+        name.push_back('\0');
+        const int fd = ::mkstemps(name.data(), 4);  // mode 0600: private to this user
+        if (fd < 0) {
+            fail(LIMN_ERR_IO, "model '" + origin + "': cannot create a temporary file for the compiled "
+                              "package in " + (dir && *dir ? dir : "/tmp") + ": " + std::strerror(errno));
+        }
+        path_ = name.data();
+        const char* p = static_cast<const char*>(data);
+        size_t left = size;
+        while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                const std::string why = std::strerror(errno);
+                ::close(fd);
+                ::unlink(path_.c_str());
+                fail(LIMN_ERR_IO, "model '" + origin + "': cannot write the temporary copy " + path_ + ": " + why);
+            }
+            p += n;
+            left -= static_cast<size_t>(n);
+        }
+        ::close(fd);
+    }
+    ~TempFile() { ::unlink(path_.c_str()); }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+// What compiling fixed, read from limn.json.
+struct PackageInfo {
+    limn_device_type device = LIMN_DEVICE_CPU;
+    limn_precision precision = LIMN_PRECISION_FP32;
+    bool channels_last_input = false;
+    std::string torch_version;
+    std::vector<std::string> cpu_features;
+};
+
+const char* device_kind_name(limn_device_type t) { return t == LIMN_DEVICE_CUDA ? "cuda" : "cpu"; }
+
+at::ScalarType dtype_of(limn_precision p) {
+    switch (p) {
+        case LIMN_PRECISION_FP16: return at::kHalf;
+        case LIMN_PRECISION_BF16: return at::kBFloat16;
+        default: return at::kFloat;
+    }
+}
+
+const char* dtype_text(c10::ScalarType t) {
+    return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : t == at::kFloat ? "fp32" : "another dtype";
+}
+
+const char* precision_text(limn_precision p) {
+    switch (p) {
+        case LIMN_PRECISION_FP16: return "fp16";
+        case LIMN_PRECISION_BF16: return "bf16";
+        default: return "fp32";
+    }
+}
+
+class Pt2Network final : public Network {
+public:
+    // An unprepared package: its metadata, and where its bytes are.
+    Pt2Network(std::string path, std::shared_ptr<TempFile> temp, std::string origin, const std::string& json)
+        : path_(std::move(path)), temp_(std::move(temp)), origin_(std::move(origin)) {
+        JsonValue doc;
+        try {
+            doc = parse_json(json);
+        } catch (const std::invalid_argument& e) {
+            bad(std::string(kMetadataRecord) + " is not valid JSON: " + e.what());
+        }
+        if (doc.type != JsonValue::Type::Object) bad(std::string(kMetadataRecord) + " is not a JSON object");
+        for (const auto& [name, value] : doc.object) {
+            if (name.rfind("limn_", 0) != 0) continue;
+            raw_[name] = convert(name, value);
+        }
+        read_package_info(doc);
+    }
+
+    const RawMetadata& metadata() const override { return raw_; }
+    at::Tensor selftest_input() const override { return selftest_in_; }
+    at::Tensor selftest_output() const override { return selftest_out_; }
+    const char* format() const override { return "pt2"; }
+    std::optional<CompiledFor> compiled_for() const override {
+        return CompiledFor{info_.device, info_.precision};
+    }
+
+    std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
+                                     bool /*channels_last: the package's layout is fixed*/) const override {
+        const limn_device_type wanted = device.is_cuda() ? LIMN_DEVICE_CUDA : LIMN_DEVICE_CPU;
+        if (wanted != info_.device) {
+            fail(LIMN_ERR_UNSUPPORTED,
+                 "model '" + origin_ + "' is a package compiled for " + device_kind_name(info_.device) +
+                     "; it cannot run on " + (device.is_cuda() ? "cuda" : "the cpu") +
+                     " (export one with --format pt2 --device " + device_kind_name(wanted) +
+                     ", or use the TorchScript file, which runs anywhere)");
+        }
+        if (dtype != dtype_of(info_.precision)) {
+            fail(LIMN_ERR_UNSUPPORTED, "model '" + origin_ + "' is a package compiled for " +
+                                           precision_text(info_.precision) + "; it cannot run in " +
+                                           dtype_text(dtype) + " (ask for precision " +
+                                           precision_text(info_.precision) + " or auto)");
+        }
+        check_torch_version();
+        if (info_.device == LIMN_DEVICE_CPU) check_cpu();
+        std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
+        try {
+            loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+                path_, "model", /*run_single_threaded=*/false, /*num_runners=*/1,
+                device.is_cuda() ? device.index() : c10::DeviceIndex(-1));
+        } catch (const std::exception& e) {
+            bad("cannot load the compiled package: " + first_line(e));
+        }
+        return std::unique_ptr<Network>(new Pt2Network(*this, std::move(loader)));
+    }
+
+    at::Tensor forward(const at::Tensor& x) const override {
+        if (!loader_) fail(LIMN_ERR_INTERNAL, "model '" + origin_ + "': forward() on an unprepared package");
+        // The compiled code reads the input in the layout it was exported with, unchecked.
+        at::Tensor in = x.contiguous(info_.channels_last_input ? at::MemoryFormat::ChannelsLast
+                                                               : at::MemoryFormat::Contiguous);
+        std::vector<at::Tensor> out = loader_->run({in});
+        if (out.size() != 1) {
+            bad("the compiled model returned " + std::to_string(out.size()) + " tensors, expected 1");
+        }
+        return out[0];
+    }
+
+private:
+    Pt2Network(const Pt2Network& from, std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader)
+        : path_(from.path_),
+          origin_(from.origin_),
+          raw_(from.raw_),
+          selftest_in_(from.selftest_in_),
+          selftest_out_(from.selftest_out_),
+          info_(from.info_),
+          loader_(std::move(loader)) {}
+
+    [[noreturn]] void bad(const std::string& what) const {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin_ + "': " + what);
+    }
+
+    MetaValue convert(const std::string& name, const JsonValue& v) {
+        switch (v.type) {
+            case JsonValue::Type::Number:
+                if (v.is_integer) return v.integer;
+                return v.number;
+            case JsonValue::Type::String: return v.string;
+            case JsonValue::Type::Array: {
+                std::vector<double> numbers;
+                for (const JsonValue& item : v.array) {
+                    if (item.type != JsonValue::Type::Number) return std::monostate{};
+                    numbers.push_back(item.number);
+                }
+                return numbers;
+            }
+            case JsonValue::Type::Object: {
+                at::Tensor t = tensor(name, v);
+                if (name == "limn_selftest_input" && t.numel() > 0) selftest_in_ = t;
+                if (name == "limn_selftest_output" && t.numel() > 0) selftest_out_ = t;
+                return TensorPresence{t.numel() > 0};
+            }
+            default: return std::monostate{};
+        }
+    }
+
+    // {"dtype": "float32", "shape": [...], "data": base64 of little-endian floats}.
+    at::Tensor tensor(const std::string& name, const JsonValue& v) const {
+        const JsonValue* dtype = v.find("dtype");
+        const JsonValue* shape = v.find("shape");
+        const JsonValue* data = v.find("data");
+        if (!dtype || dtype->type != JsonValue::Type::String || dtype->string != "float32" || !shape ||
+            shape->type != JsonValue::Type::Array || !data || data->type != JsonValue::Type::String) {
+            bad("metadata '" + name + "' must be a float32 tensor: {\"dtype\": \"float32\", \"shape\": [...], "
+                "\"data\": base64}");
+        }
+        std::vector<int64_t> sizes;
+        int64_t count = 1;
+        for (const JsonValue& d : shape->array) {
+            if (d.type != JsonValue::Type::Number || !d.is_integer || d.integer < 0 || d.integer > (int64_t(1) << 31)) {
+                bad("metadata '" + name + "' has an invalid shape");
+            }
+            sizes.push_back(d.integer);
+            if (__builtin_mul_overflow(count, d.integer, &count) || count > (int64_t(1) << 31)) {
+                bad("metadata '" + name + "' is too large");
+            }
+        }
+        std::string bytes;
+        try {
+            bytes = decode_base64(data->string);
+        } catch (const std::invalid_argument& e) {
+            bad("metadata '" + name + "': " + e.what());
+        }
+        if (bytes.size() != static_cast<size_t>(count) * 4) {
+            bad("metadata '" + name + "' holds " + std::to_string(bytes.size()) + " bytes for " +
+                std::to_string(count) + " floats");
+        }
+        static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "limn packages store little-endian floats");
+        return at::from_blob(bytes.data(), sizes, at::TensorOptions().dtype(at::kFloat)).clone();
+    }
+
+    void read_package_info(const JsonValue& doc) {
+        const auto text = [&](const char* key) -> std::string {
+            const JsonValue* v = doc.find(key);
+            if (!v || v->type != JsonValue::Type::String) {
+                bad(std::string("metadata '") + key + "' is missing or not a string; is this a package "
+                                                     "written by limn_models.export --format pt2?");
+            }
+            return v->string;
+        };
+        const std::string device = text("limn_package_device");
+        if (device == "cpu") info_.device = LIMN_DEVICE_CPU;
+        else if (device == "cuda") info_.device = LIMN_DEVICE_CUDA;
+        else bad("unknown package device '" + device + "' (expected cpu or cuda)");
+        const std::string precision = text("limn_package_precision");
+        if (precision == "fp32") info_.precision = LIMN_PRECISION_FP32;
+        else if (precision == "fp16") info_.precision = LIMN_PRECISION_FP16;
+        else if (precision == "bf16") info_.precision = LIMN_PRECISION_BF16;
+        else bad("unknown package precision '" + precision + "' (expected fp32, fp16 or bf16)");
+        const std::string layout = text("limn_package_input_layout");
+        if (layout == "channels_last") info_.channels_last_input = true;
+        else if (layout != "contiguous") bad("unknown package input layout '" + layout + "'");
+        info_.torch_version = text("limn_package_torch_version");
+        std::istringstream features(text("limn_package_cpu_features"));
+        for (std::string f; features >> f;) info_.cpu_features.push_back(f);
+    }
+
+    void check_torch_version() const {
+        const std::string ours = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR);
+        const std::string& theirs = info_.torch_version;
+        if (theirs != ours && theirs.rfind(ours + ".", 0) != 0) {
+            fail(LIMN_ERR_UNSUPPORTED, "model '" + origin_ + "' was compiled with torch " + theirs +
+                                           "; this limn runs LibTorch " + ours +
+                                           ": export the package again with torch " + ours);
+        }
+    }
+
+    void check_cpu() const {
+        const std::vector<std::string> missing = missing_cpu_features(info_.cpu_features);
+        if (missing.empty()) return;
+        std::string list;
+        for (const std::string& m : missing) list += (list.empty() ? "" : " ") + m;
+        fail(LIMN_ERR_UNSUPPORTED,
+             "model '" + origin_ + "' was compiled for a CPU with instructions this CPU lacks (" + list +
+                 "): compiled packages are native code for the machine that exported them; export it on "
+                 "this machine (--format pt2) or use the TorchScript file");
+    }
+
+    std::string path_;
+    std::shared_ptr<TempFile> temp_;  // only for packages loaded from memory, until prepared
+    std::string origin_;
+    RawMetadata raw_;
+    at::Tensor selftest_in_, selftest_out_;
+    PackageInfo info_;
+    std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;  // run() is thread-safe
+};
+
+std::string read_metadata_record(caffe2::serialize::PyTorchStreamReader& reader, const std::string& origin) {
+    if (!reader.hasRecord(kMetadataRecord)) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is a compiled .pt2 package without limn metadata (" +
+                                         kMetadataRecord + "); write packages with python -m limn_models.export "
+                                         "--format pt2");
+    }
+    size_t size = 0;
+    at::DataPtr data;
+    std::tie(data, size) = reader.getRecord(kMetadataRecord);
+    if (size > kMaxMetadataBytes) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "': " + kMetadataRecord + " is too large");
+    }
+    return std::string(static_cast<const char*>(data.get()), size);
+}
+
+}  // namespace
+
+bool is_pt2_archive(caffe2::serialize::PyTorchStreamReader& reader) {
+    if (reader.hasRecord(kMetadataRecord)) return true;
+    for (const std::string& name : reader.getAllRecords()) {
+        if (name.rfind("data/aotinductor/", 0) == 0) return true;
+    }
+    return false;
+}
+
+std::unique_ptr<Network> load_pt2(caffe2::serialize::PyTorchStreamReader& reader, const std::string& path,
+                                  const std::string& origin) {
+    return std::make_unique<Pt2Network>(path, nullptr, origin, read_metadata_record(reader, origin));
+}
+
+std::unique_ptr<Network> load_pt2_memory(caffe2::serialize::PyTorchStreamReader& reader, const void* data,
+                                         size_t size, const std::string& origin) {
+    const std::string json = read_metadata_record(reader, origin);
+    auto temp = std::make_shared<TempFile>(data, size, origin);
+    return std::make_unique<Pt2Network>(temp->path(), temp, origin, json);
+}
+
+}  // namespace limn
