@@ -499,6 +499,8 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         copy_text(full.source, meta.source);
         copy_text(full.license, meta.license);
         copy_text(full.format, m.format());
+        full.min_width = static_cast<int32_t>(m.min_width());
+        full.min_height = static_cast<int32_t>(m.min_height());
         copy_out(full, out);
     });
 }

@@ -34,8 +34,10 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
                      int64_t overlap, const Progress& progress, PipelineStats& stats) {
     const int64_t m = model.metadata().size_multiple;
     const c10::Device device = model.tensor_device();
-    const auto rows = plan_axis(round_up(h, m), side, overlap, m);
-    const auto cols = plan_axis(round_up(w, m), side, overlap, m);
+    // Positions past the picture (to the size rule, and up to the model's smallest input) are
+    // padded and cropped away.
+    const auto rows = plan_axis(std::max(round_up(h, m), round_up(model.min_height(), m)), side, overlap, m);
+    const auto cols = plan_axis(std::max(round_up(w, m), round_up(model.min_width(), m)), side, overlap, m);
     const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
     at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     int32_t done = 0;
@@ -117,7 +119,8 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     const int64_t m = meta.size_multiple;
     const int64_t overlap = round_up(2 * static_cast<int64_t>(meta.tile_margin), m);
     const int64_t min_side = std::max(round_up(2 * overlap + m, m), round_up(32, m));
-    const int64_t whole = std::max(round_up(h, m), round_up(w, m));
+    const int64_t whole = std::max({round_up(h, m), round_up(w, m), round_up(model.min_height(), m),
+                                    round_up(model.min_width(), m)});
     int64_t side;
     if (options.tile_size > 0) {
         side = std::min(whole, std::max(m, options.tile_size / m * m));
@@ -138,6 +141,9 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
         side = whole_cost <= tile_budget ? whole
                                          : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
     }
+
+    // Never below the model's smallest input (a compiled package's).
+    side = std::max(side, round_up(std::max(model.min_height(), model.min_width()), m));
 
     at::Tensor result;
     for (;;) {

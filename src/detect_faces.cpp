@@ -69,9 +69,11 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
         w = std::max<int64_t>(1, std::llround(double(W) * s));
         x = at::_upsample_bilinear2d_aa(x.contiguous(), {h, w}, /*align_corners=*/false);
     }
-    // The size rule: pad the bottom and right edges with black (detections stay in place).
+    // The size rule and the smallest input: pad the bottom and right edges with black (detections
+    // stay in place).
     const int64_t m = meta.size_multiple;
-    const int64_t ph = (h + m - 1) / m * m, pw = (w + m - 1) / m * m;
+    const int64_t ph = (std::max(h, detector.min_height()) + m - 1) / m * m;
+    const int64_t pw = (std::max(w, detector.min_width()) + m - 1) / m * m;
     if (ph != h || pw != w) x = at::constant_pad_nd(x, {0, pw - w, 0, ph - h}, 0.0);
 
     const at::Tensor y = detector.forward(x)[0];  // [P, 15]

@@ -56,6 +56,7 @@ struct Model::Impl {
     bool channels_last = false;
     bool fp32_fallback = false;
     uint64_t max_pixels = 0;
+    std::pair<int64_t, int64_t> min_size{1, 1};
     std::unique_ptr<Network> net;     // prepared: on the device, in dtype
     std::unique_ptr<Network> source;  // CPU fp32 original, kept only for the fp32 fallback
     mutable std::once_flag fp32_once;
@@ -64,6 +65,12 @@ struct Model::Impl {
     mutable std::unique_ptr<Network> fp32_net;
 
     at::Tensor run_network(const Network& n, at::ScalarType type, const at::Tensor& rgb) const {
+        if (rgb.dim() == 4 && (rgb.size(2) < min_size.first || rgb.size(3) < min_size.second)) {
+            // Compiled code does not check its input sizes: never hand it a smaller one.
+            fail(LIMN_ERR_SIZE_RULE, "model '" + origin + "' takes inputs of at least " +
+                                         std::to_string(min_size.second) + "x" + std::to_string(min_size.first) +
+                                         ", not " + shape_text(rgb));
+        }
         at::Tensor x = rgb.to(type);
         x = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
         at::Tensor y = n.forward(x);
@@ -119,8 +126,9 @@ struct Model::Impl {
                                              shape_text(input) + " and " + shape_text(expected));
             }
         } else {
+            const int64_t side = std::max<int64_t>({64, min_size.first, min_size.second});
             const int64_t h = meta.fixed_height > 0 ? meta.fixed_height
-                                                    : ((64 + meta.size_multiple - 1) / meta.size_multiple) *
+                                                    : ((side + meta.size_multiple - 1) / meta.size_multiple) *
                                                           meta.size_multiple;
             const int64_t w = meta.fixed_width > 0 ? meta.fixed_width : h;
             // A smooth ramp rather than zeros: zeros can hide broken kernels.
@@ -212,6 +220,7 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
                                                        : options.cudnn_benchmark != 0;
         if (bench) at::globalContext().setBenchmarkCuDNN(true);
     }
+    impl->min_size = net->min_size();
     impl->net = net->prepare(torch_device(device), impl->dtype, impl->channels_last);
     if (impl->fp32_fallback) impl->source = std::move(net);
     if (options.warmup) impl->selftest_or_warmup();
@@ -314,6 +323,8 @@ limn_precision Model::precision() const { return impl_->precision; }
 const std::string& Model::origin() const { return impl_->origin; }
 const char* Model::format() const { return impl_->net->format(); }
 uint64_t Model::max_pixels() const { return impl_->max_pixels; }
+int64_t Model::min_height() const { return impl_->min_size.first; }
+int64_t Model::min_width() const { return impl_->min_size.second; }
 
 at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }
 
@@ -331,7 +342,8 @@ MemoryProfile Model::memory_profile() const {
             return;
         }
         const int64_t m = meta.size_multiple;
-        const int64_t small = (64 + m - 1) / m * m, large = (128 + m - 1) / m * m;
+        const int64_t floor = std::max<int64_t>({64, impl_->min_size.first, impl_->min_size.second});
+        const int64_t small = (floor + m - 1) / m * m, large = (2 * floor + m - 1) / m * m;
         const double p_small = peak_at(small, small), p_large = peak_at(large, large);
         const double per_pixel = std::max(0.0, (p_large - p_small) / double(large * large - small * small));
         impl_->profile = MemoryProfile{std::max(0.0, p_small - per_pixel * double(small * small)), per_pixel};
@@ -363,6 +375,13 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
         }
     }
     check_size_rule(meta, inputs[0].width, inputs[0].height);
+    if (inputs[0].height < min_height() || inputs[0].width < min_width()) {
+        fail(LIMN_ERR_SIZE_RULE, "image size " + std::to_string(inputs[0].width) + "x" +
+                                     std::to_string(inputs[0].height) + " is below the smallest input of model '" +
+                                     impl_->origin + "', a compiled package that takes at least " +
+                                     std::to_string(min_width()) + "x" + std::to_string(min_height()) +
+                                     " (the pipelines pad smaller pictures)");
+    }
 
     c10::InferenceMode guard;
     const at::Tensor pixels = images_to_device(inputs, count, torch_device(impl_->device));

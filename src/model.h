@@ -54,6 +54,10 @@ public:
     const std::string& origin() const;  // the file name, or the name given for memory
     const char* format() const;         // "torchscript" or "pt2"
     uint64_t max_pixels() const;
+    // The smallest image the network takes (1x1 but for some compiled packages); pipelines pad
+    // smaller pictures up to it, a raw run refuses them with LIMN_ERR_SIZE_RULE.
+    int64_t min_height() const;
+    int64_t min_width() const;
 
     // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one
     // batch. Thread-safe.

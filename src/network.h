@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "limn/limn.h"
 #include "metadata.h"
@@ -43,6 +44,9 @@ public:
     virtual at::Tensor selftest_output() const = 0;
     // "torchscript" or "pt2".
     virtual const char* format() const = 0;
+    // The smallest input (height, width) the network takes: a compiled package's graph may hold
+    // on to sizes above 1 (e.g. 33 for a detector with a stride-32 level). TorchScript: (1, 1).
+    virtual std::pair<int64_t, int64_t> min_size() const { return {1, 1}; }
     // Set for compiled packages (fixed device kind and precision); TorchScript runs anywhere.
     virtual std::optional<CompiledFor> compiled_for() const { return std::nullopt; }
 

@@ -77,6 +77,7 @@ struct PackageInfo {
     limn_device_type device = LIMN_DEVICE_CPU;
     limn_precision precision = LIMN_PRECISION_FP32;
     bool channels_last_input = false;
+    int64_t min_height = 1, min_width = 1;
     std::string torch_version;
     std::vector<std::string> cpu_features;
 };
@@ -129,6 +130,7 @@ public:
     std::optional<CompiledFor> compiled_for() const override {
         return CompiledFor{info_.device, info_.precision};
     }
+    std::pair<int64_t, int64_t> min_size() const override { return {info_.min_height, info_.min_width}; }
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                      bool /*channels_last: the package's layout is fixed*/) const override {
@@ -266,6 +268,16 @@ private:
         if (layout == "channels_last") info_.channels_last_input = true;
         else if (layout != "contiguous") bad("unknown package input layout '" + layout + "'");
         info_.torch_version = text("limn_package_torch_version");
+        const auto side = [&](const char* key) -> int64_t {
+            const JsonValue* v = doc.find(key);
+            if (!v) return 1;
+            if (v->type != JsonValue::Type::Number || !v->is_integer || v->integer < 1 || v->integer > 65536) {
+                bad(std::string("metadata '") + key + "' must be an integer from 1 to 65536");
+            }
+            return v->integer;
+        };
+        info_.min_height = side("limn_package_min_height");
+        info_.min_width = side("limn_package_min_width");
         std::istringstream features(text("limn_package_cpu_features"));
         for (std::string f; features >> f;) info_.cpu_features.push_back(f);
     }

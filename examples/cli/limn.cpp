@@ -367,15 +367,33 @@ int run_images(const Args& a, const char* argv0) {
 int info_command(const Args& a) {
     if (a.inputs.size() != 1) throw UsageError("info takes one model file");
     try {
-        const limn::Model m(a.inputs[0], limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32).warmup(false));
-        const limn_model_info i = m.info();
+        // On the CPU where it can run there; a package compiled for CUDA on the device it was built for.
+        std::unique_ptr<limn::Model> loaded;
+        try {
+            loaded = std::make_unique<limn::Model>(a.inputs[0], limn::ModelOptions().device("cpu").warmup(false));
+        } catch (const limn::Error& e) {
+            if (e.status() != LIMN_ERR_UNSUPPORTED) throw;
+            loaded = std::make_unique<limn::Model>(a.inputs[0], limn::ModelOptions().device("auto").warmup(false));
+        }
+        const limn_model_info i = loaded->info();
         const char* kinds[] = {"any", "cartoon", "face_restore", "face_detect"};
+        const std::string format = std::string(i.format) == "pt2"
+                                       ? std::string("compiled package (pt2) for ") +
+                                             (std::string(i.device) == "cpu" ? "cpu, " : "cuda, ") +
+                                             (i.precision == LIMN_PRECISION_FP16   ? "fp16"
+                                              : i.precision == LIMN_PRECISION_BF16 ? "bf16"
+                                                                                   : "fp32")
+                                       : std::string("TorchScript (any device and precision)");
         std::cout << "file:          " << a.inputs[0] << "\n"
                   << "name:          " << i.name << "\n"
                   << "kind:          " << kinds[i.kind] << "\n"
-                  << "format:        " << i.format_version << "\n";
+                  << "file format:   " << format << "\n"
+                  << "metadata:      version " << i.format_version << "\n";
         if (i.fixed_width > 0) std::cout << "size:          " << i.fixed_width << "x" << i.fixed_height << " (fixed)\n";
         else std::cout << "size:          any multiple of " << i.size_multiple << "\n";
+        if (i.min_width > 1 || i.min_height > 1) {
+            std::cout << "smallest input: " << i.min_width << "x" << i.min_height << " (smaller pictures are padded)\n";
+        }
         std::cout << "tile margin:   " << i.tile_margin << "\n";
         if (i.has_face_template) {
             std::cout << "face template:";

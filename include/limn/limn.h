@@ -76,7 +76,7 @@ typedef enum limn_status {
     LIMN_OK = 0,
     LIMN_ERR_INVALID_ARGUMENT = 1,   /* NULL pointer, bad option value, bad image description */
     LIMN_ERR_IO = 2,                 /* a file could not be opened, read or written */
-    LIMN_ERR_INVALID_MODEL = 3,      /* not a TorchScript archive, corrupt, truncated, bad metadata */
+    LIMN_ERR_INVALID_MODEL = 3,      /* not a model file, corrupt, truncated, bad metadata */
     LIMN_ERR_WRONG_MODEL_KIND = 4,   /* a valid model of another kind than the call needs */
     LIMN_ERR_DEVICE_UNAVAILABLE = 5, /* the device does not exist or cannot be used */
     LIMN_ERR_UNSUPPORTED = 6,        /* e.g. a precision the device cannot run */
@@ -287,22 +287,34 @@ typedef struct limn_model_options {
                                      0: it fails with LIMN_ERR_NON_FINITE. Default 1 for AUTO
                                      precision, 0 otherwise (-1 = that default) */
     int32_t warmup;               /* 1 (default): run the network once at load */
-    int32_t channels_last;        /* 1 / 0 / -1 (default: on): NHWC layout for the network */
+    int32_t channels_last;        /* 1 / 0 / -1 (default: on): NHWC layout for the network
+                                     (TorchScript; a compiled package's layout is fixed) */
     int32_t cudnn_benchmark;      /* 1 / 0 / -1 (default: on); process-wide cuDNN setting */
     uint64_t max_pixels;          /* images over width*height are refused; default 64 Mpx */
     const char* name;             /* how messages name a model loaded from memory; may be NULL */
+    const char* expected_sha256;  /* NULL (default), or 64 hex digits: the file's (or the
+                                     bytes') SHA-256 must be this, checked before anything in it
+                                     is read, else LIMN_ERR_INVALID_MODEL. Recommended for .pt2
+                                     packages, which are native code */
 } limn_model_options;
 
 /* Fills *options with defaults; sets struct_size. */
 LIMN_API void limn_model_options_init(limn_model_options* options);
 
-/* Loads a limn TorchScript model file onto the chosen device and precision. `options` may be NULL
- * (defaults). On success the caller owns *out and frees it with limn_model_free. */
+/* Loads a limn model file onto the chosen device and precision. `options` may be NULL (defaults).
+ * On success the caller owns *out and frees it with limn_model_free.
+ * Two formats, told apart by content: a TorchScript archive (.pt) runs on any device in any
+ * precision; a compiled package (.pt2, torch.export + AOTInductor) is native code built for one
+ * device kind (cpu or cuda), one precision and, on the CPU, the instruction set of the machine
+ * that compiled it. For a package, device "auto" and precision AUTO take what it was built for;
+ * anything else it was not built for is LIMN_ERR_UNSUPPORTED. Load only packages you trust (their
+ * code runs in your process); see expected_sha256. */
 LIMN_API limn_status limn_model_load(const char* path, const limn_model_options* options,
                                      limn_model** out);
 
 /* Same as limn_model_load, from `size` bytes at `data`; the bytes are not used after the call
- * returns. */
+ * returns. A compiled package is written to a private temporary file ($TMPDIR, else /tmp, mode
+ * 0600) for LibTorch's loader to read, and deleted before the call returns. */
 LIMN_API limn_status limn_model_load_from_memory(const void* data, size_t size,
                                                  const limn_model_options* options,
                                                  limn_model** out);
@@ -325,6 +337,9 @@ typedef struct limn_model_info {
     float face_template[10];    /* 5 points (x, y) at model size: eyes, nose, mouth corners */
     char source[256];           /* where the weights came from */
     char license[256];          /* licence of the weights, as their publishers state it */
+    char format[16];            /* "torchscript" or "pt2" (a compiled package) */
+    int32_t min_width;          /* smallest input a raw run takes (1 but for some compiled */
+    int32_t min_height;         /* packages); the pipelines pad smaller pictures */
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

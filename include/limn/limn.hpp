@@ -177,11 +177,14 @@ public:
     ModelOptions& cudnn_benchmark(bool on) { o_.cudnn_benchmark = on ? 1 : 0; return *this; }
     ModelOptions& max_pixels(uint64_t n) { o_.max_pixels = n; return *this; }
     ModelOptions& name(std::string n) { name_ = std::move(n); return *this; }
+    // 64 hex digits the file must hash to (SHA-256); "" for no check.
+    ModelOptions& expected_sha256(std::string hex) { sha256_ = std::move(hex); return *this; }
 
     // The C struct; valid while this object lives and is not modified.
     const limn_model_options* get() const {
         o_.device = device_.empty() ? nullptr : device_.c_str();
         o_.name = name_.empty() ? nullptr : name_.c_str();
+        o_.expected_sha256 = sha256_.empty() ? nullptr : sha256_.c_str();
         return &o_;
     }
 
@@ -189,6 +192,7 @@ private:
     mutable limn_model_options o_;
     std::string device_;
     std::string name_;
+    std::string sha256_;
 };
 
 // Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function

@@ -317,6 +317,9 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
         self.demodulate = demodulate
+        # The demodulation epsilon as the bias of its linear map (not a saved weight): a linear
+        # followed by a scalar add trips AOTInductor's linear-bias fusion in torch 2.11.
+        self.register_buffer("demod_eps", torch.full((out_channel,), self.eps), persistent=False)
         # False: batch-agnostic form (default); True: official grouped-conv form.
         self.use_grouped = False
 
@@ -339,7 +342,7 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum_{i,k} (w[o,i,k] s[b,i])^2 = sum_i s[b,i]^2 * sum_k w[o,i,k]^2
             wsq = (w * w).sum([2, 3])  # (out, in)
-            demod = torch.rsqrt(F.linear(s * s, wsq) + 1e-8)  # (B, out)
+            demod = torch.rsqrt(F.linear(s * s, wsq, self.demod_eps))  # (B, out): + 1e-8 as bias
             out = out * demod.unsqueeze(-1).unsqueeze(-1)
         return out
 

@@ -77,7 +77,7 @@ class Metadata:
         if self.fixed_height > 0:
             return self.fixed_height, self.fixed_width
         m = self.size_multiple
-        side = ((32 + m - 1) // m) * m
+        side = ((40 + m - 1) // m) * m  # above 32: a compiled detector's smallest input is 33
         return side, side + m  # not square, so a transposed layout would be caught
 
 

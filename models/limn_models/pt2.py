@@ -69,21 +69,49 @@ def _tensor_from_json(v: Dict[str, Any]) -> torch.Tensor:
 
 def dynamic_shapes(meta: Any) -> Dict[str, Dict[int, Any]]:
     """The export's symbolic sizes: any batch; H and W free multiples of the size rule (or the
-    fixed size, static)."""
+    fixed size, static). With no size rule the export finds the smallest size the graph takes
+    (:func:`min_input_size` reads it back)."""
     from torch.export import Dim
 
-    dims: Dict[int, Any] = {0: Dim("batch", min=1, max=1024)}
+    dims: Dict[int, Any] = {0: Dim("batch", min=1)}
     if meta.fixed_height <= 0:
         m = meta.size_multiple
-        rows = Dim("rows", min=1, max=MAX_SIDE // m)
-        cols = Dim("cols", min=1, max=MAX_SIDE // m)
-        dims[2] = rows * m if m > 1 else rows
-        dims[3] = cols * m if m > 1 else cols
+        if m > 1:
+            dims[2] = m * Dim("rows", min=1)
+            dims[3] = m * Dim("cols", min=1)
+        else:
+            dims[2] = Dim.AUTO
+            dims[3] = Dim.AUTO
     return {"x": dims}
 
 
+def min_input_size(program: Any) -> Tuple[int, int]:
+    """(height, width): the smallest input the exported program accepts (e.g. 33 for a detector
+    whose coarsest feature map must hold more than one cell)."""
+    placeholder = [n for n in program.graph.nodes if n.op == "placeholder"][-1]
+    out = []
+    for d in placeholder.meta["val"].shape[2:]:
+        if isinstance(d, torch.SymInt):
+            lower = 1
+            for sym in d.node.expr.free_symbols:
+                r = program.range_constraints.get(sym)
+                if r is not None and r.lower > 1:
+                    # the size is m * sym for a size rule m; sym >= lower means size >= m * lower
+                    lower = max(lower, int(d.node.expr.subs(sym, int(r.lower))))
+            out.append(lower)
+        else:
+            out.append(int(d))
+    return out[0], out[1]
+
+
 def _example_input(meta: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    h, w = meta.selftest_size()
+    if meta.fixed_height > 0:
+        h, w = meta.fixed_height, meta.fixed_width
+    else:
+        # Representative, unequal sizes whose downsampled maps stay apart and above 1 (an
+        # example of 1 or of equal sides would let the export specialise them).
+        m = meta.size_multiple
+        h, w = (96 + m - 1) // m * m, (128 + m - 1) // m * m
     # Batch 2: an example of 1 would let the export specialise the batch to 1.
     return torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(7)).to(device, dtype)
 
@@ -122,6 +150,7 @@ def compile_package(net: nn.Module, meta: Any, path: str, selftest: Optional[Tup
         program = torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes(meta))
         files = torch._inductor.aot_compile(program.module(), (example,),
                                             options={"aot_inductor.package": True, "freezing": True})
+    min_height, min_width = min_input_size(program)
     record: Dict[str, Any] = {
         "limn_format_version": meta.format_version,
         "limn_kind": meta.kind,
@@ -141,6 +170,8 @@ def compile_package(net: nn.Module, meta: Any, path: str, selftest: Optional[Tup
         "limn_package_device": dev.type,
         "limn_package_precision": precision,
         "limn_package_input_layout": "contiguous",
+        "limn_package_min_height": min_height,
+        "limn_package_min_width": min_width,
         "limn_package_torch_version": torch.__version__.split("+")[0],
         "limn_package_cpu_features": " ".join(cpu_features()) if dev.type == "cpu" else "",
     }

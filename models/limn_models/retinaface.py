@@ -249,14 +249,15 @@ def prior_boxes(height: int, width: int, min_sizes: List[List[int]], steps: List
         step = steps[k]
         fh = (height + step - 1) // step
         fw = (width + step - 1) // step
-        cy = (torch.arange(fh, dtype=torch.float32, device=device) + 0.5) * float(step) / float(height)
-        cx = (torch.arange(fw, dtype=torch.float32, device=device) + 0.5) * float(step) / float(width)
+        # Sizes stay integers (symbolic under torch.export, where float() would fix them).
+        cy = (torch.arange(fh, dtype=torch.float32, device=device) + 0.5) * float(step) / height
+        cx = (torch.arange(fw, dtype=torch.float32, device=device) + 0.5) * float(step) / width
         cx = cx.view(1, fw).expand(fh, fw)
         cy = cy.view(fh, 1).expand(fh, fw)
         # One [fh, fw, 4] block per min size, interleaved so each cell lists its sizes in order;
         # sizes enter as Python scalars, so no tensor is built from a list on each call.
-        per_size = [torch.stack([cx, cy, torch.full_like(cx, float(s) / float(width)),
-                                 torch.full_like(cx, float(s) / float(height))], dim=2)
+        per_size = [torch.stack([cx, cy, torch.full_like(cx, float(s)) / width,
+                                 torch.full_like(cx, float(s)) / height], dim=2)
                     for s in min_sizes[k]]
         grid = torch.stack(per_size, dim=2)
         levels.append(grid.reshape(-1, 4))
@@ -286,7 +287,7 @@ def _to_pixels(xy: Tensor, height: int, width: int) -> Tensor:
     n = xy.shape[0]
     p = xy.shape[1]
     pairs = xy.reshape(n, p, -1, 2)
-    return torch.stack([pairs[:, :, :, 0] * float(width), pairs[:, :, :, 1] * float(height)],
+    return torch.stack([pairs[:, :, :, 0] * width, pairs[:, :, :, 1] * height],
                        dim=3).reshape(n, p, -1)
 
 

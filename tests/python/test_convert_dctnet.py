@@ -400,7 +400,9 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit) as info:
         convert_dctnet.main(["--help"])
     assert info.value.code == 0
-    assert "PB_FILE -o OUT.pt [--name NAME]" in capsys.readouterr().out
+    usage = capsys.readouterr().out
+    assert "PB_FILE -o OUT.pt|OUT.pt2 [--name NAME]" in usage
+    assert "--format" in usage and "--device" in usage and "--precision" in usage
     assert convert_dctnet.main(["/nonexistent/cartoon_h.pb", "-o", "/nonexistent/x.pt"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("convert_dctnet: error:")

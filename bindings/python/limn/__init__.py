@@ -276,13 +276,14 @@ class ModelInfo:
     name: str
     device: str               #: canonical id it runs on, e.g. "cuda:0"
     precision: str            #: "fp32", "fp16" or "bf16"
-    format_version: int
+    format_version: int       #: of the limn metadata inside the file
     size_multiple: int        #: width and height of raw runs must be multiples of this
     fixed_size: Optional[Tuple[int, int]]  #: (width, height) the model takes, or None for any
     tile_margin: int
     face_template: Optional[np.ndarray]    #: (5, 2) template points at model size (face_restore)
     source: str
     license: str
+    file_format: str = "torchscript"  #: "torchscript" or "pt2" (a compiled package)
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,6 +352,11 @@ class Model:
     "fp32", "fp16" or "bf16". ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
     kinds with :class:`WrongModelKindError`. Loading checks the model with its embedded self-test.
 
+    Files are TorchScript archives (``.pt``, any device and precision) or compiled packages
+    (``.pt2``, native code built for one device kind and precision, which "auto" then takes).
+    Load only packages you trust; ``expected_sha256`` (64 hex digits) refuses any other bytes with
+    :class:`InvalidModelError` before anything in them is read.
+
     One model may be used from several threads at once. :meth:`close` (or leaving a ``with``
     block) frees the model and its device memory at once, or as soon as calls still running in
     other threads return; later calls raise :class:`InvalidArgumentError`.
@@ -360,7 +366,8 @@ class Model:
                  precision: str = "auto", *, kind: Optional[str] = None,
                  fp32_fallback: Optional[bool] = None, warmup: bool = True,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
-                 max_pixels: int = _DEFAULT_MAX_PIXELS, name: Optional[str] = None) -> None:
+                 max_pixels: int = _DEFAULT_MAX_PIXELS, name: Optional[str] = None,
+                 expected_sha256: Optional[str] = None) -> None:
         if not isinstance(source, (bytes, bytearray, memoryview)):
             source = os.fspath(source)
         if not isinstance(device, str):
@@ -368,7 +375,8 @@ class Model:
         self._model = _limn.Model(
             source, device, _choice(precision, _PRECISIONS, "precision"),
             0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
-            _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "")
+            _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "",
+            expected_sha256 or "")
         raw = self._model.info()
         fixed = (raw["fixed_width"], raw["fixed_height"]) if raw["fixed_width"] > 0 else None
         template = np.asarray(raw["face_template"], np.float32).reshape(5, 2) if raw["face_template"] else None
@@ -376,7 +384,8 @@ class Model:
             kind=_name_of(raw["kind"], _KINDS), name=raw["name"], device=raw["device"],
             precision=_name_of(raw["precision"], _PRECISIONS), format_version=raw["format_version"],
             size_multiple=raw["size_multiple"], fixed_size=fixed, tile_margin=raw["tile_margin"],
-            face_template=template, source=raw["source"], license=raw["license"])
+            face_template=template, source=raw["source"], license=raw["license"],
+            file_format=raw["file_format"])
 
     @property
     def info(self) -> ModelInfo:

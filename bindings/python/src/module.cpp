@@ -234,7 +234,7 @@ class PyModel {
 public:
     PyModel(const py::object& source, const std::string& device, int precision, int expected_kind,
             int fp32_fallback, bool warmup, int channels_last, int cudnn_benchmark, uint64_t max_pixels,
-            const std::string& name) {
+            const std::string& name, const std::string& expected_sha256) {
         limn::ModelOptions options;
         options.device(device)
             .precision(static_cast<limn_precision>(precision))
@@ -242,6 +242,7 @@ public:
             .warmup(warmup)
             .max_pixels(max_pixels);
         if (!name.empty()) options.name(name);
+        if (!expected_sha256.empty()) options.expected_sha256(expected_sha256);
         if (fp32_fallback >= 0) options.fp32_fallback(fp32_fallback != 0);
         if (channels_last >= 0) options.channels_last(channels_last != 0);
         if (cudnn_benchmark >= 0) options.cudnn_benchmark(cudnn_benchmark != 0);
@@ -286,6 +287,7 @@ public:
         d["face_template"] = tmpl;
         d["source"] = std::string(i.source);
         d["license"] = std::string(i.license);
+        d["file_format"] = std::string(i.format);
         return d;
     }
 
@@ -484,10 +486,10 @@ PYBIND11_MODULE(_limn, m) {
 
     py::class_<PyModel>(m, "Model")
         .def(py::init<const py::object&, const std::string&, int, int, int, bool, int, int, uint64_t,
-                      const std::string&>(),
+                      const std::string&, const std::string&>(),
              py::arg("source"), py::arg("device"), py::arg("precision"), py::arg("expected_kind"),
              py::arg("fp32_fallback"), py::arg("warmup"), py::arg("channels_last"), py::arg("cudnn_benchmark"),
-             py::arg("max_pixels"), py::arg("name"))
+             py::arg("max_pixels"), py::arg("name"), py::arg("expected_sha256"))
         .def("info", &PyModel::info)
         .def("run", &PyModel::run, py::arg("image"))
         .def("run_batch", &PyModel::run_batch, py::arg("images"))
