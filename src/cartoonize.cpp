@@ -31,13 +31,14 @@ at::Tensor weights_tensor(const std::vector<float>& w, int64_t n, const c10::Dev
 // Runs the model over an h x w picture in tiles of `side` (one tile when it fits) and returns
 // float [1, 3, h, w]. Positions past the picture (padding to the size rule) repeat its edge.
 at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_t w, int64_t side,
-                     int64_t overlap, const Progress& progress, PipelineStats& stats) {
+                     const Progress& progress, PipelineStats& stats) {
     const int64_t m = model.metadata().size_multiple;
     const c10::Device device = model.tensor_device();
     // Positions past the picture (to the size rule, and up to the model's smallest input) are
     // padded and cropped away.
-    const auto rows = plan_axis(std::max(round_up(h, m), round_up(model.min_height(), m)), side, overlap, m);
-    const auto cols = plan_axis(std::max(round_up(w, m), round_up(model.min_width(), m)), side, overlap, m);
+    const int64_t margin = model.metadata().tile_margin;
+    const auto rows = plan_axis(std::max(round_up(h, m), round_up(model.min_height(), m)), side, margin, m);
+    const auto cols = plan_axis(std::max(round_up(w, m), round_up(model.min_width(), m)), side, margin, m);
     const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
     at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     int32_t done = 0;
@@ -148,7 +149,7 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     at::Tensor result;
     for (;;) {
         try {
-            result = run_tiles(model, source, h, w, side, overlap, progress, stats);
+            result = run_tiles(model, source, h, w, side, progress, stats);
             break;
         } catch (const std::exception& e) {
             if (!is_out_of_memory(e) || side <= min_side) throw;

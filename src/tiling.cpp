@@ -8,16 +8,18 @@
 
 namespace limn {
 
-std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t overlap, int64_t align) {
-    if (align < 1 || size < 1) {
+std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t margin, int64_t align) {
+    if (align < 1 || size < 1 || margin < 0) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "tiling: invalid axis size " + std::to_string(size) +
-                                            " or alignment " + std::to_string(align));
+                                            ", margin " + std::to_string(margin) + " or alignment " +
+                                            std::to_string(align));
     }
     std::vector<TileSpan> spans;
     if (size <= tile) {
         spans.push_back(TileSpan{0, size, std::vector<float>(static_cast<size_t>(size), 1.0f)});
         return spans;
     }
+    const int64_t overlap = (2 * margin + align - 1) / align * align;
     if (tile % align != 0 || tile <= overlap + align) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "tile side " + std::to_string(tile) +
                                             " must be a multiple of " + std::to_string(align) +
@@ -36,25 +38,33 @@ std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t overlap, int
     starts.back() = size - tile;  // the last tile ends at the edge (size may not be aligned)
     starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
 
+    // Between tiles i - 1 and i, both have full context on [start_i + margin, end_{i-1} - margin):
+    // tile i's weight rises over it from 0 while tile i - 1's falls to 0 (a cut when it is empty).
+    const auto rise = [](int64_t g, int64_t a, int64_t b) {
+        if (g < a) return 0.0;
+        if (g >= b) return 1.0;
+        return (g - a + 1.0) / (b - a + 1.0);
+    };
     std::vector<double> total(static_cast<size_t>(size), 0.0);
     for (size_t i = 0; i < starts.size(); ++i) {
         TileSpan s{starts[i], tile, std::vector<float>(static_cast<size_t>(tile))};
-        const bool ramp_lo = i > 0, ramp_hi = i + 1 < starts.size();
-        const int64_t ramp = std::max<int64_t>(1, i > 0 ? starts[i - 1] + tile - starts[i] : overlap);
-        const int64_t ramp_next = ramp_hi ? std::max<int64_t>(1, s.start + tile - starts[i + 1]) : 1;
         for (int64_t p = 0; p < tile; ++p) {
+            const int64_t g = s.start + p;
             double w = 1.0;
-            if (ramp_lo) w = std::min(w, (p + 1.0) / (ramp + 1.0));
-            if (ramp_hi) w = std::min(w, (tile - p) / (ramp_next + 1.0));
+            if (i > 0) w = std::min(w, rise(g, starts[i] + margin, starts[i - 1] + tile - margin));
+            if (i + 1 < starts.size()) {
+                w = std::min(w, 1.0 - rise(g, starts[i + 1] + margin, starts[i] + tile - margin));
+            }
             s.weights[static_cast<size_t>(p)] = static_cast<float>(w);
-            total[static_cast<size_t>(s.start + p)] += w;
+            total[static_cast<size_t>(g)] += w;
         }
         spans.push_back(std::move(s));
     }
+    // Where more than two tiles meet (starts closer than the step), normalise to a partition.
     for (TileSpan& s : spans) {
         for (int64_t p = 0; p < s.length; ++p) {
-            s.weights[static_cast<size_t>(p)] =
-                static_cast<float>(s.weights[static_cast<size_t>(p)] / total[static_cast<size_t>(s.start + p)]);
+            const double t = total[static_cast<size_t>(s.start + p)];
+            s.weights[static_cast<size_t>(p)] = static_cast<float>(s.weights[static_cast<size_t>(p)] / t);
         }
     }
     return spans;

@@ -12,15 +12,18 @@ struct TileSpan {
     int64_t start = 0;
     int64_t length = 0;
     // Blend weight of this tile for each of its positions; across all spans of an axis the
-    // weights at every position sum to 1. Interior edges ramp linearly over the overlap so the
-    // pixels a tile sees with the least context count the least.
+    // weights at every position sum to 1. A position gets weight only where the tile has the
+    // network's full context around it (`margin` pixels, or the picture's border), so a network
+    // whose receptive field fits the margin gives the one-pass result to float rounding; where two
+    // tiles both have it, the weight ramps linearly from one to the other.
     std::vector<float> weights;
 };
 
-// Spans of `tile` (a multiple of `align`) covering [0, size) with neighbours overlapping by at
-// least `overlap`, starts on multiples of `align`. size <= tile gives one span of length `size`.
-// Throws Failure(LIMN_ERR_INVALID_ARGUMENT) if tile <= overlap + align or align < 1.
-std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t overlap, int64_t align);
+// Spans of `tile` (a multiple of `align`) covering [0, size), neighbours overlapping by at least
+// twice `margin` (rounded up to `align`), starts on multiples of `align`. size <= tile gives one
+// span of length `size`. Throws Failure(LIMN_ERR_INVALID_ARGUMENT) if the tile is not larger than
+// that overlap plus `align`, or align < 1.
+std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t margin, int64_t align);
 
 // What running the network costs, measured on the device: peak bytes ~= fixed + per_pixel * pixels.
 struct MemoryProfile {

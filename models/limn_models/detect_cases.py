@@ -66,6 +66,7 @@ def write_all(out: str, weights: str) -> None:
     os.makedirs(out, exist_ok=True)
     model = os.path.join(out, "retinaface.pt")
     export_retinaface(model, weights)
+    export_retinaface(os.path.join(out, "retinaface.pt2"), weights)  # compiled CPU package
     detector = retinaface.face_detector(weights)
     lines = []
     for name, image in photos().items():

@@ -2,7 +2,8 @@
 
     python -m limn_models.parity OUT_DIR
 
-For every case below this writes ``CASE.pt`` (a limn model file) and, for each input size,
+For every case below this writes ``CASE.pt`` (a limn model file), ``CASE.pt2`` (the same network as a
+compiled CPU package) and, for each input size,
 ``CASE.WxH.input.f32`` and ``CASE.WxH.expected.f32``: float32 RGB, H x W x 3, row-major, the
 layout of a ``LIMN_PIXEL_RGB32F`` image. ``expected`` is the eager ``nn.Module`` (not the scripted
 file) in fp32 on the CPU. ``cases.txt`` lists one ``CASE W H`` line per input. ``astronaut.512x512.rgb`` is the whole
@@ -89,6 +90,7 @@ def write_all(out: str) -> List[str]:
     lines = []
     for name, build, sizes in CASES:
         eager = build(os.path.join(out, name + ".pt"))
+        build(os.path.join(out, name + ".pt2"))  # the same network as a compiled CPU package
         for i, (w, h) in enumerate(sizes):
             x = astronaut_crop(w, h, offset=7 * i)
             with torch.no_grad():

@@ -295,6 +295,54 @@ static void test_load_from_memory(void) {
     free(bytes);
 }
 
+/* A compiled package through the C ABI: format and smallest input in the info, a run, refusals
+ * that name the package, and the expected SHA-256. */
+static void test_compiled_package(void) {
+    limn_model* model = NULL;
+    limn_model_options o = cpu_options();
+    limn_model_info info;
+    uint8_t px[8 * 6 * 3], out[8 * 6 * 3];
+    limn_image in, res;
+    size_t i;
+    CHECK(limn_model_load(fixture("tiny_unet.pt2"), &o, &model) == LIMN_OK);
+    if (!model) return;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(limn_model_get_info(model, &info) == LIMN_OK);
+    CHECK(strcmp(info.format, "pt2") == 0);
+    CHECK(info.precision == LIMN_PRECISION_FP32);
+    CHECK(info.min_width == 4 && info.min_height == 4);
+    for (i = 0; i < sizeof px; ++i) px[i] = (uint8_t)(i * 7);
+    in.data = px;
+    in.width = 8;
+    in.height = 6;
+    in.stride = 8 * 3;
+    in.format = LIMN_PIXEL_RGB8;
+    res = in;
+    res.data = out;
+    CHECK(limn_model_run(model, &in, &res) == LIMN_OK);
+    in.width = 2;
+    in.height = 2;
+    res.width = 2;
+    res.height = 2;
+    CHECK_ERR(limn_model_run(model, &in, &res), LIMN_ERR_SIZE_RULE, "at least 4x4");
+    limn_model_free(model);
+
+    model = (limn_model*)0x1;
+    o.precision = LIMN_PRECISION_FP16;
+    CHECK_ERR(limn_model_load(fixture("tiny_unet.pt2"), &o, &model), LIMN_ERR_UNSUPPORTED, "compiled for fp32");
+    CHECK(model == (limn_model*)0x1);
+    expect_load_error("alien_cpu.pt2", LIMN_ERR_UNSUPPORTED, "avx1024");
+    expect_load_error("no_metadata.pt2", LIMN_ERR_INVALID_MODEL, "without limn metadata");
+
+    o = cpu_options();
+    o.expected_sha256 = "not-a-digest";
+    CHECK_ERR(limn_model_load(fixture("tiny_unet.pt2"), &o, &model), LIMN_ERR_INVALID_ARGUMENT, "expected_sha256");
+    o.expected_sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK_ERR(limn_model_load(fixture("tiny_unet.pt2"), &o, &model), LIMN_ERR_INVALID_MODEL, "SHA-256");
+    CHECK(model == (limn_model*)0x1);
+}
+
 /* Image files and pipelines as a C caller sees them: encode in memory, load back, cartoonize,
  * restore faces; errors leave out-parameters untouched. */
 static void test_files_and_pipelines(void) {
@@ -370,6 +418,7 @@ int main(int argc, char** argv) {
     test_bad_models();
     test_run();
     test_load_from_memory();
+    test_compiled_package();
     test_files_and_pipelines();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -1,5 +1,6 @@
 // The library against the eager PyTorch modules (written by `python -m limn_models.parity`):
-// fp32 within 1e-5 through the C ABI with float pixels, fp16/bf16 within 40 dB PSNR of fp32.
+// fp32 within 1e-5 (TorchScript) or 5e-5 (compiled packages) through the C ABI with float pixels,
+// fp16/bf16 within 40 dB PSNR of fp32.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -86,19 +87,27 @@ limn::ModelOptions cpu(limn_precision p) {
 
 }  // namespace
 
-TEST_CASE("parity: the library in fp32 matches the eager module within 1e-5") {
-    std::map<std::string, std::unique_ptr<limn::Model>> models;
-    for (const Case& c : cases()) {
-        CAPTURE(c.model);
-        CAPTURE(c.width);
-        CAPTURE(c.height);
-        auto& m = models[c.model];
-        if (!m) m = std::make_unique<limn::Model>(dir() + "/" + c.model + ".pt", cpu(LIMN_PRECISION_FP32));
-        const std::vector<float> expected =
-            read_f32(stem(c) + ".expected.f32", static_cast<size_t>(c.width) * c.height * 3);
-        const double err = max_abs_diff(run_float(*m, c), expected);
-        MESSAGE(c.model << " " << c.width << "x" << c.height << " fp32 max abs error " << err);
-        CHECK(err <= 1e-5);
+TEST_CASE("parity: the library in fp32 matches the eager module, in both file formats") {
+    // TorchScript runs ATen's kernels: within 1e-5. A compiled package runs AOTInductor's fused,
+    // vectorised kernels (their tanh and exp differ from ATen's by a few ulp, which the classical
+    // stand-in's steep tanh staircase amplifies to ~1.4e-5): within 5e-5, far below one 8-bit
+    // level (3.9e-3).
+    for (const std::string ext : {".pt", ".pt2"}) {
+        const double allowed = ext == ".pt" ? 1e-5 : 5e-5;
+        std::map<std::string, std::unique_ptr<limn::Model>> models;
+        for (const Case& c : cases()) {
+            CAPTURE(c.model);
+            CAPTURE(ext);
+            CAPTURE(c.width);
+            CAPTURE(c.height);
+            auto& m = models[c.model];
+            if (!m) m = std::make_unique<limn::Model>(dir() + "/" + c.model + ext, cpu(LIMN_PRECISION_FP32));
+            const std::vector<float> expected =
+                read_f32(stem(c) + ".expected.f32", static_cast<size_t>(c.width) * c.height * 3);
+            const double err = max_abs_diff(run_float(*m, c), expected);
+            MESSAGE(c.model << ext << " " << c.width << "x" << c.height << " fp32 max abs error " << err);
+            CHECK(err <= allowed);
+        }
     }
 }
 

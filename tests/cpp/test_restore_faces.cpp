@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <limn/limn.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -100,8 +101,19 @@ TEST_CASE("restore faces: strength 0, no faces and faces outside the photo leave
     CHECK(out == photo.px);
 }
 
-TEST_CASE("restore faces: several faces, faces across the border, in place") {
+TEST_CASE("restore faces: several faces, faces across the border, in place; a compiled package alike") {
     const limn::Model model(limn_test::fixture("tiny_face.pt"), cpu());
+    {
+        // The same network as a compiled package restores the same faces (within a rounding step).
+        const limn::Model compiled(limn_test::fixture("tiny_face.pt2"), cpu());
+        Photo a(160, 120), b(160, 120);
+        const std::vector<limn_face> faces = {face_at(model, 40, 40, 48, 0.1), face_at(model, 150, 110, 64, -0.5)};
+        CHECK(model.restore_faces(a.img, a.img, faces).faces == 2);
+        CHECK(compiled.restore_faces(b.img, b.img, faces).faces == 2);
+        int worst = 0;
+        for (size_t i = 0; i < a.px.size(); ++i) worst = std::max(worst, std::abs(int(a.px[i]) - int(b.px[i])));
+        CHECK(worst <= 1);
+    }
     Photo photo(160, 120);
     const std::vector<uint8_t> before = photo.px;
     const std::vector<limn_face> faces = {face_at(model, 40, 40, 48, 0.1), face_at(model, 150, 110, 64, -0.5)};

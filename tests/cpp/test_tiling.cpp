@@ -20,14 +20,15 @@ TEST_CASE("an axis that fits one tile is one span with unit weights") {
 TEST_CASE("spans cover the axis, overlap enough, stay aligned and their weights sum to one") {
     for (int64_t size : {65, 100, 128, 257, 1000, 4096}) {
         for (int64_t tile : {48, 64, 96, 256}) {
-            for (int64_t overlap : {0, 8, 16}) {
+            for (int64_t margin : {0, 3, 8}) {
                 for (int64_t align : {1, 4, 8}) {
+                    const int64_t overlap = (2 * margin + align - 1) / align * align;
                     if (tile % align != 0 || tile <= overlap + align || size % align != 0) continue;
                     CAPTURE(size);
                     CAPTURE(tile);
-                    CAPTURE(overlap);
+                    CAPTURE(margin);
                     CAPTURE(align);
-                    const auto spans = plan_axis(size, tile, overlap, align);
+                    const auto spans = plan_axis(size, tile, margin, align);
                     std::vector<double> sum(static_cast<size_t>(size), 0.0);
                     int64_t covered_to = 0;
                     for (size_t i = 0; i < spans.size(); ++i) {
@@ -39,7 +40,13 @@ TEST_CASE("spans cover the axis, overlap enough, stay aligned and their weights 
                         if (i > 0) CHECK(spans[i - 1].start + tile - s.start >= overlap);
                         covered_to = s.start + s.length;
                         for (int64_t p = 0; p < s.length; ++p) {
-                            CHECK(s.weights[p] > 0.0f);
+                            CHECK(s.weights[p] >= 0.0f);
+                            // Exactness: weight only where the tile has `margin` px of context
+                            // on its interior sides.
+                            if (s.weights[p] > 0.0f) {
+                                if (i > 0) CHECK(p >= margin);
+                                if (i + 1 < spans.size()) CHECK(s.length - 1 - p >= margin);
+                            }
                             sum[s.start + p] += s.weights[p];
                         }
                     }
@@ -51,20 +58,28 @@ TEST_CASE("spans cover the axis, overlap enough, stay aligned and their weights 
     }
 }
 
-TEST_CASE("weights ramp down towards interior edges, not towards the image border") {
-    const auto spans = plan_axis(200, 96, 32, 4);
+TEST_CASE("weights: full at the image border, none within the margin of an interior edge, ramps between") {
+    const auto spans = plan_axis(200, 96, 8, 4);  // overlap 16
     REQUIRE(spans.size() >= 2);
     const auto& first = spans.front();
     CHECK(first.weights.front() == doctest::Approx(1.0));  // image border: full weight
-    CHECK(first.weights.back() < 0.1f);                     // interior edge: almost none
+    for (int p = 0; p < 8; ++p) CHECK(first.weights[first.weights.size() - 1 - p] == 0.0f);
     const auto& last = spans.back();
-    CHECK(last.weights.front() < 0.1f);
+    for (int p = 0; p < 8; ++p) CHECK(last.weights[p] == 0.0f);
     CHECK(last.weights.back() == doctest::Approx(1.0));
+    // Where two tiles overlap by more than twice the margin, the hand-over is a ramp.
+    int ramp = 0;
+    for (float w : first.weights) ramp += (w > 0.0f && w < 1.0f) ? 1 : 0;
+    CHECK(ramp > 0);
+    // With no margin the ramp spans the whole overlap, as a plain feather.
+    const auto feather = plan_axis(200, 96, 0, 4);
+    CHECK(feather.front().weights.back() > 0.0f);
+    CHECK(feather.front().weights.back() < 0.1f);
 }
 
 TEST_CASE("a tile no larger than its overlap is refused") {
-    CHECK_THROWS_AS(plan_axis(500, 64, 64, 4), limn::Failure);
-    CHECK_THROWS_AS(plan_axis(500, 66, 16, 4), limn::Failure);  // not a multiple of the alignment
+    CHECK_THROWS_AS(plan_axis(500, 64, 32, 4), limn::Failure);  // overlap 64
+    CHECK_THROWS_AS(plan_axis(500, 66, 8, 4), limn::Failure);   // not a multiple of the alignment
 }
 
 TEST_CASE("tile side for a memory budget") {

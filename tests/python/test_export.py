@@ -21,7 +21,7 @@ def test_dctnet_export_equals_eager(tmp_path):
     back = read_metadata(path)
     assert back == meta
     assert back.size_multiple == dctnet.SIZE_MULTIPLE and back.tile_margin == dctnet.TILE_MARGIN
-    assert loaded.limn_selftest_input.shape == (1, 3, 32, 36)
+    assert loaded.limn_selftest_input.shape == (1, 3, 40, 44)
 
 
 def test_gpen_tiny_export_equals_eager(tmp_path):

@@ -152,10 +152,12 @@ def test_key_layout_512():
     assert shapes["generator.to_rgbs.6.conv.weight"] == (1, 3, 128, 1, 1)
     assert shapes["generator.to_rgbs.6.upsample.kernel"] == (4, 4)
     assert shapes["generator.to_rgbs.6.conv.modulation.bias"] == (128,)
-    # persistent buffers: 7 upsampling-conv blurs, 7 ToRGB upsamplers, 7 encoder blurs
-    buffers = sorted(k for k, _ in net.named_buffers())
+    # persistent buffers: 7 upsampling-conv blurs, 7 ToRGB upsamplers, 7 encoder blurs; the
+    # demodulation epsilons are buffers too, but not saved (no official key)
+    buffers = sorted(k for k, _ in net.named_buffers() if k in sd)
     assert len(buffers) == 21
     assert all(k.endswith("kernel") for k in buffers)
+    assert all(k.endswith("demod_eps") for k, _ in net.named_buffers() if k not in sd)
     assert not any("noise" in k and "weight" not in k for k in sd)
     # parameter count
     assert sum(p.numel() for p in net.parameters()) == 71005223

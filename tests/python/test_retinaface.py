@@ -116,8 +116,8 @@ def test_export_equals_eager_and_metadata_round_trips(detector, exported):
         prior_min_sizes=[[10, 20], [32, 64], [128, 256]], prior_steps=[8, 16, 32],
         prior_variances=[0.1, 0.2], prior_clip=False, input_mean_bgr=[104.0, 117.0, 123.0])
     assert "Face-Detector-1MB-with-landmark" in meta.source
-    assert loaded.limn_selftest_input.shape == (1, 3, 32, 33)
-    assert loaded.limn_selftest_output.shape == (1, priors_count(32, 33), 15)
+    assert loaded.limn_selftest_input.shape == (1, 3, 40, 41)
+    assert loaded.limn_selftest_output.shape == (1, priors_count(40, 41), 15)
 
 
 def test_exported_file_runs_in_half_precision(exported):
