@@ -47,6 +47,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 template <typename F>
 limn_status guarded(F&& body) noexcept {
     try {
+        const limn::CpuTensorScope counted;  // CPU tensors of this call, for limn_memory_get_stats
         body();
         last_error.clear();
         return LIMN_OK;
@@ -470,6 +471,7 @@ limn_status limn_model_load_from_memory(const void* data, size_t size, const lim
 
 void limn_model_free(limn_model* model) {
     try {
+        const limn::CpuTensorScope counted;  // the weights leave limn's CPU tensor count
         delete model;
     } catch (...) {
     }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -23,6 +25,26 @@ namespace {
 
 std::mutex limits_mutex;
 std::map<std::string, uint64_t> limits;  // device id -> cap in bytes
+
+// Live and peak bytes of the CPU tensors counted by CpuTensorScope.
+std::atomic<int64_t> cpu_live{0};
+std::atomic<int64_t> cpu_peak{0};
+
+void count_cpu(int64_t delta) {
+    const int64_t now = cpu_live.fetch_add(delta) + delta;
+    int64_t peak = cpu_peak.load();
+    while (now > peak && !cpu_peak.compare_exchange_weak(peak, now)) {
+    }
+}
+
+// Receives LibTorch's per-allocation reports (the hook its memory profiler uses).
+class CpuTensorCounter final : public c10::MemoryReportingInfoBase {
+public:
+    void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device device) override {
+        if (device.is_cpu()) count_cpu(alloc_size);
+    }
+    bool memoryProfilingEnabled() const override { return true; }
+};
 
 // Resident set now and its peak (VmHWM), from /proc/self/status.
 void process_rss(uint64_t& current, uint64_t& peak) {
@@ -103,8 +125,10 @@ MemoryStats memory_stats(const Device& device) {
     if (!device.is_cuda()) {
         uint64_t current = 0, peak = 0;
         process_rss(current, peak);
-        s.allocated = s.reserved = current;
-        s.peak_allocated = s.peak_reserved = peak;
+        s.reserved = current;
+        s.peak_reserved = peak;
+        s.allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_live.load()));
+        s.peak_allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_peak.load()));
         return s;
     }
 #if LIMN_WITH_CUDA
@@ -123,6 +147,7 @@ MemoryStats memory_stats(const Device& device) {
 
 void reset_peak_memory(const Device& device) {
     if (!device.is_cuda()) {
+        cpu_peak.store(cpu_live.load());
         // Since Linux 4.0, writing 5 to clear_refs resets the peak resident set (VmHWM).
         std::ofstream out("/proc/self/clear_refs");
         out << "5";
@@ -142,9 +167,10 @@ namespace {
 // Receives LibTorch's per-allocation reports (the hook its memory profiler uses) on one thread.
 class PeakProbe final : public c10::MemoryReportingInfoBase {
 public:
-    void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device) override {
+    void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device device) override {
         current_ += alloc_size;
         if (current_ > peak_) peak_ = current_;
+        if (device.is_cpu()) count_cpu(alloc_size);
     }
     bool memoryProfilingEnabled() const override { return true; }
     uint64_t peak() const { return static_cast<uint64_t>(peak_); }
@@ -165,6 +191,13 @@ uint64_t mem_available_bytes() {
 }
 
 }  // namespace
+
+CpuTensorScope::CpuTensorScope() {
+    static const auto counter = std::make_shared<CpuTensorCounter>();
+    guard_ = std::make_unique<c10::DebugInfoGuard>(c10::DebugInfoKind::PROFILER_STATE, counter);
+}
+
+CpuTensorScope::~CpuTensorScope() = default;
 
 uint64_t peak_allocated_during(const std::function<void()>& body) {
     auto probe = std::make_shared<PeakProbe>();

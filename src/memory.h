@@ -4,15 +4,34 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "device.h"
+
+namespace c10 {
+class DebugInfoGuard;
+}
 
 namespace limn {
 
 struct MemoryStats {
     uint64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
     uint64_t limit = 0, device_total = 0, device_free = 0;
+};
+
+// While one is alive on a thread, the CPU tensors LibTorch allocates and frees there (and in the
+// intra-op threads it starts from there) are counted: memory_stats() of the CPU reports their
+// live and peak bytes. Every C API call holds one (c_api.cpp).
+class CpuTensorScope {
+public:
+    CpuTensorScope();
+    ~CpuTensorScope();
+    CpuTensorScope(const CpuTensorScope&) = delete;
+    CpuTensorScope& operator=(const CpuTensorScope&) = delete;
+
+private:
+    std::unique_ptr<c10::DebugInfoGuard> guard_;
 };
 
 // 0 removes the cap. On CUDA it becomes the caching allocator's memory fraction.
@@ -23,7 +42,7 @@ MemoryStats memory_stats(const Device& device);
 void reset_peak_memory(const Device& device);
 
 // Peak bytes of tensors LibTorch allocates on the calling thread while `body` runs, on any
-// device, counted from zero at the start. Measures what one network run costs, without being
+// device, counted from zero at the start (CPU tensors also count for memory_stats()). Measures what one network run costs, without being
 // confused by other threads' or other models' memory.
 uint64_t peak_allocated_during(const std::function<void()>& body);
 

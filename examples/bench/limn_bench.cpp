@@ -5,7 +5,9 @@
 //              [--memory-limit BYTES]
 //
 // For each size: warm-up runs, then timed runs; prints the median, 10th and 90th percentile time
-// per image, throughput, and peak memory on the model's device during the timed runs.
+// per image, throughput, and memory on the model's device during the timed runs: the peak bytes
+// of live tensors (on the CPU too), the working part of it per megapixel, and the allocator's or
+// (CPU) the process's peak.
 #include <limn/limn.hpp>
 
 #include <algorithm>
@@ -121,8 +123,11 @@ int main(int argc, char** argv) {
         std::printf("model %s (%s) on %s in %s, load+warm-up %.0f ms, batch %d, %d warm-up + %d timed runs\n",
                     info.name, args.model.c_str(), info.device, precision_name(info.precision), load_ms,
                     args.batch, args.warmup, args.iters);
-        std::printf("%-11s %12s %12s %12s %10s %14s %14s\n", "size", "median ms/img", "p10 ms/img",
-                    "p90 ms/img", "Mpx/s", "peak alloc MiB", "peak resv MiB");
+        // Memory: peak bytes of live tensors during the timed runs (weights included), the part
+        // above the weights per megapixel of the batch, and what the allocator (CUDA) or the
+        // process (CPU: resident set) held at its peak.
+        std::printf("%-11s %12s %12s %12s %10s %14s %12s %14s\n", "size", "median ms/img", "p10 ms/img",
+                    "p90 ms/img", "Mpx/s", "peak alloc MiB", "work MiB/Mpx", "peak resv MiB");
 
         for (const auto& [w, h] : sizes) {
             std::vector<std::vector<uint8_t>> in_bytes, out_bytes;
@@ -139,6 +144,7 @@ int main(int argc, char** argv) {
             }
             for (int i = 0; i < args.warmup; ++i) model.run_batch(ins, outs);
             limn::reset_peak_memory(dev);
+            const uint64_t resting = limn::memory_stats(dev).allocated;
             std::vector<double> per_image_ms;
             for (int i = 0; i < args.iters; ++i) {
                 const auto t0 = std::chrono::steady_clock::now();
@@ -150,10 +156,12 @@ int main(int argc, char** argv) {
             const double med = percentile(per_image_ms, 0.5);
             char size_text[32];
             std::snprintf(size_text, sizeof size_text, "%dx%d", w, h);
-            std::printf("%-11s %12.2f %12.2f %12.2f %10.2f %14.1f %14.1f\n", size_text, med,
+            const double mpx = static_cast<double>(w) * h * args.batch / 1e6;
+            const double work = mem.peak_allocated > resting ? double(mem.peak_allocated - resting) : 0.0;
+            std::printf("%-11s %12.2f %12.2f %12.2f %10.2f %14.1f %12.1f %14.1f\n", size_text, med,
                         percentile(per_image_ms, 0.1), percentile(per_image_ms, 0.9),
                         (static_cast<double>(w) * h / 1e6) / (med / 1e3), mem.peak_allocated / 1048576.0,
-                        mem.peak_reserved / 1048576.0);
+                        work / 1048576.0 / mpx, mem.peak_reserved / 1048576.0);
         }
     } catch (const limn::Error& e) {
         std::fprintf(stderr, "limn-bench: %s (%s)\n", e.what(), limn_status_string(e.status()));

@@ -359,7 +359,10 @@ int run_images(const Args& a, const char* argv0) {
         const limn_memory_stats m = limn::memory_stats(info.device);
         std::cerr << "limn: " << done << " of " << jobs.size() << " images done";
         if (done > 0) std::cerr << ", " << std::fixed << std::setprecision(2) << seconds / done << " s per image";
-        std::cerr << ", peak memory " << mib(m.peak_allocated) << " on " << info.device << "\n";
+        std::cerr << ", peak memory " << mib(m.peak_allocated) << " on " << info.device;
+        // On the CPU, tensors are part of the process's resident set, which holds LibTorch too.
+        if (info.device == std::string("cpu")) std::cerr << " (process peak " << mib(m.peak_reserved) << ")";
+        std::cerr << "\n";
     }
     return failed ? kFailed : kOk;
 }

@@ -137,11 +137,12 @@ LIMN_API limn_status limn_device_resolve(const char* device, char* out, size_t o
 /* ---- Memory -------------------------------------------------------------------------------- */
 /* On CUDA the caching allocator grows on demand; these calls cap, release and report it per
  * device. On the CPU the limit is a budget that limn's own work respects (e.g. tile sizes), not
- * an allocator cap, and statistics are the process's resident memory. */
+ * an allocator cap; `allocated` counts the CPU tensors limn's calls allocate (models' weights and
+ * the work in flight) and `reserved` is the process's resident memory. */
 
 typedef struct limn_memory_stats {
     size_t struct_size;        /* set by the caller: sizeof(limn_memory_stats) */
-    uint64_t allocated;        /* bytes in live tensors (CUDA) / resident set (CPU) */
+    uint64_t allocated;        /* bytes in live tensors (on the CPU: those of limn's calls) */
     uint64_t reserved;         /* bytes held by the caching allocator (CUDA) / resident set (CPU) */
     uint64_t peak_allocated;   /* since start or the last limn_memory_reset_peak */
     uint64_t peak_reserved;    /* since start or the last limn_memory_reset_peak */

@@ -121,7 +121,7 @@ static void test_memory(void) {
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
     CHECK(limn_memory_get_stats("cpu", &s) == LIMN_OK);
-    CHECK(s.allocated > 0 && s.peak_allocated >= s.allocated);
+    CHECK(s.reserved > 0 && s.peak_reserved >= s.reserved && s.peak_allocated >= s.allocated);
     CHECK(s.device_total > 0);
     CHECK(limn_memory_set_limit("cpu", 1u << 30) == LIMN_OK);
     CHECK(limn_memory_get_stats("cpu", &s) == LIMN_OK);

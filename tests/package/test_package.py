@@ -65,6 +65,38 @@ def test_model_info_and_loading_from_bytes(fixtures):
         assert m.info.kind == "face_restore"
 
 
+def test_compiled_packages(fixtures, astronaut, bin_dir, tmp_path):
+    """A .pt2 package: same results as the TorchScript file, from a path or bytes, its fixed
+    precision, the expected SHA-256, and the CLI."""
+    digests = dict(reversed(line.split()) for line in open(os.path.join(fixtures, "SHA256SUMS")))
+    path = os.path.join(fixtures, "tiny_unet.pt2")
+    photo = np.ascontiguousarray(astronaut[:200, :300])
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as ts, limn.Model(path, expected_sha256=digests["tiny_unet.pt2"]) as m:
+        assert m.info.file_format == "pt2" and ts.info.file_format == "torchscript"
+        assert (m.info.device, m.info.precision) == ("cpu", "fp32")  # "auto" takes the package's
+        a, b = ts.cartoonize(photo), m.cartoonize(photo)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    with open(path, "rb") as f:
+        data = f.read()
+    with limn.Model(data, name="asset:tiny") as m:
+        assert m.info.file_format == "pt2"
+    with pytest.raises(limn.UnsupportedError, match="compiled for fp32"):
+        limn.Model(path, precision="fp16")
+    with pytest.raises(limn.InvalidModelError, match="SHA-256"):
+        limn.Model(path, expected_sha256=digests["identity.pt"])
+    with pytest.raises(limn.InvalidArgumentError, match="expected_sha256"):
+        limn.Model(path, expected_sha256="abc")
+    run = subprocess.run([os.path.join(bin_dir, "limn"), "info", path], capture_output=True, text=True)
+    assert run.returncode == 0 and "compiled package (pt2) for cpu, fp32" in run.stdout
+    assert "smallest input: 4x4" in run.stdout
+    src = tmp_path / "in.png"
+    limn.save_image(str(src), photo)
+    run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(src), "-o", str(tmp_path / "out.png"),
+                          "-m", path], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert limn.load_image(str(tmp_path / "out.png")).shape == photo.shape
+
+
 # ---- Images ----------------------------------------------------------------------------------
 
 

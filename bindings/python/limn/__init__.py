@@ -183,8 +183,8 @@ class DeviceInfo:
 @dataclass(frozen=True)
 class MemoryStats:
     """Memory of a device as the library sees it (see ``limn_memory_stats``)."""
-    allocated: int
-    reserved: int
+    allocated: int     #: bytes in live tensors (on the CPU: those of limn's calls)
+    reserved: int      #: held by the CUDA caching allocator; the process's resident set on the CPU
     peak_allocated: int
     peak_reserved: int
     limit: int         #: cap set by :func:`set_memory_limit`; 0 = none

@@ -1,0 +1,303 @@
+"""limn against its peers on the same weights doing the same whole job, in one process.
+
+    pip install onnxruntime onnxscript     # benchmark-only: limn and its tests never need them
+    OMP_NUM_THREADS=2 PYTHONPATH=models python3 examples/bench/peers.py --threads 2 --rounds 3
+
+The job is what an application does with a photo: a uint8 H x W x 3 array in, a uint8 array out
+(for the detector: the faces, after the score threshold and non-maximum suppression). Runners:
+
+  limn .pt       the installed Python package with the TorchScript file
+  limn .pt2      the installed Python package with the compiled package (AOTInductor)
+  eager          PyTorch eager as a careful user writes it: channels-last, inference_mode
+  torch.compile  the same module through torch.compile (Inductor), compiled per size
+  onnxruntime    ONNX Runtime's CPU execution provider (CUDA on a GPU, when the wheel has it),
+                 on the module exported with torch.onnx.export(..., dynamo=True)
+
+Cases: DCT-Net at 512, 1024 and 2048 px (random weights, the real architecture), GPEN-BFR-512 on
+one 512 px face crop (random weights, the official configuration) and RetinaFace MobileNet-0.25
+on a 1024 px photo (the published weights from ../shared/data when present, else random ones of
+the same architecture). Random weights run exactly as fast as the real ones.
+
+All runners of a case run in alternating rounds (machines here are shared and noisy); each
+figure is the median over all rounds. Models are exported once into --cache (the .pt2 compiles
+take minutes). Prints a table of medians and ratios; --json writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from limn_models import dctnet, export, gpen, retinaface
+from limn_models.metadata import Metadata
+from limn_models.metadata import export as write
+
+Job = Callable[[np.ndarray], object]
+
+SCORE_THRESHOLD = 0.9
+NMS_IOU = 0.4
+
+
+# ---- The networks -------------------------------------------------------------------------------
+
+
+def dctnet_module() -> torch.nn.Module:
+    return dctnet.DCTNetRGB(dctnet.dctnet_random_init(0)).eval()
+
+
+def gpen_module() -> torch.nn.Module:
+    cfg = gpen.GPEN_CONFIGS["GPEN-BFR-512"]
+    net = gpen.gpen_random_init(size=512, seed=0, channel_multiplier=int(cfg["channel_multiplier"]),
+                                narrow=float(cfg["narrow"]))
+    return gpen.GPENRGB(net).eval()
+
+
+def retinaface_module() -> Tuple[torch.nn.Module, str]:
+    if os.path.isfile(retinaface.DEFAULT_WEIGHTS):
+        return retinaface.face_detector(retinaface.DEFAULT_WEIGHTS).eval(), "published weights"
+    torch.manual_seed(0)
+    net = retinaface.fold_batchnorm(retinaface.RetinaFace().eval())
+    return retinaface.FaceDetector(net).eval(), "random weights (../shared/data not found)"
+
+
+def write_limn_files(name: str, net: torch.nn.Module, cache: str) -> Tuple[str, str]:
+    """The network as a TorchScript file and a compiled CPU package, made once into `cache`."""
+    paths = (os.path.join(cache, name + ".pt"), os.path.join(cache, name + ".pt2"))
+    for path in paths:
+        if os.path.isfile(path):
+            continue
+        t0 = time.perf_counter()
+        if name == "dctnet":
+            export.export_dctnet_random(path, seed=0)
+        elif name == "gpen-bfr-512":
+            meta = export.gpen_metadata(512, name, "GPEN-BFR-512 architecture, random weights", "CC0-1.0")
+            write(net, meta, path)
+        else:
+            meta = Metadata(kind="face_detect", name=name, size_multiple=1, source="RetinaFace", license="MIT")
+            write(net, meta, path)
+        print(f"  wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return paths
+
+
+def write_onnx(name: str, net: torch.nn.Module, example: torch.Tensor, dynamic: Dict[int, object],
+               cache: str) -> str:
+    path = os.path.join(cache, name + ".onnx")
+    if not os.path.isfile(path):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            program = torch.onnx.export(net, (example,), dynamo=True, dynamic_shapes={"x": dynamic},
+                                        input_names=["x"])
+        program.save(path)
+        print(f"  wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return path
+
+
+# ---- The job around each runner -----------------------------------------------------------------
+
+
+def to_uint8(y: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+
+
+def nms(dets: np.ndarray) -> np.ndarray:
+    """[P, 15] detections -> the kept rows, best first (score threshold, greedy IoU suppression)."""
+    dets = dets[dets[:, 4] >= SCORE_THRESHOLD]
+    dets = dets[np.argsort(-dets[:, 4], kind="stable")]
+    keep: List[int] = []
+    area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
+    for i in range(len(dets)):
+        ok = True
+        for j in keep:
+            iw = min(dets[i, 2], dets[j, 2]) - max(dets[i, 0], dets[j, 0])
+            ih = min(dets[i, 3], dets[j, 3]) - max(dets[i, 1], dets[j, 1])
+            if iw > 0 and ih > 0 and iw * ih / (area[i] + area[j] - iw * ih) > NMS_IOU:
+                ok = False
+                break
+        if ok:
+            keep.append(i)
+    return dets[keep]
+
+
+def torch_job(module: Callable[[torch.Tensor], torch.Tensor], detector: bool) -> Job:
+    def run(img: np.ndarray) -> object:
+        with torch.inference_mode():
+            x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            y = module(x.contiguous(memory_format=torch.channels_last))
+            if detector:
+                return nms(y[0].float().numpy())
+            return y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    return run
+
+
+def onnx_job(path: str, threads: int, detector: bool) -> Tuple[Job, str]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    providers = ["CPUExecutionProvider"]
+    if torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(path, options, providers=providers)
+    name = session.get_inputs()[0].name
+
+    def run(img: np.ndarray) -> object:
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
+        y = session.run(None, {name: x})[0]
+        if detector:
+            return nms(y[0])
+        return to_uint8(y[0].transpose(1, 2, 0))
+    return run, session.get_providers()[0]
+
+
+def limn_job(model: object, detector: bool) -> Job:
+    if detector:
+        return lambda img: model.detect_faces(img, max_side=0)
+    return lambda img: model.run(img)
+
+
+# ---- Timing ------------------------------------------------------------------------------------
+
+
+def time_case(jobs: Dict[str, Job], img: np.ndarray, rounds: int, iters: int, warmup: int) -> Dict[str, List[float]]:
+    times: Dict[str, List[float]] = {name: [] for name in jobs}
+    for name, job in jobs.items():  # compile, plan and cache before anything is timed
+        for _ in range(warmup):
+            job(img)
+    order = list(jobs)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else reversed(order)):
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                jobs[name](img)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def photo(size: int) -> np.ndarray:
+    from skimage import data
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC))
+
+
+def machine() -> str:
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="peers.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every runner")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=2, help="timed runs per runner and round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cases", default="dctnet-512,dctnet-1024,dctnet-2048,gpen-bfr-512,retinaface-1024",
+                        help="comma-separated subset")
+    parser.add_argument("--runners", default="limn .pt,limn .pt2,eager,torch.compile,onnxruntime",
+                        help="comma-separated subset")
+    parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "limn-peers"),
+                        help="folder for the exported models (reused between runs)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.cache, exist_ok=True)
+    import limn
+
+    wanted = [r.strip() for r in args.runners.split(",")]
+    results = []
+    print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
+          f"{args.rounds} rounds x {args.iters} runs", file=sys.stderr)
+    modules: Dict[str, torch.nn.Module] = {}
+    for case in args.cases.split(","):
+        name, size_text = case.rsplit("-", 1)
+        size = int(size_text)
+        detector = name == "retinaface"
+        note = ""
+        if name not in modules:
+            if name == "dctnet":
+                modules[name] = dctnet_module()
+            elif name == "gpen-bfr":
+                modules[name] = gpen_module()
+            elif name == "retinaface":
+                modules[name], note = retinaface_module()
+            else:
+                raise SystemExit(f"unknown case {case}")
+        net = modules[name]
+        file_name = "gpen-bfr-512" if name == "gpen-bfr" else name
+        print(f"{case}: preparing", file=sys.stderr)
+        pt, pt2 = write_limn_files(file_name, net, args.cache)
+        jobs: Dict[str, Job] = {}
+        provider = ""
+        for runner in wanted:
+            if runner == "limn .pt":
+                jobs[runner] = limn_job(limn.Model(pt, device="cpu", precision="fp32"), detector)
+            elif runner == "limn .pt2":
+                jobs[runner] = limn_job(limn.Model(pt2, device="cpu"), detector)
+            elif runner == "eager":
+                jobs[runner] = torch_job(net.to(memory_format=torch.channels_last), detector)
+            elif runner == "torch.compile":
+                jobs[runner] = torch_job(torch.compile(net, dynamic=False), detector)
+            elif runner == "onnxruntime":
+                if name == "gpen-bfr":
+                    dyn: Dict[int, object] = {}
+                elif name == "dctnet":
+                    dyn = {2: 4 * torch.export.Dim("rows", min=1), 3: 4 * torch.export.Dim("cols", min=1)}
+                else:
+                    dyn = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+                example = torch.rand(1, 3, 96 if name != "gpen-bfr" else 512, 128 if name != "gpen-bfr" else 512)
+                path = write_onnx(file_name, net, example, dyn, args.cache)
+                jobs[runner], provider = onnx_job(path, args.threads, detector)
+        img = photo(size)
+        print(f"{case}: timing {', '.join(jobs)}", file=sys.stderr)
+        times = time_case(jobs, img, args.rounds, args.iters, args.warmup)
+        medians = {k: statistics.median(v) for k, v in times.items()}
+        results.append({"case": case, "size": size, "note": note, "provider": provider, "median_ms": medians})
+        ref = medians.get("onnxruntime")
+        line = f"{case:16s}" + "".join(f" {k}: {v:9.1f} ms" for k, v in medians.items())
+        if ref:
+            line += "  | / onnxruntime: " + ", ".join(f"{k} {v / ref:.2f}" for k, v in medians.items() if k != "onnxruntime")
+        print(line, flush=True)
+    print()
+    header = "| case | " + " | ".join(f"{r} ms" for r in wanted) + " | limn .pt2 / onnxruntime | limn .pt2 / torch.compile |"
+    print(header)
+    print("|" + " --- |" * 1 + " ---: |" * (len(wanted) + 2))
+    for r in results:
+        m = r["median_ms"]
+        cells = [f"{m[k]:.0f}" if k in m else "-" for k in wanted]
+        ratio = lambda a, b: f"{m[a] / m[b]:.2f}" if a in m and b in m else "-"
+        print(f"| {r['case']} | " + " | ".join(cells) + f" | {ratio('limn .pt2', 'onnxruntime')} | "
+              f"{ratio('limn .pt2', 'torch.compile')} |")
+    if "dctnet-512" in {r["case"] for r in results} and "dctnet-1024" in {r["case"] for r in results}:
+        by = {r["case"]: r["median_ms"] for r in results}
+        for k in wanted:
+            if k in by["dctnet-512"] and k in by["dctnet-1024"]:
+                print(f"DCT-Net 1024 / 512 time, {k}: {by['dctnet-1024'][k] / by['dctnet-512'][k]:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "torch": torch.__version__, "threads": args.threads,
+                       "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
