@@ -110,7 +110,8 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     }
     const Source source = [&](int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
         if (small.defined()) return small.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
-        return to_network_input(pixels.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0), input.format);
+        return to_network_input(pixels.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0), input.format,
+                                model.input_channels_last());
     };
     stats.width = static_cast<int32_t>(w);
     stats.height = static_cast<int32_t>(h);

@@ -1,6 +1,9 @@
 #include "image.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
 
 #include <cstring>
 #include <string>
@@ -28,13 +31,15 @@ at::Tensor images_to_device(const limn_image* images, size_t count, const c10::D
     return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
 }
 
-at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format) {
+at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format, bool channels_last) {
     at::Tensor rgb = pixels.narrow(3, 0, 3);
     if (is_bgr(format)) rgb = rgb.flip({3});
-    // NHWC permuted to NCHW is a channels-last tensor; the model picks the layout it runs in.
+    // NHWC permuted to NCHW is a channels-last view; the conversion writes the layout asked for.
     rgb = rgb.permute({0, 3, 1, 2});
-    if (is_float(format)) return rgb.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-    return rgb.to(at::kFloat).div_(255.0f);
+    at::Tensor out = at::empty(rgb.sizes(), rgb.options().dtype(at::kFloat),
+                               channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+    if (is_float(format)) return out.copy_(rgb);
+    return at::div_out(out, rgb, 255.0);
 }
 
 namespace {
@@ -56,8 +61,62 @@ at::Tensor alpha_for(const at::Tensor& input_pixels, limn_pixel_format input_for
 
 }  // namespace
 
+namespace {
+
+// The CPU path of write_images: clamp, scale, round, reorder and interleave alpha in one pass over
+// the network's output, writing the caller's rows directly (same values as the tensor path).
+void write_images_cpu(const at::Tensor& rgb, const at::Tensor& input_pixels, limn_pixel_format input_format,
+                      limn_image* outputs, size_t count) {
+    const at::Tensor y = rgb.to(at::kFloat);
+    const auto acc = y.accessor<float, 4>();  // any strides
+    const int64_t H = y.size(2), W = y.size(3);
+    const bool in_alpha = has_alpha(input_format) && input_pixels.defined();
+    const bool in_float = is_float(input_format);
+    const auto clamp01 = [](float f) { return f < 0.0f ? 0.0f : (f > 1.0f ? 1.0f : f); };  // NaN stays
+    for (size_t i = 0; i < count; ++i) {
+        limn_image& out = outputs[i];
+        const bool out_float = is_float(out.format);
+        const int c = channels_of(out.format);
+        const bool bgr = is_bgr(out.format);
+        const bool alpha = has_alpha(out.format);
+        const int64_t n = static_cast<int64_t>(i);
+        at::Tensor a;  // [H, W] alpha of input i, when both have it
+        if (alpha && in_alpha) a = input_pixels.select(0, n).select(2, 3);
+        const int64_t as0 = a.defined() ? a.stride(0) : 0, as1 = a.defined() ? a.stride(1) : 0;
+        const uint8_t* a8 = a.defined() && !in_float ? a.data_ptr<uint8_t>() : nullptr;
+        const float* af = a.defined() && in_float ? a.data_ptr<float>() : nullptr;
+        at::parallel_for(0, H, 16, [&](int64_t y0, int64_t y1) {
+            for (int64_t yy = y0; yy < y1; ++yy) {
+                uint8_t* row = out.data + static_cast<size_t>(yy) * out.stride;
+                for (int64_t x = 0; x < W; ++x) {
+                    const int64_t ai = yy * as0 + x * as1;
+                    if (out_float) {
+                        float* px = reinterpret_cast<float*>(row) + x * c;
+                        for (int k = 0; k < 3; ++k) px[k] = clamp01(acc[n][bgr ? 2 - k : k][yy][x]);
+                        if (alpha) px[3] = af ? af[ai] : a8 ? a8[ai] / 255.0f : 1.0f;
+                    } else {
+                        uint8_t* px = row + x * c;
+                        for (int k = 0; k < 3; ++k) {
+                            px[k] = static_cast<uint8_t>(std::nearbyint(clamp01(acc[n][bgr ? 2 - k : k][yy][x]) * 255.0f));
+                        }
+                        if (alpha) {
+                            px[3] = a8 ? a8[ai] : af ? static_cast<uint8_t>(std::nearbyint(clamp01(af[ai]) * 255.0f)) : 255;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+}  // namespace
+
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count) {
+    if (rgb.device().is_cpu()) {
+        write_images_cpu(rgb, input_pixels, input_format, outputs, count);
+        return;
+    }
     const at::Tensor clamped = rgb.clamp(0.0, 1.0).permute({0, 2, 3, 1});
     at::Tensor quantized;  // made on first use: only 8-bit outputs need it
     for (size_t i = 0; i < count; ++i) {

@@ -22,11 +22,13 @@ namespace limn {
 // the descriptions cover.
 at::Tensor images_to_device(const limn_image* images, size_t count, const c10::Device& device);
 
-// [N, H, W, C] (as from images_to_device) -> float [N, 3, H, W] RGB, 8-bit scaled to [0, 1].
-at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format);
+// [N, H, W, C] (as from images_to_device) -> float [N, 3, H, W] RGB, 8-bit scaled to [0, 1], in
+// one pass. `channels_last` picks the layout of the result (NHWC in memory, or NCHW).
+at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format, bool channels_last = true);
 
-// float [N, 3, H, W] RGB (any range; clamped to [0, 1]) plus the input pixels (for alpha) ->
-// outputs[i] in their own formats and strides; 8-bit outputs round to nearest.
+// float [N, 3, H, W] RGB (any range and layout; clamped to [0, 1]) plus the input pixels (for
+// alpha; may be undefined when the input format has none) -> outputs[i] in their own formats and
+// strides; 8-bit outputs round to nearest. On the CPU one pass straight into the caller's memory.
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count);
 

@@ -53,7 +53,7 @@ struct Model::Impl {
     Device device;
     limn_precision precision = LIMN_PRECISION_FP32;
     at::ScalarType dtype = at::kFloat;
-    bool channels_last = false;
+    bool channels_last = false;  // the layout the network takes its input in
     bool fp32_fallback = false;
     uint64_t max_pixels = 0;
     std::pair<int64_t, int64_t> min_size{1, 1};
@@ -211,8 +211,9 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
         }
         impl->fp32_fallback = false;
     }
-    // Channels-last measured faster on both the CPU (oneDNN) and CUDA (BENCHMARKS.md).
-    impl->channels_last = options.channels_last != 0;
+    // Channels-last measured faster on both the CPU (oneDNN) and CUDA (BENCHMARKS.md); a compiled
+    // package takes the layout it was exported for.
+    impl->channels_last = net->fixed_channels_last().value_or(options.channels_last != 0);
     impl->max_pixels = options.max_pixels;
     if (device.is_cuda() && !net->compiled_for()) {
         // cuDNN benchmark pays off when shapes repeat: fixed-size models (and fixed tiles).
@@ -325,6 +326,7 @@ const char* Model::format() const { return impl_->net->format(); }
 uint64_t Model::max_pixels() const { return impl_->max_pixels; }
 int64_t Model::min_height() const { return impl_->min_size.first; }
 int64_t Model::min_width() const { return impl_->min_size.second; }
+bool Model::input_channels_last() const { return impl_->channels_last; }
 
 at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }
 
@@ -385,7 +387,7 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
 
     c10::InferenceMode guard;
     const at::Tensor pixels = images_to_device(inputs, count, torch_device(impl_->device));
-    const at::Tensor y = impl_->forward(to_network_input(pixels, inputs[0].format));
+    const at::Tensor y = impl_->forward(to_network_input(pixels, inputs[0].format, impl_->channels_last));
     write_images(y, pixels, inputs[0].format, outputs, count);
 }
 

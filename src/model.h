@@ -58,6 +58,8 @@ public:
     // smaller pictures up to it, a raw run refuses them with LIMN_ERR_SIZE_RULE.
     int64_t min_height() const;
     int64_t min_width() const;
+    // The layout forward() takes its input in without a copy (true: channels-last).
+    bool input_channels_last() const;
 
     // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one
     // batch. Thread-safe.

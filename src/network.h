@@ -47,6 +47,9 @@ public:
     // The smallest input (height, width) the network takes: a compiled package's graph may hold
     // on to sizes above 1 (e.g. 33 for a detector with a stride-32 level). TorchScript: (1, 1).
     virtual std::pair<int64_t, int64_t> min_size() const { return {1, 1}; }
+    // The input layout a compiled package was exported for (true: channels-last); TorchScript
+    // takes either, so the model option decides.
+    virtual std::optional<bool> fixed_channels_last() const { return std::nullopt; }
     // Set for compiled packages (fixed device kind and precision); TorchScript runs anywhere.
     virtual std::optional<CompiledFor> compiled_for() const { return std::nullopt; }
 

@@ -131,6 +131,7 @@ public:
         return CompiledFor{info_.device, info_.precision};
     }
     std::pair<int64_t, int64_t> min_size() const override { return {info_.min_height, info_.min_width}; }
+    std::optional<bool> fixed_channels_last() const override { return info_.channels_last_input; }
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                      bool /*channels_last: the package's layout is fixed*/) const override {

@@ -218,6 +218,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "limn-peers"),
                         help="folder for the exported models (reused between runs)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="export the models into --cache and stop (the compiles take minutes)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.cache, exist_ok=True)
@@ -249,6 +251,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         jobs: Dict[str, Job] = {}
         provider = ""
         for runner in wanted:
+            if args.prepare_only and runner != "onnxruntime":
+                continue
             if runner == "limn .pt":
                 jobs[runner] = limn_job(limn.Model(pt, device="cpu", precision="fp32"), detector)
             elif runner == "limn .pt2":
@@ -266,7 +270,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                     dyn = {2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
                 example = torch.rand(1, 3, 96 if name != "gpen-bfr" else 512, 128 if name != "gpen-bfr" else 512)
                 path = write_onnx(file_name, net, example, dyn, args.cache)
-                jobs[runner], provider = onnx_job(path, args.threads, detector)
+                if not args.prepare_only:
+                    jobs[runner], provider = onnx_job(path, args.threads, detector)
+        if args.prepare_only:
+            continue
         img = photo(size)
         print(f"{case}: timing {', '.join(jobs)}", file=sys.stderr)
         times = time_case(jobs, img, args.rounds, args.iters, args.warmup)
