@@ -89,14 +89,40 @@ def write_limn_files(name: str, net: torch.nn.Module, cache: str) -> Tuple[str, 
     return paths
 
 
+class _Stride2Conv(torch.nn.Module):
+    """DCT-Net's stride-2 convolution on even sizes as the library runs it (a 4x4 kernel with a zero
+    first row and column, padding 1), with that kernel stored: torch.onnx's dynamo exporter in
+    torch 2.11 writes an invalid graph when the kernel is padded inside the graph."""
+
+    def __init__(self, conv: torch.nn.Module) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.nn.functional.pad(conv.weight.detach(), [1, 0, 1, 0]))
+        self.bias = torch.nn.Parameter(conv.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, 2, 1)
+
+
+def onnx_ready(net: torch.nn.Module) -> torch.nn.Module:
+    """The same network with DCT-Net's stride-2 kernels precomputed (the same arithmetic)."""
+    import copy
+
+    net = copy.deepcopy(net)
+    for name, mod in list(net.named_modules()):
+        if isinstance(mod, dctnet.TFConv2d) and mod.stride == 2 and mod.kernel == 3:
+            parent = net.get_submodule(name.rsplit(".", 1)[0]) if "." in name else net
+            setattr(parent, name.rsplit(".", 1)[-1], _Stride2Conv(mod))
+    return net
+
+
 def write_onnx(name: str, net: torch.nn.Module, example: torch.Tensor, dynamic: Dict[int, object],
                cache: str) -> str:
     path = os.path.join(cache, name + ".onnx")
     if not os.path.isfile(path):
         t0 = time.perf_counter()
         with torch.no_grad():
-            program = torch.onnx.export(net, (example,), dynamo=True, dynamic_shapes={"x": dynamic},
-                                        input_names=["x"])
+            program = torch.onnx.export(onnx_ready(net), (example,), dynamo=True,
+                                        dynamic_shapes={"x": dynamic}, input_names=["x"])
         program.save(path)
         print(f"  wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return path
@@ -126,6 +152,15 @@ def nms(dets: np.ndarray) -> np.ndarray:
         if ok:
             keep.append(i)
     return dets[keep]
+
+
+def channels_last(net: torch.nn.Module) -> torch.nn.Module:
+    """4-D weights in channels-last layout (GPEN's modulated weights are 5-D and stay as they are)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return net
 
 
 def torch_job(module: Callable[[torch.Tensor], torch.Tensor], detector: bool) -> Job:
@@ -258,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             elif runner == "limn .pt2":
                 jobs[runner] = limn_job(limn.Model(pt2, device="cpu"), detector)
             elif runner == "eager":
-                jobs[runner] = torch_job(net.to(memory_format=torch.channels_last), detector)
+                jobs[runner] = torch_job(channels_last(net), detector)
             elif runner == "torch.compile":
                 jobs[runner] = torch_job(torch.compile(net, dynamic=False), detector)
             elif runner == "onnxruntime":

@@ -24,6 +24,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+# Large CPU tensors on transparent huge pages (as liblimn.so asks when it is loaded; see
+# limn.h): LibTorch reads this at its first allocation, so it only takes effect when limn is
+# imported before torch. LIMN_CPU_HUGE_PAGES=0 leaves it alone.
+if os.environ.get("LIMN_CPU_HUGE_PAGES") != "0":
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
 # LibTorch (and the CUDA runtime of the torch wheel) must be loaded before liblimn.so, which links
 # against them; importing torch first finds them wherever pip put the torch wheel.
 import torch  # noqa: F401  (imported for its shared libraries)
