@@ -36,6 +36,11 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+
+# limn first: importing it turns on LibTorch's huge-page allocation for large CPU tensors (as
+# liblimn.so does when loaded), which LibTorch reads at its first allocation. It then applies to
+# every torch runner here alike; ONNX Runtime has its own arena.
+import limn  # noqa: F401
 import torch
 
 from limn_models import dctnet, export, gpen, retinaface
@@ -258,12 +263,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.cache, exist_ok=True)
-    import limn
 
     wanted = [r.strip() for r in args.runners.split(",")]
     results = []
     print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
-          f"{args.rounds} rounds x {args.iters} runs", file=sys.stderr)
+          f"{args.rounds} rounds x {args.iters} runs, THP_MEM_ALLOC_ENABLE="
+          f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", file=sys.stderr)
     modules: Dict[str, torch.nn.Module] = {}
     for case in args.cases.split(","):
         name, size_text = case.rsplit("-", 1)
