@@ -40,27 +40,35 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
     const auto rows = plan_axis(std::max(round_up(h, m), round_up(model.min_height(), m)), side, margin, m);
     const auto cols = plan_axis(std::max(round_up(w, m), round_up(model.min_width(), m)), side, margin, m);
     const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
+    stats.tiles = total;
+    stats.tile_size = static_cast<int32_t>(total == 1 ? std::max(rows[0].length, cols[0].length) : side);
+    const auto run_tile = [&](const TileSpan& r, const TileSpan& c, int64_t y1, int64_t x1) {
+        at::Tensor x = source(r.start, y1, c.start, x1);
+        if (y1 - r.start < r.length || x1 - c.start < c.length) {
+            x = at::pad(x, {0, c.length - (x1 - c.start), 0, r.length - (y1 - r.start)}, "replicate");
+        }
+        return model.forward(x).narrow(2, 0, y1 - r.start).narrow(3, 0, x1 - c.start);
+    };
+    progress.step(0, total, "cartoonize");
+    if (total == 1) {  // one pass: the network's output is the result, nothing to blend
+        at::Tensor y = run_tile(rows[0], cols[0], h, w);
+        progress.step(1, 1, "cartoonize");
+        return y;
+    }
     at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
     int32_t done = 0;
-    progress.step(0, total, "cartoonize");
     for (const TileSpan& r : rows) {
         const int64_t y1 = std::min(r.start + r.length, h);
         const at::Tensor wy = weights_tensor(r.weights, y1 - r.start, device).view({1, 1, -1, 1});
         for (const TileSpan& c : cols) {
             const int64_t x1 = std::min(c.start + c.length, w);
-            at::Tensor x = source(r.start, y1, c.start, x1);
-            if (y1 - r.start < r.length || x1 - c.start < c.length) {
-                x = at::pad(x, {0, c.length - (x1 - c.start), 0, r.length - (y1 - r.start)}, "replicate");
-            }
-            at::Tensor y = model.forward(x).narrow(2, 0, y1 - r.start).narrow(3, 0, x1 - c.start);
+            const at::Tensor y = run_tile(r, c, y1, x1);
             const at::Tensor wx = weights_tensor(c.weights, x1 - c.start, device).view({1, 1, 1, -1});
-            acc.narrow(2, r.start, y1 - r.start).narrow(3, c.start, x1 - c.start).add_(y.mul_(wy).mul_(wx));
+            // One pass over the tile: acc += y * (wy x wx), the weight map being one channel.
+            acc.narrow(2, r.start, y1 - r.start).narrow(3, c.start, x1 - c.start).addcmul_(y, wy * wx);
             progress.step(++done, total, "cartoonize");
         }
     }
-    stats.tiles = total;
-    stats.tile_size = static_cast<int32_t>(rows.size() * cols.size() == 1 ? std::max(rows[0].length, cols[0].length)
-                                                                          : side);
     return acc;
 }
 
