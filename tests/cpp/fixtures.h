@@ -1,6 +1,7 @@
 // Where the test fixtures (written by `python -m limn_models.fixtures`) are: $LIMN_TEST_FIXTURES.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -46,6 +47,13 @@ std::vector<uint8_t> run_rgb(const Model& m, int w, int h, unsigned seed) {
     limn_image b{out.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8};
     m.run(a, b);
     return out;
+}
+
+// Largest absolute difference of two float buffers of the same size.
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(double(a[i]) - double(b[i])));
+    return d;
 }
 
 // PSNR in dB of two 8-bit buffers of the same size (1e9 when identical).

@@ -16,6 +16,8 @@
 
 #include <limn/limn.hpp>
 
+#include "fixtures.h"
+
 namespace {
 
 struct Case {
@@ -68,12 +70,6 @@ std::vector<float> run_float(const limn::Model& model, const Case& c) {
     return out;
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    double m = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-    return m;
-}
-
 double psnr(const std::vector<float>& a, const std::vector<float>& b) {
     double se = 0.0;
     for (size_t i = 0; i < a.size(); ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
@@ -104,7 +100,7 @@ TEST_CASE("parity: the library in fp32 matches the eager module, in both file fo
             if (!m) m = std::make_unique<limn::Model>(dir() + "/" + c.model + ext, cpu(LIMN_PRECISION_FP32));
             const std::vector<float> expected =
                 read_f32(stem(c) + ".expected.f32", static_cast<size_t>(c.width) * c.height * 3);
-            const double err = max_abs_diff(run_float(*m, c), expected);
+            const double err = limn_test::max_abs_diff(run_float(*m, c), expected);
             MESSAGE(c.model << ext << " " << c.width << "x" << c.height << " fp32 max abs error " << err);
             CHECK(err <= allowed);
         }
@@ -117,7 +113,7 @@ TEST_CASE("parity: NCHW and channels-last layouts agree within 1e-5") {
         const limn::Model nchw(dir() + "/" + c.model + ".pt", cpu(LIMN_PRECISION_FP32).channels_last(false));
         const std::vector<float> expected =
             read_f32(stem(c) + ".expected.f32", static_cast<size_t>(c.width) * c.height * 3);
-        CHECK(max_abs_diff(run_float(nchw, c), expected) <= 1e-5);
+        CHECK(limn_test::max_abs_diff(run_float(nchw, c), expected) <= 1e-5);
         break;  // one case: the layout is a property of the runtime, not of the model
     }
 }

@@ -49,12 +49,6 @@ std::vector<float> run_float(const limn::Model& m, int w, int h, unsigned seed) 
     return out;
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-    double d = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(double(a[i]) - double(b[i])));
-    return d;
-}
-
 std::string digest_of(const std::string& name) {
     std::ifstream in(fixture("SHA256SUMS"));
     REQUIRE(in);
@@ -92,7 +86,7 @@ TEST_CASE("pt2: a compiled package runs like the TorchScript file of the same ne
     for (const auto& [w, h] : std::vector<std::pair<int, int>>{{96, 64}, {34, 22}, {4, 4}, {130, 6}}) {
         CAPTURE(w);
         CAPTURE(h);
-        CHECK(max_abs_diff(run_float(ts, w, h, 3), run_float(pt2, w, h, 3)) <= 1e-5);
+        CHECK(limn_test::max_abs_diff(run_float(ts, w, h, 3), run_float(pt2, w, h, 3)) <= 1e-5);
     }
     // A batch.
     std::vector<std::vector<uint8_t>> ins, outs;
