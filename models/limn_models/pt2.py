@@ -181,8 +181,10 @@ def compile_package(net: nn.Module, meta: Any, path: str, selftest: Optional[Tup
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".limn-", suffix=".pt2", dir=directory)
-    os.close(fd)
+    # A private folder beside the target: the archive is named after its file, so the temporary
+    # copy keeps the final name until it is renamed into place.
+    tmp_dir = tempfile.mkdtemp(prefix=".limn-", dir=directory)
+    tmp = os.path.join(tmp_dir, os.path.basename(path) if path.endswith(".pt2") else "model.pt2")
     try:
         package_pt2(tmp, aoti_files={"model": files},
                     extra_files={METADATA_FILE: json.dumps(record, ensure_ascii=False)})
@@ -191,10 +193,10 @@ def compile_package(net: nn.Module, meta: Any, path: str, selftest: Optional[Tup
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        os.rmdir(tmp_dir)
 
 
 def _check_package(path: str, net: nn.Module, example: torch.Tensor, dtype: torch.dtype) -> None:
