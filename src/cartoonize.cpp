@@ -29,16 +29,15 @@ at::Tensor weights_tensor(const std::vector<float>& w, int64_t n, const c10::Dev
 }
 
 // Runs the model over an h x w picture in tiles of `side` (one tile when it fits) and returns
-// float [1, 3, h, w]. Positions past the picture (padding to the size rule) repeat its edge.
-at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_t w, int64_t side,
-                     const Progress& progress, PipelineStats& stats) {
+// float [1, 3, h, w]. The tiles cover plan_h x plan_w: positions past the picture (to the size
+// rule and the model's smallest input) repeat its edge and are cropped away.
+at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_t w, int64_t plan_h,
+                     int64_t plan_w, int64_t side, const Progress& progress, PipelineStats& stats) {
     const int64_t m = model.metadata().size_multiple;
     const c10::Device device = model.tensor_device();
-    // Positions past the picture (to the size rule, and up to the model's smallest input) are
-    // padded and cropped away.
     const int64_t margin = model.metadata().tile_margin;
-    const auto rows = plan_axis(std::max(round_up(h, m), round_up(model.min_height(), m)), side, margin, m);
-    const auto cols = plan_axis(std::max(round_up(w, m), round_up(model.min_width(), m)), side, margin, m);
+    const auto rows = plan_axis(plan_h, side, margin, m);
+    const auto cols = plan_axis(plan_w, side, margin, m);
     const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
     stats.tiles = total;
     stats.tile_size = static_cast<int32_t>(total == 1 ? std::max(rows[0].length, cols[0].length) : side);
@@ -127,13 +126,16 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     // Tiles: as given, or the largest the memory budget allows after the whole-picture buffers
     // (input pixels, accumulated result, blend) are accounted for.
     const int64_t m = meta.size_multiple;
-    const int64_t overlap = round_up(2 * static_cast<int64_t>(meta.tile_margin), m);
-    const int64_t min_side = std::max(round_up(2 * overlap + m, m), round_up(32, m));
-    const int64_t whole = std::max({round_up(h, m), round_up(w, m), round_up(model.min_height(), m),
-                                    round_up(model.min_width(), m)});
+    const int64_t overlap = tile_overlap(meta.tile_margin, m);
+    // The area the tiles cover: the picture padded to the size rule and the smallest input.
+    const int64_t plan_h = std::max(round_up(h, m), round_up(model.min_height(), m));
+    const int64_t plan_w = std::max(round_up(w, m), round_up(model.min_width(), m));
+    const int64_t smallest = round_up(std::max(model.min_height(), model.min_width()), m);
+    const int64_t min_side = std::max({round_up(2 * overlap + m, m), round_up(32, m), smallest});
+    const int64_t whole = std::max(plan_h, plan_w);
     int64_t side;
     if (options.tile_size > 0) {
-        side = std::min(whole, std::max(m, options.tile_size / m * m));
+        side = std::min(whole, std::max(smallest, options.tile_size / m * m));
         if (side < whole && side <= overlap + m) {
             fail(LIMN_ERR_INVALID_ARGUMENT, "tile_size " + std::to_string(options.tile_size) +
                                                 " is too small for model '" + model.origin() +
@@ -147,18 +149,15 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
             static_cast<double>(H * W) * (bytes_per_pixel(input.format) + 2 * 12.0) + static_cast<double>(h * w) * 12.0;
         const MemoryProfile profile = model.memory_profile();
         const double tile_budget = budget - picture_bytes;
-        const double whole_cost = profile.fixed_bytes + profile.bytes_per_pixel * double(round_up(h, m) * round_up(w, m));
+        const double whole_cost = profile.fixed_bytes + profile.bytes_per_pixel * double(plan_h * plan_w);
         side = whole_cost <= tile_budget ? whole
                                          : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
     }
 
-    // Never below the model's smallest input (a compiled package's).
-    side = std::max(side, round_up(std::max(model.min_height(), model.min_width()), m));
-
     at::Tensor result;
     for (;;) {
         try {
-            result = run_tiles(model, source, h, w, side, progress, stats);
+            result = run_tiles(model, source, h, w, plan_h, plan_w, side, progress, stats);
             break;
         } catch (const std::exception& e) {
             if (!is_out_of_memory(e) || side <= min_side) throw;

@@ -1,5 +1,7 @@
 #include "device.h"
 
+#include "cpu_features.h"
+
 #include <ATen/Context.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -199,6 +201,8 @@ std::string build_info() {
             s << " (" << d.multiprocessors << " threads, " << d.total_memory / (1024 * 1024) << " MiB)";
         }
     }
+    // What compiled (.pt2) CPU packages are checked against when they load.
+    s << "\nCPU features: " << cpu_feature_list();
     return s.str();
 }
 

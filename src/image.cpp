@@ -59,10 +59,6 @@ at::Tensor alpha_for(const at::Tensor& input_pixels, limn_pixel_format input_for
     return a.clamp(0.0, 1.0).mul(255.0).round_().to(at::kByte);
 }
 
-}  // namespace
-
-namespace {
-
 // The CPU path of write_images: clamp, scale, round, reorder and interleave alpha in one pass over
 // the network's output, writing the caller's rows directly (same values as the tensor path).
 void write_images_cpu(const at::Tensor& rgb, const at::Tensor& input_pixels, limn_pixel_format input_format,

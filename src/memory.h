@@ -42,8 +42,8 @@ MemoryStats memory_stats(const Device& device);
 void reset_peak_memory(const Device& device);
 
 // Peak bytes of tensors LibTorch allocates on the calling thread while `body` runs, on any
-// device, counted from zero at the start (CPU tensors also count for memory_stats()). Measures what one network run costs, without being
-// confused by other threads' or other models' memory.
+// device, counted from zero at the start (CPU tensors also count for memory_stats()). Measures
+// what one network run costs, without being confused by other threads' or other models' memory.
 uint64_t peak_allocated_during(const std::function<void()>& body);
 
 // Bytes work on `device` may plan to use now: the limit set for it, if any (less what is already

@@ -21,14 +21,6 @@
 namespace limn {
 namespace {
 
-at::ScalarType dtype_of(limn_precision p) {
-    switch (p) {
-        case LIMN_PRECISION_FP16: return at::kHalf;
-        case LIMN_PRECISION_BF16: return at::kBFloat16;
-        default: return at::kFloat;
-    }
-}
-
 c10::Device torch_device(const Device& d) {
     return d.is_cuda() ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d.index))
                        : c10::Device(c10::kCPU);
@@ -66,10 +58,13 @@ struct Model::Impl {
 
     at::Tensor run_network(const Network& n, at::ScalarType type, const at::Tensor& rgb) const {
         if (rgb.dim() == 4 && (rgb.size(2) < min_size.first || rgb.size(3) < min_size.second)) {
-            // Compiled code does not check its input sizes: never hand it a smaller one.
-            fail(LIMN_ERR_SIZE_RULE, "model '" + origin + "' takes inputs of at least " +
+            // Compiled code does not check its input sizes: never hand it a smaller one. The
+            // pipelines pad up to this size; a raw run of a smaller image ends here.
+            fail(LIMN_ERR_SIZE_RULE, "image size " + std::to_string(rgb.size(3)) + "x" +
+                                         std::to_string(rgb.size(2)) + " is below the smallest input of model '" +
+                                         origin + "', a compiled package that takes at least " +
                                          std::to_string(min_size.second) + "x" + std::to_string(min_size.first) +
-                                         ", not " + shape_text(rgb));
+                                         " (the pipelines pad smaller pictures)");
         }
         at::Tensor x = rgb.to(type);
         x = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
@@ -254,7 +249,8 @@ Resolved resolve_options(const ModelOptions& options) {
     return r;
 }
 
-// A compiled package fixes the device kind and precision: "auto" and AUTO take its own.
+// A compiled package fixes the device kind and precision: "auto" and AUTO take its own, any other
+// is refused here, with a message, before the package is opened.
 void adapt_to_package(const Network& net, const ModelOptions& options, const std::string& origin,
                       Resolved& r) {
     const std::optional<CompiledFor> c = net.compiled_for();
@@ -270,8 +266,21 @@ void adapt_to_package(const Network& net, const ModelOptions& options, const std
             }
         }
     }
+    const limn_device_type kind = r.device.type;
+    if (kind != c->device) {
+        const char* built = c->device == LIMN_DEVICE_CUDA ? "cuda" : "cpu";
+        fail(LIMN_ERR_UNSUPPORTED, "model '" + origin + "' is a package compiled for " + built +
+                                       "; it cannot run on " + r.device.id() + " (export one with --format pt2 "
+                                       "--device " + (kind == LIMN_DEVICE_CUDA ? "cuda" : "cpu") +
+                                       ", or use the TorchScript file, which runs anywhere)");
+    }
     if (options.precision == LIMN_PRECISION_AUTO) {
         r.precision = resolve_precision(c->precision, describe_device(r.device));
+    } else if (r.precision != c->precision) {
+        fail(LIMN_ERR_UNSUPPORTED, "model '" + origin + "' is a package compiled for " +
+                                       precision_name(c->precision) + "; it cannot run in " +
+                                       precision_name(r.precision) + " (ask for precision " +
+                                       precision_name(c->precision) + " or auto)");
     }
 }
 
@@ -377,13 +386,6 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
         }
     }
     check_size_rule(meta, inputs[0].width, inputs[0].height);
-    if (inputs[0].height < min_height() || inputs[0].width < min_width()) {
-        fail(LIMN_ERR_SIZE_RULE, "image size " + std::to_string(inputs[0].width) + "x" +
-                                     std::to_string(inputs[0].height) + " is below the smallest input of model '" +
-                                     impl_->origin + "', a compiled package that takes at least " +
-                                     std::to_string(min_width()) + "x" + std::to_string(min_height()) +
-                                     " (the pipelines pad smaller pictures)");
-    }
 
     c10::InferenceMode guard;
     const at::Tensor pixels = images_to_device(inputs, count, torch_device(impl_->device));

@@ -1,5 +1,6 @@
 // Opening a model file: checks that it can be read, then tells a compiled .pt2 package from a
 // TorchScript archive by its content (both are zip archives).
+#include <c10/core/ScalarType.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <sys/stat.h>
@@ -47,6 +48,14 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_archive(Source&& so
 }
 
 }  // namespace
+
+c10::ScalarType dtype_of(limn_precision precision) {
+    switch (precision) {
+        case LIMN_PRECISION_FP16: return c10::kHalf;
+        case LIMN_PRECISION_BF16: return c10::kBFloat16;
+        default: return c10::kFloat;
+    }
+}
 
 std::unique_ptr<Network> load_network_file(const std::string& path) {
     struct stat st {};

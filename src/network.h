@@ -27,6 +27,9 @@ class ReadAdapterInterface;
 
 namespace limn {
 
+// The tensor dtype a precision runs in (AUTO: float).
+c10::ScalarType dtype_of(limn_precision precision);
+
 // What a compiled package was built for: it runs on that device kind, in that precision only.
 struct CompiledFor {
     limn_device_type device = LIMN_DEVICE_CPU;
@@ -55,7 +58,7 @@ public:
 
     // A runnable copy on `device` in `dtype` with inference-only optimizations applied (frozen,
     // parameters in channels-last layout if asked). This network is left unchanged. A compiled
-    // package refuses another device kind or precision with Failure(LIMN_ERR_UNSUPPORTED).
+    // package runs only where and how compiled_for() says; Model checks that first.
     virtual std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                              bool channels_last) const = 0;
 

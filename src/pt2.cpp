@@ -82,28 +82,6 @@ struct PackageInfo {
     std::vector<std::string> cpu_features;
 };
 
-const char* device_kind_name(limn_device_type t) { return t == LIMN_DEVICE_CUDA ? "cuda" : "cpu"; }
-
-at::ScalarType dtype_of(limn_precision p) {
-    switch (p) {
-        case LIMN_PRECISION_FP16: return at::kHalf;
-        case LIMN_PRECISION_BF16: return at::kBFloat16;
-        default: return at::kFloat;
-    }
-}
-
-const char* dtype_text(c10::ScalarType t) {
-    return t == at::kHalf ? "fp16" : t == at::kBFloat16 ? "bf16" : t == at::kFloat ? "fp32" : "another dtype";
-}
-
-const char* precision_text(limn_precision p) {
-    switch (p) {
-        case LIMN_PRECISION_FP16: return "fp16";
-        case LIMN_PRECISION_BF16: return "bf16";
-        default: return "fp32";
-    }
-}
-
 class Pt2Network final : public Network {
 public:
     // An unprepared package: its metadata, and where its bytes are.
@@ -135,19 +113,12 @@ public:
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
                                      bool /*channels_last: the package's layout is fixed*/) const override {
-        const limn_device_type wanted = device.is_cuda() ? LIMN_DEVICE_CUDA : LIMN_DEVICE_CPU;
-        if (wanted != info_.device) {
-            fail(LIMN_ERR_UNSUPPORTED,
-                 "model '" + origin_ + "' is a package compiled for " + device_kind_name(info_.device) +
-                     "; it cannot run on " + (device.is_cuda() ? "cuda" : "the cpu") +
-                     " (export one with --format pt2 --device " + device_kind_name(wanted) +
-                     ", or use the TorchScript file, which runs anywhere)");
-        }
-        if (dtype != dtype_of(info_.precision)) {
-            fail(LIMN_ERR_UNSUPPORTED, "model '" + origin_ + "' is a package compiled for " +
-                                           precision_text(info_.precision) + "; it cannot run in " +
-                                           dtype_text(dtype) + " (ask for precision " +
-                                           precision_text(info_.precision) + " or auto)");
+        // The model refuses another device kind or precision with a message (compiled_for());
+        // reaching here with one is a bug, not a user error.
+        if ((device.is_cuda() ? LIMN_DEVICE_CUDA : LIMN_DEVICE_CPU) != info_.device ||
+            dtype != dtype_of(info_.precision)) {
+            fail(LIMN_ERR_INTERNAL, "model '" + origin_ + "': a package prepared for another device or "
+                                                        "precision than it was compiled for");
         }
         check_torch_version();
         if (info_.device == LIMN_DEVICE_CPU) check_cpu();

@@ -19,7 +19,7 @@ std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t margin, int6
         spans.push_back(TileSpan{0, size, std::vector<float>(static_cast<size_t>(size), 1.0f)});
         return spans;
     }
-    const int64_t overlap = (2 * margin + align - 1) / align * align;
+    const int64_t overlap = tile_overlap(margin, align);
     if (tile % align != 0 || tile <= overlap + align) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "tile side " + std::to_string(tile) +
                                             " must be a multiple of " + std::to_string(align) +

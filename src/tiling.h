@@ -19,8 +19,12 @@ struct TileSpan {
     std::vector<float> weights;
 };
 
+// How much neighbouring tiles overlap for a network that needs `margin` pixels of context on each
+// side: twice the margin, rounded up to `align`.
+inline int64_t tile_overlap(int64_t margin, int64_t align) { return (2 * margin + align - 1) / align * align; }
+
 // Spans of `tile` (a multiple of `align`) covering [0, size), neighbours overlapping by at least
-// twice `margin` (rounded up to `align`), starts on multiples of `align`. size <= tile gives one
+// tile_overlap(margin, align), starts on multiples of `align`. size <= tile gives one
 // span of length `size`. Throws Failure(LIMN_ERR_INVALID_ARGUMENT) if the tile is not larger than
 // that overlap plus `align`, or align < 1.
 std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t margin, int64_t align);

@@ -140,23 +140,11 @@ def to_uint8(y: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
 
 
-def nms(dets: np.ndarray) -> np.ndarray:
-    """[P, 15] detections -> the kept rows, best first (score threshold, greedy IoU suppression)."""
+def faces(dets: np.ndarray) -> np.ndarray:
+    """[P, 15] detections -> the kept rows, best first: the score threshold, then the reference
+    greedy NMS (what limn_detect_faces does)."""
     dets = dets[dets[:, 4] >= SCORE_THRESHOLD]
-    dets = dets[np.argsort(-dets[:, 4], kind="stable")]
-    keep: List[int] = []
-    area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
-    for i in range(len(dets)):
-        ok = True
-        for j in keep:
-            iw = min(dets[i, 2], dets[j, 2]) - max(dets[i, 0], dets[j, 0])
-            ih = min(dets[i, 3], dets[j, 3]) - max(dets[i, 1], dets[j, 1])
-            if iw > 0 and ih > 0 and iw * ih / (area[i] + area[j] - iw * ih) > NMS_IOU:
-                ok = False
-                break
-        if ok:
-            keep.append(i)
-    return dets[keep]
+    return dets[retinaface.nms(dets[:, :4], dets[:, 4], NMS_IOU)]
 
 
 def channels_last(net: torch.nn.Module) -> torch.nn.Module:
@@ -174,7 +162,7 @@ def torch_job(module: Callable[[torch.Tensor], torch.Tensor], detector: bool) ->
             x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
             y = module(x.contiguous(memory_format=torch.channels_last))
             if detector:
-                return nms(y[0].float().numpy())
+                return faces(y[0].float().numpy())
             return y[0].clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     return run
 
@@ -195,7 +183,7 @@ def onnx_job(path: str, threads: int, detector: bool) -> Tuple[Job, str]:
         x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
         y = session.run(None, {name: x})[0]
         if detector:
-            return nms(y[0])
+            return faces(y[0])
         return to_uint8(y[0].transpose(1, 2, 0))
     return run, session.get_providers()[0]
 

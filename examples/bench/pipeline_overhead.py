@@ -20,6 +20,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from peers import photo  # the same test photo as the peer benchmark (this folder)
+
 
 def median_ms(jobs: Dict[str, Callable[[], object]], rounds: int, iters: int) -> Dict[str, float]:
     times: Dict[str, List[float]] = {k: [] for k in jobs}
@@ -32,13 +34,6 @@ def median_ms(jobs: Dict[str, Callable[[], object]], rounds: int, iters: int) ->
                 jobs[name]()
                 times[name].append((time.perf_counter() - t0) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def photo(size: int) -> np.ndarray:
-    from PIL import Image
-    from skimage import data
-
-    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -5,10 +5,12 @@ reads it in ``src/torchscript.cpp`` and validates it in ``src/metadata.cpp``.
 
 
 
+import copy
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -210,14 +212,37 @@ def _selftest_input(meta: Metadata, seed: int) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=gen)
 
 
+def metadata_record(meta: Metadata) -> Dict[str, Any]:
+    """The ``limn_*`` fields of ``meta`` by name (ints, floats, strings and lists): what a compiled
+    package's ``limn.json`` holds beside its package fields."""
+    return {"limn_" + f.name: copy.deepcopy(getattr(meta, f.name)) for f in dataclasses.fields(meta)}
+
+
+def metadata_from(lookup: Callable[[str], Any]) -> Metadata:
+    """Metadata from ``lookup("limn_<field>")`` (a module's attribute or a record's entry); fields
+    added after the first files were written may be absent and take their defaults."""
+    values: Dict[str, Any] = {}
+    for f in dataclasses.fields(Metadata):
+        try:
+            value = lookup("limn_" + f.name)
+        except (AttributeError, KeyError):
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise
+            continue
+        if isinstance(value, (list, tuple)):
+            value = [list(v) if isinstance(v, (list, tuple)) else v for v in value]
+        values[f.name] = value
+    return Metadata(**values)
+
+
 def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optional[Metadata]:
-    """Reads the metadata of a limn file (None if it has none)."""
+    """Reads the metadata of a limn file, TorchScript or compiled package (None if it has none)."""
     if isinstance(path_or_module, str):
         from .pt2 import is_package, read_record
 
         if is_package(path_or_module):
             record = read_record(path_or_module)
-            return None if record is None else _metadata_from_record(record)
+            return None if record is None else metadata_from(record.__getitem__)
     module = (
         torch.jit.load(path_or_module, map_location="cpu")
         if isinstance(path_or_module, str)
@@ -225,51 +250,12 @@ def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optiona
     )
     if not hasattr(module, "limn_format_version"):
         return None
-    return Metadata(
-        kind=module.limn_kind,
-        name=module.limn_name,
-        size_multiple=module.limn_size_multiple,
-        fixed_height=module.limn_fixed_height,
-        fixed_width=module.limn_fixed_width,
-        tile_margin=module.limn_tile_margin,
-        face_template=list(module.limn_face_template),
-        source=module.limn_source,
-        license=module.limn_license,
-        format_version=module.limn_format_version,
-        # added after the first files were written: absent there
-        prior_min_sizes=[list(level) for level in getattr(module, "limn_prior_min_sizes", [])],
-        prior_steps=list(getattr(module, "limn_prior_steps", [])),
-        prior_variances=list(getattr(module, "limn_prior_variances", [])),
-        prior_clip=bool(getattr(module, "limn_prior_clip", False)),
-        input_mean_bgr=list(getattr(module, "limn_input_mean_bgr", [])),
-    )
-
-
-def _metadata_from_record(record: dict) -> Metadata:
-    """Metadata from a compiled package's ``limn.json``."""
-    return Metadata(
-        kind=record["limn_kind"],
-        name=record["limn_name"],
-        size_multiple=int(record["limn_size_multiple"]),
-        fixed_height=int(record.get("limn_fixed_height", 0)),
-        fixed_width=int(record.get("limn_fixed_width", 0)),
-        tile_margin=int(record.get("limn_tile_margin", 0)),
-        face_template=[float(v) for v in record.get("limn_face_template", [])],
-        source=record.get("limn_source", ""),
-        license=record.get("limn_license", ""),
-        format_version=int(record["limn_format_version"]),
-        prior_min_sizes=[list(level) for level in record.get("limn_prior_min_sizes", [])],
-        prior_steps=list(record.get("limn_prior_steps", [])),
-        prior_variances=list(record.get("limn_prior_variances", [])),
-        prior_clip=bool(record.get("limn_prior_clip", False)),
-        input_mean_bgr=list(record.get("limn_input_mean_bgr", [])),
-    )
+    return metadata_from(lambda name: getattr(module, name))
 
 
 def main(argv: "Optional[List[str]]" = None) -> int:
     """``python -m limn_models.metadata FILE...``: prints each file's limn metadata."""
     import argparse
-    import dataclasses
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m limn_models.metadata",

@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from .metadata import metadata_record
+
 METADATA_FILE = "limn.json"  # stored as extra/limn.json in the archive
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Largest side a compiled package accepts (the library's default limit is 64 Mpx).
@@ -152,21 +154,7 @@ def compile_package(net: nn.Module, meta: Any, path: str, selftest: Optional[Tup
                                             options={"aot_inductor.package": True, "freezing": True})
     min_height, min_width = min_input_size(program)
     record: Dict[str, Any] = {
-        "limn_format_version": meta.format_version,
-        "limn_kind": meta.kind,
-        "limn_name": meta.name,
-        "limn_size_multiple": meta.size_multiple,
-        "limn_fixed_height": meta.fixed_height,
-        "limn_fixed_width": meta.fixed_width,
-        "limn_tile_margin": meta.tile_margin,
-        "limn_face_template": [float(v) for v in meta.face_template],
-        "limn_source": meta.source,
-        "limn_license": meta.license,
-        "limn_prior_min_sizes": [[int(s) for s in level] for level in meta.prior_min_sizes],
-        "limn_prior_steps": [int(s) for s in meta.prior_steps],
-        "limn_prior_variances": [float(v) for v in meta.prior_variances],
-        "limn_prior_clip": bool(meta.prior_clip),
-        "limn_input_mean_bgr": [float(v) for v in meta.input_mean_bgr],
+        **metadata_record(meta),
         "limn_package_device": dev.type,
         "limn_package_precision": precision,
         "limn_package_input_layout": "contiguous",

@@ -73,4 +73,5 @@ TEST_CASE("device list starts with the CPU and describes it") {
     CHECK(devices[0].free_memory <= devices[0].total_memory);
     CHECK(devices.size() == static_cast<size_t>(1 + limn::cuda_device_count()));
     CHECK(limn::build_info().find("LibTorch 2.") != std::string::npos);
+    CHECK(limn::build_info().find("CPU features:") != std::string::npos);
 }
