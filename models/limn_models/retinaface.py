@@ -79,7 +79,22 @@ STATE_NUMEL = 433_343
 PARAMETERS = 426_608
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_WEIGHTS = os.path.join(ROOT, "..", "shared", "data", "retinaface-mobilenet0.25.pth")
+WEIGHTS_FILE = "retinaface-mobilenet0.25.pth"
+
+
+def _default_weights() -> str:
+    """Where the published weights are looked for: $LIMN_RETINAFACE_WEIGHTS, then ../shared/data
+    beside the checkout, then .deps/data in it (the copy tests/gpu/prepare_deps.sh makes for
+    machines that have no ../shared). The first that exists, else the ../shared/data path."""
+    env = os.environ.get("LIMN_RETINAFACE_WEIGHTS")
+    if env:
+        return env
+    places = [os.path.join(ROOT, "..", "shared", "data", WEIGHTS_FILE),
+              os.path.join(ROOT, ".deps", "data", WEIGHTS_FILE)]
+    return next((p for p in places if os.path.isfile(p)), places[0])
+
+
+DEFAULT_WEIGHTS = _default_weights()
 SOURCE = ("https://github.com/biubug6/Face-Detector-1MB-with-landmark "
           "(weights/mobilenet0.25_Final.pth)")
 LICENSE = "MIT"

@@ -21,7 +21,7 @@ from limn_models.metadata import LimnModule, Metadata, read_metadata
 skimage_data = pytest.importorskip("skimage.data")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WEIGHTS = os.path.join(ROOT, "..", "shared", "data", "retinaface-mobilenet0.25.pth")
+WEIGHTS = retinaface.DEFAULT_WEIGHTS
 
 # Faces located by eye on the sample photos (x1, y1, x2, y2), in pixels.
 ASTRONAUT_FACE = (179.0, 55.0, 270.0, 178.0)  # hairline to chin, ear to ear
