@@ -56,7 +56,8 @@ limn_status guarded(F&& body) noexcept {
     } catch (const std::exception& e) {
         std::string detail;
         if (limn::is_out_of_memory(e, &detail)) {
-            limn::recover_from_out_of_memory();
+            // The failed call's tensors are back in the allocator's cache, which the next call
+            // reuses; before raising, the allocator already returned the device's unused blocks.
             return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + detail);
         }
         if (const auto* c = dynamic_cast<const c10::Error*>(&e)) {
@@ -503,6 +504,7 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         copy_text(full.format, m.format());
         full.min_width = static_cast<int32_t>(m.min_width());
         full.min_height = static_cast<int32_t>(m.min_height());
+        copy_text(full.precision_note, m.precision_note());
         copy_out(full, out);
     });
 }

@@ -23,10 +23,32 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 // float [1, 3, y1 - y0, x1 - x0] RGB in [0, 1]: a region of the picture the network works on.
 using Source = std::function<at::Tensor(int64_t y0, int64_t y1, int64_t x0, int64_t x1)>;
 
-at::Tensor weights_tensor(const std::vector<float>& w, int64_t n, const c10::Device& device) {
-    return at::from_blob(const_cast<float*>(w.data()), {n}, at::TensorOptions().dtype(at::kFloat))
-        .to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
-}
+// The blend weights of every span of both axes, uploaded in one copy (from pinned memory on CUDA),
+// and each span's part of them: no host round trip between tiles.
+struct DeviceWeights {
+    at::Tensor all;
+    std::vector<int64_t> row_at, col_at;
+
+    DeviceWeights(const std::vector<TileSpan>& rows, const std::vector<TileSpan>& cols, const c10::Device& device) {
+        int64_t n = 0;
+        for (const auto& r : rows) n += r.length;
+        for (const auto& c : cols) n += c.length;
+        at::Tensor host = at::empty({n}, at::TensorOptions().dtype(at::kFloat).pinned_memory(device.is_cuda()));
+        float* p = host.data_ptr<float>();
+        int64_t at = 0;
+        for (const auto* axis : {&rows, &cols}) {
+            for (const TileSpan& s : *axis) {
+                (axis == &rows ? row_at : col_at).push_back(at);
+                std::copy(s.weights.begin(), s.weights.end(), p + at);
+                at += s.length;
+            }
+        }
+        all = device.is_cpu() ? host : host.to(device, /*non_blocking=*/true);
+    }
+    // The first `n` weights of row span i ([1, 1, n, 1]) or column span i ([1, 1, 1, n]).
+    at::Tensor row(size_t i, int64_t n) const { return all.narrow(0, row_at[i], n).view({1, 1, -1, 1}); }
+    at::Tensor col(size_t i, int64_t n) const { return all.narrow(0, col_at[i], n).view({1, 1, 1, -1}); }
+};
 
 // Runs the model over an h x w picture in tiles of `side` (one tile when it fits) and returns
 // float [1, 3, h, w]. The tiles cover plan_h x plan_w: positions past the picture (to the size
@@ -55,14 +77,17 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
         return y;
     }
     at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
+    const DeviceWeights weights(rows, cols, device);
     int32_t done = 0;
-    for (const TileSpan& r : rows) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const TileSpan& r = rows[i];
         const int64_t y1 = std::min(r.start + r.length, h);
-        const at::Tensor wy = weights_tensor(r.weights, y1 - r.start, device).view({1, 1, -1, 1});
-        for (const TileSpan& c : cols) {
+        const at::Tensor wy = weights.row(i, y1 - r.start);
+        for (size_t j = 0; j < cols.size(); ++j) {
+            const TileSpan& c = cols[j];
             const int64_t x1 = std::min(c.start + c.length, w);
             const at::Tensor y = run_tile(r, c, y1, x1);
-            const at::Tensor wx = weights_tensor(c.weights, x1 - c.start, device).view({1, 1, 1, -1});
+            const at::Tensor wx = weights.col(j, x1 - c.start);
             // One pass over the tile: acc += y * (wy x wx), the weight map being one channel.
             acc.narrow(2, r.start, y1 - r.start).narrow(3, c.start, x1 - c.start).addcmul_(y, wy * wx);
             progress.step(++done, total, "cartoonize");
@@ -95,6 +120,7 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     PipelineStats stats;
     const int64_t H = input.height, W = input.width;
     c10::InferenceMode guard;
+    const StreamScope stream(model.device());
     const c10::Device device = model.tensor_device();
     const at::Tensor pixels = images_to_device(&input, 1, device);  // [1, H, W, C]
     if (options.strength == 0.0f) {
@@ -144,7 +170,7 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
         }
     } else {
         const double budget = options.memory_budget > 0 ? static_cast<double>(options.memory_budget)
-                                                        : 0.9 * static_cast<double>(available_memory(model.device()));
+                                                        : static_cast<double>(available_memory(model.device()));
         const double picture_bytes =
             static_cast<double>(H * W) * (bytes_per_pixel(input.format) + 2 * 12.0) + static_cast<double>(h * w) * 12.0;
         const MemoryProfile profile = model.memory_profile();
@@ -154,25 +180,25 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                                          : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
     }
 
-    at::Tensor result;
-    for (;;) {
-        try {
-            result = run_tiles(model, source, h, w, plan_h, plan_w, side, progress, stats);
-            break;
-        } catch (const std::exception& e) {
-            if (!is_out_of_memory(e) || side <= min_side) throw;
-            recover_from_out_of_memory();
-            side = std::max(min_side, side / 2 / m * m);
-            ++stats.oom_retries;
+    const at::Tensor result = model.checked([&] {
+        at::Tensor r;
+        for (;;) {
+            try {
+                r = run_tiles(model, source, h, w, plan_h, plan_w, side, progress, stats);
+                break;
+            } catch (const std::exception& e) {
+                // The failed pass's tensors are back in the allocator's cache for the next one.
+                if (!is_out_of_memory(e) || side <= min_side) throw;
+                side = std::max(min_side, side / 2 / m * m);
+                ++stats.oom_retries;
+            }
         }
-    }
-    if (small.defined()) {
-        small = at::Tensor();
-        result = at::upsample_bilinear2d(result, {H, W}, /*align_corners=*/false);
-    }
-    if (options.strength < 1.0f) {
-        result.mul_(options.strength).add_(to_network_input(pixels, input.format), 1.0f - options.strength);
-    }
+        if (small.defined()) r = at::upsample_bilinear2d(r, {H, W}, /*align_corners=*/false);
+        if (options.strength < 1.0f) {
+            r.mul_(options.strength).add_(to_network_input(pixels, input.format), 1.0f - options.strength);
+        }
+        return r;
+    });
     write_images(result, pixels, input.format, &output, 1);
     stats.seconds = progress.elapsed_seconds();
     if (stats_out) *stats_out = stats;

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "memory.h"
 #include "model.h"
 
 namespace limn {
@@ -58,6 +59,7 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
     check_image(&input, "input", detector.max_pixels());
 
     c10::InferenceMode guard;
+    const StreamScope stream(detector.device());
     const int64_t H = input.height, W = input.width;
     const at::Tensor pixels = images_to_device(&input, 1, detector.tensor_device());
     at::Tensor x = to_network_input(pixels, input.format);
@@ -76,7 +78,7 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
     const int64_t pw = (std::max(w, detector.min_width()) + m - 1) / m * m;
     if (ph != h || pw != w) x = at::constant_pad_nd(x, {0, pw - w, 0, ph - h}, 0.0);
 
-    const at::Tensor y = detector.forward(x)[0];  // [P, 15]
+    const at::Tensor y = detector.checked([&] { return detector.forward(x)[0]; });  // [P, 15]
     at::Tensor keep = at::nonzero(y.select(1, 4) >= options.score_threshold).squeeze(1);
     at::Tensor found = y.index_select(0, keep);
     found = found.index_select(0, at::argsort(found.select(1, 4), /*stable=*/true, 0, /*descending=*/true));

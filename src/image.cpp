@@ -25,8 +25,16 @@ at::Tensor images_to_device(const limn_image* images, size_t count, const c10::D
         const at::Tensor host = at::from_blob(img.data, {img.height, img.width, c},
                                               {static_cast<int64_t>(img.stride) / unit, c, 1},
                                               at::TensorOptions().dtype(type));
-        // copy=true: the result must not alias the caller's buffer (input and output may be one).
-        parts.push_back(host.to(device, type, /*non_blocking=*/false, /*copy=*/true).contiguous());
+        if (device.is_cpu()) {
+            // copy=true: the result must not alias the caller's buffer (input and output may be one).
+            parts.push_back(host.to(device, type, /*non_blocking=*/false, /*copy=*/true).contiguous());
+        } else {
+            // Through pinned memory: one CPU copy out of the caller's rows, then an asynchronous
+            // upload on the calling thread's stream (the pinned block is not reused before it ends).
+            at::Tensor staged = at::empty(host.sizes(), host.options().pinned_memory(true));
+            staged.copy_(host);
+            parts.push_back(staged.to(device, type, /*non_blocking=*/true));
+        }
     }
     return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
 }
@@ -128,7 +136,9 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
         if (has_alpha(out.format)) {
             px = at::cat({px, alpha_for(input_pixels, input_format, i, out.format, px.size(0), px.size(1))}, 2);
         }
-        const at::Tensor host = px.contiguous().to(at::kCPU);
+        // Downloaded into pinned memory (the copy waits for the stream), then into the caller's rows.
+        const at::Tensor dev = px.contiguous();
+        const at::Tensor host = at::empty(dev.sizes(), dev.options().device(at::kCPU).pinned_memory(true)).copy_(dev);
         const size_t row = static_cast<size_t>(out.width) * bytes_per_pixel(out.format);
         const auto* src = static_cast<const uint8_t*>(host.data_ptr());
         if (out.stride == row) {

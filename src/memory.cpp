@@ -19,6 +19,8 @@
 #if LIMN_WITH_CUDA
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace limn {
@@ -87,6 +89,44 @@ __attribute__((constructor)) void prefer_huge_pages() {
 
 }  // namespace
 
+StreamScope::StreamScope(const Device& device) {
+#if LIMN_WITH_CUDA
+    if (!device.is_cuda()) return;
+    // One stream per thread and device, taken from the pool on the thread's first call: a new one
+    // every call would scatter the caching allocator's blocks (cached per stream) over many.
+    thread_local std::map<int, c10::cuda::CUDAStream> streams;
+    auto it = streams.find(device.index);
+    if (it == streams.end()) {
+        it = streams.emplace(device.index, c10::cuda::getStreamFromPool(
+                                               false, static_cast<c10::DeviceIndex>(device.index))).first;
+    }
+    guard_ = std::make_shared<c10::cuda::CUDAStreamGuard>(it->second);
+#else
+    (void)device;
+#endif
+}
+
+StreamScope::~StreamScope() = default;
+
+void synchronize(const Device& device) {
+#if LIMN_WITH_CUDA
+    if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device.index)).synchronize();
+#else
+    (void)device;
+#endif
+}
+
+uint64_t plannable_bytes(uint64_t cap, uint64_t device_free, uint64_t reserved, uint64_t allocated) {
+    // The allocator's unused cached blocks can be reused, but only as far as their sizes fit:
+    // count half of them. A cap bounds what the allocator may reserve, not what is allocated.
+    const uint64_t cached = reserved > allocated ? reserved - allocated : 0;
+    uint64_t room = device_free + cached / 2;
+    if (cap > 0) room = std::min(room, (cap > reserved ? cap - reserved : 0) + cached / 2);
+    // A fifth of headroom for the allocator's rounding (blocks of 512 B to 2 MiB steps) and
+    // fragmentation, so that running out of memory stays the exception.
+    return room / 5 * 4;
+}
+
 void set_memory_limit(const Device& device, uint64_t bytes) {
     const DeviceDescription desc = describe_device(device);
     if (bytes > desc.total_memory && desc.total_memory > 0) {
@@ -121,6 +161,8 @@ void release_cached_memory(const Device& device) {
 #if LIMN_WITH_CUDA
     if (device.is_cuda()) {
         init_cuda_allocator();
+        // LibTorch (2.11) releases the unused cached blocks of every device at once; it has no
+        // call for one device. Only this explicit request does it, never limn on its own.
         c10::cuda::CUDACachingAllocator::emptyCache();
     }
 #else
@@ -222,10 +264,9 @@ uint64_t peak_allocated_during(const std::function<void()>& body) {
 
 uint64_t available_memory(const Device& device) {
     const uint64_t cap = memory_limit(device);
-    if (!device.is_cuda()) return cap > 0 ? cap : mem_available_bytes();
+    if (!device.is_cuda()) return (cap > 0 ? cap : mem_available_bytes()) / 10 * 9;
     const MemoryStats s = memory_stats(device);
-    if (cap > 0) return cap > s.allocated ? cap - s.allocated : 0;
-    return s.device_free + (s.reserved > s.allocated ? s.reserved - s.allocated : 0);
+    return plannable_bytes(cap, s.device_free, s.reserved, s.allocated);
 }
 
 }  // namespace limn
@@ -265,12 +306,4 @@ bool is_out_of_memory(const std::exception& e, std::string* detail) noexcept {
     return false;
 }
 
-void recover_from_out_of_memory() noexcept {
-#if LIMN_WITH_CUDA
-    try {
-        if (cuda_device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
-    } catch (...) {
-    }
-#endif
-}
 }  // namespace limn

@@ -34,6 +34,24 @@ private:
     std::unique_ptr<c10::DebugInfoGuard> guard_;
 };
 
+// While alive, LibTorch work of the calling thread on a CUDA `device` goes to a stream of its own
+// (one per thread and device, from LibTorch's pool), so calls from several threads, on one model
+// too, overlap instead of queuing on one stream. Nothing on the CPU.
+class StreamScope {
+public:
+    explicit StreamScope(const Device& device);
+    ~StreamScope();
+    StreamScope(const StreamScope&) = delete;
+    StreamScope& operator=(const StreamScope&) = delete;
+
+private:
+    std::shared_ptr<void> guard_;
+};
+
+// Waits for the work queued on `device` by the calling thread's current stream (CUDA); nothing on
+// the CPU.
+void synchronize(const Device& device);
+
 // 0 removes the cap. On CUDA it becomes the caching allocator's memory fraction.
 void set_memory_limit(const Device& device, uint64_t bytes);
 uint64_t memory_limit(const Device& device);
@@ -46,10 +64,14 @@ void reset_peak_memory(const Device& device);
 // what one network run costs, without being confused by other threads' or other models' memory.
 uint64_t peak_allocated_during(const std::function<void()>& body);
 
-// Bytes work on `device` may plan to use now: the limit set for it, if any (less what is already
-// allocated on CUDA); otherwise free device memory plus unused cached blocks (CUDA) or the
-// available RAM (CPU).
+// Bytes work on `device` may plan to use now, headroom taken off: on the CPU nine tenths of the
+// limit set for it, else of the available RAM; on CUDA plannable_bytes() of its allocator.
 uint64_t available_memory(const Device& device);
+
+// What a CUDA plan may count on: free device memory (within `cap` bytes the allocator may reserve,
+// when nonzero) plus half the allocator's unused cached blocks, less a fifth of headroom. The cap
+// bounds reserved bytes, so it is planned against those, not against allocated ones.
+uint64_t plannable_bytes(uint64_t cap, uint64_t device_free, uint64_t reserved, uint64_t allocated);
 
 }  // namespace limn
 
@@ -59,7 +81,4 @@ namespace limn {
 // rethrown by the TorchScript interpreter). `detail` (may be NULL) receives the telling line.
 bool is_out_of_memory(const std::exception& e, std::string* detail = nullptr) noexcept;
 
-// Called after an out-of-memory error: returns every device's cached blocks to the driver so the
-// next, smaller call can succeed. Never throws.
-void recover_from_out_of_memory() noexcept;
 }  // namespace limn

@@ -1,11 +1,11 @@
 #include "model.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Context.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -37,6 +37,24 @@ bool mentions_dtype_support(const std::string& message) {
            message.find("Half") != std::string::npos || message.find("BFloat16") != std::string::npos;
 }
 
+// One checked() call on this thread: the network it runs in and whether every output so far was
+// finite, as a tensor on the device (no host synchronisation until the end). Calls nest (a
+// pipeline may run a detector inside); forward() finds the one of its model.
+struct Pass {
+    const Model::Impl* model = nullptr;
+    bool fp32 = false;    // rerunning with the fp32 network
+    at::Tensor finite;    // bool scalar on the device; undefined: nothing ran yet
+    Pass* outer = nullptr;
+};
+thread_local Pass* current_pass = nullptr;
+
+Pass* pass_of(const Model::Impl* model) {
+    for (Pass* p = current_pass; p; p = p->outer) {
+        if (p->model == model) return p;
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 struct Model::Impl {
@@ -47,6 +65,8 @@ struct Model::Impl {
     at::ScalarType dtype = at::kFloat;
     bool channels_last = false;  // the layout the network takes its input in
     bool fp32_fallback = false;
+    ConvSettings conv;
+    std::string precision_note;  // why AUTO did not give the device's usual precision
     uint64_t max_pixels = 0;
     std::pair<int64_t, int64_t> min_size{1, 1};
     std::unique_ptr<Network> net;     // prepared: on the device, in dtype
@@ -87,18 +107,14 @@ struct Model::Impl {
 
     const Network& fp32_network() const {
         std::call_once(fp32_once, [this] {
-            fp32_net = source->prepare(torch_device(device), at::kFloat, channels_last);
+            fp32_net = source->prepare(torch_device(device), at::kFloat, channels_last, conv);
+            synchronize(device);  // the weights are copied before another thread's stream uses them
         });
         return *fp32_net;
     }
 
-    at::Tensor forward(const at::Tensor& rgb) const {
-        c10::InferenceMode guard;
-        at::Tensor y = run_network(*net, dtype, rgb);
-        if (at::isfinite(y).all().item<bool>()) return y;
-        if (fp32_fallback && dtype != at::kFloat) {
-            y = run_network(fp32_network(), at::kFloat, rgb);
-            if (at::isfinite(y).all().item<bool>()) return y;
+    [[noreturn]] void fail_non_finite(bool after_fp32) const {
+        if (after_fp32) {
             fail(LIMN_ERR_NON_FINITE, "model '" + origin + "' produced non-finite values (NaN or Inf) in " +
                                           precision_name(precision) + " and again in fp32");
         }
@@ -106,6 +122,40 @@ struct Model::Impl {
              "model '" + origin + "' produced non-finite values (NaN or Inf) in " +
                  precision_name(precision) + " on " + device.id() +
                  (dtype != at::kFloat ? "; load it in fp32 or allow the fp32 fallback" : ""));
+    }
+
+    // Inside checked(): the finiteness of y joins the pass's flag on the device. Outside (the
+    // load-time self-test): checked at once.
+    at::Tensor forward(const at::Tensor& rgb) const {
+        c10::InferenceMode guard;
+        Pass* pass = pass_of(this);
+        if (pass) {
+            at::Tensor y = pass->fp32 ? run_network(fp32_network(), at::kFloat, rgb) : run_network(*net, dtype, rgb);
+            const at::Tensor ok = at::isfinite(y).all();
+            pass->finite = pass->finite.defined() ? pass->finite.logical_and(ok) : ok;
+            return y;
+        }
+        at::Tensor y = run_network(*net, dtype, rgb);
+        if (!at::isfinite(y).all().item<bool>()) fail_non_finite(false);
+        return y;
+    }
+
+    at::Tensor checked(const std::function<at::Tensor()>& body) const {
+        Pass pass{this, false, at::Tensor(), current_pass};
+        struct Restore {
+            Pass* outer;
+            ~Restore() { current_pass = outer; }
+        } restore{current_pass};
+        current_pass = &pass;
+        at::Tensor result = body();
+        // The one host synchronisation of the check; the results leave the device next anyway.
+        if (!pass.finite.defined() || pass.finite.item<bool>()) return result;
+        if (!(fp32_fallback && dtype != at::kFloat)) fail_non_finite(false);
+        pass.fp32 = true;
+        pass.finite = at::Tensor();
+        result = body();
+        if (pass.finite.defined() && !pass.finite.item<bool>()) fail_non_finite(true);
+        return result;
     }
 
     void selftest_or_warmup() {
@@ -134,8 +184,8 @@ struct Model::Impl {
         try {
             // Two runs: the first pays one-time costs (kernel selection, allocator growth, cuDNN
             // plans), the second proves the steady state.
-            y = forward(x);
-            y = forward(x);
+            y = checked([&] { return forward(x); });
+            y = checked([&] { return forward(x); });
         } catch (const Failure&) {
             throw;
         } catch (const std::exception& e) {
@@ -165,10 +215,10 @@ struct Model::Impl {
         }
         const double max_err = diff.max().item<double>();
         const double mean_err = diff.mean().item<double>();
-        // fp32 differs from the exporter's CPU run only by summation order (and TF32 on CUDA);
-        // reduced precisions by rounding. Either way a broken model or kernel is far outside.
+        // fp32 differs from the exporter's CPU run only by summation order; TF32 and the reduced
+        // precisions by rounding. Either way a broken model or kernel is far outside.
         const bool reduced = dtype != at::kFloat;
-        const double max_ok = reduced ? 0.25 : (device.is_cuda() ? 1e-2 : 1e-3);
+        const double max_ok = reduced ? 0.25 : (precision == LIMN_PRECISION_TF32 ? 1e-2 : 1e-3);
         const double mean_ok = reduced ? 0.02 : max_ok;
         if (max_err > max_ok || mean_err > mean_ok) {
             std::ostringstream s;
@@ -197,6 +247,9 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
                           impl->dtype != at::kFloat;
+    // AUTO chose a reduced precision: if it fails the load-time self-test, load in fp32 instead.
+    const bool auto_reduced = options.precision == LIMN_PRECISION_AUTO && impl->dtype != at::kFloat &&
+                              !net->compiled_for();
     if (impl->fp32_fallback && net->compiled_for()) {
         // A package holds code for one precision only.
         if (options.fp32_fallback == 1) {
@@ -210,16 +263,33 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     // package takes the layout it was exported for.
     impl->channels_last = net->fixed_channels_last().value_or(options.channels_last != 0);
     impl->max_pixels = options.max_pixels;
-    if (device.is_cuda() && !net->compiled_for()) {
-        // cuDNN benchmark pays off when shapes repeat: fixed-size models (and fixed tiles).
-        const bool bench = options.cudnn_benchmark < 0 ? impl->meta.fixed_width > 0
-                                                       : options.cudnn_benchmark != 0;
-        if (bench) at::globalContext().setBenchmarkCuDNN(true);
-    }
+    // cuDNN benchmark pays off where shapes repeat: by default, fixed-size models. It is this
+    // model's setting only (stated in its graph), never the process's.
+    impl->conv.cudnn_benchmark = options.cudnn_benchmark < 0 ? impl->meta.fixed_width > 0
+                                                             : options.cudnn_benchmark != 0;
+    // fp32 means IEEE fp32; TF32 convolutions only when asked for by name.
+    impl->conv.allow_tf32 = precision == LIMN_PRECISION_TF32;
     impl->min_size = net->min_size();
-    impl->net = net->prepare(torch_device(device), impl->dtype, impl->channels_last);
-    if (impl->fp32_fallback) impl->source = std::move(net);
-    if (options.warmup) impl->selftest_or_warmup();
+    impl->net = net->prepare(torch_device(device), impl->dtype, impl->channels_last, impl->conv);
+    if (impl->fp32_fallback || auto_reduced) impl->source = std::move(net);
+    if (options.warmup) {
+        try {
+            impl->selftest_or_warmup();
+        } catch (const Failure& f) {
+            if (!auto_reduced) throw;
+            // A wrong (or non-finite, or unsupported) result in fp16/bf16: the same network in
+            // fp32, said in limn_model_info.precision_note. A model broken in fp32 fails there.
+            impl->precision_note = std::string("precision auto chose fp32: ") + precision_name(precision) +
+                                   " failed at load (" + f.what() + ")";
+            impl->precision = LIMN_PRECISION_FP32;
+            impl->dtype = at::kFloat;
+            impl->fp32_fallback = false;
+            impl->net = impl->source->prepare(torch_device(device), at::kFloat, impl->channels_last, impl->conv);
+            impl->selftest_or_warmup();
+        }
+    }
+    if (!impl->fp32_fallback) impl->source.reset();
+    synchronize(device);  // weights in place before any thread's stream uses them
     return impl;
 }
 
@@ -338,6 +408,8 @@ int64_t Model::min_width() const { return impl_->min_size.second; }
 bool Model::input_channels_last() const { return impl_->channels_last; }
 
 at::Tensor Model::forward(const at::Tensor& rgb) const { return impl_->forward(rgb); }
+at::Tensor Model::checked(const std::function<at::Tensor()>& body) const { return impl_->checked(body); }
+const std::string& Model::precision_note() const { return impl_->precision_note; }
 
 MemoryProfile Model::memory_profile() const {
     std::call_once(impl_->profile_once, [this] {
@@ -388,8 +460,10 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
     check_size_rule(meta, inputs[0].width, inputs[0].height);
 
     c10::InferenceMode guard;
+    const StreamScope stream(impl_->device);
     const at::Tensor pixels = images_to_device(inputs, count, torch_device(impl_->device));
-    const at::Tensor y = impl_->forward(to_network_input(pixels, inputs[0].format, impl_->channels_last));
+    const at::Tensor x = to_network_input(pixels, inputs[0].format, impl_->channels_last);
+    const at::Tensor y = impl_->checked([&] { return impl_->forward(x); });
     write_images(y, pixels, inputs[0].format, outputs, count);
 }
 

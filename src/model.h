@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -67,9 +68,20 @@ public:
 
     // float [N, 3, H, W] RGB in [0, 1] on the model's device -> float [N, 3, H, W] in [0, 1]
     // (face_detect models: float [N, P, kDetectionColumns]).
-    // Runs in the model's precision, checks the shape and finiteness of the result (recomputing in
-    // fp32 when allowed). Thread-safe. For the pipelines built on top of the raw run.
+    // Runs in the model's precision and checks the shape of the result. Inside checked(), its
+    // finiteness is checked at the end of the call; outside, at once. Thread-safe. For the
+    // pipelines built on top of the raw run.
     at::Tensor forward(const at::Tensor& rgb) const;
+
+    // Runs `body`, the device part of one call, and checks once at its end (one host
+    // synchronisation) that every forward() inside it gave finite values. If one did not, and the
+    // fp32 fallback is allowed, `body` runs again with the network in fp32 (progress reports
+    // restart); otherwise Failure(LIMN_ERR_NON_FINITE). Returns what `body` returned.
+    at::Tensor checked(const std::function<at::Tensor()>& body) const;
+
+    // Why precision() is not what AUTO gives on this device ("" when it is): fp16/bf16 failed the
+    // load-time self-test, so the model runs in fp32.
+    const std::string& precision_note() const;
 
     // What one network run costs on the device (peak bytes ~= fixed + per pixel * H * W),
     // measured once on the first call with two probe sizes and remembered. Thread-safe.

@@ -20,6 +20,10 @@ struct Device;
 enum class ScalarType : int8_t;
 }  // namespace c10
 
+namespace torch::jit {
+struct Block;
+}
+
 namespace caffe2::serialize {
 class PyTorchStreamReader;
 class ReadAdapterInterface;
@@ -34,6 +38,12 @@ c10::ScalarType dtype_of(limn_precision precision);
 struct CompiledFor {
     limn_device_type device = LIMN_DEVICE_CPU;
     limn_precision precision = LIMN_PRECISION_FP32;
+};
+
+// How a model's convolutions run on CUDA, chosen per model (the CPU ignores both).
+struct ConvSettings {
+    bool cudnn_benchmark = false;  // cuDNN times its algorithms for each new input shape
+    bool allow_tf32 = false;       // fp32 convolutions in TF32 (10-bit mantissa): opt-in only
 };
 
 class Network {
@@ -57,15 +67,24 @@ public:
     virtual std::optional<CompiledFor> compiled_for() const { return std::nullopt; }
 
     // A runnable copy on `device` in `dtype` with inference-only optimizations applied (frozen,
-    // parameters in channels-last layout if asked). This network is left unchanged. A compiled
-    // package runs only where and how compiled_for() says; Model checks that first.
+    // parameters in channels-last layout if asked), its convolutions run as `conv` says. This
+    // network is left unchanged. A compiled package runs only where and how compiled_for() says;
+    // Model checks that first.
     virtual std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
-                                             bool channels_last) const = 0;
+                                             bool channels_last, const ConvSettings& conv) const = 0;
 
     // Runs forward(x) as it is; throws Failure(LIMN_ERR_INVALID_MODEL) if the result is not a
     // tensor. Thread-safe on prepared networks.
     virtual at::Tensor forward(const at::Tensor& x) const = 0;
 };
+
+// Rewrites every convolution in `block` and the blocks inside it (aten::conv1d/2d/3d,
+// conv_transpose1d/2d/3d, convolution, _convolution) as aten::_convolution with the cuDNN benchmark
+// and TF32 flags of `conv` stated in the node. Left alone, each convolution reads them from
+// LibTorch's process-wide context when it runs: TF32 on by default, and whatever the host set.
+// Convolutions with string padding ("same") cannot be stated so and keep reading the context;
+// returns how many of those there are. TorchScript networks are prepared with it.
+int state_conv_settings(torch::jit::Block& block, const ConvSettings& conv);
 
 // Reads a model file (from `path`) or bytes (`data`, `size`); `origin` names it in messages.
 // Throws Failure(LIMN_ERR_IO) when the file cannot be read and Failure(LIMN_ERR_INVALID_MODEL) when

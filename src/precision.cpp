@@ -12,6 +12,7 @@ const char* precision_name(limn_precision precision) {
         case LIMN_PRECISION_FP32: return "fp32";
         case LIMN_PRECISION_FP16: return "fp16";
         case LIMN_PRECISION_BF16: return "bf16";
+        case LIMN_PRECISION_TF32: return "tf32";
     }
     return "unknown";
 }
@@ -44,10 +45,17 @@ limn_precision resolve_precision(limn_precision requested, const DeviceDescripti
         case LIMN_PRECISION_BF16:
             require_compute(requested, device, 80);
             return requested;
+        case LIMN_PRECISION_TF32:
+            if (!device.device.is_cuda()) {
+                fail(LIMN_ERR_UNSUPPORTED, "precision tf32 is a mode of CUDA devices (compute capability 8.0 "
+                                           "or newer), not of the CPU: ask for fp32 there");
+            }
+            require_compute(requested, device, 80);
+            return requested;
     }
     fail(LIMN_ERR_INVALID_ARGUMENT,
          "invalid precision " + std::to_string(static_cast<int>(requested)) +
-             ": expected LIMN_PRECISION_AUTO, _FP32, _FP16 or _BF16");
+             ": expected LIMN_PRECISION_AUTO, _FP32, _FP16, _BF16 or _TF32");
 }
 
 bool resolve_fp32_fallback(int requested, limn_precision requested_precision) {

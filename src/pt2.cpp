@@ -8,10 +8,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+
+#if LIMN_WITH_CUDA
+#include <ATen/Context.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include "cpu_features.h"
 #include "error.h"
@@ -82,6 +89,45 @@ struct PackageInfo {
     std::vector<std::string> cpu_features;
 };
 
+#if LIMN_WITH_CUDA
+// Compiled CUDA code calls LibTorch's convolution, which reads the cuDNN benchmark and TF32 flags
+// from the process-wide context (a TorchScript graph states them per node instead). While a
+// package runs, the context holds its model's flags; the host's are restored when the last such
+// run ends. Runs that want other flags wait for those to end.
+class ConvContextScope {
+public:
+    explicit ConvContextScope(const ConvSettings& want) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return active_ == 0 || (current_.cudnn_benchmark == want.cudnn_benchmark &&
+                                                          current_.allow_tf32 == want.allow_tf32); });
+        if (active_++ == 0) {
+            auto& ctx = at::globalContext();
+            saved_ = ConvSettings{ctx.benchmarkCuDNN(), ctx.allowTF32CuDNN()};
+            ctx.setBenchmarkCuDNN(want.cudnn_benchmark);
+            ctx.setAllowTF32CuDNN(want.allow_tf32);
+            current_ = want;
+        }
+    }
+    ~ConvContextScope() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--active_ == 0) {
+            auto& ctx = at::globalContext();
+            ctx.setBenchmarkCuDNN(saved_.cudnn_benchmark);
+            ctx.setAllowTF32CuDNN(saved_.allow_tf32);
+            changed_.notify_all();
+        }
+    }
+    ConvContextScope(const ConvContextScope&) = delete;
+    ConvContextScope& operator=(const ConvContextScope&) = delete;
+
+private:
+    static inline std::mutex mutex_;
+    static inline std::condition_variable changed_;
+    static inline int active_ = 0;
+    static inline ConvSettings current_, saved_;
+};
+#endif
+
 class Pt2Network final : public Network {
 public:
     // An unprepared package: its metadata, and where its bytes are.
@@ -112,7 +158,8 @@ public:
     std::optional<bool> fixed_channels_last() const override { return info_.channels_last_input; }
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
-                                     bool /*channels_last: the package's layout is fixed*/) const override {
+                                     bool /*channels_last: the package's layout is fixed*/,
+                                     const ConvSettings& conv) const override {
         // The model refuses another device kind or precision with a message (compiled_for());
         // reaching here with one is a bug, not a user error.
         if ((device.is_cuda() ? LIMN_DEVICE_CUDA : LIMN_DEVICE_CPU) != info_.device ||
@@ -130,7 +177,7 @@ public:
         } catch (const std::exception& e) {
             bad("cannot load the compiled package: " + first_line(e));
         }
-        return std::unique_ptr<Network>(new Pt2Network(*this, std::move(loader)));
+        return std::unique_ptr<Network>(new Pt2Network(*this, std::move(loader), conv));
     }
 
     at::Tensor forward(const at::Tensor& x) const override {
@@ -138,7 +185,18 @@ public:
         // The compiled code reads the input in the layout it was exported with, unchecked.
         at::Tensor in = x.contiguous(info_.channels_last_input ? at::MemoryFormat::ChannelsLast
                                                                : at::MemoryFormat::Contiguous);
-        std::vector<at::Tensor> out = loader_->run({in});
+        std::vector<at::Tensor> out;
+#if LIMN_WITH_CUDA
+        if (in.is_cuda()) {
+            const ConvContextScope flags(conv_);
+            // The caller's current stream (limn gives each calling thread its own).
+            out = loader_->run({in}, c10::cuda::getCurrentCUDAStream(in.device().index()).stream());
+        } else {
+            out = loader_->run({in});
+        }
+#else
+        out = loader_->run({in});
+#endif
         if (out.size() != 1) {
             bad("the compiled model returned " + std::to_string(out.size()) + " tensors, expected 1");
         }
@@ -146,14 +204,16 @@ public:
     }
 
 private:
-    Pt2Network(const Pt2Network& from, std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader)
+    Pt2Network(const Pt2Network& from, std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader,
+               const ConvSettings& conv)
         : path_(from.path_),
           origin_(from.origin_),
           raw_(from.raw_),
           selftest_in_(from.selftest_in_),
           selftest_out_(from.selftest_out_),
           info_(from.info_),
-          loader_(std::move(loader)) {}
+          loader_(std::move(loader)),
+          conv_(conv) {}
 
     [[noreturn]] void bad(const std::string& what) const {
         fail(LIMN_ERR_INVALID_MODEL, "model '" + origin_ + "': " + what);
@@ -282,6 +342,7 @@ private:
     at::Tensor selftest_in_, selftest_out_;
     PackageInfo info_;
     std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;  // run() is thread-safe
+    ConvSettings conv_;
 };
 
 std::string read_metadata_record(caffe2::serialize::PyTorchStreamReader& reader, const std::string& origin) {

@@ -11,6 +11,7 @@
 #include "align.h"
 #include "error.h"
 #include "image.h"
+#include "memory.h"
 #include "model.h"
 #include "pipeline.h"
 
@@ -77,57 +78,62 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
     PipelineStats stats;
     const int64_t H = input.height, W = input.width, S = meta.fixed_width;
     c10::InferenceMode guard;
+    const StreamScope stream(model.device());
     const c10::Device device = model.tensor_device();
     const at::Tensor pixels = images_to_device(&input, 1, device);
-    at::Tensor result = to_network_input(pixels, input.format).contiguous();
     const double feather_px = options.feather * double(S);
     const int32_t total = static_cast<int32_t>(face_count);
-    progress.step(0, total, "restore faces");
-    for (size_t i = 0; i < face_count; ++i) {
-        const Similarity& to = to_crop[i];
-        const Similarity from = to.inverse();
-        // The photo region the crop covers, clamped to the photo.
-        double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
-        for (const auto& c : {std::pair<double, double>{0, 0}, {double(S - 1), 0}, {0, double(S - 1)},
-                              {double(S - 1), double(S - 1)}}) {
-            double x, y;
-            from.apply(c.first, c.second, x, y);
-            lo_x = std::min(lo_x, x);
-            lo_y = std::min(lo_y, y);
-            hi_x = std::max(hi_x, x);
-            hi_y = std::max(hi_y, y);
+    const at::Tensor result = model.checked([&] {
+        stats.faces = stats.faces_skipped = 0;  // a rerun in fp32 counts again
+        at::Tensor result = to_network_input(pixels, input.format).contiguous();
+        progress.step(0, total, "restore faces");
+        for (size_t i = 0; i < face_count; ++i) {
+            const Similarity& to = to_crop[i];
+            const Similarity from = to.inverse();
+            // The photo region the crop covers, clamped to the photo.
+            double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
+            for (const auto& c : {std::pair<double, double>{0, 0}, {double(S - 1), 0}, {0, double(S - 1)},
+                                  {double(S - 1), double(S - 1)}}) {
+                double x, y;
+                from.apply(c.first, c.second, x, y);
+                lo_x = std::min(lo_x, x);
+                lo_y = std::min(lo_y, y);
+                hi_x = std::max(hi_x, x);
+                hi_y = std::max(hi_y, y);
+            }
+            const bool big_enough = double(S) / to.scale() >= options.min_face_size;
+            const int64_t x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_x)) - 1);
+            const int64_t y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_y)) - 1);
+            const int64_t x1 = std::min<int64_t>(W - 1, static_cast<int64_t>(std::ceil(hi_x)) + 1);
+            const int64_t y1 = std::min<int64_t>(H - 1, static_cast<int64_t>(std::ceil(hi_y)) + 1);
+            if (big_enough && x0 <= x1 && y0 <= y1 && options.strength > 0.0f) {
+                const int64_t rw = x1 - x0 + 1, rh = y1 - y0 + 1;
+                // Warp the photo region (as it was, even where an earlier face was pasted) to the crop.
+                const at::Tensor region = to_network_input(pixels.narrow(1, y0, rh).narrow(2, x0, rw), input.format).contiguous();
+                Similarity crop_to_region = from;
+                crop_to_region.tx -= double(x0);
+                crop_to_region.ty -= double(y0);
+                const at::Tensor crop = at::grid_sampler(region, grid_for(crop_to_region, 0, 0, S, S, rw, rh, device),
+                                                         /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true);
+                const at::Tensor restored = model.forward(crop);
+                // Back into the photo: each region pixel samples the restored crop, weighted by a mask
+                // that fades out over `feather_px` towards the crop's edges.
+                const at::Tensor grid = grid_for(to, x0, y0, rw, rh, S, S, device);
+                const at::Tensor back = at::grid_sampler(restored, grid, 0, /*zeros*/ 0, true);
+                const at::Tensor q = grid.add(1.0).mul_(0.5 * double(S - 1));  // crop pixel coordinates
+                const at::Tensor edge = at::minimum(q, (double(S - 1) - q)).amin(-1);  // [1, rh, rw]
+                at::Tensor mask = feather_px > 0.0 ? edge.div(feather_px).clamp_(0.0, 1.0) : edge.ge(0.0).to(at::kFloat);
+                mask = mask.mul_(edge.ge(0.0)).mul_(options.strength).unsqueeze(1);  // [1, 1, rh, rw]
+                at::Tensor target = result.narrow(2, y0, rh).narrow(3, x0, rw);
+                target.add_(back.sub(target).mul_(mask));
+                ++stats.faces;
+            } else if (!big_enough || x0 > x1 || y0 > y1) {
+                ++stats.faces_skipped;
+            }
+            progress.step(static_cast<int32_t>(i + 1), total, "restore faces");
         }
-        const bool big_enough = double(S) / to.scale() >= options.min_face_size;
-        const int64_t x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_x)) - 1);
-        const int64_t y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_y)) - 1);
-        const int64_t x1 = std::min<int64_t>(W - 1, static_cast<int64_t>(std::ceil(hi_x)) + 1);
-        const int64_t y1 = std::min<int64_t>(H - 1, static_cast<int64_t>(std::ceil(hi_y)) + 1);
-        if (big_enough && x0 <= x1 && y0 <= y1 && options.strength > 0.0f) {
-            const int64_t rw = x1 - x0 + 1, rh = y1 - y0 + 1;
-            // Warp the photo region (as it was, even where an earlier face was pasted) to the crop.
-            const at::Tensor region = to_network_input(pixels.narrow(1, y0, rh).narrow(2, x0, rw), input.format).contiguous();
-            Similarity crop_to_region = from;
-            crop_to_region.tx -= double(x0);
-            crop_to_region.ty -= double(y0);
-            const at::Tensor crop = at::grid_sampler(region, grid_for(crop_to_region, 0, 0, S, S, rw, rh, device),
-                                                     /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true);
-            const at::Tensor restored = model.forward(crop);
-            // Back into the photo: each region pixel samples the restored crop, weighted by a mask
-            // that fades out over `feather_px` towards the crop's edges.
-            const at::Tensor grid = grid_for(to, x0, y0, rw, rh, S, S, device);
-            const at::Tensor back = at::grid_sampler(restored, grid, 0, /*zeros*/ 0, true);
-            const at::Tensor q = grid.add(1.0).mul_(0.5 * double(S - 1));  // crop pixel coordinates
-            const at::Tensor edge = at::minimum(q, (double(S - 1) - q)).amin(-1);  // [1, rh, rw]
-            at::Tensor mask = feather_px > 0.0 ? edge.div(feather_px).clamp_(0.0, 1.0) : edge.ge(0.0).to(at::kFloat);
-            mask = mask.mul_(edge.ge(0.0)).mul_(options.strength).unsqueeze(1);  // [1, 1, rh, rw]
-            at::Tensor target = result.narrow(2, y0, rh).narrow(3, x0, rw);
-            target.add_(back.sub(target).mul_(mask));
-            ++stats.faces;
-        } else if (!big_enough || x0 > x1 || y0 > y1) {
-            ++stats.faces_skipped;
-        }
-        progress.step(static_cast<int32_t>(i + 1), total, "restore faces");
-    }
+        return result;
+    });
     write_images(result, pixels, input.format, &output, 1);
     stats.faces_found = static_cast<int32_t>(face_count);
     stats.width = static_cast<int32_t>(W);

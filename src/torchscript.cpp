@@ -1,5 +1,7 @@
 // The TorchScript model format: a torch.jit archive whose top module carries limn_* attributes.
 #include <caffe2/serialize/read_adapter_interface.h>
+#include <ATen/Context.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
@@ -15,6 +17,25 @@ std::string first_line(const char* text) {
     if (nl != std::string::npos) s.resize(nl);
     if (s.size() > 300) s = s.substr(0, 300) + "...";
     return s;
+}
+
+// Module::to(device, dtype) would turn integer buffers (indices, counts) into floats and leave
+// tensors held as plain attributes on the CPU in fp32. Here every tensor the module holds moves to
+// `device`; floating-point ones (parameters, buffers and plain attributes alike) become `dtype`,
+// all others keep theirs. The limn_* metadata tensors stay where they are.
+void convert_tensors(torch::jit::Module& module, const c10::Device& device, c10::ScalarType dtype) {
+    for (torch::jit::Module sub : module.modules()) {
+        const c10::intrusive_ptr<c10::ivalue::Object> object = sub._ivalue();
+        const c10::ClassTypePtr& type = sub.type();
+        for (size_t i = 0; i < type->numAttributes(); ++i) {
+            if (type->getAttributeName(i).rfind("limn_", 0) == 0) continue;
+            const c10::IValue value = object->getSlot(i);
+            if (!value.isTensor()) continue;
+            const at::Tensor t = value.toTensor();
+            if (!t.defined()) continue;
+            object->setSlot(i, t.is_floating_point() ? t.to(device, dtype) : t.to(device));
+        }
+    }
 }
 
 class TorchScriptNetwork final : public Network {
@@ -40,11 +61,11 @@ public:
     const char* format() const override { return "torchscript"; }
 
     std::unique_ptr<Network> prepare(const c10::Device& device, c10::ScalarType dtype,
-                                     bool channels_last) const override {
+                                     bool channels_last, const ConvSettings& conv) const override {
         torch::NoGradGuard no_grad;
         torch::jit::Module m = module_.clone();
         m.eval();
-        m.to(device, dtype);
+        convert_tensors(m, device, dtype);
         if (channels_last) {
             for (at::Tensor p : m.parameters()) {
                 if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
@@ -56,6 +77,7 @@ public:
         } catch (const c10::Error&) {
             // Some modules cannot be frozen (e.g. they mutate attributes); they still run.
         }
+        state_conv_settings(*m.get_method("forward").graph()->block(), conv);
         return std::make_unique<TorchScriptNetwork>(std::move(m), *this);
     }
 
@@ -121,6 +143,52 @@ std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
 }
 
 }  // namespace
+
+int state_conv_settings(torch::jit::Block& block, const ConvSettings& conv) {
+    using torch::jit::Node;
+    using torch::jit::NamedValue;
+    const auto& ctx = at::globalContext();
+    const bool deterministic = ctx.deterministicCuDNN() || ctx.deterministicAlgorithms();
+    const bool cudnn = ctx.userEnabledCuDNN();
+    torch::jit::Graph& graph = *block.owningGraph();
+    int unstated = 0;
+    for (auto it = block.nodes().begin(); it != block.nodes().end();) {
+        Node* n = *it;
+        ++it;  // n may be replaced below
+        for (torch::jit::Block* inner : n->blocks()) unstated += state_conv_settings(*inner, conv);
+        const std::string kind = n->kind().toQualString();
+        const bool plain = kind == "aten::conv1d" || kind == "aten::conv2d" || kind == "aten::conv3d";
+        const bool transposed = kind == "aten::conv_transpose1d" || kind == "aten::conv_transpose2d" ||
+                                kind == "aten::conv_transpose3d";
+        if (!plain && !transposed && kind != "aten::convolution" && kind != "aten::_convolution") continue;
+        if (n->outputs().size() != 1) continue;
+        const auto in = n->inputs();
+        const auto is_list = [&](size_t i) { return i < in.size() && in[i]->type()->kind() == c10::TypeKind::ListType; };
+        std::vector<NamedValue> args;
+        if (plain && in.size() == 7 && is_list(3) && is_list(4)) {
+            // (input, weight, bias, stride, padding, dilation, groups)
+            const size_t dims = static_cast<size_t>(kind[kind.size() - 2] - '0');  // conv<N>d
+            args = {in[0], in[1], in[2], in[3], in[4], in[5], NamedValue(false),
+                    NamedValue(c10::IValue(std::vector<int64_t>(dims, 0))), in[6]};
+        } else if (transposed && in.size() == 8 && is_list(3)) {
+            // (input, weight, bias, stride, padding, output_padding, groups, dilation)
+            args = {in[0], in[1], in[2], in[3], in[4], in[7], NamedValue(true), in[5], in[6]};
+        } else if (!plain && !transposed && in.size() >= 9) {
+            args.assign(in.begin(), in.begin() + 9);
+        } else {
+            ++unstated;  // e.g. conv2d with padding="same"
+            continue;
+        }
+        args.insert(args.end(), {NamedValue(conv.cudnn_benchmark), NamedValue(deterministic), NamedValue(cudnn),
+                                 NamedValue(conv.allow_tf32)});
+        torch::jit::WithInsertPoint here(n);
+        torch::jit::Value* out = graph.insert(c10::Symbol::fromQualString("aten::_convolution"), args);
+        out->setType(n->output()->type());
+        n->output()->replaceAllUsesWith(out);
+        n->destroy();
+    }
+    return unstated;
+}
 
 std::unique_ptr<Network> load_torchscript(const std::string& path) { return load_from(path, path); }
 

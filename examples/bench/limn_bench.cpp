@@ -1,6 +1,6 @@
 // limn-bench: times the raw model run through the public API (what an application gets).
 //
-//   limn-bench --model M.pt [--device cpu|cuda|cuda:N|auto] [--precision auto|fp32|fp16|bf16]
+//   limn-bench --model M.pt [--device cpu|cuda|cuda:N|auto] [--precision auto|fp32|fp16|bf16|tf32]
 //              [--size 512x512 ...] [--batch N] [--warmup N] [--iters N] [--channels-last 0|1]
 //              [--memory-limit BYTES]
 //
@@ -40,6 +40,7 @@ limn_precision parse_precision(const std::string& p) {
     if (p == "fp32") return LIMN_PRECISION_FP32;
     if (p == "fp16") return LIMN_PRECISION_FP16;
     if (p == "bf16") return LIMN_PRECISION_BF16;
+    if (p == "tf32") return LIMN_PRECISION_TF32;
     usage(("unknown precision: " + p).c_str());
 }
 
@@ -48,6 +49,7 @@ const char* precision_name(limn_precision p) {
         case LIMN_PRECISION_FP32: return "fp32";
         case LIMN_PRECISION_FP16: return "fp16";
         case LIMN_PRECISION_BF16: return "bf16";
+        case LIMN_PRECISION_TF32: return "tf32";
         default: return "auto";
     }
 }

@@ -63,6 +63,7 @@ static limn_precision parse_precision(const char* s) {
     if (!strcmp(s, "fp32")) return LIMN_PRECISION_FP32;
     if (!strcmp(s, "fp16")) return LIMN_PRECISION_FP16;
     if (!strcmp(s, "bf16")) return LIMN_PRECISION_BF16;
+    if (!strcmp(s, "tf32")) return LIMN_PRECISION_TF32;
     return LIMN_PRECISION_AUTO;
 }
 
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     struct timespec t0, t1;
     int w = 0, h = 0, rc = 1;
     uint8_t* px;
-    static const char* names[] = {"auto", "fp32", "fp16", "bf16"};
+    static const char* names[] = {"auto", "fp32", "fp16", "bf16", "tf32"};
 
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL.pt IN.ppm OUT.ppm [DEVICE] [PRECISION]\n", argv[0]);

@@ -47,7 +47,7 @@ options:
   -m, --model FILE       model file (cartoonize default: $LIMN_CARTOON_MODEL, else
                          models/classical-cartoon.pt next to the tool's build folder)
   -d, --device DEV       cpu, cuda, cuda:N or auto (default auto)
-  -p, --precision P      fp32, fp16, bf16 or auto (default auto)
+  -p, --precision P      fp32, fp16, bf16, tf32 or auto (default auto)
       --memory-limit N   cap device memory, e.g. 2G, 512M (bytes without a suffix)
       --max-side N       cartoonize: work at most N pixels on the longer side, then scale back
       --strength S       0..1 blend over the input (default 1)
@@ -142,7 +142,8 @@ Args parse(int argc, char** argv) {
             else if (p == "fp32") a.precision = LIMN_PRECISION_FP32;
             else if (p == "fp16") a.precision = LIMN_PRECISION_FP16;
             else if (p == "bf16") a.precision = LIMN_PRECISION_BF16;
-            else throw UsageError("--precision expects fp32, fp16, bf16 or auto, not '" + p + "'");
+            else if (p == "tf32") a.precision = LIMN_PRECISION_TF32;
+            else throw UsageError("--precision expects fp32, fp16, bf16, tf32 or auto, not '" + p + "'");
         } else if (f == "--memory-limit") a.memory_limit = parse_bytes(value());
         else if (f == "--max-side") a.max_side = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
         else if (f == "--tile") a.tile = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
@@ -306,8 +307,14 @@ int run_images(const Args& a, const char* argv0) {
         return kNoModel;
     }
     const limn_model_info info = model->info();
-    const char* precision = info.precision == LIMN_PRECISION_FP16 ? "fp16" : info.precision == LIMN_PRECISION_BF16 ? "bf16" : "fp32";
-    if (!a.quiet) std::cerr << "limn: model '" << info.name << "' on " << info.device << " in " << precision << "\n";
+    const char* precision = info.precision == LIMN_PRECISION_FP16   ? "fp16"
+                            : info.precision == LIMN_PRECISION_BF16 ? "bf16"
+                            : info.precision == LIMN_PRECISION_TF32 ? "tf32"
+                                                                    : "fp32";
+    if (!a.quiet) {
+        std::cerr << "limn: model '" << info.name << "' on " << info.device << " in " << precision << "\n";
+        if (info.precision_note[0]) std::cerr << "limn: " << info.precision_note << "\n";
+    }
 
     limn::reset_peak_memory(info.device);
     ProgressBar bar(!a.quiet);

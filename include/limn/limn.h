@@ -277,10 +277,13 @@ typedef enum limn_model_kind {
 } limn_model_kind;
 
 typedef enum limn_precision {
-    LIMN_PRECISION_AUTO = 0,  /* fp16 on CUDA devices of compute capability >= 7.0, else fp32 */
-    LIMN_PRECISION_FP32 = 1,
+    LIMN_PRECISION_AUTO = 0,  /* fp16 on CUDA devices of compute capability >= 7.0, else fp32; in
+                                 fp32 if fp16 fails the model's self-test at load (precision_note) */
+    LIMN_PRECISION_FP32 = 1,  /* IEEE fp32, on CUDA too (no TF32) */
     LIMN_PRECISION_FP16 = 2,
-    LIMN_PRECISION_BF16 = 3
+    LIMN_PRECISION_BF16 = 3,
+    LIMN_PRECISION_TF32 = 4   /* fp32 tensors, convolutions in TF32 (10-bit mantissa) on CUDA
+                                 devices of compute capability >= 8.0; not on the CPU */
 } limn_precision;
 
 typedef struct limn_model_options {
@@ -294,7 +297,11 @@ typedef struct limn_model_options {
     int32_t warmup;               /* 1 (default): run the network once at load */
     int32_t channels_last;        /* 1 / 0 / -1 (default: on): NHWC layout for the network
                                      (TorchScript; a compiled package's layout is fixed) */
-    int32_t cudnn_benchmark;      /* 1 / 0 / -1 (default: on); process-wide cuDNN setting */
+    int32_t cudnn_benchmark;      /* 1 / 0 / -1 (default: on for fixed-size models, where shapes
+                                     repeat): cuDNN times its algorithms for each new input
+                                     shape. This model's setting only: the process's is never
+                                     changed by a TorchScript model; a compiled CUDA package
+                                     holds it in the process-wide context while it runs */
     uint64_t max_pixels;          /* images over width*height are refused; default 64 Mpx */
     const char* name;             /* how messages name a model loaded from memory; may be NULL */
     const char* expected_sha256;  /* NULL (default), or 64 hex digits: the file's (or the
@@ -345,6 +352,8 @@ typedef struct limn_model_info {
     char format[16];            /* "torchscript" or "pt2" (a compiled package) */
     int32_t min_width;          /* smallest input a raw run takes (1 but for some compiled */
     int32_t min_height;         /* packages); the pipelines pad smaller pictures */
+    char precision_note[512];   /* "" or why `precision` is not what AUTO gives on this device
+                                   (fp16 failed the load-time self-test, so fp32) */
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

@@ -67,6 +67,28 @@ class OverflowsInHalf(nn.Module):
         return (big + 60000.0) / 60000.0 - 2.0
 
 
+class ImpreciseInHalf(nn.Module):
+    """Returns x (to 1e-4) in fp32; in fp16 or bf16 rounds it to 0 or 1, a finite but wrong result
+    that fails the load-time self-test (the step of fp16 at 1024 is 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 1024.0) - 1024.0
+
+
+class MixedAttributes(nn.Module):
+    """Reverses the channel order through an int64 index buffer, then mixes the channels with a
+    1x1 kernel held as a plain tensor attribute (not a parameter or buffer). Loaded in fp16 or bf16,
+    the index must stay an integer and the kernel must follow the input's dtype and device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("order", torch.tensor([2, 1, 0], dtype=torch.int64))
+        self.mix = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]).view(3, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x.index_select(1, self.order), self.mix)
+
+
 class WrongShape(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, :1]
@@ -225,6 +247,8 @@ def write_all(out: str) -> Dict[str, str]:
     export(FixedDetections(), detect, path("tiny_detect.pt"))
     export(ProducesNaN(), _cartoon("nan"), path("nan.pt"), selftest=False)
     export(OverflowsInHalf(), _cartoon("overflows-in-half"), path("overflow_half.pt"))
+    export(ImpreciseInHalf(), _cartoon("imprecise-in-half"), path("imprecise_half.pt"))
+    export(MixedAttributes(), _cartoon("mixed-attributes"), path("mixed_attributes.pt"))
     export(WrongShape(), _cartoon("wrong-shape"), path("wrong_shape.pt"), selftest=False)
     export(OutOfMemoryAbove4096(), _cartoon("oom-above-4096px", tile_margin=4), path("oom_above_4096px.pt"))
 
@@ -275,7 +299,8 @@ def write_all(out: str) -> Dict[str, str]:
 
 FIXTURES = (
     "identity.pt fixed_cartoon.pt tiny_unet.pt tiny_face.pt identity_face.pt template_marks.pt "
-    "tiny_detect.pt nan.pt overflow_half.pt wrong_shape.pt oom_above_4096px.pt "
+    "tiny_detect.pt nan.pt overflow_half.pt imprecise_half.pt mixed_attributes.pt wrong_shape.pt "
+    "oom_above_4096px.pt "
     "future_version.pt bad_kind.pt bad_multiple.pt selftest_mismatch.pt no_metadata.pt "
     "truncated.pt garbage.pt empty.pt state_dict.pth plain.zip "
     "identity.pt2 tiny_unet.pt2 tiny_face.pt2 tiny_detect.pt2 tiny_unet_bf16.pt2 truncated.pt2 "

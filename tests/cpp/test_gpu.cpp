@@ -1,6 +1,7 @@
 // GPU tests: run where a CUDA device is usable; elsewhere the program exits 77 and CTest reports
 // the test as skipped (never as passed).
 #define DOCTEST_CONFIG_IMPLEMENT
+#include <ATen/Context.h>  // to check that limn leaves LibTorch's process-wide settings alone
 #include <doctest/doctest.h>
 #include <limn/limn.hpp>
 
@@ -23,6 +24,23 @@ limn::ModelOptions cuda() { return limn::ModelOptions().device("cuda"); }
 int max_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
     int d = 0;
     for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(int(a[i]) - int(b[i])));
+    return d;
+}
+
+// Runs `m` on a w x h float RGB picture in [0, 1] and returns the float result.
+std::vector<float> run_float(const limn::Model& m, int w, int h, unsigned seed) {
+    const std::vector<uint8_t> bytes = limn_test::pattern(static_cast<size_t>(w) * h * 3, seed);
+    std::vector<float> in(bytes.size()), out(bytes.size());
+    for (size_t i = 0; i < in.size(); ++i) in[i] = bytes[i] / 255.0f;
+    limn_image a{reinterpret_cast<uint8_t*>(in.data()), w, h, size_t(w) * 12, LIMN_PIXEL_RGB32F};
+    limn_image b{reinterpret_cast<uint8_t*>(out.data()), w, h, size_t(w) * 12, LIMN_PIXEL_RGB32F};
+    m.run(a, b);
+    return out;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
     return d;
 }
 
@@ -53,6 +71,63 @@ TEST_CASE("fp32 on CUDA: identity is exact, a UNet matches the CPU") {
     const limn::Model cpu(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu"));
     const limn::Model gpu(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
     CHECK(max_diff(run_rgb(cpu, 96, 64, 5), run_rgb(gpu, 96, 64, 5)) <= 1);
+}
+
+TEST_CASE("fp32 on CUDA is IEEE fp32 (no TF32); tf32 only when asked for") {
+    const char* dir = std::getenv("LIMN_PARITY_CASES");
+    REQUIRE(dir);
+    const std::string path = std::string(dir) + "/dctnet.pt";  // the real architecture, 20-odd convolutions
+    const auto ref = run_float(limn::Model(path, limn::ModelOptions().device("cpu")), 128, 96, 21);
+    const limn::Model fp32(path, cuda().precision(LIMN_PRECISION_FP32));
+    const double ieee = max_diff(ref, run_float(fp32, 128, 96, 21));
+    const limn::Model tf32(path, cuda().precision(LIMN_PRECISION_TF32));
+    CHECK(tf32.info().precision == LIMN_PRECISION_TF32);
+    const double reduced = max_diff(ref, run_float(tf32, 128, 96, 21));
+    MESSAGE("DCT-Net on CUDA against the CPU: fp32 max abs diff " << ieee << ", tf32 " << reduced);
+    CHECK(ieee <= 1e-4);
+    CHECK(reduced <= 5e-2);
+}
+
+TEST_CASE("cuDNN benchmark and TF32 are per model: LibTorch's process-wide settings stay as they were") {
+    auto& ctx = at::globalContext();
+    const bool bench = ctx.benchmarkCuDNN(), tf32 = ctx.allowTF32CuDNN();
+    {
+        // A fixed-size model: cuDNN benchmark on by default, for this model only.
+        const limn::Model face(limn_test::fixture("tiny_face.pt"), cuda().precision(LIMN_PRECISION_FP32));
+        const limn::Model tf(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_TF32));
+        std::vector<uint8_t> in = limn_test::pattern(200 * 150 * 3, 4), out(in.size());
+        limn_image a{in.data(), 200, 150, 600, LIMN_PIXEL_RGB8}, o{out.data(), 200, 150, 600, LIMN_PIXEL_RGB8};
+        limn_face f{};
+        for (int i = 0; i < 10; ++i) f.landmarks[i] = face.info().face_template[i] * 1.5f + 20.0f;
+        CHECK(face.restore_faces(a, o, {f}).faces == 1);
+        run_rgb(tf, 96, 64, 2);
+        CHECK(ctx.benchmarkCuDNN() == bench);
+        CHECK(ctx.allowTF32CuDNN() == tf32);
+    }
+    CHECK(ctx.benchmarkCuDNN() == bench);
+    CHECK(ctx.allowTF32CuDNN() == tf32);
+}
+
+TEST_CASE("auto precision loads in fp32, and says why, when fp16 fails the self-test") {
+    // imprecise_half.pt is exact in fp32 but rounds to 0 or 1 in fp16: finite and wrong.
+    const std::string path = limn_test::fixture("imprecise_half.pt");
+    try {
+        limn::Model m(path, cuda().precision(LIMN_PRECISION_FP16));
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_INVALID_MODEL);
+        CHECK(std::string(e.what()).find("self-test") != std::string::npos);
+    }
+    const limn::Model m(path, cuda());
+    const limn_model_info info = m.info();
+    CHECK(info.precision == LIMN_PRECISION_FP32);
+    CHECK(std::string(info.precision_note).find("fp16") != std::string::npos);
+    std::vector<uint8_t> in = limn_test::pattern(40 * 30 * 3, 6), out(in.size());
+    limn_image a{in.data(), 40, 30, 120, LIMN_PIXEL_RGB8}, b{out.data(), 40, 30, 120, LIMN_PIXEL_RGB8};
+    m.run(a, b);
+    CHECK(in == out);
+    // A model that passes in fp16 says nothing.
+    CHECK(std::string(limn::Model(limn_test::fixture("tiny_unet.pt"), cuda()).info().precision_note).empty());
 }
 
 TEST_CASE("fp16 and bf16 on CUDA stay close to fp32; auto picks fp16") {

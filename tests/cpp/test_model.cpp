@@ -111,6 +111,46 @@ TEST_CASE("non-finite results: reported, or recomputed in fp32 when allowed") {
     CHECK(in == out);
 }
 
+TEST_CASE("fp16/bf16 convert floating-point tensors only: integer buffers stay, plain attributes follow") {
+    // mixed_attributes.pt indexes channels with an int64 buffer and convolves with a kernel held as
+    // a plain tensor attribute: converting the index to a float, or leaving the kernel in fp32,
+    // makes the run fail.
+    const limn::Model fp32(limn_test::fixture("mixed_attributes.pt"), cpu());
+    const auto ref = run_rgb(fp32, 24, 16, 7);
+    for (auto p : {LIMN_PRECISION_FP16, LIMN_PRECISION_BF16}) {
+        CAPTURE(p);
+        // A CPU build without the precision at all is the test above's case.
+        if (load_status(limn_test::fixture("tiny_unet.pt"), cpu().precision(p)) == LIMN_ERR_UNSUPPORTED) continue;
+        std::string msg;
+        REQUIRE_MESSAGE(load_status(limn_test::fixture("mixed_attributes.pt"), cpu().precision(p), &msg) == LIMN_OK, msg);
+        const limn::Model m(limn_test::fixture("mixed_attributes.pt"), cpu().precision(p));
+        const auto out = run_rgb(m, 24, 16, 7);
+        CHECK(limn_test::psnr8(ref, out) >= 35.0);
+    }
+}
+
+TEST_CASE("a non-finite tile reruns the whole picture in fp32 when allowed, else fails") {
+    const std::string path = limn_test::fixture("overflow_half.pt");
+    std::string msg;
+    if (load_status(path, cpu().precision(LIMN_PRECISION_FP16).fp32_fallback(true), &msg) != LIMN_OK) return;
+    std::vector<uint8_t> in = limn_test::pattern(70 * 50 * 3, 11), out(in.size());
+    limn_image a{in.data(), 70, 50, 70 * 3, LIMN_PIXEL_RGB8}, b{out.data(), 70, 50, 70 * 3, LIMN_PIXEL_RGB8};
+    const limn::Model fallback(path, cpu().precision(LIMN_PRECISION_FP16).fp32_fallback(true));
+    int calls = 0;
+    const limn_pipeline_stats st = fallback.cartoonize(
+        a, b, limn::CartoonizeOptions().tile_size(32).progress([&](int32_t, int32_t) { return ++calls > 0; }));
+    CHECK(st.tiles > 1);
+    CHECK(in == out);
+    CHECK(calls == 2 * (st.tiles + 1));  // the fp16 pass, then the fp32 one
+    const limn::Model strict(path, cpu().precision(LIMN_PRECISION_FP16).fp32_fallback(false).warmup(false));
+    try {
+        strict.cartoonize(a, b, limn::CartoonizeOptions().tile_size(32));
+        FAIL("no exception");
+    } catch (const limn::Error& e) {
+        CHECK(e.status() == LIMN_ERR_NON_FINITE);
+    }
+}
+
 TEST_CASE("a model whose forward returns the wrong shape") {
     std::string msg;
     CHECK(load_status(limn_test::fixture("wrong_shape.pt"), cpu(), &msg) == LIMN_ERR_INVALID_MODEL);

@@ -46,6 +46,15 @@ TEST_CASE("explicit precisions are kept or refused with UNSUPPORTED") {
     }
 }
 
+TEST_CASE("tf32 is an explicit CUDA mode of compute capability 8.0 or newer, never the CPU's") {
+    limn::DeviceDescription cpu;
+    CHECK(limn::resolve_precision(LIMN_PRECISION_TF32, cuda_with(80)) == LIMN_PRECISION_TF32);
+    CHECK(status_of(LIMN_PRECISION_TF32, cuda_with(75)) == LIMN_ERR_UNSUPPORTED);
+    CHECK(status_of(LIMN_PRECISION_TF32, cpu) == LIMN_ERR_UNSUPPORTED);
+    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) != LIMN_PRECISION_TF32);
+    CHECK(std::string(limn::precision_name(LIMN_PRECISION_TF32)) == "tf32");
+}
+
 TEST_CASE("fp32 fallback defaults to on for auto precision only") {
     CHECK(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_AUTO));
     CHECK_FALSE(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_FP16));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "error.h"
+#include "memory.h"
 #include "tiling.h"
 
 using limn::plan_axis;
@@ -89,4 +90,19 @@ TEST_CASE("tile side for a memory budget") {
     CHECK(limn::tile_side_for_budget(101e6, p, 64, 64) == 960);
     CHECK(limn::tile_side_for_budget(1e5, p, 4, 128) == 128);  // nothing fits: the minimum
     CHECK(limn::tile_side_for_budget(1e9, limn::MemoryProfile{0, 0}, 4, 30) == 32);
+}
+
+TEST_CASE("CUDA memory planning counts the cap against reserved bytes, with headroom") {
+    using limn::plannable_bytes;
+    constexpr uint64_t MiB = 1ull << 20;
+    // No cap: free device memory plus half the unused cached blocks, less a fifth.
+    CHECK(plannable_bytes(0, 1000 * MiB, 400 * MiB, 200 * MiB) == (1000 + 100) * MiB / 5 * 4);
+    // A 1 GiB cap with 900 MiB reserved but only 100 MiB allocated: the allocator may grow by
+    // 124 MiB, and half of its 800 MiB of unused blocks is reusable; planning against allocated
+    // bytes would have promised 924 MiB.
+    CHECK(plannable_bytes(1024 * MiB, 80000 * MiB, 900 * MiB, 100 * MiB) == (124 + 400) * MiB / 5 * 4);
+    // Reserved at or over the cap: only the reusable cached blocks.
+    CHECK(plannable_bytes(512 * MiB, 80000 * MiB, 600 * MiB, 600 * MiB) == 0);
+    // The cap never promises more than the device has free.
+    CHECK(plannable_bytes(64000 * MiB, 100 * MiB, 0, 0) == 100 * MiB / 5 * 4);
 }

@@ -150,6 +150,9 @@ def test_wrong_images_give_type_and_value_errors(fixtures, astronaut):
             m.run("photo.png")
         with pytest.raises(ValueError, match="invalid precision 'fp8'"):
             limn.Model(os.path.join(fixtures, "identity.pt"), precision="fp8")
+        assert m.info.precision_note == ""
+    with pytest.raises(limn.UnsupportedError, match="tf32 is a mode of CUDA devices"):
+        limn.Model(os.path.join(fixtures, "identity.pt"), device="cpu", precision="tf32")
 
 
 def test_image_files(tmp_path, astronaut):

@@ -141,7 +141,7 @@ _limn._set_error_classes(_ERRORS)
 
 # ---- Names of the C enums ----------------------------------------------------------------------
 
-_PRECISIONS = {"auto": 0, "fp32": 1, "fp16": 2, "bf16": 3}
+_PRECISIONS = {"auto": 0, "fp32": 1, "fp16": 2, "bf16": 3, "tf32": 4}
 _KINDS = {"cartoon": 1, "face_restore": 2, "face_detect": 3}
 _FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4}
 _LOAD_MODES = {"auto": 0, "rgb": 1, "rgba": 2}
@@ -281,7 +281,7 @@ class ModelInfo:
     kind: str                 #: "cartoon", "face_restore" or "face_detect"
     name: str
     device: str               #: canonical id it runs on, e.g. "cuda:0"
-    precision: str            #: "fp32", "fp16" or "bf16"
+    precision: str            #: "fp32" (IEEE, on CUDA too), "fp16", "bf16" or "tf32"
     format_version: int       #: of the limn metadata inside the file
     size_multiple: int        #: width and height of raw runs must be multiples of this
     fixed_size: Optional[Tuple[int, int]]  #: (width, height) the model takes, or None for any
@@ -290,6 +290,8 @@ class ModelInfo:
     source: str
     license: str
     file_format: str = "torchscript"  #: "torchscript" or "pt2" (a compiled package)
+    #: "" or why ``precision`` is not what "auto" gives on this device (fp16 failed the self-test)
+    precision_note: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,7 +393,7 @@ class Model:
             precision=_name_of(raw["precision"], _PRECISIONS), format_version=raw["format_version"],
             size_multiple=raw["size_multiple"], fixed_size=fixed, tile_margin=raw["tile_margin"],
             face_template=template, source=raw["source"], license=raw["license"],
-            file_format=raw["file_format"])
+            file_format=raw["file_format"], precision_note=raw["precision_note"])
 
     @property
     def info(self) -> ModelInfo:

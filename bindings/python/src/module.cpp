@@ -288,6 +288,7 @@ public:
         d["source"] = std::string(i.source);
         d["license"] = std::string(i.license);
         d["file_format"] = std::string(i.format);
+        d["precision_note"] = std::string(i.precision_note);
         return d;
     }
 
