@@ -77,7 +77,13 @@ public:
         } catch (const c10::Error&) {
             // Some modules cannot be frozen (e.g. they mutate attributes); they still run.
         }
-        state_conv_settings(*m.get_method("forward").graph()->block(), conv);
+        // A frozen module is one inlined graph; one that could not be frozen (GPEN's module lists)
+        // keeps the convolutions in its submodules' methods.
+        for (const torch::jit::Module& sub : m.modules()) {
+            for (const torch::jit::Method& method : sub.get_methods()) {
+                state_conv_settings(*method.graph()->block(), conv);
+            }
+        }
         return std::make_unique<TorchScriptNetwork>(std::move(m), *this);
     }
 

@@ -86,6 +86,13 @@ TEST_CASE("fp32 on CUDA is IEEE fp32 (no TF32); tf32 only when asked for") {
     MESSAGE("DCT-Net on CUDA against the CPU: fp32 max abs diff " << ieee << ", tf32 " << reduced);
     CHECK(ieee <= 1e-4);
     CHECK(reduced <= 5e-2);
+    // GPEN's module cannot be frozen: its convolutions sit in submodule methods, stated there too.
+    const std::string gpen = std::string(dir) + "/gpen-tiny.pt";
+    const auto gpen_ref = run_float(limn::Model(gpen, limn::ModelOptions().device("cpu")), 64, 64, 22);
+    const double gpen_ieee =
+        max_diff(gpen_ref, run_float(limn::Model(gpen, cuda().precision(LIMN_PRECISION_FP32)), 64, 64, 22));
+    MESSAGE("GPEN (tiny) on CUDA against the CPU: fp32 max abs diff " << gpen_ieee);
+    CHECK(gpen_ieee <= 2e-4);
 }
 
 TEST_CASE("cuDNN benchmark and TF32 are per model: LibTorch's process-wide settings stay as they were") {

@@ -11,7 +11,7 @@ for deb in .deps/debs/*.deb; do dpkg -x "$deb" .deps; done
 rm -rf .deps/debs  # unpacked: the archives need not travel
 weights=../shared/data/retinaface-mobilenet0.25.pth
 if [ -f "$weights" ]; then
-  cp "$weights" ../shared/data/retinaface-mobilenet0.25.LICENSE .deps/data/
+  install -m 0644 "$weights" ../shared/data/retinaface-mobilenet0.25.LICENSE .deps/data/
 else
   echo "warning: $weights not found: the detection tests will fail on the GPU machine" >&2
 fi

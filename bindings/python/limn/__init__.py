@@ -356,8 +356,9 @@ class Model:
 
     ``source`` is a model file path or the file's bytes. ``device``: "auto" (first usable CUDA
     device, else the CPU), "cpu", "cuda" or "cuda:N"; asking for CUDA where there is none raises
-    :class:`DeviceUnavailableError`. ``precision``: "auto" (fp16 on capable GPUs, else fp32),
-    "fp32", "fp16" or "bf16". ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
+    :class:`DeviceUnavailableError`. ``precision``: "auto" (fp16 on capable GPUs, else fp32; fp32
+    where fp16 fails the self-test, said in ``info.precision_note``), "fp32" (IEEE, on CUDA too),
+    "fp16", "bf16" or "tf32" (CUDA convolutions in TF32, compute capability 8.0+). ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
     kinds with :class:`WrongModelKindError`. Loading checks the model with its embedded self-test.
 
     Files are TorchScript archives (``.pt``, any device and precision) or compiled packages
