@@ -83,6 +83,9 @@ def write_all(out: str, weights: str) -> None:
         f.writelines(lines)
 
 
+SKIPPED = 77  # the exit status CTest reports as skipped
+
+
 def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m limn_models.detect_cases", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,8 +93,14 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--weights", default=retinaface.DEFAULT_WEIGHTS, help="RetinaFace state dict")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.weights):
-        print(f"no RetinaFace weights at {args.weights}", file=sys.stderr)
-        return 1
+        # No cases, and none left from an earlier run: the tests that need them report skipped.
+        stale = os.path.join(args.out, "cases.txt")
+        if os.path.exists(stale):
+            os.remove(stale)
+        print(f"skipped: no RetinaFace weights at {os.path.normpath(args.weights)} "
+              f"(../shared/data/{retinaface.WEIGHTS_FILE}, which a plain clone lacks): no detection cases "
+              f"written", file=sys.stderr)
+        return SKIPPED
     write_all(args.out, args.weights)
     return 0
 

@@ -27,6 +27,22 @@ inline std::vector<char> read_file(const std::string& path) {
     return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Whether the RetinaFace detection cases exist ($LIMN_DETECT_CASES/cases.txt): the fixture
+// detect_cases writes them only where the published weights are (../shared/data).
+inline bool detect_cases_present() {
+    const char* dir = std::getenv("LIMN_DETECT_CASES");
+    return dir && *dir && std::ifstream(std::string(dir) + "/cases.txt").good();
+}
+
+// An RGB8 picture owned by the test.
+struct Rgb {
+    int w = 0, h = 0;
+    std::vector<uint8_t> px;
+    limn_image view() { return limn_image{px.data(), w, h, static_cast<size_t>(w) * 3, LIMN_PIXEL_RGB8}; }
+};
+
+inline Rgb gray(int w, int h) { return Rgb{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 128)}; }
+
 // Deterministic, non-trivial pixel bytes (never all zeros).
 inline std::vector<uint8_t> pattern(size_t n, unsigned seed) {
     std::vector<uint8_t> v(n);

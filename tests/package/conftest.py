@@ -26,7 +26,11 @@ def parity() -> str:
 
 @pytest.fixture(scope="session")
 def detect_cases() -> str:
-    return _dir("LIMN_DETECT_CASES")
+    path = _dir("LIMN_DETECT_CASES")
+    if not os.path.isfile(os.path.join(path, "cases.txt")):
+        pytest.skip(f"no RetinaFace detection cases in {path}: they need the published weights, "
+                    "../shared/data/retinaface-mobilenet0.25.pth, which this checkout lacks")
+    return path
 
 
 @pytest.fixture(scope="session")
