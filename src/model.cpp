@@ -45,8 +45,25 @@ struct Pass {
     bool fp32 = false;    // rerunning with the fp32 network
     at::Tensor finite;    // bool scalar on the device; undefined: nothing ran yet
     Pass* outer = nullptr;
+    bool unchecked = false;  // memory probes: only the bytes matter, not the values
 };
+
 thread_local Pass* current_pass = nullptr;
+
+// Makes `pass` the innermost of this thread's passes while alive.
+class PassScope {
+public:
+    explicit PassScope(Pass& pass) : outer_(current_pass) {
+        pass.outer = outer_;
+        current_pass = &pass;
+    }
+    ~PassScope() { current_pass = outer_; }
+    PassScope(const PassScope&) = delete;
+    PassScope& operator=(const PassScope&) = delete;
+
+private:
+    Pass* outer_;
+};
 
 Pass* pass_of(const Model::Impl* model) {
     for (Pass* p = current_pass; p; p = p->outer) {
@@ -131,6 +148,7 @@ struct Model::Impl {
         Pass* pass = pass_of(this);
         if (pass) {
             at::Tensor y = pass->fp32 ? run_network(fp32_network(), at::kFloat, rgb) : run_network(*net, dtype, rgb);
+            if (pass->unchecked) return y;
             const at::Tensor ok = at::isfinite(y).all();
             pass->finite = pass->finite.defined() ? pass->finite.logical_and(ok) : ok;
             return y;
@@ -141,12 +159,9 @@ struct Model::Impl {
     }
 
     at::Tensor checked(const std::function<at::Tensor()>& body) const {
-        Pass pass{this, false, at::Tensor(), current_pass};
-        struct Restore {
-            Pass* outer;
-            ~Restore() { current_pass = outer; }
-        } restore{current_pass};
-        current_pass = &pass;
+        Pass pass;
+        pass.model = this;
+        const PassScope scope(pass);
         at::Tensor result = body();
         // The one host synchronisation of the check; the results leave the device next anyway.
         if (!pass.finite.defined() || pass.finite.item<bool>()) return result;
@@ -418,6 +433,10 @@ MemoryProfile Model::memory_profile() const {
         c10::InferenceMode guard;
         const auto peak_at = [&](int64_t h, int64_t w) {
             const at::Tensor x = at::rand({1, 3, h, w}, opts);
+            Pass probe;
+            probe.model = impl_.get();
+            probe.unchecked = true;  // a non-finite probe (fp16 overflow) still measures the bytes
+            const PassScope scope(probe);
             return static_cast<double>(peak_allocated_during([&] { impl_->forward(x); }));
         };
         if (meta.fixed_width > 0) {

@@ -90,30 +90,35 @@ struct PackageInfo {
 };
 
 #if LIMN_WITH_CUDA
-// Compiled CUDA code calls LibTorch's convolution, which reads the cuDNN benchmark and TF32 flags
-// from the process-wide context (a TorchScript graph states them per node instead). While a
-// package runs, the context holds its model's flags; the host's are restored when the last such
-// run ends. Runs that want other flags wait for those to end.
+// Compiled CUDA code calls LibTorch's convolution, which reads the cuDNN benchmark flag and the
+// CUDA convolution precision from the process-wide context (a TorchScript graph states them per
+// node instead). While a package runs, the context holds its model's settings; the host's are
+// restored when the last such run ends. Runs that want other settings wait for those to end.
 class ConvContextScope {
 public:
     explicit ConvContextScope(const ConvSettings& want) {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait(lock, [&] { return active_ == 0 || (current_.cudnn_benchmark == want.cudnn_benchmark &&
                                                           current_.allow_tf32 == want.allow_tf32); });
-        if (active_++ == 0) {
+        if (active_ == 0) {
             auto& ctx = at::globalContext();
-            saved_ = ConvSettings{ctx.benchmarkCuDNN(), ctx.allowTF32CuDNN()};
+            const bool bench = ctx.benchmarkCuDNN();
+            const at::Float32Precision conv = ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV);
             ctx.setBenchmarkCuDNN(want.cudnn_benchmark);
-            ctx.setAllowTF32CuDNN(want.allow_tf32);
+            ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV,
+                                    want.allow_tf32 ? at::Float32Precision::TF32 : at::Float32Precision::IEEE);
+            saved_bench_ = bench;
+            saved_conv_ = conv;
             current_ = want;
         }
+        ++active_;  // only once the settings are in place
     }
     ~ConvContextScope() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (--active_ == 0) {
             auto& ctx = at::globalContext();
-            ctx.setBenchmarkCuDNN(saved_.cudnn_benchmark);
-            ctx.setAllowTF32CuDNN(saved_.allow_tf32);
+            ctx.setBenchmarkCuDNN(saved_bench_);
+            ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::CONV, saved_conv_);
             changed_.notify_all();
         }
     }
@@ -124,7 +129,9 @@ private:
     static inline std::mutex mutex_;
     static inline std::condition_variable changed_;
     static inline int active_ = 0;
-    static inline ConvSettings current_, saved_;
+    static inline ConvSettings current_;
+    static inline bool saved_bench_ = false;
+    static inline at::Float32Precision saved_conv_ = at::Float32Precision::NONE;
 };
 #endif
 

@@ -2,6 +2,7 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <ATen/Context.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
@@ -77,13 +78,12 @@ public:
         } catch (const c10::Error&) {
             // Some modules cannot be frozen (e.g. they mutate attributes); they still run.
         }
-        // A frozen module is one inlined graph; one that could not be frozen (GPEN's module lists)
-        // keeps the convolutions in its submodules' methods.
-        for (const torch::jit::Module& sub : m.modules()) {
-            for (const torch::jit::Method& method : sub.get_methods()) {
-                state_conv_settings(*method.graph()->block(), conv);
-            }
-        }
+        // A frozen graph is inlined already; a module that could not be frozen (GPEN's module
+        // lists) calls its submodules' methods and free functions (upfirdn2d), whose convolutions
+        // must be stated too: inline them into forward first.
+        const std::shared_ptr<torch::jit::Graph> graph = m.get_method("forward").graph();
+        torch::jit::Inline(*graph);
+        state_conv_settings(*graph->block(), conv);
         return std::make_unique<TorchScriptNetwork>(std::move(m), *this);
     }
 

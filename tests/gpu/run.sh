@@ -2,19 +2,21 @@
 # The GPU check, in two phases, each one device call. Run ON the GPU machine (device tool) from
 # the repository root, after tests/gpu/prepare_deps.sh here:
 #
-#   phase test:  run(command="bash tests/gpu/run.sh test",  carry=[".deps"], timeout_s=480)
-#   phase bench: run(command="bash tests/gpu/run.sh bench", carry=[".deps"], timeout_s=480)
+#   phase test:  run(command="bash tests/gpu/run.sh test",  carry=[".deps"], timeout_s=420)
+#   phase bench: run(command="bash tests/gpu/run.sh bench", carry=[".deps"], timeout_s=360)
 #
-# Sized for 15 minutes of device time with one machine start: each phase ends well inside 8
-# minutes. `bench` reuses the build of `test` while the machine is warm and builds again otherwise.
+# Sized for 15 minutes of device time with one machine start (a minute or two): call `bench` right
+# after `test`, while the machine is warm (it reuses that build; on a fresh machine it builds
+# again), then give the machine back. If `test` fails, fix and rerun `test` rather than `bench`.
 #
 # test:  builds against the machine's torch (16 jobs) and runs CTest without the opt-in `slow`
 #        label and without the tests that cannot run there: tf_roundtrip (network), the fuzz
 #        targets (clang-14) and install (pkg-config). The GPU tests, the pipelines and the Python
-#        package run with everything else.
+#        package run with everything else. A GPU test that skips (no usable GPU) or a missing
+#        .deps/data (no RetinaFace weights) fails the phase: here a skip would be a false pass.
 # bench: the GPU benchmarks: DCT-Net 512/1024/2048 in fp32, fp16 and bf16 (TorchScript, and the
 #        compiled CUDA package in fp16), GPEN-512 per face, RetinaFace, limn against eager and
-#        torch.compile at batch 1 and 8, and 4096x4096 under a 1 GiB cap.
+#        torch.compile (batch 1 and 8), and 4096x4096 under a 1 GiB cap (from phase test's log).
 #
 # Logs go to $OUT (out/gpu when run by hand); the phase exits with the status of what it ran.
 set -uo pipefail
@@ -25,7 +27,11 @@ BUILD=${LIMN_GPU_BUILD:-build-gpu}
 JOBS=${LIMN_JOBS:-16}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/models"
-[ -f .deps/data/retinaface-mobilenet0.25.pth ] || echo "warning: no .deps/data (run tests/gpu/prepare_deps.sh here)"
+if [ ! -f .deps/data/retinaface-mobilenet0.25.pth ] || [ ! -d .deps/usr/include/doctest ]; then
+  echo "no .deps (headers, RetinaFace weights): run tests/gpu/prepare_deps.sh here and carry .deps" >&2
+  exit 1
+fi
+export LIMN_REQUIRE_GPU=1  # test_gpu fails, not skips, without a usable GPU
 status=0
 
 build() {
@@ -41,13 +47,17 @@ build() {
 
 if [ "$phase" = test ]; then
   build || exit 1
-  LIMN_JOBS=$JOBS ctest --test-dir "$BUILD" --output-on-failure -j 6 --timeout 400 -LE slow \
+  LIMN_JOBS=$JOBS ctest --test-dir "$BUILD" --output-on-failure -j 6 --timeout 360 -LE slow \
     -E '^(tf_roundtrip|install|fuzz_.*)$' > "$OUT/ctest.log" 2>&1
   status=$?
-  # The GPU tests' own report (doctest counts), then CTest's summary.
-  grep -A3 -E '^\[doctest\] test cases' "$OUT/ctest.log" | tail -8
+  # Every test's full output (CTest's own log), and the GPU suite's messages and counts.
+  cp "$BUILD/Testing/Temporary/LastTest.log" "$OUT/last-test.log" 2>/dev/null
+  grep -E 'MESSAGE|fp32 max abs diff|PSNR|\[doctest\] (test cases|assertions)' "$OUT/last-test.log" | tail -30
   tail -25 "$OUT/ctest.log"
-  echo "phase test: ctest exit $status after $SECONDS s"
+  for t in gpu retinaface detect_cases; do  # skipped here means the run proved nothing
+    grep -qE "Test +#[0-9]+: $t \.+ +Passed" "$OUT/ctest.log" || { echo "FAILED: $t did not pass"; status=1; }
+  done
+  echo "phase test: exit $status after $SECONDS s"
   exit $status
 fi
 
@@ -81,12 +91,12 @@ tail -5 "$OUT/export.log"
     run "$B" --model "$M/gpen-512.pt" --device cuda --precision $p --batch 8 --warmup 3 --iters 10
   done
   # The same networks in eager PyTorch and torch.compile, in one script with limn-bench.
-  # torch.compile compiles once per size (a minute each): fp16 only, the precision of the targets.
+  # torch.compile compiles once per size (up to a minute each): fp16 batch 1 only, the targets.
   run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp32 \
     --model dctnet --size 512x512 --size 1024x1024 --iters 20
   run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 --compile \
     --model dctnet --size 1024x1024 --iters 20
-  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 --compile \
+  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 \
     --model dctnet --size 512x512 --batch 8 --iters 10
   run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 --compile \
     --model gpen-512 --iters 20
@@ -98,10 +108,10 @@ tail -5 "$OUT/export.log"
   else
     echo "no wheel in $BUILD/package/wheels (phase test builds it): RetinaFace timing skipped"
   fi
-  # 4096x4096 DCT-Net fp16 under a 1 GiB cap: tiles, OOM retries, peak memory, PSNR vs untiled.
-  LIMN_PARITY_CASES="$BUILD/tests/parity" LIMN_DETECT_CASES="$BUILD/tests/detect" \
-    LIMN_TEST_FIXTURES="$BUILD/tests/fixtures" run "$BUILD/tests/test_gpu" -tc='*4096*' -s
+  # 4096x4096 DCT-Net fp16 under a 1 GiB cap (tiles, OOM retries, peak memory, PSNR against one
+  # pass): test_gpu's message in phase test's log, when this machine ran it.
+  grep -h -A3 '4096x4096 DCT-Net' "$BUILD/Testing/Temporary/LastTest.log" 2>/dev/null | head -4
 } > "$OUT/bench.log" 2>&1
-grep -E '^(model|size|[0-9]+x[0-9]+ |\| |torch|FAILED|.*MESSAGE|.*PSNR|.*tiles)' "$OUT/bench.log" | tail -80
+grep -E '^(model|size|[0-9]+x[0-9]+ |\| |torch|FAILED|.*4096x4096|.*PSNR)' "$OUT/bench.log" | tail -80
 echo "phase bench: exit $status after $SECONDS s"
 exit $status
