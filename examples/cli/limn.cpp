@@ -38,14 +38,19 @@ const char* kUsageText = R"(usage:
                                               restore the faces whose 5 landmarks FILE lists
   limn detect-faces IN --detector FILE [options]
                                               print the faces found, as a landmarks file
-  limn info MODEL                             describe a limn model file
+  limn info MODEL [--json]                    describe a limn model (a file or a fetched name)
   limn devices                                list the CPU and CUDA devices
+  limn models list|fetch NAME|path NAME|remove NAME
+                                              models by name: download, verify and convert the
+                                              official weights into the cache (`limn models
+                                              --help`; runs python3 -m limn_models.fetch)
   limn --version | --help
 
 options:
   -o, --output PATH      output file, or folder (created) for several inputs or a folder input
-  -m, --model FILE       model file (cartoonize default: $LIMN_CARTOON_MODEL, else
-                         models/classical-cartoon.pt next to the tool's build folder)
+  -m, --model MODEL      model file, or the name of a fetched model (`limn models list`);
+                         cartoonize default: $LIMN_CARTOON_MODEL, else the built-in
+                         classical cartoon filter installed with the tool
   -d, --device DEV       cpu, cuda, cuda:N or auto (default auto)
   -p, --precision P      fp32, fp16, bf16, tf32 or auto (default auto)
       --memory-limit N   cap device memory, e.g. 2G, 512M (bytes without a suffix)
@@ -54,10 +59,11 @@ options:
       --tile N           cartoonize: tile side (default: from the memory budget)
       --format EXT       output format for folder outputs: png (default), jpg, bmp, tga
       --quality Q        JPEG quality 1..100 (default 95)
-      --detector FILE    face_detect model (e.g. RetinaFace) that finds the faces
+      --detector MODEL   face_detect model (e.g. retinaface) that finds the faces
       --threshold T      detector score threshold 0..1 (default 0.9)
       --min-face-size N  restore-faces: leave faces under N pixels across alone (default 16)
   -q, --quiet            no progress bar, no summary
+      --json             info: print the description as one JSON object
 
 LANDMARKS FILE: one face per line, 10 numbers: x y of the left eye, right eye, nose tip, left and
 right mouth corners, in photo pixels. Empty lines and lines starting with # are ignored.
@@ -76,6 +82,7 @@ struct Args {
     int32_t max_side = 0, tile = 0, quality = 95;
     float strength = 1.0f, threshold = 0.9f, min_face_size = 16.0f;
     bool quiet = false;
+    bool json = false;
 };
 
 struct UsageError : std::runtime_error {
@@ -152,6 +159,7 @@ Args parse(int argc, char** argv) {
         else if (f == "--threshold") a.threshold = parse_float(f, value(), 0.0f, 1.0f, "0..1");
         else if (f == "--min-face-size") a.min_face_size = parse_float(f, value(), 0.0f, 1e6f, "0..1000000");
         else if (f == "-q" || f == "--quiet") a.quiet = true;
+        else if (f == "--json") a.json = true;
         else if (!f.empty() && f[0] == '-' && f != "-") throw UsageError("unknown option " + f);
         else a.inputs.push_back(f);
     }
@@ -243,12 +251,62 @@ private:
     bool dirty_ = false;
 };
 
+// The built-in cartoon model, found beside the tool wherever it is: <prefix>/models/ for the
+// build tree (build/examples/limn) and the Python package (limn/bin/limn), or
+// <prefix>/share/limn/models/ for an installed SDK.
 std::string default_cartoon_model(const char* argv0) {
     if (const char* env = std::getenv("LIMN_CARTOON_MODEL")) return env;
     std::error_code ec;
     fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     if (ec) exe = fs::absolute(argv0, ec);
-    return (exe.parent_path().parent_path() / "models" / "classical-cartoon.pt").string();
+    const fs::path prefix = exe.parent_path().parent_path();
+    const fs::path shared = prefix / "share" / "limn" / "models" / "classical-cartoon.pt";
+    if (fs::is_regular_file(shared, ec)) return shared.string();
+    return (prefix / "models" / "classical-cartoon.pt").string();
+}
+
+// The model cache of `limn models` (limn_models.registry): $LIMN_HOME, else $XDG_CACHE_HOME/limn,
+// else ~/.cache/limn.
+fs::path cache_dir() {
+    if (const char* home = std::getenv("LIMN_HOME"); home && *home) return fs::absolute(home);
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    if (xdg && *xdg == '/') return fs::path(xdg) / "limn";
+    const char* user = std::getenv("HOME");
+    return fs::path(user && *user ? user : "/") / ".cache" / "limn";
+}
+
+// A registry name: lowercase letters, digits, '-' and '_' (no folder, no extension).
+bool looks_like_name(const std::string& s) {
+    if (s.empty() || s.size() > 64 || !(std::islower(static_cast<unsigned char>(s[0])) || std::isdigit(static_cast<unsigned char>(s[0])))) return false;
+    return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::islower(c) || std::isdigit(c) || c == '-' || c == '_'; });
+}
+
+// A model argument as a file: an existing path as it is, a registry name as its fetched file in
+// the cache. A name not fetched yet fails (limn::Error, LIMN_ERR_IO) with the command that fetches it.
+std::string model_file(const std::string& arg) {
+    std::error_code ec;
+    if (arg.empty() || fs::exists(arg, ec) || !looks_like_name(arg)) return arg;
+    const fs::path path = cache_dir() / "models" / (arg + ".pt");
+    if (fs::is_regular_file(path, ec)) return path.string();
+    throw limn::Error(LIMN_ERR_IO, "no model file '" + arg + "', and no fetched model of that name in " +
+                                       (cache_dir() / "models").string() + ": run `limn models fetch " + arg +
+                                       "` (`limn models list` shows the names limn knows)");
+}
+
+// `limn models ...`: the model registry lives in the Python model zoo (limn_models.fetch), which
+// downloads and converts; run it with the same arguments. $LIMN_PYTHON names the interpreter.
+int models_command(int argc, char** argv) {
+    const char* python = std::getenv("LIMN_PYTHON");
+    if (!python || !*python) python = "python3";
+    std::vector<char*> args{const_cast<char*>(python), const_cast<char*>("-m"),
+                            const_cast<char*>("limn_models.fetch")};
+    for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    std::cout.flush();
+    ::execvp(python, args.data());
+    std::cerr << "limn: `limn models` runs " << python << " -m limn_models.fetch, which could not start: "
+              << std::strerror(errno) << " (install the Python package: pip install --no-build-isolation .)\n";
+    return kNoModel;
 }
 
 std::vector<limn_face> read_landmarks(const std::string& path) {
@@ -282,7 +340,7 @@ std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, 
     const std::string device = limn::resolve_device(a.device);
     if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
     return std::make_unique<limn::Model>(
-        path, limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind));
+        model_file(path), limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind));
 }
 
 int run_images(const Args& a, const char* argv0) {
@@ -374,19 +432,59 @@ int run_images(const Args& a, const char* argv0) {
     return failed ? kFailed : kOk;
 }
 
+// `s` as a JSON string (UTF-8 passed through, control characters escaped).
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
 int info_command(const Args& a) {
     if (a.inputs.size() != 1) throw UsageError("info takes one model file");
     try {
+        const std::string path = model_file(a.inputs[0]);
         // On the CPU where it can run there; a package compiled for CUDA on the device it was built for.
         std::unique_ptr<limn::Model> loaded;
         try {
-            loaded = std::make_unique<limn::Model>(a.inputs[0], limn::ModelOptions().device("cpu").warmup(false));
+            loaded = std::make_unique<limn::Model>(path, limn::ModelOptions().device("cpu").warmup(false));
         } catch (const limn::Error& e) {
             if (e.status() != LIMN_ERR_UNSUPPORTED) throw;
-            loaded = std::make_unique<limn::Model>(a.inputs[0], limn::ModelOptions().device("auto").warmup(false));
+            loaded = std::make_unique<limn::Model>(path, limn::ModelOptions().device("auto").warmup(false));
         }
         const limn_model_info i = loaded->info();
         const char* kinds[] = {"any", "cartoon", "face_restore", "face_detect"};
+        const char* precisions[] = {"auto", "fp32", "fp16", "bf16", "tf32"};
+        if (a.json) {
+            std::cout << "{\"file\": " << json_string(path) << ", \"name\": " << json_string(i.name)
+                      << ", \"kind\": \"" << kinds[i.kind] << "\", \"format\": " << json_string(i.format)
+                      << ", \"device\": " << json_string(i.device) << ", \"precision\": \""
+                      << precisions[i.precision] << "\", \"metadata_version\": " << i.format_version
+                      << ", \"size_multiple\": " << i.size_multiple << ", \"fixed_width\": " << i.fixed_width
+                      << ", \"fixed_height\": " << i.fixed_height << ", \"min_width\": " << i.min_width
+                      << ", \"min_height\": " << i.min_height << ", \"tile_margin\": " << i.tile_margin
+                      << ", \"face_template\": ";
+            if (i.has_face_template) {
+                std::cout << "[";
+                for (int k = 0; k < 10; ++k) std::cout << (k ? ", " : "") << i.face_template[k];
+                std::cout << "]";
+            } else {
+                std::cout << "null";
+            }
+            std::cout << ", \"source\": " << json_string(i.source) << ", \"license\": " << json_string(i.license)
+                      << "}\n";
+            return kOk;
+        }
         const std::string format = std::string(i.format) == "pt2"
                                        ? std::string("compiled package (pt2) for ") +
                                              (std::string(i.device) == "cpu" ? "cpu, " : "cuda, ") +
@@ -394,7 +492,7 @@ int info_command(const Args& a) {
                                               : i.precision == LIMN_PRECISION_BF16 ? "bf16"
                                                                                    : "fp32")
                                        : std::string("TorchScript (any device and precision)");
-        std::cout << "file:          " << a.inputs[0] << "\n"
+        std::cout << "file:          " << path << "\n"
                   << "name:          " << i.name << "\n"
                   << "kind:          " << kinds[i.kind] << "\n"
                   << "file format:   " << format << "\n"
@@ -495,6 +593,7 @@ int main(int argc, char** argv) {
         std::cout << "limn " << limn::version() << "\n";
         return kOk;
     }
+    if (argc >= 2 && std::strcmp(argv[1], "models") == 0) return models_command(argc, argv);
     try {
         const Args a = parse(argc, argv);
         if (a.command == "cartoonize" || a.command == "restore-faces") return run_images(a, argv[0]);

@@ -172,9 +172,11 @@ def default_name(pb_path: str) -> str:
     return f"DCT-Net {stem}"
 
 
-def convert(pb_path: str, out_path: str, name: Optional[str] = None, **target: Any) -> ConversionReport:
-    """Converts ``pb_path`` to a limn file at ``out_path``; see the module docstring. ``target``
-    (``fmt``, ``device``, ``precision``) is passed to :func:`limn_models.metadata.export`.
+def convert(pb_path: str, out_path: str, name: Optional[str] = None, source: Optional[str] = None,
+            license: Optional[str] = None, **target: Any) -> ConversionReport:
+    """Converts ``pb_path`` to a limn file at ``out_path``; see the module docstring. ``source`` and
+    ``license`` go into the metadata (default: the anime repository's and :data:`LICENSE`).
+    ``target`` (``fmt``, ``device``, ``precision``) is passed to :func:`limn_models.metadata.export`.
 
     Raises ``ValueError`` (bad or unexpected graph) or ``OSError`` (unreadable file); nothing is
     written then.
@@ -219,8 +221,8 @@ def convert(pb_path: str, out_path: str, name: Optional[str] = None, **target: A
         name=report.name,
         size_multiple=dctnet.SIZE_MULTIPLE,
         tile_margin=dctnet.TILE_MARGIN,
-        source=SOURCE.format(file=os.path.basename(pb_path)),
-        license=LICENSE,
+        source=source or SOURCE.format(file=os.path.basename(pb_path)),
+        license=license or LICENSE,
     )
     export(dctnet.DCTNetRGB(generator).eval(), meta, out_path, **target)
     return report

@@ -1,4 +1,5 @@
 """The installed limn package: import, numpy images in and out, errors, threads, closing, faces."""
+import json
 import os
 import subprocess
 import sys
@@ -398,3 +399,30 @@ def test_the_folder_example(parity, astronaut, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
     with cpu(model) as m:
         assert (limn.load_image(tmp_path / "out" / "a.png") == m.cartoonize(astronaut)).all()
+
+
+def test_the_installed_command(tmp_path, astronaut):
+    """pip puts `limn` on PATH (the CLI, with its built-in model) and `python -m limn` runs it;
+    `limn models` lists the registry; a model name not fetched yet says how to fetch it."""
+    command = os.path.join(os.path.dirname(sys.executable), "limn")
+    env = {**os.environ, "LIMN_HOME": str(tmp_path / "cache")}
+    env.pop("LIMN_CARTOON_MODEL", None)
+    run = subprocess.run([command, "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("limn ")
+    run = subprocess.run([sys.executable, "-m", "limn", "--version"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("limn ")
+    photo, out = tmp_path / "photo.png", tmp_path / "cartoon.png"
+    limn.save_image(photo, astronaut[:128, :160])
+    run = subprocess.run([command, "cartoonize", str(photo), "-o", str(out), "-q"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert limn.load_image(out).shape == (128, 160, 3)
+    run = subprocess.run([command, "models", "list"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and "gpen-bfr-512" in run.stdout and "retinaface" in run.stdout
+    run = subprocess.run([command, "cartoonize", str(photo), "-o", str(out), "-m", "dctnet-anime"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 3 and "limn models fetch dctnet-anime" in run.stderr
+    run = subprocess.run([command, "info", "--json", os.path.join(os.path.dirname(limn.__file__), "models",
+                                                                  "classical-cartoon.pt")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and json.loads(run.stdout)["kind"] == "cartoon"

@@ -275,6 +275,23 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = 95) -
 # ---- Models ------------------------------------------------------------------------------------
 
 
+def _model_path(source: str) -> str:
+    """A path as it is; a registry name (no folder, no extension, not an existing file) as its
+    fetched file in the cache (limn_models.registry)."""
+    if isinstance(source, bytes) or os.path.exists(source):
+        return source
+    try:
+        from limn_models import registry
+    except ImportError:  # the model zoo is not installed: a plain path
+        return source
+    if not registry.looks_like_name(source):
+        return source
+    try:
+        return registry.resolve(source)
+    except FileNotFoundError as e:
+        raise FileError(str(e)) from None
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInfo:
     """What a loaded model is and where it runs."""
@@ -361,6 +378,10 @@ class Model:
     "fp16", "bf16" or "tf32" (CUDA convolutions in TF32, compute capability 8.0+). ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
     kinds with :class:`WrongModelKindError`. Loading checks the model with its embedded self-test.
 
+    ``source`` may also be the name of a model in limn's registry (``"dctnet-anime"``,
+    ``"gpen-bfr-512"``, ``"retinaface"``; ``limn models list``) once fetched with
+    ``limn models fetch NAME``; a name not fetched yet raises :class:`FileError` saying so.
+
     Files are TorchScript archives (``.pt``, any device and precision) or compiled packages
     (``.pt2``, native code built for one device kind and precision, which "auto" then takes).
     Load only packages you trust; ``expected_sha256`` (64 hex digits) refuses any other bytes with
@@ -378,7 +399,7 @@ class Model:
                  max_pixels: int = _DEFAULT_MAX_PIXELS, name: Optional[str] = None,
                  expected_sha256: Optional[str] = None) -> None:
         if not isinstance(source, (bytes, bytearray, memoryview)):
-            source = os.fspath(source)
+            source = _model_path(os.fspath(source))
         if not isinstance(device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', not {type(device).__name__}")
         self._model = _limn.Model(

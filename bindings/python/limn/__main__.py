@@ -1,0 +1,30 @@
+"""The `limn` command of the installed package (also `python -m limn`): the command-line tool.
+
+`limn models ...` (list, fetch, path, remove models by name) runs limn_models.fetch here; every
+other subcommand runs the CLI binary installed with the package (limn/bin/limn), which finds its
+built-in cartoon model beside it (limn/models).
+"""
+
+import os
+import sys
+from typing import List, Optional
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] == "models":
+        from limn_models import fetch
+
+        return fetch.main(args[1:])
+    exe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "limn")
+    if not os.access(exe, os.X_OK):
+        print(f"limn: the command-line tool is missing from this installation ({exe})", file=sys.stderr)
+        return 3
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(exe, [exe] + args)
+    return 3  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Fetch, verify, convert and cache the official weights of limn's models by name.
+
+    python -m limn_models.fetch list
+    python -m limn_models.fetch fetch NAME [--from DIR_OR_URL] [--accept-license] [--force]
+    python -m limn_models.fetch path NAME
+    python -m limn_models.fetch remove NAME
+
+(``limn models ...`` runs the same.) ``fetch`` shows the weights' licence, downloads the original
+files from their publisher (a progress bar, resuming after a cut connection, retries with
+timeouts), checks their size and SHA-256, converts them with limn's converters and places the limn
+file in the cache (see ``limn_models.registry``), each step to a temporary name first. A licence
+that restricts use (GPEN: academic, non-commercial) needs ``--accept-license``. Where the registry
+knows no checksum, the first verified download's is recorded and later fetches must match it
+(trust on first use).
+
+``--from`` takes the original files by their original names from a local folder or a mirror URL,
+for machines without internet. ``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends
+requests for a host to a mirror that keeps the host's layout.
+
+Exit status: 0 done, 1 the download, check or conversion failed, 2 bad command line (an unknown
+name, a licence not accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Callable, Dict, List, Optional
+
+from . import registry
+from .registry import Entry, FileSpec
+
+__all__ = ["FetchError", "LicenseNotAccepted", "fetch", "remove", "main"]
+
+CHUNK = 1 << 20
+USER_AGENT = "limn-fetch/0.1 (+https://github.com/limn)"
+
+
+class FetchError(RuntimeError):
+    """A download, check or conversion failed; the message names the URL or file and what to do."""
+
+
+class LicenseNotAccepted(FetchError):
+    """The weights' licence restricts their use and was not accepted."""
+
+
+# ---- Downloading ---------------------------------------------------------------------------------
+
+
+def rewrite_url(url: str) -> str:
+    """Applies ``$LIMN_FETCH_HOSTS`` (comma-separated ``prefix=replacement`` pairs)."""
+    for pair in filter(None, os.environ.get("LIMN_FETCH_HOSTS", "").split(",")):
+        prefix, sep, replacement = pair.partition("=")
+        if sep and url.startswith(prefix):
+            return replacement + url[len(prefix):]
+    return url
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per tenth when stderr is not a terminal)."""
+
+    def __init__(self, label: str, total: Optional[int], quiet: bool) -> None:
+        self.label, self.total, self.quiet = label, total, quiet
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def update(self, done: int) -> None:
+        if self.quiet:
+            return
+        mib = done / 1048576
+        if self.total:
+            frac = min(1.0, done / self.total)
+            step = int(frac * 10)
+            if not self.tty and step == self.shown:
+                return
+            self.shown = step
+            bar = "#" * int(frac * 30)
+            text = f"  {self.label} [{bar:<30}] {mib:7.1f} / {self.total / 1048576:.1f} MiB"
+        else:
+            text = f"  {self.label} {mib:7.1f} MiB"
+            if not self.tty:
+                return
+        sys.stderr.write(("\r" + text) if self.tty else text + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet and self.tty:
+            sys.stderr.write("\n")
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        e = e.reason if isinstance(e.reason, BaseException) else e
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return str(e) or type(e).__name__
+
+
+def download(url: str, part: str, size: Optional[int], timeout: float, retries: int, quiet: bool,
+             label: str) -> None:
+    """Downloads ``url`` into ``part``, resuming what ``part`` already holds (HTTP Range), with
+    ``retries`` further attempts after a cut connection or a timeout. Raises FetchError."""
+    fetch_url = rewrite_url(url)
+    progress = Progress(label, size, quiet)
+    last: Optional[BaseException] = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(min(8.0, 0.5 * 2 ** attempt))
+        have = os.path.getsize(part) if os.path.exists(part) else 0
+        if size is not None and have == size:
+            progress.done()
+            return
+        if size is not None and have > size:
+            os.remove(part)  # longer than the file can be: start again
+            have = 0
+        request = urllib.request.Request(fetch_url, headers={"User-Agent": USER_AGENT})
+        if have:
+            request.add_header("Range", f"bytes={have}-")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                resumed = response.status == 206
+                mode = "ab" if resumed else "wb"
+                done = have if resumed else 0
+                length = response.headers.get("Content-Length")
+                expected_end = done + int(length) if length and length.isdigit() else None
+                with open(part, mode) as out:
+                    while True:
+                        chunk = response.read(CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        done += len(chunk)
+                        progress.update(done)
+                if expected_end is not None and done < expected_end:
+                    raise ConnectionError(f"connection closed after {done} of {expected_end} bytes")
+            progress.done()
+            return
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # nothing left to send: the part is whole (checked next)
+                progress.done()
+                return
+            if e.code in (408, 429) or e.code >= 500:
+                last = e
+                continue
+            raise FetchError(f"cannot download {url}: {_describe(e)}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            last = e
+            reason = e.reason if isinstance(e, urllib.error.URLError) else e
+            if isinstance(reason, (ConnectionRefusedError, socket.gaierror)) and not os.path.exists(part):
+                break  # no network or no such host: retrying will not help
+            continue
+    progress.done()
+    raise FetchError(f"cannot download {url}: {_describe(last) if last else 'failed'}")
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---- Checksums: the registry's, or recorded on first use ------------------------------------------
+
+
+def _trusted_path() -> str:
+    return os.path.join(registry.cache_dir(), "trusted.json")
+
+
+def _trusted() -> Dict[str, Dict[str, object]]:
+    try:
+        with open(_trusted_path(), encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_trusted(key: str, sha: str, size: int) -> None:
+    data = _trusted()
+    data[key] = {"sha256": sha, "size": size, "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _write_atomic(_trusted_path(), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def verify(entry: Entry, spec: FileSpec, path: str, origin: str) -> str:
+    """Checks ``path`` against the registry's (or the first use's) size and SHA-256; returns the
+    SHA-256. Raises FetchError naming what differs; the caller deletes the file."""
+    size = os.path.getsize(path)
+    sha = sha256_of(path)
+    key = f"{entry.name}/{spec.name}"
+    recorded = _trusted().get(key, {})
+    want_size = spec.size if spec.size is not None else recorded.get("size")
+    want_sha = spec.sha256 or recorded.get("sha256")
+    where = spec.checksum_source or ("the registry" if spec.sha256 else f"the first download ({_trusted_path()})")
+    if want_size is not None and size != want_size:
+        raise FetchError(f"{spec.name} from {origin} has {size} bytes, expected {want_size} (per {where}): "
+                         f"refused, nothing kept")
+    if want_sha and sha != want_sha:
+        raise FetchError(f"{spec.name} from {origin} has SHA-256 {sha}, expected {want_sha} (per {where}): "
+                         f"refused, nothing kept")
+    return sha
+
+
+# ---- Converting ---------------------------------------------------------------------------------
+
+
+def convert(entry: Entry, original: str, out: str) -> None:
+    """Writes the limn file for ``entry`` from its verified original file (atomically)."""
+    if entry.converter == "dctnet":
+        from . import convert_dctnet
+
+        convert_dctnet.convert(original, out, name=entry.name, source=entry.source,
+                               license=entry.license.text)
+    elif entry.converter == "gpen":
+        from . import export
+
+        export.export_gpen(out, entry.config or "GPEN-BFR-512", original, seed=0, name=entry.name)
+    elif entry.converter == "retinaface":
+        from . import export
+
+        export.export_retinaface(out, original, name=entry.name)
+    else:  # the registry's loader admits only the converters above
+        raise FetchError(f"model '{entry.name}': unknown converter {entry.converter!r}")
+
+
+# ---- The commands -------------------------------------------------------------------------------
+
+
+def _source_of(spec: FileSpec, origin: Optional[str]) -> str:
+    if not origin:
+        return spec.url
+    if origin.startswith(("http://", "https://", "file://")):
+        return origin.rstrip("/") + "/" + urllib.parse.quote(spec.name)
+    return os.path.join(origin, spec.name)
+
+
+def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False, force: bool = False,
+          timeout: float = 30.0, retries: int = 4, quiet: bool = False,
+          say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> str:
+    """Fetches, verifies and converts registry model ``name``; returns the limn file's path."""
+    entries = registry.load()
+    if name not in entries:
+        raise KeyError(f"no model '{name}' in limn's registry; known: {', '.join(sorted(entries))}")
+    entry = entries[name]
+    out = registry.model_file(name)
+    if os.path.isfile(out) and not force:
+        say(f"{name}: already fetched: {out}")
+        return out
+    say(f"{name}: {entry.description}")
+    say(f"licence ({entry.license.spdx}): {entry.license.text}")
+    if entry.license.restricted and not accept_license:
+        raise LicenseNotAccepted(f"the weights of '{name}' are under a licence that restricts their use "
+                                 f"(above); fetch them only if you accept it, with --accept-license")
+    folder = os.path.join(registry.cache_dir(), "downloads", name)
+    os.makedirs(folder, exist_ok=True)
+    spec = entry.files[0]
+    final = os.path.join(folder, spec.name)
+    src = _source_of(spec, origin)
+    if force or not os.path.isfile(final):
+        part = final + ".part"
+        if src.startswith(("http://", "https://")):
+            say(f"downloading {spec.name} from {src}")
+            try:
+                download(src, part, spec.size, timeout, retries, quiet, spec.name)
+            except FetchError as e:
+                where = f"--from with a folder holding {spec.name}" if not origin else "another --from"
+                raise FetchError(f"{e}. Without a network: download it by hand from {spec.url} and run "
+                                 f"`limn models fetch {name} --from FOLDER` ({where})") from None
+        else:
+            local = src[len("file://"):] if src.startswith("file://") else src
+            if not os.path.isfile(local):
+                raise FetchError(f"no {spec.name} in {origin} (looked for {local})")
+            say(f"copying {spec.name} from {local}")
+            shutil.copyfile(local, part)
+        try:
+            sha = verify(entry, spec, part, src)
+        except FetchError:
+            os.remove(part)
+            raise
+        os.replace(part, final)
+    else:
+        sha = verify(entry, spec, final, final)
+    first_use = not spec.sha256 and f"{name}/{spec.name}" not in _trusted()
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    say(f"converting {spec.name} to a limn file")
+    try:
+        convert(entry, final, out)
+    except Exception as e:  # the converters raise ValueError, OSError, RuntimeError ...
+        raise FetchError(f"converting {final} failed: {e}") from None
+    if first_use:
+        _record_trusted(f"{name}/{spec.name}", sha, os.path.getsize(final))
+        say(f"{spec.name}: the registry has no SHA-256 for it; recorded this download's ({sha}) in "
+            f"{_trusted_path()}: later fetches must match it (trust on first use)")
+    say(f"{name}: {out}")
+    return out
+
+
+def remove(name: str) -> List[str]:
+    """Deletes the converted file and the downloads of ``name``; returns what was removed."""
+    removed = []
+    out = registry.model_file(name)
+    if os.path.isfile(out):
+        os.remove(out)
+        removed.append(out)
+    folder = os.path.join(registry.cache_dir(), "downloads", name)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+        removed.append(folder)
+    return removed
+
+
+def _list(entries: Dict[str, Entry]) -> None:
+    print(f"{'name':<26} {'kind':<12} {'licence':<26} {'fetched':<8} description")
+    for name, e in sorted(entries.items()):
+        fetched = "yes" if os.path.isfile(registry.model_file(name)) else "no"
+        lic = e.license.spdx + (" (!)" if e.license.restricted else "")
+        print(f"{name:<26} {e.kind:<12} {lic:<26} {fetched:<8} {e.description}")
+    print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="limn models", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="list|fetch|path|remove")
+    sub.add_parser("list", help="the models limn knows by name, and which are fetched")
+    f = sub.add_parser("fetch", help="download, verify and convert a model into the cache")
+    f.add_argument("name")
+    f.add_argument("--from", dest="origin", metavar="DIR_OR_URL",
+                   help="take the original files, by their original names, from this folder or mirror")
+    f.add_argument("--accept-license", action="store_true", help="accept a licence that restricts use")
+    f.add_argument("--force", action="store_true", help="download and convert again")
+    f.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry (30)")
+    f.add_argument("--retries", type=int, default=4, help="further attempts after a failure (4)")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("path", help="print the limn file of a fetched model")
+    p.add_argument("name")
+    r = sub.add_parser("remove", help="delete a model's limn file and downloads from the cache")
+    r.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        entries = registry.load()
+    except registry.RegistryError as e:
+        print(f"limn models: {e}", file=sys.stderr)
+        return 1
+    if args.command == "list":
+        _list(entries)
+        return 0
+    if args.name not in entries:
+        print(f"limn models: no model '{args.name}' in the registry; `limn models list` shows them",
+              file=sys.stderr)
+        return 2
+    if args.command == "path":
+        path = registry.model_file(args.name)
+        if not os.path.isfile(path):
+            print(f"limn models: '{args.name}' is not fetched yet: run `limn models fetch {args.name}`",
+                  file=sys.stderr)
+            return 1
+        print(path)
+        return 0
+    if args.command == "remove":
+        removed = remove(args.name)
+        print(f"removed {', '.join(removed)}" if removed else f"'{args.name}' was not in the cache",
+              file=sys.stderr)
+        return 0
+    try:
+        print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
+                    max(0, args.retries), args.quiet))
+    except LicenseNotAccepted as e:
+        print(f"limn models: {e}", file=sys.stderr)
+        return 2
+    except FetchError as e:
+        print(f"limn models: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Models by name (limn_models.registry, limn_models.fetch, `limn models`, `-m NAME`), with no
+internet: a local HTTP server on 127.0.0.1 serves files at the same paths as the real hosts
+(ModelScope's per-file endpoint, raw GitHub), and $LIMN_FETCH_HOSTS sends the requests there.
+Covered: a fetch and conversion, resuming after a cut connection, a checksum mismatch refused with
+nothing left behind, 404, a timeout, no network at all, trust on first use, licences that need
+accepting, --from a folder, and RetinaFace fetched from the served copy of ../shared/data and run
+by name from Python and the CLI.
+
+Run: cd /work/main && python3 -m pytest -q tests/python/test_fetch.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, Optional
+from urllib.parse import quote_plus
+
+import numpy as np
+import pytest
+
+from limn_models import dctnet, fetch, registry
+from limn_models.dctnet import dctnet_random_init
+from test_convert_dctnet import enc_graph, synthetic_nodes, tf_variables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED_WEIGHTS = os.path.join(ROOT, "..", "shared", "data", "retinaface-mobilenet0.25.pth")
+MODELSCOPE = "https://www.modelscope.cn"
+GITHUB_RAW = "https://raw.githubusercontent.com"
+GPEN_HOST = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com"
+
+
+# ---- A local server laid out like the real hosts -------------------------------------------------
+
+
+class Served:
+    """What the server answers for one path (with its query)."""
+
+    def __init__(self, data: bytes = b"", status: int = 200, cut_after: Optional[int] = None,
+                 delay: float = 0.0) -> None:
+        self.data, self.status, self.cut_after, self.delay = data, status, cut_after, delay
+        self.requests = []  # the Range header of each request ('' without one)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    routes: Dict[str, Served] = {}
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (the timeout case)
+
+    def _answer(self) -> None:
+        served = self.routes.get(self.path)
+        if served is None or served.status == 404:
+            self.send_error(404, "Not Found")
+            return
+        served.requests.append(self.headers.get("Range", ""))
+        if served.delay:
+            time.sleep(served.delay)
+        start = 0
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+        if start >= len(served.data) and start:
+            self.send_response(416)
+            self.end_headers()
+            return
+        body = served.data[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if served.cut_after is not None and not start:
+            self.wfile.write(body[:served.cut_after])  # then the connection drops
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    Handler.routes = {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def env(tmp_path, server, monkeypatch):
+    """A private cache, and the hosts sent to the local server."""
+    base = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("LIMN_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIMN_FETCH_HOSTS",
+                       f"{MODELSCOPE}={base}/modelscope,{GITHUB_RAW}={base}/github,{GPEN_HOST}={base}/oss")
+    return tmp_path
+
+
+def modelscope_path(model_id: str, file: str, revision: str = "master") -> str:
+    """The path of ModelScope's per-file download endpoint on the local server."""
+    return f"/modelscope/api/v1/models/{model_id}/repo?Revision={quote_plus(revision)}&FilePath={quote_plus(file)}"
+
+
+def write_registry(path, models: Dict[str, dict]) -> str:
+    with open(path, "w") as f:
+        json.dump({"format": 1, "models": models}, f)
+    return str(path)
+
+
+def dctnet_entry(url: str, data: Optional[bytes], sha: Optional[str] = "auto", restricted: bool = False) -> dict:
+    return {"kind": "cartoon", "description": "test DCT-Net", "converter": "dctnet", "source": "test",
+            "license": {"spdx": "Apache-2.0", "text": "test licence", "restricted": restricted},
+            "files": [{"name": "cartoon_bg.pb", "url": url,
+                       "size": len(data) if data is not None and sha else None,
+                       "sha256": hashlib.sha256(data).hexdigest() if sha == "auto" else sha}]}
+
+
+@pytest.fixture(scope="module")
+def pb_bytes() -> bytes:
+    """A synthetic DCT-Net frozen graph (random weights), as the official cartoon_bg.pb is laid out."""
+    data, _ = enc_graph(synthetic_nodes(tf_variables(dctnet_random_init(3))))
+    return data
+
+
+def cache_files(root) -> list:
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def quiet(*_args) -> None:
+    pass
+
+
+# ---- The registry ------------------------------------------------------------------------------
+
+
+def test_the_bundled_registry_is_valid_and_names_what_the_issue_lists():
+    entries = registry.load()
+    for name in ("dctnet-anime", "dctnet-anime-head", "dctnet-3d", "dctnet-handdrawn", "dctnet-sketch",
+                 "dctnet-artstyle", "dctnet-design", "dctnet-illustration", "gpen-bfr-512", "gpen-bfr-256",
+                 "retinaface"):
+        assert name in entries, name
+    assert entries["gpen-bfr-512"].license.restricted
+    assert not entries["dctnet-anime"].license.restricted
+    face = entries["retinaface"].files[0]
+    assert face.sha256 == "ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1"
+    assert face.size == 1789735
+    head = entries["dctnet-anime-head"].files[0]
+    assert (head.size, head.sha256[:8]) == (5894895, "bca966dd")
+    assert entries["dctnet-anime"].files[0].url == (
+        "https://www.modelscope.cn/api/v1/models/damo/cv_unet_person-image-cartoon_compound-models/repo"
+        "?Revision=master&FilePath=cartoon_bg.pb")
+
+
+def test_malformed_registries_are_refused_with_the_reason(tmp_path):
+    bad = dctnet_entry("ftp://x/y", b"x")
+    with pytest.raises(registry.RegistryError, match="url must be http"):
+        registry.load(write_registry(tmp_path / "r.json", {"m": bad}))
+    with pytest.raises(registry.RegistryError, match="names are lowercase"):
+        registry.load(write_registry(tmp_path / "r.json", {"Bad Name": dctnet_entry("https://x/y", b"x")}))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(registry.RegistryError, match="not valid JSON"):
+        registry.load(str(tmp_path / "broken.json"))
+
+
+def test_cache_folder_follows_limn_home_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIMN_HOME", str(tmp_path / "home"))
+    assert registry.model_file("retinaface") == str(tmp_path / "home" / "models" / "retinaface.pt")
+    monkeypatch.delenv("LIMN_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert registry.cache_dir() == str(tmp_path / "xdg" / "limn")
+
+
+# ---- Fetching ------------------------------------------------------------------------------------
+
+
+def test_fetch_converts_and_a_cut_connection_resumes(env, pb_bytes, monkeypatch):
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    served = Handler.routes[path] = Served(pb_bytes, cut_after=len(pb_bytes) // 3)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"test-dctnet": dctnet_entry(url, pb_bytes)}))
+    out = fetch.fetch("test-dctnet", retries=2, quiet=True, say=quiet)
+    assert out == registry.model_file("test-dctnet") and os.path.isfile(out)
+    # The first request was cut after a third; the second asked for the rest only.
+    assert served.requests == ["", f"bytes={len(pb_bytes) // 3}-"]
+    with open(os.path.join(registry.cache_dir(), "downloads", "test-dctnet", "cartoon_bg.pb"), "rb") as f:
+        assert f.read() == pb_bytes
+    from limn_models.metadata import read_metadata
+    import torch
+
+    meta = read_metadata(torch.jit.load(out))
+    assert meta.kind == "cartoon" and meta.name == "test-dctnet"
+    assert not [f for f in cache_files(registry.cache_dir()) if f.endswith(".part")]
+    # Fetched already: nothing is downloaded again.
+    fetch.fetch("test-dctnet", quiet=True, say=quiet)
+    assert len(served.requests) == 2
+
+
+def test_a_checksum_mismatch_is_refused_and_leaves_nothing(env, pb_bytes, monkeypatch):
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    entry = dctnet_entry(url, pb_bytes, sha="0" * 64)
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"test-dctnet": entry}))
+    with pytest.raises(fetch.FetchError, match="SHA-256 .* expected 0000.*refused, nothing kept"):
+        fetch.fetch("test-dctnet", quiet=True, say=quiet)
+    assert cache_files(registry.cache_dir()) == []
+
+
+def test_404_timeout_and_no_network_fail_with_the_url_and_the_manual_way(env, pb_bytes, monkeypatch):
+    missing = MODELSCOPE + "/api/v1/models/damo/nothing/repo?Revision=master&FilePath=cartoon_bg.pb"
+    slow_path = modelscope_path("damo/slow", "cartoon_bg.pb")
+    Handler.routes[slow_path] = Served(pb_bytes, delay=3.0)
+    with socket.socket() as s:  # a port nobody listens on: no network
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    models = {"missing": dctnet_entry(missing, pb_bytes),
+              "slow": dctnet_entry(MODELSCOPE + slow_path[len("/modelscope"):], pb_bytes),
+              "offline": dctnet_entry("https://models.example.org/cartoon_bg.pb", pb_bytes)}
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", models))
+    with pytest.raises(fetch.FetchError, match=r"cannot download .*damo/nothing.*HTTP 404.*--from"):
+        fetch.fetch("missing", quiet=True, say=quiet)
+    t0 = time.monotonic()
+    with pytest.raises(fetch.FetchError, match=r"cannot download .*damo/slow.*timed out"):
+        fetch.fetch("slow", timeout=0.5, retries=1, quiet=True, say=quiet)
+    assert time.monotonic() - t0 < 10
+    monkeypatch.setenv("LIMN_FETCH_HOSTS", f"https://models.example.org=http://127.0.0.1:{closed}")
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.fetch("offline", quiet=True, say=quiet)
+    text = str(e.value)
+    assert "https://models.example.org/cartoon_bg.pb" in text and "refused" in text
+    assert "download it by hand" in text and "--from" in text
+    assert not [f for f in cache_files(registry.cache_dir()) if not f.endswith(".part")]
+
+
+def test_trust_on_first_use_records_the_hash_and_refuses_a_changed_file(env, pb_bytes, monkeypatch):
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"tofu": dctnet_entry(url, pb_bytes, sha=None)}))
+    said = []
+    fetch.fetch("tofu", quiet=True, say=said.append)
+    assert any("trust on first use" in s for s in said)
+    with open(os.path.join(registry.cache_dir(), "trusted.json")) as f:
+        assert json.load(f)["tofu/cartoon_bg.pb"]["sha256"] == hashlib.sha256(pb_bytes).hexdigest()
+    changed = bytearray(pb_bytes)
+    changed[-1] ^= 1
+    Handler.routes[path] = Served(bytes(changed))
+    with pytest.raises(fetch.FetchError, match="first download"):
+        fetch.fetch("tofu", force=True, quiet=True, say=quiet)
+    assert os.path.isfile(registry.model_file("tofu"))  # the earlier, verified file stays
+
+
+def test_a_restricted_licence_needs_accepting_and_from_takes_a_folder(env, pb_bytes, monkeypatch, tmp_path):
+    entry = dctnet_entry("https://example.org/never/cartoon_bg.pb", pb_bytes, restricted=True)
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"academic": entry}))
+    with pytest.raises(fetch.LicenseNotAccepted, match="--accept-license"):
+        fetch.fetch("academic", quiet=True, say=quiet)
+    assert fetch.main(["fetch", "academic", "-q"]) == 2
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    with pytest.raises(fetch.FetchError, match="no cartoon_bg.pb in"):
+        fetch.fetch("academic", origin=str(folder), accept_license=True, quiet=True, say=quiet)
+    (folder / "cartoon_bg.pb").write_bytes(pb_bytes)
+    out = fetch.fetch("academic", origin=str(folder), accept_license=True, quiet=True, say=quiet)
+    assert os.path.isfile(out)
+    assert fetch.main(["path", "academic"]) == 0
+    assert fetch.main(["remove", "academic"]) == 0
+    assert not os.path.exists(out)
+    assert fetch.main(["path", "academic"]) == 1
+    assert fetch.main(["fetch", "no-such-model"]) == 2
+
+
+def test_gpen_is_converted_with_its_configuration_once_its_licence_is_accepted(env, monkeypatch):
+    import torch
+
+    from limn_models import gpen
+    from limn_models.metadata import read_metadata
+
+    cfg = gpen.GPEN_CONFIGS["GPEN-BFR-256"]
+    net = gpen.gpen_random_init(seed=1, size=256, channel_multiplier=int(cfg["channel_multiplier"]),
+                                narrow=float(cfg["narrow"]))
+    weights = env / "GPEN-BFR-256.pth"
+    torch.save(net.state_dict(), weights)
+    data = weights.read_bytes()
+    Handler.routes["/oss/robin/models/GPEN-BFR-256.pth"] = Served(data)
+    bundled = registry.load()["gpen-bfr-256"]
+    entry = {"kind": "face_restore", "description": "GPEN 256, random weights", "converter": "gpen",
+             "config": "GPEN-BFR-256", "source": bundled.source,
+             "license": {"spdx": bundled.license.spdx, "text": bundled.license.text, "restricted": True},
+             "files": [{"name": "GPEN-BFR-256.pth", "url": bundled.files[0].url, "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()}]}
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"gpen-bfr-256": entry}))
+    assert fetch.main(["fetch", "gpen-bfr-256", "-q"]) == 2  # the licence first
+    out = fetch.fetch("gpen-bfr-256", accept_license=True, quiet=True, say=quiet)
+    meta = read_metadata(torch.jit.load(out))
+    assert (meta.kind, meta.fixed_width, meta.fixed_height) == ("face_restore", 256, 256)
+
+
+def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatch, capsys):
+    if not os.path.isfile(SHARED_WEIGHTS):
+        pytest.skip(f"RetinaFace weights not found at {os.path.normpath(SHARED_WEIGHTS)} (../shared/data)")
+    with open(SHARED_WEIGHTS, "rb") as f:
+        Handler.routes["/github/biubug6/Face-Detector-1MB-with-landmark/master/weights/mobilenet0.25_Final.pth"] = \
+            Served(f.read())
+    cli = os.path.join(bin_dir, "limn")
+    photo = str(env / "astronaut.png")
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(photo)
+    # Not fetched yet: the CLI says how to fetch it.
+    run = subprocess.run([cli, "detect-faces", photo, "--detector", "retinaface"], capture_output=True, text=True)
+    assert run.returncode == 3 and "limn models fetch retinaface" in run.stderr
+    # The real registry entry (published URL, size and SHA-256), through the CLI.
+    run = subprocess.run([cli, "models", "fetch", "retinaface", "-q"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "models")})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == registry.model_file("retinaface")
+    assert "licence (MIT)" in run.stderr
+    run = subprocess.run([cli, "detect-faces", photo, "--detector", "retinaface"], capture_output=True, text=True)
+    assert run.returncode == 0 and "1 face" in run.stdout
+    info = json.loads(subprocess.run([cli, "info", "retinaface", "--json"], capture_output=True, text=True).stdout)
+    assert info["kind"] == "face_detect" and info["name"] == "retinaface"
+    limn = pytest.importorskip("limn")
+    with limn.Model("retinaface", device="cpu") as det:
+        faces = det.detect_faces(np.asarray(Image.open(photo).convert("RGB")))
+    assert len(faces) == 1
+    with pytest.raises(limn.FileError, match="limn models fetch dctnet-anime"):
+        limn.Model("dctnet-anime")
