@@ -6,7 +6,8 @@
 #                                   sample portrait
 #   ./setup.sh --no-run             install and build only (no Python package, no main job)
 #   ./setup.sh PHOTO                ... and cartoonize PHOTO (JPEG, PNG, BMP, ...) instead
-#   ./setup.sh --model M.pt [PHOTO] ... with another cartoon model (e.g. converted DCT-Net)
+#   ./setup.sh --model M.pt|NAME [PHOTO] ... with another cartoon model (a file, or a name fetched
+#                                      with `limn models fetch`, e.g. dctnet-anime)
 #
 # Environment: LIMN_BUILD_DIR (default: build), LIMN_JOBS (default: 2), LIMN_DEVICE (default auto).
 set -euo pipefail
