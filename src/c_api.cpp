@@ -505,6 +505,8 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         full.min_width = static_cast<int32_t>(m.min_width());
         full.min_height = static_cast<int32_t>(m.min_height());
         copy_text(full.precision_note, m.precision_note());
+        copy_text(full.role, meta.role);
+        full.crop_size = meta.crop_size;
         copy_out(full, out);
     });
 }

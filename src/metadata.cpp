@@ -118,6 +118,21 @@ ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) 
         if (m.face_template.empty()) bad(origin, "a face_restore model needs 'limn_face_template'");
         if (m.fixed_width == 0) bad(origin, "a face_restore model needs a fixed size");
     }
+    m.role = get_string(raw, "limn_role", origin, false);
+    m.crop_size = checked_int(get_int(raw, "limn_crop_size", origin, false, 0), 0, kMaxSide, "limn_crop_size",
+                              origin);
+    if (m.role == "head") {
+        if (m.kind != LIMN_MODEL_KIND_CARTOON) bad(origin, "role 'head' is for cartoon models only");
+        if (m.face_template.empty()) bad(origin, "a head model needs 'limn_face_template' (at its crop size)");
+        if (m.crop_size == 0 || m.crop_size % m.size_multiple) {
+            bad(origin, "a head model needs 'limn_crop_size' > 0, a multiple of limn_size_multiple " +
+                            std::to_string(m.size_multiple));
+        }
+    } else if (!m.role.empty()) {
+        bad(origin, "unknown role '" + m.role.substr(0, 40) + "' (expected \"head\" or none)");
+    } else if (m.crop_size != 0) {
+        bad(origin, "'limn_crop_size' is for head models (limn_role \"head\") only");
+    }
     m.source = get_string(raw, "limn_source", origin, false);
     m.license = get_string(raw, "limn_license", origin, false);
 

@@ -33,6 +33,10 @@ struct ModelMetadata {
     int fixed_height = 0;
     int tile_margin = 0;
     std::vector<float> face_template;  // empty, or 10 values
+    // "" (the kind's own use), or "head": a cartoon network for aligned face crops of crop_size
+    // pixels, the face placed on face_template (DCT-Net's head network).
+    std::string role;
+    int crop_size = 0;
     std::string source;
     std::string license;
     bool has_selftest = false;

@@ -481,7 +481,8 @@ int info_command(const Args& a) {
             } else {
                 std::cout << "null";
             }
-            std::cout << ", \"source\": " << json_string(i.source) << ", \"license\": " << json_string(i.license)
+            std::cout << ", \"role\": " << json_string(i.role) << ", \"crop_size\": " << i.crop_size
+                      << ", \"source\": " << json_string(i.source) << ", \"license\": " << json_string(i.license)
                       << "}\n";
             return kOk;
         }
@@ -503,6 +504,10 @@ int info_command(const Args& a) {
             std::cout << "smallest input: " << i.min_width << "x" << i.min_height << " (smaller pictures are padded)\n";
         }
         std::cout << "tile margin:   " << i.tile_margin << "\n";
+        if (std::string(i.role) == "head") {
+            std::cout << "role:          head network: aligned " << i.crop_size << "x" << i.crop_size
+                      << " face crops (the face on the template below)\n";
+        }
         if (i.has_face_template) {
             std::cout << "face template:";
             for (int k = 0; k < 10; k += 2) std::cout << " (" << i.face_template[k] << ", " << i.face_template[k + 1] << ")";

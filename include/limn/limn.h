@@ -354,6 +354,9 @@ typedef struct limn_model_info {
     int32_t min_height;         /* packages); the pipelines pad smaller pictures */
     char precision_note[512];   /* "" or why `precision` is not what AUTO gives on this device
                                    (fp16 failed the load-time self-test, so fp32) */
+    char role[16];              /* "" or "head": a cartoon network for aligned face crops of
+                                   crop_size pixels, the face on face_template (DCT-Net's head) */
+    int32_t crop_size;          /* head models: the side of the aligned crop; else 0 */
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

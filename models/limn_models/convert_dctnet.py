@@ -172,10 +172,18 @@ def default_name(pb_path: str) -> str:
     return f"DCT-Net {stem}"
 
 
+def is_head_file(pb_path: str) -> bool:
+    """Whether the file name says head network: ``cartoon_h.pb`` (``cartoon_anime_h.pb``, ...)."""
+    base = os.path.basename(pb_path).lower()
+    return base.startswith("cartoon") and base.endswith("_h.pb")
+
+
 def convert(pb_path: str, out_path: str, name: Optional[str] = None, source: Optional[str] = None,
-            license: Optional[str] = None, **target: Any) -> ConversionReport:
+            license: Optional[str] = None, head: Optional[bool] = None, **target: Any) -> ConversionReport:
     """Converts ``pb_path`` to a limn file at ``out_path``; see the module docstring. ``source`` and
     ``license`` go into the metadata (default: the anime repository's and :data:`LICENSE`).
+    ``head`` marks the file as DCT-Net's head network (role, 288 px crop and template in the
+    metadata); None: when the file is named like one (:func:`is_head_file`).
     ``target`` (``fmt``, ``device``, ``precision``) is passed to :func:`limn_models.metadata.export`.
 
     Raises ``ValueError`` (bad or unexpected graph) or ``OSError`` (unreadable file); nothing is
@@ -223,6 +231,7 @@ def convert(pb_path: str, out_path: str, name: Optional[str] = None, source: Opt
         tile_margin=dctnet.TILE_MARGIN,
         source=source or SOURCE.format(file=os.path.basename(pb_path)),
         license=license or LICENSE,
+        **(dctnet.head_metadata_fields() if (is_head_file(pb_path) if head is None else head) else {}),
     )
     export(dctnet.DCTNetRGB(generator).eval(), meta, out_path, **target)
     return report
@@ -239,12 +248,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-o", "--out", required=True, metavar="OUT.pt",
                         help="limn model file to write (.pt TorchScript, .pt2 compiled package)")
     parser.add_argument("--name", help="model name stored in the file (default: 'DCT-Net <file stem>')")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--head", dest="head", action="store_true", default=None,
+                      help="a head network (aligned 288x288 face crops); default: when named cartoon_h.pb")
+    role.add_argument("--background", dest="head", action="store_false",
+                      help="a whole-photo network, whatever the file's name")
     from .export import add_target_arguments, target_of
 
     add_target_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        report = convert(args.pb_file, args.out, args.name, **target_of(args))
+        report = convert(args.pb_file, args.out, args.name, head=args.head, **target_of(args))
     except (OSError, ValueError, RuntimeError) as e:
         message = " ".join(str(e).split())
         print(f"convert_dctnet: error: {message}", file=sys.stderr)

@@ -68,6 +68,9 @@ from torch import Tensor
 __all__ = [
     "SIZE_MULTIPLE",
     "TILE_MARGIN",
+    "HEAD_CROP_SIZE",
+    "HEAD_TEMPLATE",
+    "head_metadata_fields",
     "LRELU_SLOPE",
     "GUIDED_FILTER_RADIUS",
     "GUIDED_FILTER_EPS",
@@ -105,6 +108,19 @@ __all__ = [
 #: multiple and crops the result, so for sizes that are already multiples of 4
 #: it is exactly the official graph.
 SIZE_MULTIPLE: int = 4
+
+#: The head network's input in the official compound pipeline: a 288x288 crop, aligned by a
+#: similarity transform that puts the face's 5 points (left eye, right eye, nose tip, left and
+#: right mouth corner) on these reference points, in pixels of the crop. They come from the
+#: classic 96x112 five-point template, squared to 112, zoomed by 0.75 and scaled to 288.
+HEAD_CROP_SIZE: int = 288
+HEAD_TEMPLATE: Tuple[float, ...] = (111.8, 137.6, 179.7, 137.3, 146.0, 176.3, 118.1, 216.1, 174.3, 215.8)
+
+
+def head_metadata_fields() -> dict:
+    """The metadata fields that mark a DCT-Net file as a head network (``Metadata(**...)``)."""
+    return dict(role="head", crop_size=HEAD_CROP_SIZE, face_template=list(HEAD_TEMPLATE))
+
 
 #: Margin (pixels, on every side of a tile) that tiled inference should use.
 #: Receptive field of one output pixel, in input pixels (each layer adds its

@@ -42,15 +42,18 @@ CARTOON_STANDIN_SOURCE = "limn classical cartoon filter (no learned weights)"
 FACE_STANDIN_SOURCE = "limn classical face detail filter (no learned weights)"
 
 
-def export_dctnet_random(out: str, seed: int, name: Optional[str] = None, **target: Any) -> Metadata:
+def export_dctnet_random(out: str, seed: int, name: Optional[str] = None, head: bool = False,
+                         **target: Any) -> Metadata:
+    """DCT-Net with random weights; ``head``: marked as a head network (aligned face crops)."""
     net = dctnet.DCTNetRGB(dctnet.dctnet_random_init(seed))
     meta = Metadata(
         kind="cartoon",
-        name=name or f"dctnet-random-{seed}",
+        name=name or f"dctnet-{'head-' if head else ''}random-{seed}",
         size_multiple=dctnet.SIZE_MULTIPLE,
         tile_margin=dctnet.TILE_MARGIN,
         source=f"DCT-Net architecture with random weights (seed {seed})",
         license=RANDOM_LICENSE,
+        **(dctnet.head_metadata_fields() if head else {}),
     )
     export(net.eval(), meta, out, **target)
     return meta
@@ -156,6 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="random weights, for tests and benchmarks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name")
+    p.add_argument("--head", action="store_true",
+                   help="mark it as a head network (aligned 288x288 face crops, DCT-Net's template)")
     p.add_argument("-o", "--out", required=True, help="output file (.pt or .pt2)")
     add_target_arguments(p)
 
@@ -207,7 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     target = target_of(args)
     try:
         if args.kind == "dctnet":
-            meta = export_dctnet_random(args.out, args.seed, args.name, **target)
+            meta = export_dctnet_random(args.out, args.seed, args.name, args.head, **target)
         elif args.kind == "cartoon-standin":
             meta = export_cartoon_standin(args.out, args.name, **target)
         elif args.kind == "face-standin":

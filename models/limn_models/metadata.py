@@ -41,6 +41,10 @@ class Metadata:
     prior_variances: List[float] = field(default_factory=list)
     prior_clip: bool = False
     input_mean_bgr: List[float] = field(default_factory=list)
+    # "" (the kind's own use) or "head": a cartoon network for aligned face crops of crop_size
+    # pixels with the face on face_template (DCT-Net's head network).
+    role: str = ""
+    crop_size: int = 0
 
     def validate(self) -> None:
         """Raises ValueError when the metadata would be refused by the library."""
@@ -58,6 +62,17 @@ class Metadata:
             raise ValueError("face_template must hold 10 values (5 points) or none")
         if self.kind == "face_restore" and len(self.face_template) != 10:
             raise ValueError("a face_restore model needs a 5-point face_template")
+        if self.role == "head":
+            if self.kind != "cartoon":
+                raise ValueError("role 'head' is for cartoon models only")
+            if len(self.face_template) != 10:
+                raise ValueError("a head model needs a 5-point face_template at its crop size")
+            if self.crop_size <= 0 or self.crop_size % self.size_multiple:
+                raise ValueError("a head model needs crop_size > 0, a multiple of size_multiple")
+        elif self.role:
+            raise ValueError(f"role must be 'head' or empty, not {self.role!r}")
+        elif self.crop_size:
+            raise ValueError("crop_size is for head models (role 'head') only")
         if len(self.input_mean_bgr) not in (0, 3):
             raise ValueError("input_mean_bgr must hold 3 values (B, G, R) or none")
         priors = bool(self.prior_min_sizes or self.prior_steps or self.prior_variances
@@ -103,6 +118,8 @@ class LimnModule(nn.Module):
     limn_prior_variances: List[float]
     limn_prior_clip: bool
     limn_input_mean_bgr: List[float]
+    limn_role: str
+    limn_crop_size: int
 
     def __init__(self, net: nn.Module, meta: Metadata) -> None:
         super().__init__()
@@ -124,6 +141,8 @@ class LimnModule(nn.Module):
         self.limn_prior_variances = [float(v) for v in meta.prior_variances]
         self.limn_prior_clip = bool(meta.prior_clip)
         self.limn_input_mean_bgr = [float(v) for v in meta.input_mean_bgr]
+        self.limn_role = meta.role
+        self.limn_crop_size = int(meta.crop_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

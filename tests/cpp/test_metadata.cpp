@@ -123,3 +123,32 @@ TEST_CASE("kind and size rule checks") {
         CHECK(std::string(e.what()).find("63x8") != std::string::npos);
     }
 }
+
+TEST_CASE("a head model: a cartoon role with its crop size and template, checked") {
+    RawMetadata r = valid_cartoon();
+    r["limn_size_multiple"] = int64_t{4};
+    r["limn_role"] = std::string("head");
+    r["limn_crop_size"] = int64_t{288};
+    r["limn_face_template"] = std::vector<double>{111.8, 137.6, 179.7, 137.3, 146.0, 176.3, 118.1, 216.1, 174.3, 215.8};
+    const auto m = limn::parse_metadata(r, "m.pt");
+    CHECK(m.role == "head");
+    CHECK(m.crop_size == 288);
+    CHECK(m.face_template.size() == 10);
+    CHECK(limn::parse_metadata(valid_cartoon(), "m.pt").role.empty());  // files from before: no role
+
+    RawMetadata no_template = r;
+    no_template["limn_face_template"] = std::vector<double>{};
+    CHECK(error_of(no_template).find("needs 'limn_face_template'") != std::string::npos);
+    RawMetadata odd = r;
+    odd["limn_crop_size"] = int64_t{290};
+    CHECK(error_of(odd).find("limn_crop_size") != std::string::npos);
+    RawMetadata face = r;
+    face["limn_kind"] = std::string("face_detect");
+    CHECK(error_of(face).find("cartoon models only") != std::string::npos);
+    RawMetadata unknown = r;
+    unknown["limn_role"] = std::string("tail");
+    CHECK(error_of(unknown).find("unknown role 'tail'") != std::string::npos);
+    RawMetadata stray = valid_cartoon();
+    stray["limn_crop_size"] = int64_t{64};
+    CHECK(error_of(stray).find("head models") != std::string::npos);
+}

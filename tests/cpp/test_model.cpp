@@ -217,3 +217,15 @@ TEST_CASE("the C++ wrapper throws limn::Error with status and message; close() f
     CHECK(limn::resolve_device("cpu") == "cpu");
     CHECK(limn::version() == LIMN_VERSION_STRING);
 }
+
+TEST_CASE("a head model says its role, crop size and template; other models have no role") {
+    const limn::Model head(limn_test::fixture("tiny_head.pt"), cpu());
+    const limn_model_info i = head.info();
+    CHECK(std::string(i.role) == "head");
+    CHECK(i.crop_size == 64);
+    CHECK(i.has_face_template == 1);
+    CHECK(i.kind == LIMN_MODEL_KIND_CARTOON);
+    const limn_model_info plain = limn::Model(limn_test::fixture("tiny_unet.pt"), cpu()).info();
+    CHECK(std::string(plain.role).empty());
+    CHECK(plain.crop_size == 0);
+}

@@ -325,6 +325,9 @@ def test_convert_matches_dctnet_rgb(pb_file, gen, tmp_path):
     assert meta.source == ("ModelScope damo/cv_unet_person-image-cartoon_compound-models (DCT-Net), "
                            "cartoon_h.pb")
     assert meta.license.startswith("Apache-2.0")
+    # Named cartoon_h.pb: DCT-Net's head network, with its crop size and template.
+    assert (meta.role, meta.crop_size) == ("head", dctnet.HEAD_CROP_SIZE)
+    assert meta.face_template == list(dctnet.HEAD_TEMPLATE)
 
     loaded = torch.jit.load(out, map_location="cpu")
     reference = DCTNetRGB(gen).eval()
@@ -335,6 +338,22 @@ def test_convert_matches_dctnet_rgb(pb_file, gen, tmp_path):
     assert got.shape == want.shape
     assert (got - want).abs().max().item() <= 1e-5
     assert 0.05 < want.std().item()  # not a saturated / constant output
+
+
+def test_head_role_from_the_name_or_the_flags(pb_file, tmp_path):
+    path, data, _spans = pb_file
+    background = tmp_path / "cartoon_bg.pb"
+    background.write_bytes(data)
+    assert not convert_dctnet.is_head_file(str(background))
+    assert convert_dctnet.is_head_file(str(tmp_path / "cartoon_anime_h.pb"))
+    out = str(tmp_path / "bg.pt")
+    convert_dctnet.convert(str(background), out)
+    meta = read_metadata(out)
+    assert (meta.role, meta.crop_size, meta.face_template) == ("", 0, [])
+    assert convert_dctnet.main([str(background), "-o", out, "--head"]) == 0
+    assert read_metadata(out).role == "head"
+    assert convert_dctnet.main([path, "-o", out, "--background"]) == 0
+    assert read_metadata(out).role == ""
 
 
 def test_convert_name_option_and_prefix(variables):

@@ -76,3 +76,12 @@ def test_metadata_command_prints_fields_and_refuses_other_files(tmp_path, capsys
     junk.write_bytes(b"not a zip")
     assert metadata.main([str(junk)]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_random_dctnet_head_model(tmp_path):
+    """`export dctnet --random-init --head` marks the file as a head network for tests."""
+    out = str(tmp_path / "head.pt")
+    assert export.main(["dctnet", "--random-init", "--seed", "2", "--head", "-o", out]) == 0
+    meta = read_metadata(out)
+    assert (meta.kind, meta.role, meta.crop_size) == ("cartoon", "head", dctnet.HEAD_CROP_SIZE)
+    assert len(meta.face_template) == 10

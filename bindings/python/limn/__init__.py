@@ -309,6 +309,10 @@ class ModelInfo:
     file_format: str = "torchscript"  #: "torchscript" or "pt2" (a compiled package)
     #: "" or why ``precision`` is not what "auto" gives on this device (fp16 failed the self-test)
     precision_note: str = ""
+    #: "" or "head": a cartoon network for aligned face crops of ``crop_size`` pixels, the face on
+    #: ``face_template`` (DCT-Net's head network)
+    role: str = ""
+    crop_size: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -415,7 +419,8 @@ class Model:
             precision=_name_of(raw["precision"], _PRECISIONS), format_version=raw["format_version"],
             size_multiple=raw["size_multiple"], fixed_size=fixed, tile_margin=raw["tile_margin"],
             face_template=template, source=raw["source"], license=raw["license"],
-            file_format=raw["file_format"], precision_note=raw["precision_note"])
+            file_format=raw["file_format"], precision_note=raw["precision_note"], role=raw["role"],
+            crop_size=raw["crop_size"])
 
     @property
     def info(self) -> ModelInfo:

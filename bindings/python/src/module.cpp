@@ -289,6 +289,8 @@ public:
         d["license"] = std::string(i.license);
         d["file_format"] = std::string(i.format);
         d["precision_note"] = std::string(i.precision_note);
+        d["role"] = std::string(i.role);
+        d["crop_size"] = i.crop_size;
         return d;
     }
 
