@@ -136,6 +136,16 @@ limn::ModelOptions model_options(const limn_model_options* in) {
     return m;
 }
 
+limn::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
+    const limn_detect_faces_options o = read_options(in, limn_detect_faces_options_init);
+    limn::DetectFacesOptions m;
+    m.score_threshold = o.score_threshold;
+    m.nms_iou = o.nms_iou;
+    m.max_faces = o.max_faces;
+    m.max_side = o.max_side;
+    return m;
+}
+
 limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
     const limn_cartoonize_options o = read_options(in, limn_cartoonize_options_init);
     limn::CartoonizeOptions m;
@@ -146,16 +156,13 @@ limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
     m.timeout_ms = o.timeout_ms;
     m.progress = o.progress;
     m.progress_user_data = o.progress_user_data;
-    return m;
-}
-
-limn::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
-    const limn_detect_faces_options o = read_options(in, limn_detect_faces_options_init);
-    limn::DetectFacesOptions m;
-    m.score_threshold = o.score_threshold;
-    m.nms_iou = o.nms_iou;
-    m.max_faces = o.max_faces;
-    m.max_side = o.max_side;
+    m.head_model = o.head_model ? o.head_model->impl.get() : nullptr;
+    m.detector = o.detector ? o.detector->impl.get() : nullptr;
+    m.detect = detect_faces_options(o.detect_options);
+    m.faces = o.faces;
+    m.face_count = o.face_count;
+    m.working_size = o.working_size;
+    m.feather = o.feather;
     return m;
 }
 
@@ -553,6 +560,8 @@ void limn_cartoonize_options_init(limn_cartoonize_options* options) {
     options->tile_size = d.tile_size;
     options->memory_budget = d.memory_budget;
     options->timeout_ms = d.timeout_ms;
+    options->working_size = d.working_size;
+    options->feather = d.feather;
 }
 
 limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,

@@ -7,12 +7,15 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "align.h"
 #include "error.h"
 #include "image.h"
 #include "memory.h"
 #include "model.h"
 #include "pipeline.h"
+#include "restore_faces.h"
 #include "tiling.h"
 
 namespace limn {
@@ -53,16 +56,19 @@ struct DeviceWeights {
 // Runs the model over an h x w picture in tiles of `side` (one tile when it fits) and returns
 // float [1, 3, h, w]. The tiles cover plan_h x plan_w: positions past the picture (to the size
 // rule and the model's smallest input) repeat its edge and are cropped away.
+// Progress counts the tiles, then `later_steps` more (the faces of a compound stylization).
 at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_t w, int64_t plan_h,
-                     int64_t plan_w, int64_t side, const Progress& progress, PipelineStats& stats) {
+                     int64_t plan_w, int64_t side, int32_t later_steps, const Progress& progress,
+                     PipelineStats& stats) {
     const int64_t m = model.metadata().size_multiple;
     const c10::Device device = model.tensor_device();
     const int64_t margin = model.metadata().tile_margin;
     const auto rows = plan_axis(plan_h, side, margin, m);
     const auto cols = plan_axis(plan_w, side, margin, m);
-    const int32_t total = static_cast<int32_t>(rows.size() * cols.size());
-    stats.tiles = total;
-    stats.tile_size = static_cast<int32_t>(total == 1 ? std::max(rows[0].length, cols[0].length) : side);
+    const int32_t tiles = static_cast<int32_t>(rows.size() * cols.size());
+    const int32_t total = tiles + later_steps;
+    stats.tiles = tiles;
+    stats.tile_size = static_cast<int32_t>(tiles == 1 ? std::max(rows[0].length, cols[0].length) : side);
     const auto run_tile = [&](const TileSpan& r, const TileSpan& c, int64_t y1, int64_t x1) {
         at::Tensor x = source(r.start, y1, c.start, x1);
         if (y1 - r.start < r.length || x1 - c.start < c.length) {
@@ -71,9 +77,9 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
         return model.forward(x).narrow(2, 0, y1 - r.start).narrow(3, 0, x1 - c.start);
     };
     progress.step(0, total, "cartoonize");
-    if (total == 1) {  // one pass: the network's output is the result, nothing to blend
+    if (tiles == 1) {  // one pass: the network's output is the result, nothing to blend
         at::Tensor y = run_tile(rows[0], cols[0], h, w);
-        progress.step(1, 1, "cartoonize");
+        progress.step(1, total, "cartoonize");
         return y;
     }
     at::Tensor acc = at::zeros({1, 3, h, w}, at::TensorOptions().dtype(at::kFloat).device(device));
@@ -100,6 +106,36 @@ void check_options(const CartoonizeOptions& o) {
     check_strength(o.strength);
     if (o.max_side < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_side " + std::to_string(o.max_side));
     if (o.tile_size < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid tile_size " + std::to_string(o.tile_size));
+    if (o.working_size < 0) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid working_size " + std::to_string(o.working_size));
+    }
+    if (!std::isfinite(o.feather) || o.feather < 0.0f || o.feather > 0.5f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid feather " + std::to_string(o.feather) + ": expected 0..0.5");
+    }
+    if (o.face_count > 0 && !o.faces) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "faces is NULL but face_count is " + std::to_string(o.face_count));
+    }
+}
+
+// The compound pipeline's head model: a cartoon model of role "head" on the main model's device.
+void check_head_model(const Model& model, const CartoonizeOptions& o) {
+    const Model& head = *o.head_model;
+    const ModelMetadata& hm = head.metadata();
+    if (hm.kind != LIMN_MODEL_KIND_CARTOON || hm.role != "head") {
+        fail(LIMN_ERR_WRONG_MODEL_KIND, "head model '" + head.origin() + "' is a " + kind_name(hm.kind) +
+                                            (hm.role.empty() ? "" : " " + hm.role) +
+                                            " model; a head model is a cartoon model of role 'head' "
+                                            "(convert_dctnet writes cartoon_h.pb so)");
+    }
+    if (head.device().id() != model.device().id()) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "head model '" + head.origin() + "' is on " + head.device().id() +
+                                            " but model '" + model.origin() + "' on " + model.device().id() +
+                                            ": load both on one device");
+    }
+    if (o.face_count == 0 && !o.detector) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "a head model needs the faces: give them (faces) or a face_detect "
+                                        "model that finds them (detector)");
+    }
 }
 
 }  // namespace
@@ -117,7 +153,15 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                                    "model that takes any size");
     }
     check_image_pair(input, output, "input", "output", model.max_pixels());
+    const Model* head = options.head_model;
+    std::vector<limn_face> faces;  // compound: in input pixels
+    if (head) {
+        check_head_model(model, options);
+        faces = options.face_count > 0 ? std::vector<limn_face>(options.faces, options.faces + options.face_count)
+                                       : detect_faces(*options.detector, input, options.detect);
+    }
     PipelineStats stats;
+    stats.faces_found = static_cast<int32_t>(faces.size());
     const int64_t H = input.height, W = input.width;
     c10::InferenceMode guard;
     const StreamScope stream(model.device());
@@ -131,11 +175,18 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
         return;
     }
 
-    // The picture the network works on: the input, or a copy downscaled with antialiasing.
+    // The picture the network works on: the input, or a copy downscaled with antialiasing (its
+    // longer side to max_side; with a head model, its shorter side to working_size).
     int64_t h = H, w = W;
     at::Tensor small;
+    double scale = 1.0;
     if (options.max_side > 0 && std::max(H, W) > options.max_side) {
-        const double scale = static_cast<double>(options.max_side) / static_cast<double>(std::max(H, W));
+        scale = static_cast<double>(options.max_side) / static_cast<double>(std::max(H, W));
+    }
+    if (head && options.working_size > 0 && std::min(H, W) > options.working_size) {
+        scale = std::min(scale, static_cast<double>(options.working_size) / static_cast<double>(std::min(H, W)));
+    }
+    if (scale < 1.0) {
         h = std::max<int64_t>(1, std::llround(H * scale));
         w = std::max<int64_t>(1, std::llround(W * scale));
         small = at::_upsample_bilinear2d_aa(to_network_input(pixels, input.format).contiguous(), {h, w},
@@ -148,6 +199,21 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     };
     stats.width = static_cast<int32_t>(w);
     stats.height = static_cast<int32_t>(h);
+    // Each face's transform to the head model's crop, in the working picture's pixels (pixel
+    // centres at integers), computed first so bad landmarks fail before any work.
+    std::vector<Similarity> to_crop(faces.size());
+    for (size_t i = 0; i < faces.size(); ++i) {
+        float points[10];
+        for (int k = 0; k < 10; ++k) {
+            const double s = k % 2 ? double(h) / double(H) : double(w) / double(W);
+            points[k] = static_cast<float>((faces[i].landmarks[k] + 0.5) * s - 0.5);
+        }
+        try {
+            to_crop[i] = estimate_similarity(points, head->metadata().face_template.data(), 5);
+        } catch (const Failure& e) {
+            fail(e.status(), "face " + std::to_string(i) + ": " + e.what());
+        }
+    }
 
     // Tiles: as given, or the largest the memory budget allows after the whole-picture buffers
     // (input pixels, accumulated result, blend) are accounted for.
@@ -180,17 +246,35 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                                          : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
     }
 
+    const int32_t face_steps = static_cast<int32_t>(faces.size());
     const at::Tensor result = model.checked([&] {
         at::Tensor r;
         for (;;) {
             try {
-                r = run_tiles(model, source, h, w, plan_h, plan_w, side, progress, stats);
+                r = run_tiles(model, source, h, w, plan_h, plan_w, side, face_steps, progress, stats);
                 break;
             } catch (const std::exception& e) {
                 // The failed pass's tensors are back in the allocator's cache for the next one.
                 if (!is_out_of_memory(e) || side <= min_side) throw;
                 side = std::max(min_side, side / 2 / m * m);
                 ++stats.oom_retries;
+            }
+        }
+        if (head) {
+            // Each face: aligned from the working picture (white beyond its edges, as DCT-Net's
+            // pipeline pads), stylized by the head model, blended back over the result.
+            r = r.contiguous();
+            stats.faces = stats.faces_skipped = 0;  // a rerun in fp32 counts again
+            const int64_t S = head->metadata().crop_size;
+            for (size_t i = 0; i < faces.size(); ++i) {
+                const FaceRegion region = face_region(to_crop[i], S, w, h);
+                if (region.empty()) {
+                    ++stats.faces_skipped;
+                } else {
+                    blend_face(*head, source, r, to_crop[i], region, options.feather * double(S), 1.0f, true);
+                    ++stats.faces;
+                }
+                progress.step(stats.tiles + static_cast<int32_t>(i) + 1, stats.tiles + face_steps, "cartoonize");
             }
         }
         if (small.defined()) r = at::upsample_bilinear2d(r, {H, W}, /*align_corners=*/false);

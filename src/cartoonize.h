@@ -3,8 +3,10 @@
 // strength, progress, cancellation and a deadline.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "detect_faces.h"
 #include "limn/limn.h"
 #include "pipeline.h"
 
@@ -20,6 +22,15 @@ struct CartoonizeOptions {
     uint32_t timeout_ms = 0;
     limn_progress_callback progress = nullptr;
     void* progress_user_data = nullptr;
+    // DCT-Net's compound stylization: with a head model (a cartoon model of role "head"), each
+    // face is aligned to its template, stylized at its crop size, and blended over the result.
+    const Model* head_model = nullptr;
+    const Model* detector = nullptr;  // finds the faces when none are given
+    DetectFacesOptions detect;
+    const limn_face* faces = nullptr;  // caller-given faces, in input pixels
+    size_t face_count = 0;
+    int32_t working_size = 720;  // with a head model: the shorter side at most this; 0: full size
+    float feather = 0.1f;        // soft edge of the head mask, a fraction of the crop side
 };
 
 // Validates everything first; `output` (same size as `input`, any format, may be the same buffer)

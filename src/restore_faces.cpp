@@ -33,6 +33,58 @@ at::Tensor grid_for(const Similarity& t, int64_t x0, int64_t y0, int64_t cols, i
     return at::stack({u, v}, -1).unsqueeze(0);
 }
 
+}  // namespace
+
+FaceRegion face_region(const Similarity& to_crop, int64_t crop, int64_t width, int64_t height) {
+    const Similarity from = to_crop.inverse();
+    double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
+    const double e = double(crop - 1);
+    for (const auto& c : {std::pair<double, double>{0, 0}, {e, 0}, {0, e}, {e, e}}) {
+        double x, y;
+        from.apply(c.first, c.second, x, y);
+        lo_x = std::min(lo_x, x);
+        lo_y = std::min(lo_y, y);
+        hi_x = std::max(hi_x, x);
+        hi_y = std::max(hi_y, y);
+    }
+    FaceRegion r;
+    r.x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_x)) - 1);
+    r.y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_y)) - 1);
+    r.x1 = std::min<int64_t>(width - 1, static_cast<int64_t>(std::ceil(hi_x)) + 1);
+    r.y1 = std::min<int64_t>(height - 1, static_cast<int64_t>(std::ceil(hi_y)) + 1);
+    return r;
+}
+
+void blend_face(const Model& model, const RegionSource& photo, at::Tensor& result, const Similarity& to_crop,
+                const FaceRegion& region, double feather_px, float strength, bool white_border) {
+    const int64_t S = model.metadata().fixed_width > 0 ? model.metadata().fixed_width : model.metadata().crop_size;
+    const c10::Device device = result.device();
+    const int64_t rw = region.x1 - region.x0 + 1, rh = region.y1 - region.y0 + 1;
+    const at::Tensor source = photo(region.y0, region.y1 + 1, region.x0, region.x1 + 1);
+    Similarity crop_to_region = to_crop.inverse();
+    crop_to_region.tx -= double(region.x0);
+    crop_to_region.ty -= double(region.y0);
+    const at::Tensor grid_in = grid_for(crop_to_region, 0, 0, S, S, rw, rh, device);
+    // Crop pixels outside the photo: white (1 - a zero-padded sample of 1 - photo), or the
+    // photo's edge mirrored.
+    const at::Tensor crop = white_border
+                                ? at::grid_sampler(1.0 - source, grid_in, /*bilinear*/ 0, /*zeros*/ 0, true).neg_().add_(1.0)
+                                : at::grid_sampler(source, grid_in, /*bilinear*/ 0, /*reflection*/ 2, true);
+    const at::Tensor styled = model.checked([&] { return model.forward(crop); });
+    // Back into the picture: each region pixel samples the crop's result, weighted by a mask that
+    // fades out over `feather_px` towards the crop's edges.
+    const at::Tensor grid = grid_for(to_crop, region.x0, region.y0, rw, rh, S, S, device);
+    const at::Tensor back = at::grid_sampler(styled, grid, 0, /*zeros*/ 0, true);
+    const at::Tensor q = grid.add(1.0).mul_(0.5 * double(S - 1));  // crop pixel coordinates
+    const at::Tensor edge = at::minimum(q, (double(S - 1) - q)).amin(-1);  // [1, rh, rw]
+    at::Tensor mask = feather_px > 0.0 ? edge.div(feather_px).clamp_(0.0, 1.0) : edge.ge(0.0).to(at::kFloat);
+    mask = mask.mul_(edge.ge(0.0)).mul_(strength).unsqueeze(1);  // [1, 1, rh, rw]
+    at::Tensor target = result.narrow(2, region.y0, rh).narrow(3, region.x0, rw);
+    target.add_(back.sub(target).mul_(mask));
+}
+
+namespace {
+
 void check_options(const RestoreFacesOptions& o) {
     check_strength(o.strength);
     if (!std::isfinite(o.min_face_size) || o.min_face_size < 0.0f) {
@@ -88,46 +140,17 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
         at::Tensor result = to_network_input(pixels, input.format).contiguous();
         progress.step(0, total, "restore faces");
         for (size_t i = 0; i < face_count; ++i) {
-            const Similarity& to = to_crop[i];
-            const Similarity from = to.inverse();
-            // The photo region the crop covers, clamped to the photo.
-            double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
-            for (const auto& c : {std::pair<double, double>{0, 0}, {double(S - 1), 0}, {0, double(S - 1)},
-                                  {double(S - 1), double(S - 1)}}) {
-                double x, y;
-                from.apply(c.first, c.second, x, y);
-                lo_x = std::min(lo_x, x);
-                lo_y = std::min(lo_y, y);
-                hi_x = std::max(hi_x, x);
-                hi_y = std::max(hi_y, y);
-            }
-            const bool big_enough = double(S) / to.scale() >= options.min_face_size;
-            const int64_t x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_x)) - 1);
-            const int64_t y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo_y)) - 1);
-            const int64_t x1 = std::min<int64_t>(W - 1, static_cast<int64_t>(std::ceil(hi_x)) + 1);
-            const int64_t y1 = std::min<int64_t>(H - 1, static_cast<int64_t>(std::ceil(hi_y)) + 1);
-            if (big_enough && x0 <= x1 && y0 <= y1 && options.strength > 0.0f) {
-                const int64_t rw = x1 - x0 + 1, rh = y1 - y0 + 1;
-                // Warp the photo region (as it was, even where an earlier face was pasted) to the crop.
-                const at::Tensor region = to_network_input(pixels.narrow(1, y0, rh).narrow(2, x0, rw), input.format).contiguous();
-                Similarity crop_to_region = from;
-                crop_to_region.tx -= double(x0);
-                crop_to_region.ty -= double(y0);
-                const at::Tensor crop = at::grid_sampler(region, grid_for(crop_to_region, 0, 0, S, S, rw, rh, device),
-                                                         /*bilinear*/ 0, /*reflection*/ 2, /*align_corners=*/true);
-                const at::Tensor restored = model.forward(crop);
-                // Back into the photo: each region pixel samples the restored crop, weighted by a mask
-                // that fades out over `feather_px` towards the crop's edges.
-                const at::Tensor grid = grid_for(to, x0, y0, rw, rh, S, S, device);
-                const at::Tensor back = at::grid_sampler(restored, grid, 0, /*zeros*/ 0, true);
-                const at::Tensor q = grid.add(1.0).mul_(0.5 * double(S - 1));  // crop pixel coordinates
-                const at::Tensor edge = at::minimum(q, (double(S - 1) - q)).amin(-1);  // [1, rh, rw]
-                at::Tensor mask = feather_px > 0.0 ? edge.div(feather_px).clamp_(0.0, 1.0) : edge.ge(0.0).to(at::kFloat);
-                mask = mask.mul_(edge.ge(0.0)).mul_(options.strength).unsqueeze(1);  // [1, 1, rh, rw]
-                at::Tensor target = result.narrow(2, y0, rh).narrow(3, x0, rw);
-                target.add_(back.sub(target).mul_(mask));
+            const FaceRegion region = face_region(to_crop[i], S, W, H);
+            const bool big_enough = double(S) / to_crop[i].scale() >= options.min_face_size;
+            if (big_enough && !region.empty() && options.strength > 0.0f) {
+                // The crop comes from the photo as it was, even where an earlier face was pasted.
+                const auto photo = [&](int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+                    return to_network_input(pixels.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0), input.format)
+                        .contiguous();
+                };
+                blend_face(model, photo, result, to_crop[i], region, feather_px, options.strength, false);
                 ++stats.faces;
-            } else if (!big_enough || x0 > x1 || y0 > y1) {
+            } else if (!big_enough || region.empty()) {
                 ++stats.faces_skipped;
             }
             progress.step(static_cast<int32_t>(i + 1), total, "restore faces");

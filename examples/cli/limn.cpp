@@ -31,7 +31,9 @@ constexpr int kUsage = 2;     // bad command line
 constexpr int kNoModel = 3;   // the model or device could not be used
 
 const char* kUsageText = R"(usage:
-  limn cartoonize IN... -o OUT [options]      cartoonize photos (files or folders)
+  limn cartoonize IN... -o OUT [options]      cartoonize photos (files or folders); with
+                                              --head-model and --detector (or --landmarks),
+                                              DCT-Net's compound stylization of faces
   limn restore-faces IN... -o OUT --detector FILE [options]
                                               restore the faces a face_detect model finds
   limn restore-faces IN -o OUT --landmarks FILE [options]
@@ -60,6 +62,10 @@ options:
       --format EXT       output format for folder outputs: png (default), jpg, bmp, tga
       --quality Q        JPEG quality 1..100 (default 95)
       --detector MODEL   face_detect model (e.g. retinaface) that finds the faces
+      --head-model MODEL cartoonize: a head model (DCT-Net cartoon_h.pb, role "head") that
+                         stylizes each aligned face over the whole-photo result
+      --working-size N   cartoonize with --head-model: shorter side at most N while working
+                         (default 720, as DCT-Net's pipeline; 0: full size)
       --threshold T      detector score threshold 0..1 (default 0.9)
       --min-face-size N  restore-faces: leave faces under N pixels across alone (default 16)
   -q, --quiet            no progress bar, no summary
@@ -76,10 +82,10 @@ Inputs are never overwritten; outputs are written to a temporary file and rename
 struct Args {
     std::string command;
     std::vector<std::string> inputs;
-    std::string output, model, device = "auto", landmarks, detector, format = "png";
+    std::string output, model, device = "auto", landmarks, detector, head_model, format = "png";
     limn_precision precision = LIMN_PRECISION_AUTO;
     uint64_t memory_limit = 0;
-    int32_t max_side = 0, tile = 0, quality = 95;
+    int32_t max_side = 0, tile = 0, quality = 95, working_size = 720;
     float strength = 1.0f, threshold = 0.9f, min_face_size = 16.0f;
     bool quiet = false;
     bool json = false;
@@ -142,6 +148,8 @@ Args parse(int argc, char** argv) {
         else if (f == "-d" || f == "--device") a.device = value();
         else if (f == "--landmarks") a.landmarks = value();
         else if (f == "--detector") a.detector = value();
+        else if (f == "--head-model") a.head_model = value();
+        else if (f == "--working-size") a.working_size = static_cast<int32_t>(parse_int(f, value(), 0, 1 << 20));
         else if (f == "--format") a.format = value();
         else if (f == "-p" || f == "--precision") {
             const std::string p = value();
@@ -351,15 +359,33 @@ int run_images(const Args& a, const char* argv0) {
     if (faces_mode && !a.landmarks.empty() && a.inputs.size() != 1) {
         throw UsageError("restore-faces --landmarks takes one input photo");
     }
+    const bool compound = !faces_mode && !a.head_model.empty();
+    if (compound && a.landmarks.empty() == a.detector.empty()) {
+        throw UsageError("cartoonize --head-model needs either --detector MODEL (a face_detect model) or --landmarks FILE");
+    }
+    if (compound && !a.landmarks.empty() && a.inputs.size() != 1) {
+        throw UsageError("cartoonize --landmarks takes one input photo");
+    }
+    if (!faces_mode && !compound && (!a.detector.empty() || !a.landmarks.empty())) {
+        throw UsageError("cartoonize uses --detector and --landmarks only with --head-model");
+    }
     const std::vector<limn_face> faces = !a.landmarks.empty() ? read_landmarks(a.landmarks) : std::vector<limn_face>();
     const std::vector<Job> jobs = plan_jobs(a);
     const std::string model_path = !a.model.empty() ? a.model : faces_mode ? "" : default_cartoon_model(argv0);
     if (model_path.empty()) throw UsageError("restore-faces needs --model FILE (a face_restore model)");
 
-    std::unique_ptr<limn::Model> model, detector;
+    std::unique_ptr<limn::Model> model, detector, head;
     try {
         model = load_model(a, model_path, faces_mode ? LIMN_MODEL_KIND_FACE_RESTORE : LIMN_MODEL_KIND_CARTOON);
-        if (faces_mode && !a.detector.empty()) detector = load_model(a, a.detector, LIMN_MODEL_KIND_FACE_DETECT);
+        if (!a.detector.empty()) detector = load_model(a, a.detector, LIMN_MODEL_KIND_FACE_DETECT);
+        if (compound) {
+            head = load_model(a, a.head_model, LIMN_MODEL_KIND_CARTOON);
+            if (std::string(head->info().role) != "head") {
+                throw limn::Error(LIMN_ERR_WRONG_MODEL_KIND, "--head-model '" + a.head_model +
+                                                                 "' is not a head model (role 'head'; "
+                                                                 "convert_dctnet writes cartoon_h.pb so)");
+            }
+        }
     } catch (const limn::Error& e) {
         std::cerr << "limn: " << e.what() << "\n";
         return kNoModel;
@@ -395,8 +421,13 @@ int run_images(const Args& a, const char* argv0) {
                 if (detector) o.detector(*detector, limn::DetectFacesOptions().score_threshold(a.threshold));
                 st = model->restore_faces(img.view(), img.view(), faces, o);
             } else {
-                st = model->cartoonize(img.view(), img.view(),
-                                       limn::CartoonizeOptions().strength(a.strength).max_side(a.max_side).tile_size(a.tile).progress(progress));
+                limn::CartoonizeOptions o;
+                o.strength(a.strength).max_side(a.max_side).tile_size(a.tile).progress(progress);
+                if (head) {
+                    o.head_model(*head).working_size(a.working_size).faces(faces);
+                    if (detector) o.detector(*detector, limn::DetectFacesOptions().score_threshold(a.threshold));
+                }
+                st = model->cartoonize(img.view(), img.view(), o);
             }
             limn::save_image(j.out.string(), img.view(), a.quality);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -405,6 +436,10 @@ int run_images(const Args& a, const char* argv0) {
             bar.clear();
             if (!a.quiet) {
                 std::string what = std::to_string(st.tiles) + (st.tiles == 1 ? " tile" : " tiles");
+                if (head) {
+                    what += ", " + std::to_string(st.faces) + (st.faces == 1 ? " face" : " faces") + " stylized";
+                    if (st.faces_skipped > 0) what += ", " + std::to_string(st.faces_skipped) + " outside";
+                }
                 if (faces_mode) {
                     what = std::to_string(st.faces) + (st.faces == 1 ? " face" : " faces") + " restored";
                     if (st.faces_skipped > 0) {

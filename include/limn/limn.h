@@ -413,8 +413,26 @@ typedef struct limn_cartoonize_options {
                                      if set, else 90% of its free memory (CUDA) or available RAM */
     uint32_t timeout_ms;          /* > 0: fail with LIMN_ERR_TIMEOUT once this much time has passed
                                      (checked between tiles); default 0 (none) */
-    limn_progress_callback progress;  /* may be NULL (default) */
+    limn_progress_callback progress;  /* may be NULL (default); one step per tile, then per face */
     void* progress_user_data;
+    /* DCT-Net's compound stylization (its official pipeline): with a head model, `model` (the
+     * background network) runs on the whole photo at the working size, and each face is aligned
+     * by a similarity transform to the head model's template, stylized by the head model at its
+     * crop size (crop pixels beyond the photo white), warped back and blended over the result
+     * with a feathered mask. stats count faces found, stylized and skipped (outside the photo). */
+    limn_model* head_model;       /* a cartoon model of role "head" (limn_model_info.role) on the
+                                     same device; NULL (default): the whole photo only */
+    limn_model* detector;         /* a face_detect model that finds the faces when none are given */
+    const struct limn_detect_faces_options* detect_options;  /* for the detector; NULL: its
+                                                                defaults (declared below) */
+    const struct limn_face* faces;  /* the faces, in input pixels (only their landmarks are used);
+                                     used instead of the detector when face_count > 0 */
+    size_t face_count;
+    int32_t working_size;         /* with a head model: the photo is worked on downscaled so its
+                                     shorter side is at most this (default 720, as the official
+                                     pipeline), then scaled back; 0: full size */
+    float feather;                /* soft edge of the head's mask, a fraction of its crop side
+                                     (0..0.5); default 0.1 */
 } limn_cartoonize_options;
 
 LIMN_API void limn_cartoonize_options_init(limn_cartoonize_options* options);

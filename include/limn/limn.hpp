@@ -195,31 +195,6 @@ private:
     std::string sha256_;
 };
 
-// Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function
-// returns false to cancel; an exception thrown from it cancels too. Keep the object alive and
-// unmodified while a call that uses it runs.
-class CartoonizeOptions {
-public:
-    using ProgressFn = std::function<bool(int32_t done, int32_t total)>;
-    CartoonizeOptions() { limn_cartoonize_options_init(&o_); }
-    CartoonizeOptions& strength(float s) { o_.strength = s; return *this; }
-    CartoonizeOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
-    CartoonizeOptions& tile_size(int32_t n) { o_.tile_size = n; return *this; }
-    CartoonizeOptions& memory_budget(uint64_t bytes) { o_.memory_budget = bytes; return *this; }
-    CartoonizeOptions& timeout_ms(uint32_t ms) { o_.timeout_ms = ms; return *this; }
-    CartoonizeOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
-
-    const limn_cartoonize_options* get() const {
-        o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
-        o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
-        return &o_;
-    }
-
-private:
-    mutable limn_cartoonize_options o_;
-    ProgressFn progress_;
-};
-
 // Chainable options for Model::detect_faces over limn_detect_faces_options.
 class DetectFacesOptions {
 public:
@@ -235,6 +210,44 @@ private:
 };
 
 class Model;
+
+// Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function
+// returns false to cancel; an exception thrown from it cancels too. Keep the object alive and
+// unmodified while a call that uses it runs; models set here must outlive those calls.
+class CartoonizeOptions {
+public:
+    using ProgressFn = std::function<bool(int32_t done, int32_t total)>;
+    CartoonizeOptions() { limn_cartoonize_options_init(&o_); }
+    CartoonizeOptions& strength(float s) { o_.strength = s; return *this; }
+    CartoonizeOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
+    CartoonizeOptions& tile_size(int32_t n) { o_.tile_size = n; return *this; }
+    CartoonizeOptions& memory_budget(uint64_t bytes) { o_.memory_budget = bytes; return *this; }
+    CartoonizeOptions& timeout_ms(uint32_t ms) { o_.timeout_ms = ms; return *this; }
+    CartoonizeOptions& progress(ProgressFn fn) { progress_ = std::move(fn); return *this; }
+    // DCT-Net's compound stylization: each face through `head` (a cartoon model of role "head").
+    inline CartoonizeOptions& head_model(const Model& head);
+    // Finds the faces with `detector`, unless faces() gives them.
+    inline CartoonizeOptions& detector(const Model& detector,
+                                       const DetectFacesOptions& options = DetectFacesOptions());
+    CartoonizeOptions& faces(std::vector<limn_face> faces) { faces_ = std::move(faces); return *this; }
+    CartoonizeOptions& working_size(int32_t n) { o_.working_size = n; return *this; }
+    CartoonizeOptions& feather(float f) { o_.feather = f; return *this; }
+
+    const limn_cartoonize_options* get() const {
+        o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
+        o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
+        o_.detect_options = o_.detector ? detect_.get() : nullptr;
+        o_.faces = faces_.empty() ? nullptr : faces_.data();
+        o_.face_count = faces_.size();
+        return &o_;
+    }
+
+private:
+    mutable limn_cartoonize_options o_;
+    ProgressFn progress_;
+    DetectFacesOptions detect_;
+    std::vector<limn_face> faces_;
+};
 
 // Chainable options for Model::restore_faces over limn_restore_faces_options. A detector set here
 // must outlive the calls that use these options.
@@ -346,6 +359,17 @@ private:
     };
     std::unique_ptr<limn_model, Free> ptr_;
 };
+
+inline CartoonizeOptions& CartoonizeOptions::head_model(const Model& head) {
+    o_.head_model = head.get();
+    return *this;
+}
+
+inline CartoonizeOptions& CartoonizeOptions::detector(const Model& detector, const DetectFacesOptions& options) {
+    o_.detector = detector.get();
+    detect_ = options;
+    return *this;
+}
 
 inline RestoreFacesOptions& RestoreFacesOptions::detector(const Model& detector,
                                                           const DetectFacesOptions& options) {

@@ -426,3 +426,99 @@ def test_the_installed_command(tmp_path, astronaut):
                                                                   "classical-cartoon.pt")],
                          capture_output=True, text=True)
     assert run.returncode == 0 and json.loads(run.stdout)["kind"] == "cartoon"
+
+
+# ---- DCT-Net's compound stylization against an eager reference ---------------------------------
+
+# The astronaut's 5 landmarks as RetinaFace finds them (photo pixels): eyes, nose, mouth corners.
+ASTRONAUT_LANDMARKS = np.array([[202.12, 101.25], [246.22, 102.28], [222.73, 128.48], [203.03, 141.32],
+                                [244.85, 142.42]], np.float32)
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; no reflection) mapping the
+    points ``src`` onto ``dst``, as a 2x3 matrix [[a, -b, tx], [b, a, ty]]."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    norm = (s ** 2).sum()
+    a = (s * d).sum() / norm
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / norm
+    t = md - np.array([a * ms[0] - b * ms[1], b * ms[0] + a * ms[1]])
+    return np.array([[a, -b, t[0]], [b, a, t[1]]])
+
+
+def _compound_reference(photo: np.ndarray, faces: list, background, head, crop: int, template: np.ndarray,
+                        working_size: int, feather: float) -> np.ndarray:
+    """DCT-Net's compound flow in eager PyTorch, from its description: the photo worked on with its
+    shorter side at most ``working_size`` (antialiased bilinear), the background network on it;
+    each face aligned by a similarity transform of its landmarks (in working pixels) onto the head
+    template, cropped (bilinear, white beyond the photo), stylized by the head network, warped back
+    and blended with a mask rising linearly over ``feather * crop`` pixels from the crop's edges;
+    then bilinear back to the photo's size."""
+    import torch
+    import torch.nn.functional as F
+
+    H, W = photo.shape[:2]
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].double().div(255).float()
+    s = min(1.0, working_size / min(H, W)) if working_size > 0 else 1.0
+    h, w = (max(1, round(H * s)), max(1, round(W * s))) if s < 1 else (H, W)
+    small = F.interpolate(x, (h, w), mode="bilinear", align_corners=False, antialias=True) if s < 1 else x
+    with torch.no_grad():
+        result = background(small).float()
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    ci, cj = torch.meshgrid(torch.arange(crop, dtype=torch.float64), torch.arange(crop, dtype=torch.float64), indexing="ij")
+    for f in faces:
+        pts = (f.astype(np.float64) + 0.5) * np.array([w / W, h / H]) - 0.5
+        m = _similarity(pts, template.astype(np.float64))  # photo -> crop
+        inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]  # crop -> photo
+        # The crop: each crop pixel samples the working picture (pixel centres at integers).
+        u = inv[0, 0] * cj + inv[0, 1] * ci + inv[0, 2]
+        v = inv[1, 0] * cj + inv[1, 1] * ci + inv[1, 2]
+        grid = torch.stack([u * 2 / (w - 1) - 1, v * 2 / (h - 1) - 1], -1)[None].float()
+        cropped = 1 - F.grid_sample(1 - small, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        with torch.no_grad():
+            styled = head(cropped).float()
+        # Back: each picture pixel samples the stylized crop where the crop covers it.
+        q_x = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+        q_y = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        grid = torch.stack([q_x * 2 / (crop - 1) - 1, q_y * 2 / (crop - 1) - 1], -1)[None].float()
+        back = F.grid_sample(styled, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        edge = torch.minimum(torch.minimum(q_x, crop - 1 - q_x), torch.minimum(q_y, crop - 1 - q_y))
+        mask = ((edge / (feather * crop)).clamp(0, 1) * (edge >= 0)).float()[None, None]
+        result = result + (back - result) * mask
+    if s < 1:
+        result = F.interpolate(result, (H, W), mode="bilinear", align_corners=False)
+    return result[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def test_compound_cartoonize_matches_the_eager_reference(fixtures, astronaut):
+    """limn's compound pipeline against the eager reference, within one level, on the astronaut
+    (worked on at 384) and on a 2x2 collage of the portrait at four face sizes."""
+    import torch
+
+    background = torch.jit.load(os.path.join(fixtures, "tiny_unet.pt")).eval()
+    head_net = torch.jit.load(os.path.join(fixtures, "tiny_head.pt")).eval()
+    tiles = [(256, (0, 0)), (128, (256, 0)), (192, (0, 256)), (96, (256, 256))]
+    collage = np.full((448, 512, 3), 255, np.uint8)
+    collage_faces = []
+    for side, (x0, y0) in tiles:
+        t = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float()
+        small = torch.nn.functional.interpolate(t, (side, side), mode="bilinear", antialias=True, align_corners=False)
+        collage[y0:y0 + side, x0:x0 + side] = small[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        k = side / 512
+        collage_faces.append((ASTRONAUT_LANDMARKS + 0.5) * k - 0.5 + np.array([x0, y0], np.float32))
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as bg, cpu(os.path.join(fixtures, "tiny_head.pt")) as head:
+        assert head.info.role == "head" and head.info.crop_size == 64
+        template = head.info.face_template
+        for photo, faces, working in ((astronaut, [ASTRONAUT_LANDMARKS], 384), (collage, collage_faces, 0)):
+            got, stats = bg.cartoonize(photo, head_model=head, faces=faces, working_size=working, return_stats=True)
+            assert stats.faces == len(faces) and stats.faces_found == len(faces)
+            want = _compound_reference(photo, faces, background, head_net, 64, template, working, 0.1)
+            diff = np.abs(got.astype(int) - want.astype(int))
+            assert diff.max() <= 1, (diff.max(), (diff > 1).sum())
+            plain = bg.cartoonize(photo, working_size=working)
+            assert (got != plain).any()
+        with pytest.raises(limn.InvalidArgumentError, match="needs the faces"):
+            bg.cartoonize(astronaut, head_model=head)
+        with pytest.raises(limn.WrongModelKindError, match="role 'head'"):
+            bg.cartoonize(astronaut, head_model=bg, faces=[ASTRONAUT_LANDMARKS])

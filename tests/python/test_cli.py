@@ -208,3 +208,33 @@ def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path)
     lines = r.stdout.splitlines()
     assert [l.split(":")[0] for l in lines[:3]] == ["frame 0", "frame 1", "frame 2"]
     assert "3 frames of 96x64 on cpu" in lines[3] and "cap 256 MiB" in lines[3]
+
+
+def test_compound_cartoonize_with_a_head_model(bin_dir, cartoon_model, tmp_path):
+    """--head-model with --detector or --landmarks: DCT-Net's compound stylization (tiny fixtures:
+    a random-weight DCT-Net head exported here, the fixed-detection detector from the fixtures)."""
+    fixtures = os.environ.get("LIMN_TEST_FIXTURES", "")
+    if not os.path.isfile(os.path.join(fixtures, "tiny_detect.pt")):
+        pytest.skip("LIMN_TEST_FIXTURES is not set: run through ctest")
+    head = str(tmp_path / "head.pt")
+    export.export_dctnet_random(head, seed=5, head=True)
+    src = tmp_path / "in.png"
+    photo((200, 160)).save(src)
+    out = tmp_path / "out.png"
+    run = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--head-model", head,
+               "--detector", os.path.join(fixtures, "tiny_detect.pt"), "--working-size", "128", "-d", "cpu")
+    assert run.returncode == 0, run.stderr
+    assert "2 faces stylized" in run.stderr
+    assert np.asarray(Image.open(out)).shape == (160, 200, 3)
+    marks = tmp_path / "faces.txt"
+    marks.write_text("60 70 100 70 80 95 65 115 95 115\n")
+    run = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--head-model", head,
+               "--landmarks", str(marks), "-d", "cpu")
+    assert run.returncode == 0 and "1 face stylized" in run.stderr, run.stderr
+    run = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--head-model", cartoon_model,
+               "--landmarks", str(marks), "-d", "cpu")
+    assert run.returncode == 3 and "not a head model" in run.stderr
+    run = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--head-model", head)
+    assert run.returncode == 2 and "--detector" in run.stderr
+    info = limn(bin_dir, "info", head)
+    assert "role:          head network: aligned 288x288 face crops" in info.stdout

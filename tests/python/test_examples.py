@@ -54,3 +54,31 @@ def test_raw_run_reports_errors_and_writes_nothing(bin_dir, tmp_path):
     assert run.returncode == 1
     assert "multiples of 4" in run.stderr
     assert not os.path.exists(dst) and not os.path.exists(dst + ".tmp")
+
+
+def test_c_cartoonize_example_plain_and_compound(bin_dir, tmp_path):
+    """limn-cartoonize-c, with and without DCT-Net's compound stylization (tiny fixtures)."""
+    fixtures = os.environ.get("LIMN_TEST_FIXTURES", "")
+    if not os.path.isfile(os.path.join(fixtures, "tiny_head.pt")):
+        import pytest
+
+        pytest.skip("LIMN_TEST_FIXTURES is not set: run through ctest")
+    from PIL import Image
+
+    photo = str(tmp_path / "photo.png")
+    Image.fromarray(skimage.data.astronaut()[::2, ::2]).save(photo)
+    exe = os.path.join(bin_dir, "limn-cartoonize-c")
+    f = lambda name: os.path.join(fixtures, name)  # noqa: E731
+    plain = subprocess.run([exe, f("tiny_unet.pt"), photo, str(tmp_path / "a.png"), "cpu"], capture_output=True,
+                           text=True)
+    assert plain.returncode == 0, plain.stderr
+    both = subprocess.run([exe, f("tiny_unet.pt"), photo, str(tmp_path / "b.png"), "cpu", f("tiny_head.pt"),
+                           f("tiny_detect.pt")], capture_output=True, text=True)
+    assert both.returncode == 0, both.stderr
+    assert "2 face(s) stylized" in both.stdout
+    a, b = (np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "b.png"))
+    assert a.shape == b.shape == (256, 256, 3) and (a != b).any()
+    wrong = subprocess.run([exe, f("tiny_unet.pt"), photo, str(tmp_path / "c.png"), "cpu", f("tiny_unet.pt"),
+                            f("tiny_detect.pt")], capture_output=True, text=True)
+    assert wrong.returncode == 1 and "role 'head'" in wrong.stderr
+    assert not os.path.exists(tmp_path / "c.png")

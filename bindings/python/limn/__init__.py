@@ -458,7 +458,11 @@ class Model:
 
     def cartoonize(self, image: ImageArray, *, strength: float = 1.0, max_side: int = 0, tile: int = 0,
                    memory_budget: int = 0, timeout: Optional[float] = None,
-                   progress: Optional[Progress] = None, return_stats: bool = False
+                   progress: Optional[Progress] = None, return_stats: bool = False,
+                   head_model: Optional["Model"] = None, faces: object = None,
+                   detector: Optional["Model"] = None, working_size: int = 720, feather: float = 0.1,
+                   score_threshold: float = 0.9, nms_iou: float = 0.4, max_faces: int = 0,
+                   detect_max_side: int = 1024
                    ) -> Union[ImageArray, Tuple[ImageArray, PipelineStats]]:
         """Cartoonizes a whole photo of any size with a cartoon model.
 
@@ -469,9 +473,24 @@ class Model:
         each tile from the calling thread; returning False raises :class:`CancelledError`, and an
         exception it raises is re-raised here. With ``return_stats`` the result is
         ``(image, PipelineStats)``.
+
+        DCT-Net's compound stylization: with ``head_model`` (a cartoon model of role "head", e.g.
+        converted from ``cartoon_h.pb``), this model runs on the whole photo, worked on with its
+        shorter side at most ``working_size`` (0: full size), and each face is aligned to the head
+        model's template, stylized by it and blended back (``feather``: the mask's soft edge, a
+        fraction of the crop). The faces are ``faces`` (as in :meth:`restore_faces`) or found by
+        ``detector`` with ``score_threshold``, ``nms_iou``, ``max_faces`` and ``detect_max_side``
+        (its ``max_side``). Progress counts the tiles, then the faces.
         """
-        out, stats = self._model.cartoonize(image, float(strength), int(max_side), int(tile),
-                                            int(memory_budget), _timeout_ms(timeout), progress)
+        for what, m in (("head_model", head_model), ("detector", detector)):
+            if m is not None and not isinstance(m, Model):
+                raise TypeError(f"{what} must be a limn.Model, not {type(m).__name__}")
+        rows = None if faces is None else _faces_to_rows(faces)
+        out, stats = self._model.cartoonize(
+            image, float(strength), int(max_side), int(tile), int(memory_budget), _timeout_ms(timeout),
+            progress, head_model._model if head_model is not None else None, rows,
+            detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
+            int(max_faces), int(detect_max_side), int(working_size), float(feather))
         return (out, PipelineStats(**stats)) if return_stats else out
 
     def detect_faces(self, image: ImageArray, *, score_threshold: float = 0.9, nms_iou: float = 0.4,

@@ -320,13 +320,28 @@ public:
     }
 
     py::tuple cartoonize(const py::handle& image, float strength, int32_t max_side, int32_t tile,
-                         uint64_t memory_budget, uint32_t timeout_ms, const py::object& progress) const {
+                         uint64_t memory_budget, uint32_t timeout_ms, const py::object& progress,
+                         const PyModel* head_model, const py::object& faces, const PyModel* detector,
+                         float score_threshold, float nms_iou, int32_t max_faces, int32_t detect_max_side,
+                         int32_t working_size, float feather) const {
         const auto model = acquire();
+        const auto head = head_model ? head_model->acquire() : nullptr;
+        const auto det = detector ? detector->acquire() : nullptr;
         const ImageArg in = image_arg(image, "image");
         auto out = new_image(in.image);
         const auto p = progress_arg(progress);
         limn::CartoonizeOptions o;
         o.strength(strength).max_side(max_side).tile_size(tile).memory_budget(memory_budget).timeout_ms(timeout_ms);
+        o.working_size(working_size).feather(feather);
+        if (head) o.head_model(*head);
+        if (!faces.is_none()) o.faces(faces_from_array(faces));
+        if (det) {
+            o.detector(*det, limn::DetectFacesOptions()
+                                 .score_threshold(score_threshold)
+                                 .nms_iou(nms_iou)
+                                 .max_faces(max_faces)
+                                 .max_side(detect_max_side));
+        }
         limn_pipeline_stats stats{};
         auto options = *o.get();
         if (p) {
@@ -497,7 +512,10 @@ PYBIND11_MODULE(_limn, m) {
         .def("run", &PyModel::run, py::arg("image"))
         .def("run_batch", &PyModel::run_batch, py::arg("images"))
         .def("cartoonize", &PyModel::cartoonize, py::arg("image"), py::arg("strength"), py::arg("max_side"),
-             py::arg("tile"), py::arg("memory_budget"), py::arg("timeout_ms"), py::arg("progress"))
+             py::arg("tile"), py::arg("memory_budget"), py::arg("timeout_ms"), py::arg("progress"),
+             py::arg("head_model").none(true), py::arg("faces"), py::arg("detector").none(true),
+             py::arg("score_threshold"), py::arg("nms_iou"), py::arg("max_faces"), py::arg("detect_max_side"),
+             py::arg("working_size"), py::arg("feather"))
         .def("detect_faces", &PyModel::detect_faces, py::arg("image"), py::arg("score_threshold"),
              py::arg("nms_iou"), py::arg("max_faces"), py::arg("max_side"))
         .def("restore_faces", &PyModel::restore_faces, py::arg("image"), py::arg("faces"),
