@@ -518,6 +518,12 @@ def test_compound_cartoonize_matches_the_eager_reference(fixtures, astronaut):
             assert diff.max() <= 1, (diff.max(), (diff > 1).sum())
             plain = bg.cartoonize(photo, working_size=working)
             assert (got != plain).any()
+        with cpu(os.path.join(fixtures, "tiny_detect.pt")) as det:
+            seen = []
+            _, stats = bg.cartoonize(astronaut, head_model=head, detector=det, return_stats=True,
+                                     progress=lambda d, t: seen.append((d, t)) is None)
+            assert (stats.faces_found, stats.faces) == (2, 2)  # the detector's fixed faces A and C
+            assert seen[-1] == (stats.tiles + 2, stats.tiles + 2)
         with pytest.raises(limn.InvalidArgumentError, match="needs the faces"):
             bg.cartoonize(astronaut, head_model=head)
         with pytest.raises(limn.WrongModelKindError, match="role 'head'"):
