@@ -6,7 +6,10 @@
  * format (.png, .jpg, .bmp, .tga). With HEAD_MODEL and DETECTOR it is DCT-Net's compound
  * stylization: MODEL (cartoon_bg.pb converted) on the whole photo, HEAD_MODEL (cartoon_h.pb) on
  * each face DETECTOR (e.g. RetinaFace) finds. Errors print limn's message and exit with status 1. */
+#define _POSIX_C_SOURCE 200809L /* stat() */
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include <limn/limn.h>
 
@@ -15,14 +18,25 @@ static int fail(const char* what) {
     return 1;
 }
 
+/* Whether two paths name one file (an existing OUT that is IN): never overwrite the input. */
+static int same_file(const char* a, const char* b) {
+    struct stat sa, sb;
+    if (strcmp(a, b) == 0) return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int main(int argc, char** argv) {
     if (argc != 4 && argc != 5 && argc != 7) {
         fprintf(stderr, "usage: %s MODEL IN OUT [DEVICE [HEAD_MODEL DETECTOR]]\n", argv[0]);
         return 2;
     }
+    if (same_file(argv[2], argv[3])) {
+        fprintf(stderr, "%s: OUT is IN (%s); write the cartoon to another file\n", argv[0], argv[3]);
+        return 2;
+    }
     limn_model_options opts;
     limn_model_options_init(&opts);
-    opts.device = argc == 5 ? argv[4] : "auto";
+    opts.device = argc >= 5 ? argv[4] : "auto";
     opts.expected_kind = LIMN_MODEL_KIND_CARTOON;
 
     limn_model *model = NULL, *head = NULL, *detector = NULL;

@@ -3,6 +3,7 @@
 #include <limn/limn.hpp>
 
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -68,6 +69,8 @@ options:
                          (default 720, as DCT-Net's pipeline; 0: full size)
       --threshold T      detector score threshold 0..1 (default 0.9)
       --min-face-size N  restore-faces: leave faces under N pixels across alone (default 16)
+      --max-pixels N     refuse images over N pixels (default 64 Mpx)
+      --overwrite        replace output files even when they are read-only
   -q, --quiet            no progress bar, no summary
       --json             info: print the description as one JSON object
 
@@ -89,11 +92,31 @@ struct Args {
     float strength = 1.0f, threshold = 0.9f, min_face_size = 16.0f;
     bool quiet = false;
     bool json = false;
+    bool overwrite = false;      // replace read-only output files
+    uint64_t max_pixels = 0;     // 0: the library's default
 };
 
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// `limn COMMAND --help`: that command's usage lines and the options, on stdout, exit 0.
+struct HelpRequest {
+    std::string command;
+};
+
+void print_help(const std::string& command) {
+    const std::string text = kUsageText;
+    const size_t options = text.find("\noptions:");
+    std::istringstream lines(text.substr(0, options));
+    std::string line, out;
+    bool keep = false;
+    for (std::getline(lines, line); std::getline(lines, line);) {  // after "usage:"
+        if (line.rfind("  limn ", 0) == 0) keep = line.rfind("  limn " + command + " ", 0) == 0 || line == "  limn " + command;
+        if (keep) out += line + "\n";
+    }
+    std::cout << "usage:\n" << (out.empty() ? text.substr(7, options - 7) : out) << text.substr(options);
+}
 
 long long parse_int(const std::string& flag, const std::string& v, long long lo, long long hi) {
     char* end = nullptr;
@@ -132,6 +155,17 @@ uint64_t parse_bytes(const std::string& v) {
     return static_cast<uint64_t>(n * unit);
 }
 
+// A device argument's syntax ("cpu", "auto", "cuda", "cuda:N"): anything else is a command-line
+// error (exit 2); a device that is well written but absent is found when the model loads (exit 3).
+std::string device_arg(const std::string& v) {
+    if (v == "cpu" || v == "auto" || v == "cuda") return v;
+    if (v.rfind("cuda:", 0) == 0 && v.size() > 5 && v.size() <= 9 &&
+        std::all_of(v.begin() + 5, v.end(), [](unsigned char c) { return std::isdigit(c); })) {
+        return v;
+    }
+    throw UsageError("--device expects cpu, cuda, cuda:N or auto, not '" + v + "'");
+}
+
 Args parse(int argc, char** argv) {
     Args a;
     std::vector<std::string> rest(argv + 1, argv + argc);
@@ -145,7 +179,7 @@ Args parse(int argc, char** argv) {
         };
         if (f == "-o" || f == "--output") a.output = value();
         else if (f == "-m" || f == "--model") a.model = value();
-        else if (f == "-d" || f == "--device") a.device = value();
+        else if (f == "-d" || f == "--device") a.device = device_arg(value());
         else if (f == "--landmarks") a.landmarks = value();
         else if (f == "--detector") a.detector = value();
         else if (f == "--head-model") a.head_model = value();
@@ -168,6 +202,9 @@ Args parse(int argc, char** argv) {
         else if (f == "--min-face-size") a.min_face_size = parse_float(f, value(), 0.0f, 1e6f, "0..1000000");
         else if (f == "-q" || f == "--quiet") a.quiet = true;
         else if (f == "--json") a.json = true;
+        else if (f == "--overwrite") a.overwrite = true;
+        else if (f == "--max-pixels") a.max_pixels = static_cast<uint64_t>(parse_int(f, value(), 1, 1ll << 40));
+        else if (f == "--help" || f == "-h") throw HelpRequest{a.command};
         else if (!f.empty() && f[0] == '-' && f != "-") throw UsageError("unknown option " + f);
         else a.inputs.push_back(f);
     }
@@ -191,6 +228,43 @@ struct Job {
 };
 
 // Inputs (files, folders of images) -> (input, output) pairs. Refuses any output that is an input.
+std::string model_file(const std::string& arg);
+
+// Refuses to write `out` over any of `kept` (inputs, model and landmark files), or over a
+// read-only file unless --overwrite: limn never destroys what it reads.
+void check_output(const Args& a, const fs::path& out, const std::vector<fs::path>& kept) {
+    std::error_code ec;
+    if (!fs::exists(out, ec)) return;
+    for (const auto& k : kept) {
+        std::error_code e1;
+        if (fs::exists(k, e1) && fs::equivalent(out, k, e1)) {
+            throw UsageError("output " + out.string() + " is " + k.string() + ", which " + a.command +
+                             " reads; limn never overwrites what it reads");
+        }
+    }
+    // No write permission for anyone: read-only, even to root (whom the permission bits do not
+    // stop; a rename would replace the file silently).
+    struct stat st {};
+    if (!a.overwrite && ::stat(out.c_str(), &st) == 0 && (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) {
+        throw UsageError("output " + out.string() + " is read-only; pass --overwrite to replace it");
+    }
+}
+
+// The files a command reads besides its inputs: models and the landmarks file (registry names
+// resolve into the cache).
+std::vector<fs::path> read_files(const Args& a) {
+    std::vector<fs::path> kept;
+    for (const std::string* p : {&a.model, &a.detector, &a.head_model, &a.landmarks}) {
+        if (p->empty()) continue;
+        try {
+            kept.emplace_back(model_file(*p));
+        } catch (const limn::Error&) {
+            kept.emplace_back(*p);
+        }
+    }
+    return kept;
+}
+
 std::vector<Job> plan_jobs(const Args& a) {
     if (a.inputs.empty()) throw UsageError(a.command + " needs at least one input");
     if (a.output.empty()) throw UsageError(a.command + " needs -o OUT");
@@ -203,37 +277,51 @@ std::vector<Job> plan_jobs(const Args& a) {
             std::vector<fs::path> found;
             for (const auto& e : fs::directory_iterator(in, ec))
                 if (e.is_regular_file() && is_image_name(e.path())) found.push_back(e.path());
+            if (found.empty()) {
+                throw UsageError("no images in the folder " + in + " (looked for .jpg, .png, .bmp, .tga, ...)");
+            }
             std::sort(found.begin(), found.end());
             files.insert(files.end(), found.begin(), found.end());
+        } else if (!fs::exists(in, ec)) {
+            throw UsageError("input " + in + " does not exist");  // before any model is loaded
         } else {
-            files.emplace_back(in);  // a missing file fails later, with the library's message
+            files.emplace_back(in);
         }
     }
     const fs::path out(a.output);
     std::error_code ec;
-    const bool out_is_folder = from_folder || files.size() > 1 || fs::is_directory(out, ec) ||
-                               (!a.output.empty() && (a.output.back() == '/'));
+    const bool named_folder = fs::is_directory(out, ec) || a.output.back() == '/';
+    if ((from_folder || files.size() > 1) && !named_folder && is_image_name(out)) {
+        throw UsageError("several inputs need -o FOLDER; '" + a.output + "' names one image file");
+    }
+    const bool out_is_folder = from_folder || files.size() > 1 || named_folder;
     std::vector<Job> jobs;
     for (const auto& f : files) {
         Job j{f, out};
         if (out_is_folder) j.out = out / (f.stem().string() + "." + a.format);
         jobs.push_back(j);
     }
+    std::vector<fs::path> kept = read_files(a);
+    kept.insert(kept.end(), files.begin(), files.end());
+    std::map<std::string, fs::path> written;  // output -> the input written there
     for (const auto& j : jobs) {
-        for (const auto& f : files) {
-            std::error_code e1;
-            if (fs::exists(j.out, e1) && fs::equivalent(j.out, f, e1)) {
-                throw UsageError("output " + j.out.string() + " is the input " + f.string() + "; limn never overwrites an input");
-            }
-        }
+        check_output(a, j.out, kept);
         if (!out_is_folder && is_image_name(j.out) == false) {
             throw UsageError("output " + j.out.string() + " needs an image extension (.png, .jpg, .bmp, .tga)");
         }
+        const std::string key = j.out.lexically_normal().string();
+        if (const auto it = written.find(key); it != written.end()) {
+            throw UsageError("inputs " + it->second.string() + " and " + j.in.string() + " would both be written to " +
+                             j.out.string() + "; rename one or cartoonize them into separate folders");
+        }
+        written.emplace(key, j.in);
     }
-    if (out_is_folder) {
+    // The output folder (or a single output's folder) exists before any work.
+    const fs::path folder = out_is_folder ? out : out.parent_path();
+    if (!folder.empty()) {
         std::error_code made;
-        fs::create_directories(out, made);
-        if (made) throw UsageError("cannot create the output folder " + out.string() + ": " + made.message());
+        fs::create_directories(folder, made);
+        if (made) throw UsageError("cannot create the output folder " + folder.string() + ": " + made.message());
     }
     return jobs;
 }
@@ -347,8 +435,9 @@ std::string mib(uint64_t bytes) {
 std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, limn_model_kind kind) {
     const std::string device = limn::resolve_device(a.device);
     if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
-    return std::make_unique<limn::Model>(
-        model_file(path), limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind));
+    limn::ModelOptions options = limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind);
+    if (a.max_pixels > 0) options.max_pixels(a.max_pixels);
+    return std::make_unique<limn::Model>(model_file(path), options);
 }
 
 int run_images(const Args& a, const char* argv0) {
@@ -561,6 +650,11 @@ int info_command(const Args& a) {
 int detect_command(const Args& a) {
     if (a.inputs.size() != 1) throw UsageError("detect-faces takes one photo");
     if (a.detector.empty()) throw UsageError("detect-faces needs --detector FILE (a face_detect model)");
+    if (!a.output.empty()) {
+        std::vector<fs::path> kept = read_files(a);
+        kept.emplace_back(a.inputs[0]);
+        check_output(a, a.output, kept);
+    }
     std::unique_ptr<limn::Model> detector;
     try {
         detector = load_model(a, a.detector, LIMN_MODEL_KIND_FACE_DETECT);
@@ -592,21 +686,28 @@ int detect_command(const Args& a) {
         std::cout << text.str();
         return kOk;
     }
-    // Written beside the target and renamed: never a half-written file.
-    const std::string tmp = a.output + ".limn-tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text.str();
-        out.close();
-        if (!out) {
-            std::remove(tmp.c_str());
-            std::cerr << "limn: cannot write " << a.output << ": " << std::strerror(errno) << "\n";
-            return kFailed;
+    // Written to a private temporary file beside the target, then renamed: never a half-written
+    // file, and never another file of that name.
+    const fs::path target(a.output);
+    std::string tmp = ((target.has_parent_path() ? target.parent_path() : fs::path(".")) /
+                       (".limn-" + target.filename().string() + ".XXXXXX")).string();
+    const int fd = ::mkstemp(tmp.data());
+    const std::string body = text.str();
+    bool ok = fd >= 0;
+    if (ok) {
+        size_t done = 0;
+        while (ok && done < body.size()) {
+            const ssize_t n = ::write(fd, body.data() + done, body.size() - done);
+            ok = n > 0;
+            if (ok) done += static_cast<size_t>(n);
         }
+        ok = ::fchmod(fd, 0644) == 0 && ::close(fd) == 0 && ok;
+        ok = ok && std::rename(tmp.c_str(), a.output.c_str()) == 0;
     }
-    if (std::rename(tmp.c_str(), a.output.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        std::cerr << "limn: cannot write " << a.output << ": " << std::strerror(errno) << "\n";
+    if (!ok) {
+        const int err = errno;
+        if (fd >= 0) std::remove(tmp.c_str());
+        std::cerr << "limn: cannot write " << a.output << ": " << std::strerror(err) << "\n";
         return kFailed;
     }
     if (!a.quiet) std::cerr << "limn: " << faces.size() << (faces.size() == 1 ? " face" : " faces") << " -> " << a.output << "\n";
@@ -641,8 +742,11 @@ int main(int argc, char** argv) {
         if (a.command == "detect-faces") return detect_command(a);
         if (a.command == "devices") return devices_command();
         throw UsageError("unknown command '" + a.command + "'");
+    } catch (const HelpRequest& h) {
+        print_help(h.command);
+        return kOk;
     } catch (const UsageError& e) {
-        std::cerr << "limn: " << e.what() << "\n\n" << kUsageText;
+        std::cerr << "limn: " << e.what() << "\n(`limn --help` shows the usage)\n";
         return kUsage;
     } catch (const limn::Error& e) {
         std::cerr << "limn: " << e.what() << "\n";

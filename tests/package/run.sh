@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package as users get it: builds the wheel (pip, no build isolation), installs it into a
 # fresh virtual environment that holds only torch and numpy (linked from this interpreter, not
-# downloaded), checks `import limn` there, then adds pytest and runs tests/package against the
+# downloaded), checks `import limn` there, then adds pytest and Pillow and runs tests/package against the
 # installed package, outside the source tree.
 #   run.sh BUILD_DIR SOURCE_DIR      (CTest test "python_package"; env: PYTHON, LIMN_JOBS, LIMN_BIN_DIR, ...)
 set -euo pipefail
@@ -28,5 +28,5 @@ cd "$build/package"  # not the source tree: `import limn` must find the installe
 "$venv/bin/python" -I -c 'import limn; print(limn.__file__); print(limn.build_info())'
 
 echo "== pytest on the installed package"
-"$py" "$src/tests/package/link_env.py" "$site" pytest >/dev/null
+"$py" "$src/tests/package/link_env.py" "$site" pytest pillow >/dev/null
 exec "$venv/bin/python" -I -m pytest -q -p no:cacheprovider --rootdir "$build/package" "$src/tests/package"

@@ -528,3 +528,30 @@ def test_compound_cartoonize_matches_the_eager_reference(fixtures, astronaut):
             bg.cartoonize(astronaut, head_model=head)
         with pytest.raises(limn.WrongModelKindError, match="role 'head'"):
             bg.cartoonize(astronaut, head_model=bg, faces=[ASTRONAUT_LANDMARKS])
+
+
+def test_pil_modes_dtype_hints_and_clear_value_errors(fixtures, astronaut, tmp_path):
+    """Issue 15, defects 2, 7, 10 and 14: PIL images in other modes are converted or refused by
+    name, dtype hints fit the dtype, restore_faces without faces or detector, negative memory
+    limits and bytes paths."""
+    Image = pytest.importorskip("PIL.Image")
+    rgb = Image.fromarray(np.ascontiguousarray(astronaut[:64, :80]))
+    with cpu(os.path.join(fixtures, "identity.pt")) as m, cpu(os.path.join(fixtures, "identity_face.pt")) as face:
+        for mode in ("CMYK", "YCbCr", "HSV", "P", "L", "LA"):
+            img = rgb.convert(mode)
+            want = np.asarray(img.convert("RGBA" if mode == "LA" else "RGB"))
+            out = m.run(img)
+            assert out.shape == want.shape and (out == want).all(), mode
+        with pytest.raises(TypeError, match="mode 'I'"):
+            m.run(rgb.convert("I"))
+        with pytest.raises(TypeError, match=r"np.clip\(x, 0, 1\) \* 255"):
+            m.run(astronaut.astype(np.float32) / 255)
+        with pytest.raises(TypeError, match=r"x >> 8"):
+            m.run(astronaut.astype(np.uint16) * 257)
+        with pytest.raises(ValueError, match="needs the faces"):
+            face.restore_faces(astronaut)
+    with pytest.raises(ValueError, match=">= 0"):
+        limn.set_memory_limit("cpu", -5)
+    path = tmp_path / "a.png"
+    limn.save_image(path, astronaut)
+    assert (limn.load_image(os.fsencode(str(path))) == astronaut).all()

@@ -77,7 +77,7 @@ def test_bad_arguments_and_exit_codes(bin_dir, cartoon_model, tmp_path):
     assert r.returncode == 2 and "extension" in r.stderr
     # Never overwrite an input.
     r = limn(bin_dir, "cartoonize", a, "-o", a, "-m", cartoon_model, "-d", "cpu")
-    assert r.returncode == 2 and "never overwrites an input" in r.stderr
+    assert r.returncode == 2 and "never overwrites what it reads" in r.stderr
     assert (tmp_path / "a.png").read_bytes() == before
     # A model that cannot be used.
     r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.png"), "-m", str(tmp_path / "missing.pt"))
@@ -238,3 +238,78 @@ def test_compound_cartoonize_with_a_head_model(bin_dir, cartoon_model, tmp_path)
     assert run.returncode == 2 and "--detector" in run.stderr
     info = limn(bin_dir, "info", head)
     assert "role:          head network: aligned 288x288 face crops" in info.stdout
+
+
+def test_outputs_never_destroy_what_limn_reads_nor_collide(bin_dir, cartoon_model, tmp_path):
+    """detect-faces -o onto its photo or its model, two inputs for one output name, several inputs
+    for one file, a read-only output (issue 15, defects 1, 3, 4, 9)."""
+    fixtures = os.environ.get("LIMN_TEST_FIXTURES", "")
+    detector = os.path.join(fixtures, "tiny_detect.pt")
+    if not os.path.isfile(detector):
+        pytest.skip("LIMN_TEST_FIXTURES is not set: run through ctest")
+    photo().save(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    model_copy = tmp_path / "det.pt"
+    model_copy.write_bytes(open(detector, "rb").read())
+    model_bytes = model_copy.read_bytes()
+    for target in (a, str(model_copy)):
+        r = limn(bin_dir, "detect-faces", a, "--detector", str(model_copy), "-o", target, "-d", "cpu")
+        assert r.returncode == 2 and "never overwrites what it reads" in r.stderr
+    assert (tmp_path / "a.png").read_bytes() == before and model_copy.read_bytes() == model_bytes
+    r = limn(bin_dir, "detect-faces", a, "--detector", str(model_copy), "-o", str(tmp_path / "faces.txt"), "-d", "cpu")
+    assert r.returncode == 0 and (tmp_path / "faces.txt").read_text().startswith("# ")
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "det.pt", "faces.txt"]  # no temporary left
+    # The same name from two folders, and a.jpg beside a.png.
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    photo().save(tmp_path / "one" / "x.png")
+    photo().save(tmp_path / "two" / "x.png")
+    photo().save(tmp_path / "two" / "a.jpg")
+    photo().save(tmp_path / "two" / "a.png")
+    for inputs in ([str(tmp_path / "one"), str(tmp_path / "two")], [str(tmp_path / "two")]):
+        r = limn(bin_dir, "cartoonize", *inputs, "-o", str(tmp_path / "out"), "-m", cartoon_model, "-d", "cpu")
+        assert r.returncode == 2 and "would both be written to" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+    # Several inputs need a folder.
+    r = limn(bin_dir, "cartoonize", a, str(tmp_path / "one" / "x.png"), "-o", str(tmp_path / "multi.png"), "-m",
+             cartoon_model)
+    assert r.returncode == 2 and "several inputs need -o FOLDER" in r.stderr
+    assert not (tmp_path / "multi.png").exists()
+    # A read-only output is refused unless --overwrite.
+    out = tmp_path / "ro.png"
+    photo().save(out)
+    os.chmod(out, 0o444)
+    r = limn(bin_dir, "cartoonize", a, "-o", str(out), "-m", cartoon_model, "-d", "cpu")
+    assert r.returncode == 2 and "read-only" in r.stderr and "--overwrite" in r.stderr
+    r = limn(bin_dir, "cartoonize", a, "-o", str(out), "-m", cartoon_model, "-d", "cpu", "--overwrite", "-q")
+    assert r.returncode == 0, r.stderr
+
+
+def test_usage_help_bad_values_and_early_checks(bin_dir, cartoon_model, tmp_path):
+    """Per-command --help exits 0, a usage error is a line and a hint, bad device strings exit 2,
+    missing inputs and empty folders fail before any work, a missing output folder is created
+    (issue 15, defects 5, 6, 8, 12, 13)."""
+    r = limn(bin_dir, "cartoonize", "--help")
+    assert r.returncode == 0 and "limn cartoonize IN" in r.stdout and "options:" in r.stdout
+    assert "limn restore-faces" not in r.stdout
+    r = limn(bin_dir, "cartoonize", "--bogus")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 2 and "limn --help" in r.stderr
+    photo().save(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    for device in ("gpu", "CPU", "cuda:-1", "cuda:x"):
+        r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "o.png"), "-m", cartoon_model, "-d", device)
+        assert r.returncode == 2 and "--device expects" in r.stderr, device
+    # A missing input is a command-line error, found before the (missing) model is loaded.
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"), "-m",
+             str(tmp_path / "no-model.pt"))
+    assert r.returncode == 2 and "nope.png does not exist" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "empty"), "-o", str(tmp_path / "outs"), "-m", cartoon_model)
+    assert r.returncode == 2 and "no images in the folder" in r.stderr
+    r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "new" / "deeper" / "o.png"), "-m", cartoon_model,
+             "-d", "cpu", "-q")
+    assert r.returncode == 0 and (tmp_path / "new" / "deeper" / "o.png").is_file()
+    r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "big.png"), "-m", cartoon_model, "-d", "cpu",
+             "--max-pixels", "1000")
+    assert r.returncode == 1 and "1000" in r.stderr

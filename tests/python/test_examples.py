@@ -82,3 +82,8 @@ def test_c_cartoonize_example_plain_and_compound(bin_dir, tmp_path):
                             f("tiny_detect.pt")], capture_output=True, text=True)
     assert wrong.returncode == 1 and "role 'head'" in wrong.stderr
     assert not os.path.exists(tmp_path / "c.png")
+    # Its own input as the output: refused, the photo untouched (issue 15, defect 15).
+    before = open(photo, "rb").read()
+    same = subprocess.run([exe, f("tiny_unet.pt"), photo, photo, "cpu"], capture_output=True, text=True)
+    assert same.returncode == 2 and "OUT is IN" in same.stderr
+    assert open(photo, "rb").read() == before

@@ -221,7 +221,9 @@ def resolve_device(device: str = "auto") -> str:
 def set_memory_limit(device: str, bytes: int) -> None:
     """Caps the memory limn may use on ``device`` (0 removes the cap). On CUDA, allocations beyond
     the cap fail with :class:`OutOfMemoryError`; on the CPU it is a budget for tile sizes."""
-    _limn.set_memory_limit(device, int(bytes))
+    if not isinstance(bytes, int) or isinstance(bytes, bool) or bytes < 0:
+        raise ValueError(f"set_memory_limit: bytes must be an integer >= 0 (0 removes the cap), not {bytes!r}")
+    _limn.set_memory_limit(device, bytes)
 
 
 def release_cached_memory(device: str) -> None:
@@ -249,8 +251,11 @@ def load_image(source: Union[PathLike, bytes, bytearray, memoryview], mode: str 
     ``mode``: "auto" (RGBA if the file has alpha, else RGB), "rgb" or "rgba". JPEG pixels are
     turned upright per their EXIF orientation unless ``apply_orientation`` is False. Files larger
     than ``max_pixels`` (0: no limit) are refused before decoding. Raises :class:`FileError` for
-    a missing file and :class:`InvalidImageError` for undecodable bytes.
+    a missing file and :class:`InvalidImageError` for undecodable bytes. ``bytes`` naming an
+    existing file are a path, as with :func:`open`.
     """
+    if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
+        source = os.fsdecode(source)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         source = os.fspath(source)
     return _limn.load_image(source, _choice(mode, _LOAD_MODES, "mode"), bool(apply_orientation),
@@ -523,6 +528,9 @@ class Model:
         """
         if detector is not None and not isinstance(detector, Model):
             raise TypeError(f"detector must be a limn.Model, not {type(detector).__name__}")
+        if landmarks is None and detector is None:
+            raise ValueError("restore_faces needs the faces: give landmarks (e.g. from detect_faces) or a "
+                             "detector (a face_detect limn.Model) that finds them")
         rows = None if landmarks is None else _faces_to_rows(landmarks)
         out, stats = self._model.restore_faces(
             image, rows, detector._model if detector is not None else None, float(score_threshold),

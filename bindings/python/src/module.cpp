@@ -60,7 +60,43 @@ std::string shape_text(const py::array& a) {
     return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-ImageArg image_arg(const py::handle& obj, const char* what) {
+// A PIL image in a mode limn can take as RGB or RGBA: converted (CMYK, YCbCr, HSV, LAB, grayscale,
+// palette, premultiplied alpha); other modes raise TypeError naming the mode. Anything else as it is.
+py::object pil_as_rgb(const py::handle& obj, const char* what) {
+    if (!py::hasattr(obj, "mode") || !py::hasattr(obj, "convert") || !py::hasattr(obj, "getbands")) {
+        return py::reinterpret_borrow<py::object>(obj);
+    }
+    const std::string mode = py::str(obj.attr("mode"));
+    if (mode == "RGB" || mode == "RGBA") return py::reinterpret_borrow<py::object>(obj);
+    if (mode == "CMYK" || mode == "YCbCr" || mode == "HSV" || mode == "LAB" || mode == "L" || mode == "1") {
+        return obj.attr("convert")("RGB");
+    }
+    if (mode == "LA" || mode == "La" || mode == "RGBa" || mode == "PA") return obj.attr("convert")("RGBA");
+    if (mode == "P") {
+        const bool alpha = py::bool_(obj.attr("info").attr("__contains__")("transparency"));
+        return obj.attr("convert")(alpha ? "RGBA" : "RGB");
+    }
+    throw py::type_error(std::string(what) + " is a PIL image in mode '" + mode +
+                         "', which limn does not take; convert it first, e.g. image.convert('RGB') (for 16-bit "
+                         "or float modes scale the values to 0..255 first)");
+}
+
+// How to turn an array of `dtype` into limn's uint8 pixels.
+std::string dtype_hint(const py::dtype& dtype) {
+    const char kind = dtype.kind();
+    if (kind == 'f') {
+        return "; expected uint8: for values in 0..1 use (np.clip(x, 0, 1) * 255).round().astype(np.uint8), "
+               "for 0..255 np.clip(x, 0, 255).round().astype(np.uint8)";
+    }
+    if (kind == 'u' && dtype.itemsize() == 2) {
+        return "; expected uint8: for 16-bit pixels use (x >> 8).astype(np.uint8) (processing is 8-bit)";
+    }
+    if (kind == 'b') return "; expected uint8: for a mask use x.astype(np.uint8) * 255";
+    return "; expected uint8 pixels (0..255), height x width x 3 or 4";
+}
+
+ImageArg image_arg(const py::handle& given, const char* what) {
+    const py::object obj = pil_as_rgb(given, what);
     if (obj.is_none()) throw py::type_error(std::string(what) + " is None; expected a numpy uint8 array");
     const bool arrayish = py::isinstance<py::array>(obj) || py::hasattr(obj, "__array__") ||
                           py::hasattr(obj, "__array_interface__");
@@ -76,7 +112,7 @@ ImageArg image_arg(const py::handle& obj, const char* what) {
     }
     if (!a.dtype().is(py::dtype::of<uint8_t>())) {
         throw py::type_error(std::string(what) + " has dtype " + std::string(py::str(a.dtype())) +
-                             "; expected uint8 (convert with np.clip(x, 0, 255).astype(np.uint8))");
+                             dtype_hint(a.dtype()));
     }
     if (a.ndim() != 3 || (a.shape(2) != 3 && a.shape(2) != 4)) {
         throw py::value_error(std::string(what) + " has shape " + shape_text(a) +
