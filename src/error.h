@@ -25,14 +25,39 @@ private:
 }
 
 // One line that says what went wrong in an error text: the first line, except for errors the
-// TorchScript interpreter rethrows (a traceback whose last line is the original error).
+// TorchScript interpreter rethrows (a traceback whose last line is the original error). LibTorch's
+// advice to its own users ("If you are seeing this error...", allocator settings, ...) is dropped,
+// and a long line is cut at a sentence or word boundary, never inside a word.
 inline std::string error_summary(const std::string& text) {
     const std::string marker = "The following operation failed in the TorchScript interpreter";
-    if (text.compare(0, marker.size(), marker) != 0) return text.substr(0, text.find('\n'));
-    size_t end = text.find_last_not_of("\n \t");
-    if (end == std::string::npos) return text;
-    const size_t begin = text.rfind('\n', end);
-    return text.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
+    std::string line;
+    if (text.compare(0, marker.size(), marker) != 0) {
+        line = text.substr(0, text.find('\n'));
+    } else {
+        const size_t end = text.find_last_not_of("\n \t");
+        if (end == std::string::npos) return text;
+        const size_t begin = text.rfind('\n', end);
+        const size_t from = begin == std::string::npos ? 0 : begin + 1;
+        line = text.substr(from, end - from + 1);
+    }
+    for (const char* advice : {" If you are seeing this", " If reserved but unallocated", " See documentation for",
+                               " Please report a bug", " This error may appear"}) {
+        const size_t at = line.find(advice);
+        if (at != std::string::npos) line.resize(at);
+    }
+    constexpr size_t kMax = 240;
+    if (line.size() > kMax) {
+        size_t cut = line.rfind(". ", kMax);
+        if (cut != std::string::npos && cut > kMax / 2) {
+            line.resize(cut + 1);
+        } else {
+            cut = line.rfind(' ', kMax);
+            line.resize(cut != std::string::npos && cut > kMax / 2 ? cut : kMax);
+            line += "...";
+        }
+    }
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    return line;
 }
 
 }  // namespace limn

@@ -33,11 +33,7 @@ constexpr size_t kMaxMetadataBytes = size_t(1) << 30;
 
 std::string first_line(const std::exception& e) {
     const auto* c = dynamic_cast<const c10::Error*>(&e);
-    std::string s = c ? c->what_without_backtrace() : e.what();
-    const auto nl = s.find('\n');
-    if (nl != std::string::npos) s.resize(nl);
-    if (s.size() > 300) s = s.substr(0, 300) + "...";
-    return s;
+    return error_summary(c ? c->what_without_backtrace() : e.what());
 }
 
 // A private copy of a package that was handed over in memory: AOTIModelPackageLoader reads a path.

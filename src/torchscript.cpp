@@ -12,13 +12,7 @@
 namespace limn {
 namespace {
 
-std::string first_line(const char* text) {
-    std::string s(text ? text : "");
-    const auto nl = s.find('\n');
-    if (nl != std::string::npos) s.resize(nl);
-    if (s.size() > 300) s = s.substr(0, 300) + "...";
-    return s;
-}
+std::string first_line(const char* text) { return error_summary(text ? text : ""); }
 
 // Module::to(device, dtype) would turn integer buffers (indices, counts) into floats and leave
 // tensors held as plain attributes on the CPU in fp32. Here every tensor the module holds moves to

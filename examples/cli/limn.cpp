@@ -54,7 +54,7 @@ options:
   -m, --model MODEL      model file, or the name of a fetched model (`limn models list`);
                          cartoonize default: $LIMN_CARTOON_MODEL, else the built-in
                          classical cartoon filter installed with the tool
-  -d, --device DEV       cpu, cuda, cuda:N or auto (default auto)
+  -d, --device DEV       cpu, cuda, cuda:N or auto (default auto); -g N is -d cuda:N
   -p, --precision P      fp32, fp16, bf16, tf32 or auto (default auto)
       --memory-limit N   cap device memory, e.g. 2G, 512M (bytes without a suffix)
       --max-side N       cartoonize: work at most N pixels on the longer side, then scale back
@@ -71,8 +71,10 @@ options:
       --min-face-size N  restore-faces: leave faces under N pixels across alone (default 16)
       --max-pixels N     refuse images over N pixels (default 64 Mpx)
       --overwrite        replace output files even when they are read-only
+      --skip-existing    leave inputs alone whose output file exists
+  -r, --recursive        folders: their subfolders too (the output keeps their layout)
   -q, --quiet            no progress bar, no summary
-      --json             info: print the description as one JSON object
+      --json             info, devices: print JSON
 
 LANDMARKS FILE: one face per line, 10 numbers: x y of the left eye, right eye, nose tip, left and
 right mouth corners, in photo pixels. Empty lines and lines starting with # are ignored.
@@ -93,6 +95,9 @@ struct Args {
     bool quiet = false;
     bool json = false;
     bool overwrite = false;      // replace read-only output files
+    bool recursive = false;      // -r: folders' subfolders too (outputs keep the layout)
+    bool skip_existing = false;  // leave inputs whose output exists alone
+    bool quality_set = false, format_set = false;
     uint64_t max_pixels = 0;     // 0: the library's default
 };
 
@@ -168,7 +173,18 @@ std::string device_arg(const std::string& v) {
 
 Args parse(int argc, char** argv) {
     Args a;
-    std::vector<std::string> rest(argv + 1, argv + argc);
+    std::vector<std::string> rest;
+    for (int i = 1; i < argc; ++i) {
+        // --option=value is --option value.
+        const std::string arg = argv[i];
+        const size_t eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos && eq > 2) {
+            rest.push_back(arg.substr(0, eq));
+            rest.push_back(arg.substr(eq + 1));
+        } else {
+            rest.push_back(arg);
+        }
+    }
     if (rest.empty()) throw UsageError("no command given");
     a.command = rest[0];
     for (size_t i = 1; i < rest.size(); ++i) {
@@ -180,11 +196,17 @@ Args parse(int argc, char** argv) {
         if (f == "-o" || f == "--output") a.output = value();
         else if (f == "-m" || f == "--model") a.model = value();
         else if (f == "-d" || f == "--device") a.device = device_arg(value());
+        else if (f == "-g" || f == "--gpu") a.device = device_arg("cuda:" + value());
+        else if (f == "-r" || f == "--recursive") a.recursive = true;
+        else if (f == "--skip-existing") a.skip_existing = true;
         else if (f == "--landmarks") a.landmarks = value();
         else if (f == "--detector") a.detector = value();
         else if (f == "--head-model") a.head_model = value();
         else if (f == "--working-size") a.working_size = static_cast<int32_t>(parse_int(f, value(), 0, 1 << 20));
-        else if (f == "--format") a.format = value();
+        else if (f == "--format") {
+            a.format = value();
+            a.format_set = true;
+        }
         else if (f == "-p" || f == "--precision") {
             const std::string p = value();
             if (p == "auto") a.precision = LIMN_PRECISION_AUTO;
@@ -196,7 +218,10 @@ Args parse(int argc, char** argv) {
         } else if (f == "--memory-limit") a.memory_limit = parse_bytes(value());
         else if (f == "--max-side") a.max_side = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
         else if (f == "--tile") a.tile = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
-        else if (f == "--quality") a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
+        else if (f == "--quality") {
+            a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
+            a.quality_set = true;
+        }
         else if (f == "--strength") a.strength = parse_float(f, value(), 0.0f, 1.0f, "0..1");
         else if (f == "--threshold") a.threshold = parse_float(f, value(), 0.0f, 1.0f, "0..1");
         else if (f == "--min-face-size") a.min_face_size = parse_float(f, value(), 0.0f, 1e6f, "0..1000000");
@@ -226,6 +251,11 @@ bool is_image_name(const fs::path& p) {
 struct Job {
     fs::path in, out;
 };
+
+// What a folder input held that is not an image limn reads, and the inputs --skip-existing left
+// alone (both said in the summary).
+std::vector<fs::path> g_skipped_files;
+size_t g_existing_outputs = 0;
 
 // Inputs (files, folders of images) -> (input, output) pairs. Refuses any output that is an input.
 std::string model_file(const std::string& arg);
@@ -269,18 +299,31 @@ std::vector<Job> plan_jobs(const Args& a) {
     if (a.inputs.empty()) throw UsageError(a.command + " needs at least one input");
     if (a.output.empty()) throw UsageError(a.command + " needs -o OUT");
     std::vector<fs::path> files;
+    std::map<std::string, fs::path> roots;  // an image found in a folder input -> that folder
     bool from_folder = false;
     for (const auto& in : a.inputs) {
         std::error_code ec;
         if (fs::is_directory(in, ec)) {
             from_folder = true;
             std::vector<fs::path> found;
-            for (const auto& e : fs::directory_iterator(in, ec))
-                if (e.is_regular_file() && is_image_name(e.path())) found.push_back(e.path());
+            const auto consider = [&](const fs::directory_entry& e) {
+                if (!e.is_regular_file()) return;
+                if (is_image_name(e.path())) {
+                    found.push_back(e.path());
+                } else {
+                    g_skipped_files.push_back(e.path());
+                }
+            };
+            if (a.recursive) {
+                for (const auto& e : fs::recursive_directory_iterator(in, ec)) consider(e);
+            } else {
+                for (const auto& e : fs::directory_iterator(in, ec)) consider(e);
+            }
             if (found.empty()) {
                 throw UsageError("no images in the folder " + in + " (looked for .jpg, .png, .bmp, .tga, ...)");
             }
             std::sort(found.begin(), found.end());
+            for (const auto& f : found) roots.emplace(f.string(), fs::path(in));
             files.insert(files.end(), found.begin(), found.end());
         } else if (!fs::exists(in, ec)) {
             throw UsageError("input " + in + " does not exist");  // before any model is loaded
@@ -298,9 +341,20 @@ std::vector<Job> plan_jobs(const Args& a) {
     std::vector<Job> jobs;
     for (const auto& f : files) {
         Job j{f, out};
-        if (out_is_folder) j.out = out / (f.stem().string() + "." + a.format);
+        if (out_is_folder) {
+            // -r keeps the subfolders of a folder input under the output folder.
+            const auto root = roots.find(f.string());
+            const fs::path sub = a.recursive && root != roots.end() ? f.parent_path().lexically_relative(root->second)
+                                                                    : fs::path();
+            j.out = out / sub / (f.stem().string() + "." + a.format);
+        }
+        if (a.skip_existing && fs::exists(j.out, ec)) {
+            ++g_existing_outputs;
+            continue;
+        }
         jobs.push_back(j);
     }
+    if (jobs.empty()) throw UsageError("every output exists already (--skip-existing): nothing to do");
     std::vector<fs::path> kept = read_files(a);
     kept.insert(kept.end(), files.begin(), files.end());
     std::map<std::string, fs::path> written;  // output -> the input written there
@@ -316,12 +370,23 @@ std::vector<Job> plan_jobs(const Args& a) {
         }
         written.emplace(key, j.in);
     }
-    // The output folder (or a single output's folder) exists before any work.
-    const fs::path folder = out_is_folder ? out : out.parent_path();
-    if (!folder.empty()) {
+    // The output folders exist before any work.
+    for (const auto& j : jobs) {
+        const fs::path folder = j.out.parent_path();
+        if (folder.empty()) continue;
         std::error_code made;
         fs::create_directories(folder, made);
         if (made) throw UsageError("cannot create the output folder " + folder.string() + ": " + made.message());
+    }
+    // Options that would do nothing are said, not silently ignored.
+    std::string ext = out_is_folder ? "." + a.format : out.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (a.format_set && !out_is_folder) {
+        std::cerr << "limn: warning: --format applies to folder outputs; " << out.string()
+                  << " is written in the format its extension names\n";
+    }
+    if (a.quality_set && ext != ".jpg" && ext != ".jpeg") {
+        std::cerr << "limn: warning: --quality applies to JPEG outputs only\n";
     }
     return jobs;
 }
@@ -518,6 +583,13 @@ int run_images(const Args& a, const char* argv0) {
                 }
                 st = model->cartoonize(img.view(), img.view(), o);
             }
+            std::string ext = j.out.extension().string();
+            std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+            if ((ext == ".jpg" || ext == ".jpeg") && img.format() == LIMN_PIXEL_RGBA8) {
+                bar.clear();
+                std::cerr << "limn: warning: " << j.out.string() << ": JPEG has no alpha; the transparency of "
+                          << j.in.string() << " is dropped (PNG keeps it)\n";
+            }
             limn::save_image(j.out.string(), img.view(), a.quality);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             seconds += s;
@@ -546,6 +618,14 @@ int run_images(const Args& a, const char* argv0) {
     }
     if (!a.quiet) {
         const limn_memory_stats m = limn::memory_stats(info.device);
+        if (!g_skipped_files.empty()) {
+            std::cerr << "limn: " << g_skipped_files.size() << " file(s) skipped, not images limn reads:";
+            for (size_t k = 0; k < g_skipped_files.size() && k < 5; ++k) std::cerr << " " << g_skipped_files[k].string();
+            std::cerr << (g_skipped_files.size() > 5 ? " ...\n" : "\n");
+        }
+        if (g_existing_outputs > 0) {
+            std::cerr << "limn: " << g_existing_outputs << " input(s) skipped, their output exists (--skip-existing)\n";
+        }
         std::cerr << "limn: " << done << " of " << jobs.size() << " images done";
         if (done > 0) std::cerr << ", " << std::fixed << std::setprecision(2) << seconds / done << " s per image";
         std::cerr << ", peak memory " << mib(m.peak_allocated) << " on " << info.device;
@@ -714,7 +794,20 @@ int detect_command(const Args& a) {
     return kOk;
 }
 
-int devices_command() {
+int devices_command(const Args& a) {
+    if (a.json) {
+        std::cout << "[";
+        bool first = true;
+        for (const limn_device_info& d : limn::devices()) {
+            std::cout << (first ? "" : ", ") << "{\"id\": " << json_string(d.id) << ", \"name\": " << json_string(d.name)
+                      << ", \"type\": \"" << (d.type == LIMN_DEVICE_CUDA ? "cuda" : "cpu")
+                      << "\", \"total_memory\": " << d.total_memory << ", \"free_memory\": " << d.free_memory
+                      << ", \"compute_capability\": " << d.compute_capability << "}";
+            first = false;
+        }
+        std::cout << "]\n";
+        return kOk;
+    }
     for (const limn_device_info& d : limn::devices()) {
         std::cout << d.id << "  " << d.name << "  " << mib(d.total_memory) << " total, " << mib(d.free_memory) << " free";
         if (d.type == LIMN_DEVICE_CUDA) std::cout << ", compute " << d.compute_capability / 10 << "." << d.compute_capability % 10;
@@ -740,7 +833,7 @@ int main(int argc, char** argv) {
         if (a.command == "cartoonize" || a.command == "restore-faces") return run_images(a, argv[0]);
         if (a.command == "info") return info_command(a);
         if (a.command == "detect-faces") return detect_command(a);
-        if (a.command == "devices") return devices_command();
+        if (a.command == "devices") return devices_command(a);
         throw UsageError("unknown command '" + a.command + "'");
     } catch (const HelpRequest& h) {
         print_help(h.command);

@@ -63,3 +63,22 @@ TEST_CASE("fp32 fallback defaults to on for auto precision only") {
     CHECK_THROWS_AS(limn::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::Failure);
     CHECK(std::string(limn::precision_name(LIMN_PRECISION_BF16)) == "bf16");
 }
+
+TEST_CASE("error summaries: one meaningful line, LibTorch's advice dropped, cut between words") {
+    CHECK(limn::error_summary("first line\nsecond") == "first line");
+    const std::string traceback =
+        "The following operation failed in the TorchScript interpreter.\nTraceback...\n  code\nRuntimeError: the cause\n";
+    CHECK(limn::error_summary(traceback) == "RuntimeError: the cause");
+    CHECK(limn::error_summary("CUDA out of memory. Tried to allocate 2.00 GiB. If reserved but unallocated memory is "
+                              "large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True") ==
+          "CUDA out of memory. Tried to allocate 2.00 GiB.");
+    CHECK(limn::error_summary("Bad input. If you are seeing this error, open an issue") == "Bad input.");
+    std::string words;
+    for (int i = 0; i < 80; ++i) words += "word" + std::to_string(i) + " ";
+    const std::string cut = limn::error_summary(words);
+    CHECK(cut.size() <= 243);
+    CHECK(cut.substr(cut.size() - 3) == "...");
+    CHECK(cut[cut.size() - 4] != ' ');
+    CHECK(words.compare(0, cut.size() - 3, cut, 0, cut.size() - 3) == 0);  // a prefix, ending at a word
+    CHECK(words[cut.size() - 3] == ' ');
+}

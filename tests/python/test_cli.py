@@ -313,3 +313,37 @@ def test_usage_help_bad_values_and_early_checks(bin_dir, cartoon_model, tmp_path
     r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / "big.png"), "-m", cartoon_model, "-d", "cpu",
              "--max-pixels", "1000")
     assert r.returncode == 1 and "1000" in r.stderr
+
+
+def test_batch_conventions_and_warnings(bin_dir, cartoon_model, tmp_path):
+    """--option=value, -r keeping the layout, --skip-existing, unsupported files listed as skipped,
+    devices --json, and warnings for options that do nothing (issue 15, conventions and defect 11)."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    photo().save(src / "a.png")
+    photo().save(src / "sub" / "b.png")
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    r = limn(bin_dir, "cartoonize", str(src), f"--output={out}", f"--model={cartoon_model}", "--device=cpu", "-r")
+    assert r.returncode == 0, r.stderr
+    assert (out / "a.png").is_file() and (out / "sub" / "b.png").is_file()
+    assert "1 file(s) skipped" in r.stderr and "notes.txt" in r.stderr
+    before = (out / "a.png").stat().st_mtime_ns
+    (out / "sub" / "b.png").unlink()
+    r = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "-d", "cpu", "-r", "--skip-existing")
+    assert r.returncode == 0 and "1 input(s) skipped, their output exists" in r.stderr, r.stderr
+    assert (out / "a.png").stat().st_mtime_ns == before and (out / "sub" / "b.png").is_file()
+    r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(tmp_path / "x.png"), "-m", cartoon_model,
+             "-d", "cpu", "--format", "jpg", "--quality", "80")
+    assert r.returncode == 0 and "--format applies to folder outputs" in r.stderr
+    assert "--quality applies to JPEG outputs only" in r.stderr
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.dstack([np.asarray(photo()), np.full((120, 160), 128, np.uint8)])).save(rgba)
+    r = limn(bin_dir, "cartoonize", str(rgba), "-o", str(tmp_path / "y.jpg"), "-m", cartoon_model, "-d", "cpu")
+    assert r.returncode == 0 and "transparency" in r.stderr and "dropped" in r.stderr
+    import json
+
+    devices = json.loads(limn(bin_dir, "devices", "--json").stdout)
+    assert devices[0]["id"] == "cpu" and devices[0]["total_memory"] > 0
+    r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(tmp_path / "z.png"), "-m", cartoon_model, "-g", "x")
+    assert r.returncode == 2 and "--device expects" in r.stderr
