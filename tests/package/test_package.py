@@ -537,11 +537,14 @@ def test_pil_modes_dtype_hints_and_clear_value_errors(fixtures, astronaut, tmp_p
     Image = pytest.importorskip("PIL.Image")
     rgb = Image.fromarray(np.ascontiguousarray(astronaut[:64, :80]))
     with cpu(os.path.join(fixtures, "identity.pt")) as m, cpu(os.path.join(fixtures, "identity_face.pt")) as face:
-        for mode in ("CMYK", "YCbCr", "HSV", "P", "L", "LA"):
+        for mode, back in (("CMYK", "CMYK"), ("YCbCr", "YCbCr"), ("HSV", "HSV"), ("P", "RGB"), ("L", "L"),
+                           ("LA", "LA"), ("RGBA", "RGBA")):
             img = rgb.convert(mode)
-            want = np.asarray(img.convert("RGBA" if mode == "LA" else "RGB"))
-            out = m.run(img)
-            assert out.shape == want.shape and (out == want).all(), mode
+            wide = "RGBA" if mode in ("LA", "RGBA") else "RGB"
+            want = np.asarray(img.convert(wide)).astype(int)
+            out = m.run(img)  # a PIL image in: a PIL image out, in the input's mode family
+            assert out.mode == back and out.size == img.size, mode
+            assert np.abs(np.asarray(out.convert(wide)).astype(int) - want).max() <= 3, mode
         with pytest.raises(TypeError, match="mode 'I'"):
             m.run(rgb.convert("I"))
         with pytest.raises(TypeError, match=r"np.clip\(x, 0, 1\) \* 255"):
@@ -555,3 +558,32 @@ def test_pil_modes_dtype_hints_and_clear_value_errors(fixtures, astronaut, tmp_p
     path = tmp_path / "a.png"
     limn.save_image(path, astronaut)
     assert (limn.load_image(os.fsencode(str(path))) == astronaut).all()
+
+
+def test_file_objects_pil_results_and_array_batches(fixtures, astronaut, tmp_path):
+    """Pillow habits (issue 15): file objects and BytesIO in load_image/save_image, a PIL image
+    in gives one out from cartoonize, (N, H, W, C) arrays through run_batch, os.PathLike paths."""
+    import io
+    import pathlib
+
+    Image = pytest.importorskip("PIL.Image")
+    buf = io.BytesIO()
+    limn.save_image(buf, astronaut, format="png")
+    assert (limn.load_image(io.BytesIO(buf.getvalue())) == astronaut).all()
+    path = tmp_path / "a.png"
+    with open(path, "wb") as f:
+        limn.save_image(f, astronaut)  # the format from the file's name
+    with open(path, "rb") as f:
+        assert (limn.load_image(f) == astronaut).all()
+    assert (limn.load_image(pathlib.Path(path)) == astronaut).all()
+    with pytest.raises(ValueError, match="format="):
+        limn.save_image(io.BytesIO(), astronaut)
+    with cpu(pathlib.Path(fixtures) / "tiny_unet.pt") as m:
+        pil = Image.fromarray(astronaut[:96, :128])
+        out = m.cartoonize(pil)
+        assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (128, 96)
+        assert (np.asarray(out) == m.cartoonize(np.asarray(pil))).all()
+        batch = np.stack([astronaut[:64, :64], astronaut[64:128, :64]])
+        got = m.run_batch(batch)
+        assert isinstance(got, np.ndarray) and got.shape == batch.shape
+        assert (got[1] == m.run(batch[1])).all()

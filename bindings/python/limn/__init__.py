@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import math
 import os
+import typing
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -244,7 +245,7 @@ def memory_stats(device: str) -> MemoryStats:
 # ---- Image files ---------------------------------------------------------------------------------
 
 
-def load_image(source: Union[PathLike, bytes, bytearray, memoryview], mode: str = "auto", *,
+def load_image(source: Union[PathLike, bytes, bytearray, memoryview, "typing.BinaryIO"], mode: str = "auto", *,
                apply_orientation: bool = True, max_pixels: int = _DEFAULT_MAX_PIXELS) -> ImageArray:
     """Decodes an image file (a path, or the encoded bytes) to a new ``uint8`` array.
 
@@ -252,8 +253,13 @@ def load_image(source: Union[PathLike, bytes, bytearray, memoryview], mode: str 
     turned upright per their EXIF orientation unless ``apply_orientation`` is False. Files larger
     than ``max_pixels`` (0: no limit) are refused before decoding. Raises :class:`FileError` for
     a missing file and :class:`InvalidImageError` for undecodable bytes. ``bytes`` naming an
-    existing file are a path, as with :func:`open`.
+    existing file are a path, as with :func:`open`; a file object (``open(..., "rb")``,
+    ``io.BytesIO``) is read to its end.
     """
+    if hasattr(source, "read"):
+        source = source.read()
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            raise TypeError("load_image needs a binary file object (open(path, 'rb'), io.BytesIO), not a text one")
     if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
         source = os.fsdecode(source)
     if not isinstance(source, (bytes, bytearray, memoryview)):
@@ -266,9 +272,20 @@ def _file_format(format: Optional[str]) -> int:
     return 0 if format is None else _choice(format, _FILE_FORMATS, "format")
 
 
-def save_image(path: PathLike, image: ImageArray, *, quality: int = 95, format: Optional[str] = None) -> None:
+def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, quality: int = 95,
+               format: Optional[str] = None) -> None:
     """Writes ``image`` to ``path`` (format from the extension unless ``format`` is "png", "jpeg",
-    "bmp" or "tga"), through a temporary file renamed into place: never a half-written file."""
+    "bmp" or "tga"), through a temporary file renamed into place: never a half-written file. A
+    binary file object (``io.BytesIO``, ``open(..., "wb")``) receives the encoded bytes; its format
+    is ``format``, else its name's extension."""
+    if hasattr(path, "write"):
+        if format is None:
+            ext = os.path.splitext(str(getattr(path, "name", "")))[1].lower().lstrip(".")
+            if ext not in _FILE_FORMATS:
+                raise ValueError("save_image to a file object needs format= ('png', 'jpeg', 'bmp' or 'tga')")
+            format = ext
+        path.write(encode_image(image, format, quality=quality))
+        return
     _limn.save_image(os.fspath(path), image, _file_format(format), int(quality))
 
 
@@ -278,6 +295,26 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = 95) -
 
 
 # ---- Models ------------------------------------------------------------------------------------
+
+
+def _is_pil(image: object) -> bool:
+    return hasattr(image, "mode") and hasattr(image, "convert") and hasattr(image, "getbands")
+
+
+def _like(result: ImageArray, image: object) -> object:
+    """A PIL image in gives a PIL image out, in the input's mode family (grayscale stays grayscale,
+    CMYK stays CMYK, palette becomes RGB or RGBA); arrays stay arrays."""
+    if not _is_pil(image):
+        return result
+    from PIL import Image
+
+    out = Image.fromarray(result, "RGBA" if result.shape[2] == 4 else "RGB")
+    mode = image.mode
+    if mode in ("L", "1", "CMYK", "YCbCr", "HSV", "LAB"):
+        return out.convert(mode)
+    if mode in ("LA", "La"):
+        return out.convert("LA")
+    return out
 
 
 def _model_path(source: str) -> str:
@@ -455,11 +492,16 @@ class Model:
         """One network run on ``image``, whose size must fit the model's size rule (see
         :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
         :meth:`cartoonize` or :meth:`restore_faces`."""
-        return self._model.run(image)
+        return _like(self._model.run(image), image)
 
-    def run_batch(self, images: Sequence[ImageArray]) -> List[ImageArray]:
-        """One network run on several images of one size and channel count."""
-        return self._model.run_batch(list(images))
+    def run_batch(self, images: Union[Sequence[ImageArray], ImageArray]) -> Union[List[ImageArray], ImageArray]:
+        """One network run on several images of one size and channel count: a sequence (of arrays
+        or PIL images; the result is a list of the same kind) or one (N, H, W, C) array (the result
+        is one array)."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return np.stack(self._model.run_batch(list(images)))
+        images = list(images)
+        return [_like(out, img) for out, img in zip(self._model.run_batch(images), images)]
 
     def cartoonize(self, image: ImageArray, *, strength: float = 1.0, max_side: int = 0, tile: int = 0,
                    memory_budget: int = 0, timeout: Optional[float] = None,
@@ -496,6 +538,7 @@ class Model:
             progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
             int(max_faces), int(detect_max_side), int(working_size), float(feather))
+        out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
 
     def detect_faces(self, image: ImageArray, *, score_threshold: float = 0.9, nms_iou: float = 0.4,
@@ -536,4 +579,5 @@ class Model:
             image, rows, detector._model if detector is not None else None, float(score_threshold),
             float(nms_iou), int(max_faces), int(max_side), float(strength), float(min_face_size),
             float(feather), _timeout_ms(timeout), progress)
+        out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
