@@ -50,7 +50,8 @@ const char* kUsageText = R"(usage:
   limn --version | --help
 
 options:
-  -o, --output PATH      output file, or folder (created) for several inputs or a folder input
+  -o, --output PATH      output file, or folder (created) for several inputs or a folder input;
+                         `-` as the input reads stdin, `-o -` writes stdout (needs --format)
   -m, --model MODEL      model file, or the name of a fetched model (`limn models list`);
                          cartoonize default: $LIMN_CARTOON_MODEL, else the built-in
                          classical cartoon filter installed with the tool
@@ -298,6 +299,26 @@ std::vector<fs::path> read_files(const Args& a) {
 std::vector<Job> plan_jobs(const Args& a) {
     if (a.inputs.empty()) throw UsageError(a.command + " needs at least one input");
     if (a.output.empty()) throw UsageError(a.command + " needs -o OUT");
+    // Pipes: `-` reads the photo from stdin, `-o -` writes the result to stdout (--format names it).
+    const bool pipe_in = std::find(a.inputs.begin(), a.inputs.end(), "-") != a.inputs.end();
+    if (pipe_in && a.inputs.size() != 1) throw UsageError("- (stdin) is the only input it can be given with");
+    if (a.output == "-") {
+        if (a.inputs.size() != 1 || fs::is_directory(a.inputs[0])) throw UsageError("-o - (stdout) takes one input photo");
+        if (!a.format_set) throw UsageError("-o - (stdout) needs --format png, jpg, bmp or tga");
+        if (!pipe_in && !fs::exists(a.inputs[0])) throw UsageError("input " + a.inputs[0] + " does not exist");
+        return {Job{a.inputs[0], "-"}};
+    }
+    if (pipe_in) {
+        std::vector<fs::path> kept = read_files(a);
+        check_output(a, a.output, kept);
+        if (!is_image_name(a.output)) {
+            throw UsageError("output " + a.output + " needs an image extension (.png, .jpg, .bmp, .tga)");
+        }
+        const fs::path folder = fs::path(a.output).parent_path();
+        std::error_code made;
+        if (!folder.empty()) fs::create_directories(folder, made);
+        return {Job{"-", a.output}};
+    }
     std::vector<fs::path> files;
     std::map<std::string, fs::path> roots;  // an image found in a folder input -> that folder
     bool from_folder = false;
@@ -563,7 +584,14 @@ int run_images(const Args& a, const char* argv0) {
         const std::string label = j.in.filename().string();
         try {
             const auto t0 = std::chrono::steady_clock::now();
-            limn::Image img = limn::load_image(j.in.string());
+            limn::Image img;
+            if (j.in == "-") {
+                const std::string bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+                img = limn::load_image_from_memory(bytes.data(), bytes.size(), static_cast<limn_pixel_format>(0),
+                                                   a.max_pixels ? a.max_pixels : 64ull * 1024 * 1024);
+            } else {
+                img = limn::load_image(j.in.string());
+            }
             limn_pipeline_stats st{};
             auto progress = [&](int32_t d, int32_t t) {
                 bar.show(label, d, t);
@@ -590,7 +618,18 @@ int run_images(const Args& a, const char* argv0) {
                 std::cerr << "limn: warning: " << j.out.string() << ": JPEG has no alpha; the transparency of "
                           << j.in.string() << " is dropped (PNG keeps it)\n";
             }
-            limn::save_image(j.out.string(), img.view(), a.quality);
+            if (j.out == "-") {
+                const std::string f = a.format == "jpg" || a.format == "jpeg" ? "jpeg" : a.format;
+                const limn_file_format ff = f == "png"    ? LIMN_FILE_FORMAT_PNG
+                                            : f == "jpeg" ? LIMN_FILE_FORMAT_JPEG
+                                            : f == "bmp"  ? LIMN_FILE_FORMAT_BMP
+                                                          : LIMN_FILE_FORMAT_TGA;
+                const std::vector<uint8_t> encoded = limn::encode_image(img.view(), ff, a.quality);
+                std::cout.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
+                std::cout.flush();
+            } else {
+                limn::save_image(j.out.string(), img.view(), a.quality);
+            }
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             seconds += s;
             ++done;

@@ -347,3 +347,21 @@ def test_batch_conventions_and_warnings(bin_dir, cartoon_model, tmp_path):
     assert devices[0]["id"] == "cpu" and devices[0]["total_memory"] > 0
     r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(tmp_path / "z.png"), "-m", cartoon_model, "-g", "x")
     assert r.returncode == 2 and "--device expects" in r.stderr
+
+
+def test_pipes_stdin_and_stdout(bin_dir, cartoon_model, tmp_path):
+    """`-` reads the photo from stdin, `-o -` writes to stdout with --format (issue 15, pipes)."""
+    import io
+
+    buf = io.BytesIO()
+    photo().save(buf, format="PNG")
+    exe = os.path.join(bin_dir, "limn")
+    run = subprocess.run([exe, "cartoonize", "-", "-o", "-", "--format", "jpg", "-m", cartoon_model, "-d", "cpu",
+                          "-q"], input=buf.getvalue(), capture_output=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout[:3] == b"\xff\xd8\xff" and Image.open(io.BytesIO(run.stdout)).size == (160, 120)
+    run = subprocess.run([exe, "cartoonize", "-", "-o", str(tmp_path / "o.png"), "-m", cartoon_model, "-d", "cpu"],
+                         input=buf.getvalue(), capture_output=True)
+    assert run.returncode == 0 and Image.open(tmp_path / "o.png").size == (160, 120)
+    run = subprocess.run([exe, "cartoonize", "-", "-o", "-", "-m", cartoon_model], input=b"", capture_output=True)
+    assert run.returncode == 2 and b"needs --format" in run.stderr
