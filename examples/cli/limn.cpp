@@ -16,7 +16,10 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -73,6 +76,8 @@ options:
       --max-pixels N     refuse images over N pixels (default 64 Mpx)
       --overwrite        replace output files even when they are read-only
       --skip-existing    leave inputs alone whose output file exists
+  -j, --jobs N           photos in flight at once on the one model (load, compute and save
+                         overlap; default 1)
   -r, --recursive        folders: their subfolders too (the output keeps their layout)
   -q, --quiet            no progress bar, no summary
       --json             info, devices: print JSON
@@ -98,6 +103,7 @@ struct Args {
     bool overwrite = false;      // replace read-only output files
     bool recursive = false;      // -r: folders' subfolders too (outputs keep the layout)
     bool skip_existing = false;  // leave inputs whose output exists alone
+    int jobs = 1;                // -j: photos in flight at once
     bool quality_set = false, format_set = false;
     uint64_t max_pixels = 0;     // 0: the library's default
 };
@@ -200,6 +206,7 @@ Args parse(int argc, char** argv) {
         else if (f == "-g" || f == "--gpu") a.device = device_arg("cuda:" + value());
         else if (f == "-r" || f == "--recursive") a.recursive = true;
         else if (f == "--skip-existing") a.skip_existing = true;
+        else if (f == "-j" || f == "--jobs") a.jobs = static_cast<int>(parse_int(f, value(), 1, 64));
         else if (f == "--landmarks") a.landmarks = value();
         else if (f == "--detector") a.detector = value();
         else if (f == "--head-model") a.head_model = value();
@@ -576,11 +583,15 @@ int run_images(const Args& a, const char* argv0) {
     }
 
     limn::reset_peak_memory(info.device);
-    ProgressBar bar(!a.quiet);
+    // -j N: N photos in flight on the one model (it is thread-safe), each loaded, computed and
+    // saved by its own worker, so reading and writing files overlap the network's work. The bar
+    // shows one photo's progress only when one runs at a time.
+    const size_t workers = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(a.jobs), jobs.size()));
+    ProgressBar bar(!a.quiet && workers == 1);
+    std::mutex out_mutex;  // stderr lines and the counters below
     int failed = 0, done = 0;
     double seconds = 0.0;
-    for (size_t i = 0; i < jobs.size(); ++i) {
-        const Job& j = jobs[i];
+    const auto process = [&](const Job& j) {
         const std::string label = j.in.filename().string();
         try {
             const auto t0 = std::chrono::steady_clock::now();
@@ -594,7 +605,7 @@ int run_images(const Args& a, const char* argv0) {
             }
             limn_pipeline_stats st{};
             auto progress = [&](int32_t d, int32_t t) {
-                bar.show(label, d, t);
+                if (workers == 1) bar.show(label, d, t);
                 return true;
             };
             if (faces_mode) {
@@ -614,6 +625,7 @@ int run_images(const Args& a, const char* argv0) {
             std::string ext = j.out.extension().string();
             std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
             if ((ext == ".jpg" || ext == ".jpeg") && img.format() == LIMN_PIXEL_RGBA8) {
+                const std::lock_guard<std::mutex> lock(out_mutex);
                 bar.clear();
                 std::cerr << "limn: warning: " << j.out.string() << ": JPEG has no alpha; the transparency of "
                           << j.in.string() << " is dropped (PNG keeps it)\n";
@@ -631,6 +643,7 @@ int run_images(const Args& a, const char* argv0) {
                 limn::save_image(j.out.string(), img.view(), a.quality);
             }
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const std::lock_guard<std::mutex> lock(out_mutex);
             seconds += s;
             ++done;
             bar.clear();
@@ -650,10 +663,23 @@ int run_images(const Args& a, const char* argv0) {
                           << img.height() << ", " << what << ", " << std::fixed << std::setprecision(2) << s << " s)\n";
             }
         } catch (const limn::Error& e) {
+            const std::lock_guard<std::mutex> lock(out_mutex);
             bar.clear();
             std::cerr << "limn: " << j.in.string() << ": " << e.what() << "\n";
             ++failed;
         }
+    };
+    if (workers == 1) {
+        for (const Job& j : jobs) process(j);
+    } else {
+        std::atomic<size_t> next{0};
+        std::vector<std::thread> pool;
+        for (size_t w = 0; w < workers; ++w) {
+            pool.emplace_back([&] {
+                for (size_t i; (i = next++) < jobs.size();) process(jobs[i]);
+            });
+        }
+        for (auto& t : pool) t.join();
     }
     if (!a.quiet) {
         const limn_memory_stats m = limn::memory_stats(info.device);

@@ -365,3 +365,17 @@ def test_pipes_stdin_and_stdout(bin_dir, cartoon_model, tmp_path):
     assert run.returncode == 0 and Image.open(tmp_path / "o.png").size == (160, 120)
     run = subprocess.run([exe, "cartoonize", "-", "-o", "-", "-m", cartoon_model], input=b"", capture_output=True)
     assert run.returncode == 2 and b"needs --format" in run.stderr
+
+
+def test_parallel_jobs_give_the_serial_results(bin_dir, cartoon_model, tmp_path):
+    """-j N: several photos in flight on one model; the files equal those of -j 1 (issue 15)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, size in enumerate([(160, 120), (120, 160), (200, 100), (96, 96), (130, 90)]):
+        photo(size).save(src / f"p{i}.png")
+    for jobs in ("1", "3"):
+        r = limn(bin_dir, "cartoonize", str(src), "-o", str(tmp_path / f"out{jobs}"), "-m", cartoon_model, "-d", "cpu",
+                 "-j", jobs)
+        assert r.returncode == 0 and "5 of 5 images done" in r.stderr, r.stderr
+    for i in range(5):
+        assert (tmp_path / "out1" / f"p{i}.png").read_bytes() == (tmp_path / "out3" / f"p{i}.png").read_bytes()
