@@ -81,4 +81,22 @@ int jpeg_exif_orientation(const uint8_t* data, size_t size) {
     return kUpright;
 }
 
+int png_exif_orientation(const uint8_t* data, size_t size) {
+    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (!data || size < 8 || std::memcmp(data, signature, 8) != 0) return kUpright;
+    size_t pos = 8;
+    // Chunks: length (4, big-endian), type (4), data, CRC (4).
+    while (pos + 8 <= size) {
+        const uint32_t length = (uint32_t{data[pos]} << 24) | (uint32_t{data[pos + 1]} << 16) |
+                                (uint32_t{data[pos + 2]} << 8) | data[pos + 3];
+        const uint8_t* type = data + pos + 4;
+        if (length > size - pos - 8) return kUpright;  // runs past the end: malformed
+        if (std::memcmp(type, "eXIf", 4) == 0) return tiff_orientation(data + pos + 8, length);
+        if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) return kUpright;
+        if (size - pos - 8 - length < 4) return kUpright;
+        pos += 8 + size_t{length} + 4;
+    }
+    return kUpright;
+}
+
 }  // namespace limn

@@ -493,9 +493,10 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
     // The header read above and the decoder agree, but do not rely on it.
     check_size(static_cast<uint64_t>(w), static_cast<uint64_t>(h));
 
-    const int orientation = options.apply_orientation && jpeg_at > 0
-                                ? jpeg_exif_orientation(data + jpeg_at - 2, size - (jpeg_at - 2))
-                                : 1;
+    const int orientation = !options.apply_orientation ? 1
+                            : jpeg_at > 0 ? jpeg_exif_orientation(data + jpeg_at - 2, size - (jpeg_at - 2))
+                            : is_png(data, size) ? png_exif_orientation(data, size)
+                                                 : 1;
     const limn_pixel_format format =
         options.format != 0 ? options.format : (n == 2 || n == 4 ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8);
     const bool swapped = orientation >= 5;

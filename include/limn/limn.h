@@ -216,8 +216,9 @@ typedef struct limn_image_load_options {
     size_t struct_size;            /* sizeof(limn_image_load_options), set by the init function */
     limn_pixel_format format;      /* 0 (default): RGBA8 if the file has alpha, else RGB8; otherwise
                                       the pixels are converted to this format */
-    int32_t apply_orientation;     /* 1 (default): turn JPEG pixels upright per their EXIF
-                                      orientation tag (phone photos); 0: pixels as stored */
+    int32_t apply_orientation;     /* 1 (default): turn JPEG and PNG pixels upright per their EXIF
+                                      orientation tag (phone photos; PNG's eXIf chunk); 0: pixels
+                                      as stored */
     uint64_t max_pixels;           /* larger images are refused with LIMN_ERR_IMAGE_TOO_LARGE before
                                       decoding; default 64 Mpx; 0 = no limit */
 } limn_image_load_options;

@@ -709,8 +709,33 @@ TEST_CASE("EXIF orientations 1 to 8 turn JPEG pixels upright, in both byte order
     }
 }
 
-TEST_CASE("EXIF is read only from JPEG files") {
-    // A PNG never turns, even if its bytes happened to hold an EXIF-like block.
+// A PNG chunk: length, type, data, CRC-32 (of type and data).
+Bytes png_chunk(const char* type, const Bytes& payload) {
+    Bytes c;
+    const uint32_t n = static_cast<uint32_t>(payload.size());
+    for (int s = 24; s >= 0; s -= 8) c.push_back(static_cast<uint8_t>(n >> s));
+    c.insert(c.end(), type, type + 4);
+    c.insert(c.end(), payload.begin(), payload.end());
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 4; i < c.size(); ++i) {
+        crc ^= c[i];
+        for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    crc ^= 0xFFFFFFFFu;
+    for (int s = 24; s >= 0; s -= 8) c.push_back(static_cast<uint8_t>(crc >> s));
+    return c;
+}
+
+// `png` with `chunk` inserted after its IHDR chunk (signature 8 + IHDR 25 bytes).
+Bytes with_chunk_after_ihdr(const Bytes& png, const Bytes& chunk) {
+    Bytes out(png.begin(), png.begin() + 33);
+    out.insert(out.end(), chunk.begin(), chunk.end());
+    out.insert(out.end(), png.begin() + 33, png.end());
+    return out;
+}
+
+TEST_CASE("EXIF orientation of a PNG is read from its eXIf chunk only") {
+    // A PNG without eXIf never turns, even if its bytes happened to hold an EXIF-like block.
     TestImage src(4, 2, LIMN_PIXEL_RGB8);
     src.fill_random(9);
     const auto out = load(encode(src.img, LIMN_FILE_FORMAT_PNG));
@@ -718,6 +743,36 @@ TEST_CASE("EXIF is read only from JPEG files") {
     const Bytes tiff = exif_payload(tiff_with_orientation(false, 6));
     CHECK(limn::jpeg_exif_orientation(tiff.data(), tiff.size()) == 1);
     CHECK(limn::jpeg_exif_orientation(nullptr, 0) == 1);
+    CHECK(limn::png_exif_orientation(tiff.data(), tiff.size()) == 1);
+    CHECK(limn::png_exif_orientation(nullptr, 0) == 1);
+
+    // The quadrant picture as a PNG with an eXIf chunk (the TIFF structure itself, no "Exif\0\0").
+    TestImage quad(32, 16, LIMN_PIXEL_RGB8);
+    for (int y = 0; y < 16; ++y)
+        for (int x = 0; x < 32; ++x) quad.set(x, y, y < 8 ? (x < 16 ? kRed : kGreen) : (x < 16 ? kBlue : kYellow));
+    const Bytes png = encode(quad.img, LIMN_FILE_FORMAT_PNG);
+    for (bool big_endian : {false, true}) {
+        CAPTURE(big_endian);
+        const Bytes file = with_chunk_after_ihdr(png, png_chunk("eXIf", tiff_with_orientation(big_endian, 6)));
+        CHECK(limn::png_exif_orientation(file.data(), file.size()) == 6);
+        const auto turned = load(file);
+        CHECK(turned->width == 16);
+        CHECK(turned->height == 32);
+        CHECK(corners_are(*turned, {kBlue, kRed, kYellow, kGreen}));  // rotated 90 clockwise
+        limn::LoadOptions as_stored;
+        as_stored.apply_orientation = false;
+        CHECK(load(file, as_stored)->width == 32);
+    }
+    // Malformed: a chunk length past the end, an eXIf after the image data.
+    Bytes cut = with_chunk_after_ihdr(png, png_chunk("eXIf", tiff_with_orientation(false, 6)));
+    cut[33] = 0x7F;
+    CHECK(limn::png_exif_orientation(cut.data(), cut.size()) == 1);
+    const size_t iend = png.size() - 12;
+    Bytes late(png.begin(), png.begin() + static_cast<ptrdiff_t>(iend));
+    const Bytes chunk = png_chunk("eXIf", tiff_with_orientation(false, 6));
+    late.insert(late.end(), chunk.begin(), chunk.end());
+    late.insert(late.end(), png.begin() + static_cast<ptrdiff_t>(iend), png.end());
+    CHECK(limn::png_exif_orientation(late.data(), late.size()) == 1);
 }
 
 TEST_CASE("malformed EXIF is ignored") {
