@@ -11,12 +11,18 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <system_error>
 
 #include "error.h"
 #include "exif.h"
+
+#if LIMN_WITH_WEBP
+#include <webp/decode.h>
+#include <webp/encode.h>
+#endif
 
 // ---- stb ----------------------------------------------------------------------------------------
 // Compiled here only and with internal linkage (STB_*_STATIC), so liblimn.so never exports stb
@@ -129,6 +135,7 @@ const char* file_format_name(limn_file_format format) {
         case LIMN_FILE_FORMAT_JPEG: return "JPEG";
         case LIMN_FILE_FORMAT_BMP: return "BMP";
         case LIMN_FILE_FORMAT_TGA: return "TGA";
+        case LIMN_FILE_FORMAT_WEBP: return "WebP";
         case LIMN_FILE_FORMAT_AUTO: break;
     }
     return nullptr;
@@ -408,9 +415,42 @@ void convert_pixels(const T* src, int n, const Walk& walk, limn_image& out) {
     }
 }
 
-struct StbFree {
-    void operator()(void* p) const noexcept { stbi_image_free(p); }
-};
+// Decoded pixels, freed by the decoder that made them (stb_image or libwebp).
+using Pixels = std::unique_ptr<void, void (*)(void*)>;
+void stb_free(void* p) { stbi_image_free(p); }
+
+// A RIFF container holding WebP.
+bool is_webp(const uint8_t* data, size_t size) {
+    return size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0;
+}
+
+#if LIMN_WITH_WEBP
+void webp_free(void* p) { WebPFree(p); }
+#endif
+
+// WebP through libwebp: the size from the header is checked before the pixels are decoded.
+Pixels decode_webp(const uint8_t* data, size_t size, const std::string& label,
+                   const std::function<void(uint64_t, uint64_t)>& check_size, int& w, int& h, int& n) {
+#if LIMN_WITH_WEBP
+    WebPBitstreamFeatures features;
+    if (WebPGetFeatures(data, size, &features) != VP8_STATUS_OK || features.width <= 0 || features.height <= 0) {
+        fail_decode(label, "is a corrupt or truncated WebP file");
+    }
+    check_size(static_cast<uint64_t>(features.width), static_cast<uint64_t>(features.height));
+    n = features.has_alpha ? 4 : 3;
+    uint8_t* p = n == 4 ? WebPDecodeRGBA(data, size, &w, &h) : WebPDecodeRGB(data, size, &w, &h);
+    if (!p) fail_decode(label, "is a corrupt or truncated WebP file");
+    return Pixels(p, &webp_free);
+#else
+    (void)data, (void)size, (void)check_size, (void)w, (void)h, (void)n;
+    fail(LIMN_ERR_UNSUPPORTED, label + " is a WebP file, and this limn was built without libwebp "
+                                       "(install libwebp-dev and rebuild)");
+#endif
+}
+
+size_t decode_stb(const uint8_t* data, size_t size, const std::string& label, const LoadOptions& options,
+                  const std::function<void(uint64_t, uint64_t)>& check_size, int& w, int& h, int& n, bool& wide,
+                  Pixels& pixels);
 
 OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, const LoadOptions& options) {
     if (size == 0) fail(LIMN_ERR_INVALID_IMAGE, label + " is empty (0 bytes)");
@@ -426,8 +466,6 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
         fail(LIMN_ERR_IMAGE_TOO_LARGE, label + " is " + std::to_string(size) + " bytes; images over " +
                                            std::to_string(kMaxEncodedBytes) + " bytes are not supported");
     }
-    const int length = static_cast<int>(size);
-
     const auto check_size = [&](uint64_t w, uint64_t h) {
         if (options.max_pixels > 0 && w * h > options.max_pixels) {
             fail(LIMN_ERR_IMAGE_TOO_LARGE, label + " is " + std::to_string(w) + "x" + std::to_string(h) +
@@ -436,55 +474,12 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
                                                std::to_string(options.max_pixels) + " pixels");
         }
     };
-    // JPEG first: the walk guards stb against tables it would overflow, and stbi_info reads them.
-    const size_t jpeg_at = jpeg_body(data, size);
-    if (jpeg_at > 0) {
-        switch (check_jpeg(data, size, jpeg_at)) {
-            case JpegCheck::kComplete: break;
-            case JpegCheck::kTruncated:
-                fail(LIMN_ERR_INVALID_IMAGE,
-                     label + " is truncated (its JPEG data ends before the end-of-image marker)");
-            case JpegCheck::kBadHuffmanTable:
-                fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a JPEG Huffman table has over 256 codes)");
-        }
-    }
-    if (!pnm_numbers_fit(data, size)) {
-        fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a PNM header number is too large)");
-    }
-    uint32_t png_width = 0, png_height = 0;
-    if (png_header_size(data, size, png_width, png_height)) check_size(png_width, png_height);
-
-    int width = 0, height = 0, channels = 0;
-    bool wide = false;  // 16-bit samples, kept only when they survive the conversion, i.e. into float
-    {
-        const AllocationCap cap(2 * static_cast<uint64_t>(size) + kDecoderStateBytes);
-        if (!stbi_info_from_memory(data, length, &width, &height, &channels)) {
-            if (png_width > 0 && png_too_large_for_stb(data, png_width, png_height)) {
-                fail(LIMN_ERR_IMAGE_TOO_LARGE, label + " is " + std::to_string(png_width) + "x" +
-                                                   std::to_string(png_height) +
-                                                   ", larger than the PNG decoder supports");
-            }
-            fail_decode(label, "is not an image of a known format, or is corrupt");
-        }
-        wide = options.format != 0 && is_float(options.format) && stbi_is_16_bit_from_memory(data, length);
-    }
-    if (width <= 0 || height <= 0) {
-        fail(LIMN_ERR_INVALID_IMAGE, label + " has an invalid size " + std::to_string(width) + "x" +
-                                         std::to_string(height));
-    }
-    check_size(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
-
     int w = 0, h = 0, n = 0;
-    std::unique_ptr<void, StbFree> pixels;
-    {
-        const AllocationCap cap(decode_allocation_cap(width, height, size));
-        pixels.reset(wide ? static_cast<void*>(stbi_load_16_from_memory(data, length, &w, &h, &n, 0))
-                          : static_cast<void*>(stbi_load_from_memory(data, length, &w, &h, &n, 0)));
-        if (!pixels) fail_decode(label, "is corrupt or truncated");
-        if (t_check_failed) {
-            fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a consistency check in the decoder failed)");
-        }
-    }
+    bool wide = false;  // 16-bit samples, kept only when they survive the conversion, i.e. into float
+    Pixels pixels(nullptr, &stb_free);
+    const size_t jpeg_at = is_webp(data, size) ? 0 : decode_stb(data, size, label, options, check_size, w, h, n,
+                                                                  wide, pixels);
+    if (is_webp(data, size)) pixels = decode_webp(data, size, label, check_size, w, h, n);
     if (w <= 0 || h <= 0 || n < 1 || n > 4) {
         fail(LIMN_ERR_INVALID_IMAGE, label + " decoded to an unusable " + std::to_string(w) + "x" +
                                          std::to_string(h) + " image with " + std::to_string(n) +
@@ -510,12 +505,68 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
     return out;
 }
 
+// The stb_image formats: checks what stb would trip on, decodes into `pixels`; returns where a
+// JPEG's body starts (0 for other formats), for its EXIF.
+size_t decode_stb(const uint8_t* data, size_t size, const std::string& label, const LoadOptions& options,
+                  const std::function<void(uint64_t, uint64_t)>& check_size, int& w, int& h, int& n, bool& wide,
+                  Pixels& pixels) {
+    const int length = static_cast<int>(size);
+    // JPEG first: the walk guards stb against tables it would overflow, and stbi_info reads them.
+    const size_t jpeg_at = jpeg_body(data, size);
+    if (jpeg_at > 0) {
+        switch (check_jpeg(data, size, jpeg_at)) {
+            case JpegCheck::kComplete: break;
+            case JpegCheck::kTruncated:
+                fail(LIMN_ERR_INVALID_IMAGE,
+                     label + " is truncated (its JPEG data ends before the end-of-image marker)");
+            case JpegCheck::kBadHuffmanTable:
+                fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a JPEG Huffman table has over 256 codes)");
+        }
+    }
+    if (!pnm_numbers_fit(data, size)) {
+        fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a PNM header number is too large)");
+    }
+    uint32_t png_width = 0, png_height = 0;
+    if (png_header_size(data, size, png_width, png_height)) check_size(png_width, png_height);
+
+    int width = 0, height = 0, channels = 0;
+    {
+        const AllocationCap cap(2 * static_cast<uint64_t>(size) + kDecoderStateBytes);
+        if (!stbi_info_from_memory(data, length, &width, &height, &channels)) {
+            if (png_width > 0 && png_too_large_for_stb(data, png_width, png_height)) {
+                fail(LIMN_ERR_IMAGE_TOO_LARGE, label + " is " + std::to_string(png_width) + "x" +
+                                                   std::to_string(png_height) +
+                                                   ", larger than the PNG decoder supports");
+            }
+            fail_decode(label, "is not an image of a known format, or is corrupt");
+        }
+        wide = options.format != 0 && is_float(options.format) && stbi_is_16_bit_from_memory(data, length);
+    }
+    if (width <= 0 || height <= 0) {
+        fail(LIMN_ERR_INVALID_IMAGE, label + " has an invalid size " + std::to_string(width) + "x" +
+                                         std::to_string(height));
+    }
+    check_size(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
+
+    {
+        const AllocationCap cap(decode_allocation_cap(width, height, size));
+        pixels.reset(wide ? static_cast<void*>(stbi_load_16_from_memory(data, length, &w, &h, &n, 0))
+                          : static_cast<void*>(stbi_load_from_memory(data, length, &w, &h, &n, 0)));
+        if (!pixels) fail_decode(label, "is corrupt or truncated");
+        if (t_check_failed) {
+            fail(LIMN_ERR_INVALID_IMAGE, label + " is corrupt (a consistency check in the decoder failed)");
+        }
+    }
+    return jpeg_at;
+}
+
 // ---- encoding -----------------------------------------------------------------------------------
 
 // Keeps stb_image_write's int sizes (and its growth of buffers by doubling) far from overflow.
 constexpr uint64_t kMaxPackedBytes = uint64_t{1} << 29;
-// JPEG and TGA headers store the width and height in 16 bits.
+// JPEG and TGA headers store the width and height in 16 bits; WebP's in 14.
 constexpr int32_t kMaxJpegTgaSide = 65535;
+constexpr int32_t kMaxWebpSide = 16383;
 
 inline uint8_t quantize(float v) {
     if (!(v > 0.0f)) return 0;  // NaN included
@@ -675,15 +726,16 @@ limn_file_format file_format_for_path(const std::string& path) {
         if (ext == "jpg" || ext == "jpeg") return LIMN_FILE_FORMAT_JPEG;
         if (ext == "bmp") return LIMN_FILE_FORMAT_BMP;
         if (ext == "tga") return LIMN_FILE_FORMAT_TGA;
+        if (ext == "webp") return LIMN_FILE_FORMAT_WEBP;
     }
     fail(LIMN_ERR_INVALID_ARGUMENT, "cannot tell the image file format of '" + path +
-                                        "' from its extension (supported: .png, .jpg, .jpeg, .bmp, .tga)");
+                                        "' from its extension (supported: .png, .jpg, .jpeg, .bmp, .tga, .webp)");
 }
 
 std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& options) {
     check_image(&image, "encoded", 0);
     if (options.file_format == LIMN_FILE_FORMAT_AUTO) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "file format AUTO needs a file name; choose PNG, JPEG, BMP or TGA");
+        fail(LIMN_ERR_INVALID_ARGUMENT, "file format AUTO needs a file name; choose PNG, JPEG, BMP, TGA or WebP");
     }
     const char* name = file_format_name(options.file_format);
     if (!name) {
@@ -704,6 +756,12 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
     if (sides_16bit && (w > kMaxJpegTgaSide || h > kMaxJpegTgaSide)) {
         too_large("at most " + std::to_string(kMaxJpegTgaSide) + " pixels a side");
     }
+    const bool webp = options.file_format == LIMN_FILE_FORMAT_WEBP;
+#if !LIMN_WITH_WEBP
+    if (webp) fail(LIMN_ERR_UNSUPPORTED, "this limn was built without libwebp: it cannot write WebP "
+                                         "(install libwebp-dev and rebuild)");
+#endif
+    if (webp && (w > kMaxWebpSide || h > kMaxWebpSide)) too_large("at most " + std::to_string(kMaxWebpSide) + " pixels a side");
     const int oc = jpeg ? 3 : channels_of(image.format);
     if (static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * oc > kMaxPackedBytes) {
         too_large("at most " + std::to_string(kMaxPackedBytes) + " bytes of pixels");
@@ -725,13 +783,44 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
         case LIMN_FILE_FORMAT_TGA:
             ok = stbi_write_tga_to_func(&Sink::append, &sink, w, h, oc, packed.data());
             break;
+        case LIMN_FILE_FORMAT_WEBP: {
+#if LIMN_WITH_WEBP
+            // Quality 100 is lossless, exact (the colour under transparent pixels kept too); below
+            // it, lossy at that quality.
+            WebPConfig config;
+            WebPPicture picture;
+            WebPMemoryWriter writer;
+            WebPMemoryWriterInit(&writer);
+            if (WebPConfigInit(&config) && WebPPictureInit(&picture)) {
+                const bool lossless = options.jpeg_quality == 100;
+                if (lossless) {
+                    WebPConfigLosslessPreset(&config, 3);
+                    config.exact = 1;
+                } else {
+                    config.quality = static_cast<float>(options.jpeg_quality);
+                }
+                picture.use_argb = lossless ? 1 : 0;
+                picture.width = w;
+                picture.height = h;
+                picture.writer = WebPMemoryWrite;
+                picture.custom_ptr = &writer;
+                const int imported = oc == 4 ? WebPPictureImportRGBA(&picture, packed.data(), w * oc)
+                                             : WebPPictureImportRGB(&picture, packed.data(), w * oc);
+                ok = imported && WebPEncode(&config, &picture);
+                if (ok) sink.bytes.assign(writer.mem, writer.mem + writer.size);
+                WebPPictureFree(&picture);
+            }
+            WebPMemoryWriterClear(&writer);
+#endif
+            break;
+        }
         case LIMN_FILE_FORMAT_AUTO: break;
     }
     if (sink.out_of_memory) throw std::bad_alloc();
     if (!ok || sink.bytes.empty()) {
         // With the arguments checked above, stb_image_write fails only when its allocations do.
-        fail(LIMN_ERR_INTERNAL, std::string("stb_image_write could not encode the image as ") + name +
-                                    " (out of memory?)");
+        fail(LIMN_ERR_INTERNAL, std::string(webp ? "libwebp" : "stb_image_write") + " could not encode the image as " +
+                                    name + " (out of memory?)");
     }
     return std::move(sink.bytes);
 }

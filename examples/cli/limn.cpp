@@ -64,8 +64,8 @@ options:
       --max-side N       cartoonize: work at most N pixels on the longer side, then scale back
       --strength S       0..1 blend over the input (default 1)
       --tile N           cartoonize: tile side (default: from the memory budget)
-      --format EXT       output format for folder outputs: png (default), jpg, bmp, tga
-      --quality Q        JPEG quality 1..100 (default 95)
+      --format EXT       output format for folder outputs: png (default), jpg, bmp, tga, webp
+      --quality Q        JPEG and WebP quality 1..100 (default 95; WebP 100: lossless)
       --detector MODEL   face_detect model (e.g. retinaface) that finds the faces
       --head-model MODEL cartoonize: a head model (DCT-Net cartoon_h.pb, role "head") that
                          stylizes each aligned face over the whole-photo result
@@ -242,8 +242,8 @@ Args parse(int argc, char** argv) {
         else a.inputs.push_back(f);
     }
     const std::string fmt = a.format;
-    if (fmt != "png" && fmt != "jpg" && fmt != "jpeg" && fmt != "bmp" && fmt != "tga") {
-        throw UsageError("--format expects png, jpg, bmp or tga, not '" + fmt + "'");
+    if (fmt != "png" && fmt != "jpg" && fmt != "jpeg" && fmt != "bmp" && fmt != "tga" && fmt != "webp") {
+        throw UsageError("--format expects png, jpg, bmp, tga or webp, not '" + fmt + "'");
     }
     return a;
 }
@@ -251,7 +251,8 @@ Args parse(int argc, char** argv) {
 bool is_image_name(const fs::path& p) {
     std::string e = p.extension().string();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif", ".psd", ".pnm", ".ppm", ".pgm", ".hdr", ".pic"})
+    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".webp", ".gif", ".psd", ".pnm", ".ppm", ".pgm",
+                          ".hdr", ".pic"})
         if (e == x) return true;
     return false;
 }
@@ -311,7 +312,7 @@ std::vector<Job> plan_jobs(const Args& a) {
     if (pipe_in && a.inputs.size() != 1) throw UsageError("- (stdin) is the only input it can be given with");
     if (a.output == "-") {
         if (a.inputs.size() != 1 || fs::is_directory(a.inputs[0])) throw UsageError("-o - (stdout) takes one input photo");
-        if (!a.format_set) throw UsageError("-o - (stdout) needs --format png, jpg, bmp or tga");
+        if (!a.format_set) throw UsageError("-o - (stdout) needs --format png, jpg, bmp, tga or webp");
         if (!pipe_in && !fs::exists(a.inputs[0])) throw UsageError("input " + a.inputs[0] + " does not exist");
         return {Job{a.inputs[0], "-"}};
     }
@@ -319,7 +320,7 @@ std::vector<Job> plan_jobs(const Args& a) {
         std::vector<fs::path> kept = read_files(a);
         check_output(a, a.output, kept);
         if (!is_image_name(a.output)) {
-            throw UsageError("output " + a.output + " needs an image extension (.png, .jpg, .bmp, .tga)");
+            throw UsageError("output " + a.output + " needs an image extension (.png, .jpg, .bmp, .tga, .webp)");
         }
         const fs::path folder = fs::path(a.output).parent_path();
         std::error_code made;
@@ -389,7 +390,7 @@ std::vector<Job> plan_jobs(const Args& a) {
     for (const auto& j : jobs) {
         check_output(a, j.out, kept);
         if (!out_is_folder && is_image_name(j.out) == false) {
-            throw UsageError("output " + j.out.string() + " needs an image extension (.png, .jpg, .bmp, .tga)");
+            throw UsageError("output " + j.out.string() + " needs an image extension (.png, .jpg, .bmp, .tga, .webp)");
         }
         const std::string key = j.out.lexically_normal().string();
         if (const auto it = written.find(key); it != written.end()) {
@@ -413,8 +414,8 @@ std::vector<Job> plan_jobs(const Args& a) {
         std::cerr << "limn: warning: --format applies to folder outputs; " << out.string()
                   << " is written in the format its extension names\n";
     }
-    if (a.quality_set && ext != ".jpg" && ext != ".jpeg") {
-        std::cerr << "limn: warning: --quality applies to JPEG outputs only\n";
+    if (a.quality_set && ext != ".jpg" && ext != ".jpeg" && ext != ".webp") {
+        std::cerr << "limn: warning: --quality applies to JPEG and WebP outputs only\n";
     }
     return jobs;
 }
@@ -635,6 +636,7 @@ int run_images(const Args& a, const char* argv0) {
                 const limn_file_format ff = f == "png"    ? LIMN_FILE_FORMAT_PNG
                                             : f == "jpeg" ? LIMN_FILE_FORMAT_JPEG
                                             : f == "bmp"  ? LIMN_FILE_FORMAT_BMP
+                                            : f == "webp" ? LIMN_FILE_FORMAT_WEBP
                                                           : LIMN_FILE_FORMAT_TGA;
                 const std::vector<uint8_t> encoded = limn::encode_image(img.view(), ff, a.quality);
                 std::cout.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));

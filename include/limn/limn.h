@@ -237,11 +237,13 @@ LIMN_API limn_status limn_image_load_from_memory(const void* data, size_t size,
                                                  limn_image** out);
 
 typedef enum limn_file_format {
-    LIMN_FILE_FORMAT_AUTO = 0,     /* from the path's extension: .png .jpg .jpeg .bmp .tga */
+    LIMN_FILE_FORMAT_AUTO = 0,     /* from the path's extension: .png .jpg .jpeg .bmp .tga .webp */
     LIMN_FILE_FORMAT_PNG = 1,
     LIMN_FILE_FORMAT_JPEG = 2,
     LIMN_FILE_FORMAT_BMP = 3,
-    LIMN_FILE_FORMAT_TGA = 4
+    LIMN_FILE_FORMAT_TGA = 4,
+    LIMN_FILE_FORMAT_WEBP = 5      /* quality 100: lossless; below: lossy at that quality (needs
+                                      limn built with libwebp, else LIMN_ERR_UNSUPPORTED) */
 } limn_file_format;
 
 typedef struct limn_image_save_options {

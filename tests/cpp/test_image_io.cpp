@@ -534,6 +534,37 @@ TEST_CASE("float images are clamped to [0, 1] and rounded when encoded") {
     for (int i = 0; i < 16; ++i) CHECK(out->data[i] == want[i]);
 }
 
+TEST_CASE("WebP: lossless at quality 100, lossy below, alpha kept, sizes checked first" *
+          doctest::skip(!LIMN_WITH_WEBP)) {
+    for (limn_pixel_format format : {LIMN_PIXEL_RGB8, LIMN_PIXEL_RGBA8}) {
+        CAPTURE(format);
+        TestImage src(37, 23, format);
+        src.fill_random(5);
+        const Bytes lossless = encode(src.img, LIMN_FILE_FORMAT_WEBP, 100);
+        REQUIRE(lossless.size() > 12);
+        CHECK(std::memcmp(lossless.data(), "RIFF", 4) == 0);
+        const auto back = load(lossless, load_as(format));
+        CHECK(same_pixels(src.img, *back));
+        const auto lossy = load(encode(src.img, LIMN_FILE_FORMAT_WEBP, 90), load_as(format));
+        CHECK(lossy->width == 37);
+        CHECK(lossy->height == 23);
+        // Auto: RGBA when the file has alpha.
+        CHECK(load(lossless)->format == (format == LIMN_PIXEL_RGBA8 ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8));
+    }
+    TestImage big(300, 200, LIMN_PIXEL_RGB8);
+    const Bytes file = encode(big.img, LIMN_FILE_FORMAT_WEBP, 80);
+    limn::LoadOptions small_limit;
+    small_limit.max_pixels = 1000;
+    CHECK(load_outcome(file, small_limit).status == LIMN_ERR_IMAGE_TOO_LARGE);
+    const Bytes cut(file.begin(), file.begin() + static_cast<ptrdiff_t>(file.size() / 2));
+    const Outcome o = load_outcome(cut);
+    CHECK(o.status == LIMN_ERR_INVALID_IMAGE);
+    CHECK(contains(o.message, "WebP"));
+    CHECK(limn::file_format_for_path("photo.WEBP") == LIMN_FILE_FORMAT_WEBP);
+    TestImage wide(16384, 1, LIMN_PIXEL_RGB8);
+    CHECK(outcome([&] { encode(wide.img, LIMN_FILE_FORMAT_WEBP); }).status == LIMN_ERR_IMAGE_TOO_LARGE);
+}
+
 TEST_CASE("JPEG round-trips every pixel format within a tolerance and drops alpha") {
     for (limn_pixel_format format : kPixelFormats) {
         CAPTURE(format);
@@ -728,9 +759,8 @@ Bytes png_chunk(const char* type, const Bytes& payload) {
 
 // `png` with `chunk` inserted after its IHDR chunk (signature 8 + IHDR 25 bytes).
 Bytes with_chunk_after_ihdr(const Bytes& png, const Bytes& chunk) {
-    Bytes out(png.begin(), png.begin() + 33);
-    out.insert(out.end(), chunk.begin(), chunk.end());
-    out.insert(out.end(), png.begin() + 33, png.end());
+    Bytes out = png;
+    out.insert(out.begin() + 33, chunk.begin(), chunk.end());
     return out;
 }
 
@@ -1048,7 +1078,7 @@ TEST_CASE("load options and encode options are checked") {
     CHECK(outcome([&] { limn::load_image_file("/nonexistent/x.png", bad_format); }).status ==
           LIMN_ERR_INVALID_ARGUMENT);
     CHECK(outcome([&] { encode(src.img, LIMN_FILE_FORMAT_AUTO); }).status == LIMN_ERR_INVALID_ARGUMENT);
-    CHECK(outcome([&] { encode(src.img, static_cast<limn_file_format>(5)); }).status ==
+    CHECK(outcome([&] { encode(src.img, static_cast<limn_file_format>(6)); }).status ==
           LIMN_ERR_INVALID_ARGUMENT);
     for (int q : {0, -5, 101}) {
         const Outcome o = outcome([&] { encode(src.img, LIMN_FILE_FORMAT_JPEG, q); });

@@ -336,7 +336,7 @@ def test_batch_conventions_and_warnings(bin_dir, cartoon_model, tmp_path):
     r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(tmp_path / "x.png"), "-m", cartoon_model,
              "-d", "cpu", "--format", "jpg", "--quality", "80")
     assert r.returncode == 0 and "--format applies to folder outputs" in r.stderr
-    assert "--quality applies to JPEG outputs only" in r.stderr
+    assert "--quality applies to JPEG and WebP outputs only" in r.stderr
     rgba = tmp_path / "rgba.png"
     Image.fromarray(np.dstack([np.asarray(photo()), np.full((120, 160), 128, np.uint8)])).save(rgba)
     r = limn(bin_dir, "cartoonize", str(rgba), "-o", str(tmp_path / "y.jpg"), "-m", cartoon_model, "-d", "cpu")
@@ -379,3 +379,19 @@ def test_parallel_jobs_give_the_serial_results(bin_dir, cartoon_model, tmp_path)
         assert r.returncode == 0 and "5 of 5 images done" in r.stderr, r.stderr
     for i in range(5):
         assert (tmp_path / "out1" / f"p{i}.png").read_bytes() == (tmp_path / "out3" / f"p{i}.png").read_bytes()
+
+
+def test_webp_in_and_out(bin_dir, cartoon_model, tmp_path):
+    """WebP photos in, WebP results out, in folders and through pipes (issue 15, formats)."""
+    photo().save(tmp_path / "a.webp", format="WEBP", lossless=True)
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "a.webp"), "-o", str(tmp_path / "b.webp"), "-m", cartoon_model,
+             "-d", "cpu", "--quality", "100")
+    if r.returncode != 0 and "without libwebp" in r.stderr:
+        pytest.skip("this limn was built without libwebp")
+    assert r.returncode == 0, r.stderr
+    assert "--quality applies" not in r.stderr
+    out = Image.open(tmp_path / "b.webp")
+    assert out.format == "WEBP" and out.size == (160, 120)
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "a.webp"), "-o", str(tmp_path / "folder") + "/", "--format", "webp",
+             "-m", cartoon_model, "-d", "cpu")
+    assert r.returncode == 0 and (tmp_path / "folder" / "a.webp").is_file()

@@ -144,7 +144,7 @@ _limn._set_error_classes(_ERRORS)
 
 _PRECISIONS = {"auto": 0, "fp32": 1, "fp16": 2, "bf16": 3, "tf32": 4}
 _KINDS = {"cartoon": 1, "face_restore": 2, "face_detect": 3}
-_FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4}
+_FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4, "webp": 5}
 _LOAD_MODES = {"auto": 0, "rgb": 1, "rgba": 2}
 _DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
@@ -275,14 +275,14 @@ def _file_format(format: Optional[str]) -> int:
 def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, quality: int = 95,
                format: Optional[str] = None) -> None:
     """Writes ``image`` to ``path`` (format from the extension unless ``format`` is "png", "jpeg",
-    "bmp" or "tga"), through a temporary file renamed into place: never a half-written file. A
+    "bmp", "tga" or "webp"), through a temporary file renamed into place: never a half-written file. A
     binary file object (``io.BytesIO``, ``open(..., "wb")``) receives the encoded bytes; its format
     is ``format``, else its name's extension."""
     if hasattr(path, "write"):
         if format is None:
             ext = os.path.splitext(str(getattr(path, "name", "")))[1].lower().lstrip(".")
             if ext not in _FILE_FORMATS:
-                raise ValueError("save_image to a file object needs format= ('png', 'jpeg', 'bmp' or 'tga')")
+                raise ValueError("save_image to a file object needs format= ('png', 'jpeg', 'bmp', 'tga' or 'webp')")
             format = ext
         path.write(encode_image(image, format, quality=quality))
         return
@@ -290,7 +290,7 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
 
 
 def encode_image(image: ImageArray, format: str = "png", *, quality: int = 95) -> bytes:
-    """Encodes ``image`` in memory as "png", "jpeg", "bmp" or "tga"."""
+    """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless WebP)."""
     return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality))
 
 
