@@ -34,7 +34,7 @@ SUDO=""
 
 # 1. Debian packages (only the missing ones).
 DEBS=(build-essential cmake ninja-build ccache pkg-config python3 python3-pip
-      doctest-dev libstb-dev libwebp-dev pybind11-dev abigail-tools clang-14 libclang-rt-14-dev)
+      doctest-dev libstb-dev libwebp-dev libtiff-dev pybind11-dev abigail-tools clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

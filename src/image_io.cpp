@@ -23,6 +23,9 @@
 #include <webp/decode.h>
 #include <webp/encode.h>
 #endif
+#if LIMN_WITH_TIFF
+#include <tiffio.h>
+#endif
 
 // ---- stb ----------------------------------------------------------------------------------------
 // Compiled here only and with internal linkage (STB_*_STATIC), so liblimn.so never exports stb
@@ -428,6 +431,102 @@ bool is_webp(const uint8_t* data, size_t size) {
 void webp_free(void* p) { WebPFree(p); }
 #endif
 
+// A TIFF stream: "II*\0" or "MM\0*".
+bool is_tiff(const uint8_t* data, size_t size) {
+    return size >= 8 && ((data[0] == 'I' && data[1] == 'I' && data[2] == 42 && data[3] == 0) ||
+                         (data[0] == 'M' && data[1] == 'M' && data[2] == 0 && data[3] == 42));
+}
+
+#if LIMN_WITH_TIFF
+// libtiff reading from memory: the bytes, where it is, and nothing written.
+struct TiffSource {
+    const uint8_t* data;
+    size_t size;
+    size_t at = 0;
+};
+
+tmsize_t tiff_read(thandle_t h, void* buf, tmsize_t n) {
+    auto* s = static_cast<TiffSource*>(h);
+    const size_t left = s->at < s->size ? s->size - s->at : 0;
+    const size_t k = std::min(left, static_cast<size_t>(n < 0 ? 0 : n));
+    std::memcpy(buf, s->data + s->at, k);
+    s->at += k;
+    return static_cast<tmsize_t>(k);
+}
+tmsize_t tiff_write(thandle_t, void*, tmsize_t) { return 0; }
+toff_t tiff_seek(thandle_t h, toff_t off, int whence) {
+    auto* s = static_cast<TiffSource*>(h);
+    const uint64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? s->at : s->size;
+    s->at = static_cast<size_t>(std::min<uint64_t>(base + off, s->size));
+    return s->at;
+}
+int tiff_close(thandle_t) { return 0; }
+toff_t tiff_size(thandle_t h) { return static_cast<TiffSource*>(h)->size; }
+#endif
+
+// TIFF (its first image) through libtiff, as stored (`orientation` receives its orientation tag,
+// 1..8, which the caller applies as for JPEG); the size from the header is checked before the pixels
+// are decoded. RGBA when the file has extra (alpha) samples.
+Pixels decode_tiff(const uint8_t* data, size_t size, const std::string& label,
+                   const std::function<void(uint64_t, uint64_t)>& check_size, int& w, int& h, int& n,
+                   int& orientation) {
+#if LIMN_WITH_TIFF
+    static const bool quiet = [] {
+        TIFFSetErrorHandler(nullptr);  // reported through limn's messages, not printed
+        TIFFSetWarningHandler(nullptr);
+        return true;
+    }();
+    (void)quiet;
+    TiffSource source{data, size};
+    std::unique_ptr<TIFF, void (*)(TIFF*)> tif(
+        TIFFClientOpen("memory", "rm", &source, tiff_read, tiff_write, tiff_seek, tiff_close, tiff_size, nullptr,
+                       nullptr),
+        [](TIFF* t) { if (t) TIFFClose(t); });
+    if (!tif) fail_decode(label, "is a corrupt or truncated TIFF file");
+    uint32_t width = 0, height = 0;
+    uint16_t extra = 0, *kinds = nullptr;
+    if (!TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width) || !TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height) ||
+        width == 0 || height == 0) {
+        fail_decode(label, "is a TIFF file without a valid image size");
+    }
+    check_size(width, height);
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_EXTRASAMPLES, &extra, &kinds);
+    uint16_t stored = ORIENTATION_TOPLEFT;
+    TIFFGetFieldDefaulted(tif.get(), TIFFTAG_ORIENTATION, &stored);
+    orientation = stored >= 1 && stored <= 8 ? stored : 1;
+    // Asked in the file's own orientation, libtiff flips nothing: rows as stored, top first.
+    std::vector<uint32_t> raster(static_cast<size_t>(width) * height);
+    if (!TIFFReadRGBAImageOriented(tif.get(), width, height, raster.data(), orientation, 0)) {
+        fail_decode(label, "is a corrupt or truncated TIFF file");
+    }
+    n = extra > 0 ? 4 : 3;
+    // libtiff's RGBA reader premultiplies unassociated alpha: divide it back out (the colour of
+    // partly transparent pixels is then within rounding of the file's).
+    const bool unassociated = extra > 0 && kinds && kinds[0] == EXTRASAMPLE_UNASSALPHA;
+    w = static_cast<int>(width);
+    h = static_cast<int>(height);
+    auto* out = static_cast<uint8_t*>(std::malloc(raster.size() * static_cast<size_t>(n)));
+    if (!out) throw std::bad_alloc();
+    for (size_t i = 0; i < raster.size(); ++i) {
+        const uint32_t p = raster[i];
+        const uint32_t a = TIFFGetA(p);
+        const auto colour = [&](uint32_t c) {
+            if (!unassociated || a == 255) return static_cast<uint8_t>(c);
+            return static_cast<uint8_t>(a == 0 ? 0 : std::min<uint32_t>(255, (c * 255 + a / 2) / a));
+        };
+        out[i * n] = colour(TIFFGetR(p));
+        out[i * n + 1] = colour(TIFFGetG(p));
+        out[i * n + 2] = colour(TIFFGetB(p));
+        if (n == 4) out[i * n + 3] = static_cast<uint8_t>(a);
+    }
+    return Pixels(out, &std::free);
+#else
+    (void)data, (void)size, (void)check_size, (void)w, (void)h, (void)n, (void)orientation;
+    fail(LIMN_ERR_UNSUPPORTED, label + " is a TIFF file, and this limn was built without libtiff "
+                                       "(install libtiff-dev and rebuild)");
+#endif
+}
+
 // WebP through libwebp: the size from the header is checked before the pixels are decoded.
 Pixels decode_webp(const uint8_t* data, size_t size, const std::string& label,
                    const std::function<void(uint64_t, uint64_t)>& check_size, int& w, int& h, int& n) {
@@ -477,9 +576,11 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
     int w = 0, h = 0, n = 0;
     bool wide = false;  // 16-bit samples, kept only when they survive the conversion, i.e. into float
     Pixels pixels(nullptr, &stb_free);
-    const size_t jpeg_at = is_webp(data, size) ? 0 : decode_stb(data, size, label, options, check_size, w, h, n,
-                                                                  wide, pixels);
+    const bool other = is_webp(data, size) || is_tiff(data, size);  // not stb_image's
+    const size_t jpeg_at = other ? 0 : decode_stb(data, size, label, options, check_size, w, h, n, wide, pixels);
     if (is_webp(data, size)) pixels = decode_webp(data, size, label, check_size, w, h, n);
+    int tiff_orientation = 1;
+    if (is_tiff(data, size)) pixels = decode_tiff(data, size, label, check_size, w, h, n, tiff_orientation);
     if (w <= 0 || h <= 0 || n < 1 || n > 4) {
         fail(LIMN_ERR_INVALID_IMAGE, label + " decoded to an unusable " + std::to_string(w) + "x" +
                                          std::to_string(h) + " image with " + std::to_string(n) +
@@ -491,7 +592,7 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
     const int orientation = !options.apply_orientation ? 1
                             : jpeg_at > 0 ? jpeg_exif_orientation(data + jpeg_at - 2, size - (jpeg_at - 2))
                             : is_png(data, size) ? png_exif_orientation(data, size)
-                                                 : 1;
+                                                 : tiff_orientation;
     const limn_pixel_format format =
         options.format != 0 ? options.format : (n == 2 || n == 4 ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8);
     const bool swapped = orientation >= 5;

@@ -251,8 +251,8 @@ Args parse(int argc, char** argv) {
 bool is_image_name(const fs::path& p) {
     std::string e = p.extension().string();
     std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".webp", ".gif", ".psd", ".pnm", ".ppm", ".pgm",
-                          ".hdr", ".pic"})
+    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".webp", ".tif", ".tiff", ".gif", ".psd", ".pnm",
+                          ".ppm", ".pgm", ".hdr", ".pic"})
         if (e == x) return true;
     return false;
 }

@@ -16,6 +16,8 @@ STB=$(dirname "$(find /usr/include "$ROOT/.deps/usr/include" -name stb_image.h 2
 mkdir -p "$WORK/corpus" "$WORK/artifacts"
 WEBP=(-DLIMN_WITH_WEBP=0)
 [ -f /usr/include/webp/decode.h ] && WEBP=(-DLIMN_WITH_WEBP=1 -lwebp)  # libwebp's decoder behind ours
+TIFF_INC=$(dirname "$(find /usr/include -name tiffio.h 2>/dev/null | head -1)")
+if [ -f "$TIFF_INC/tiffio.h" ]; then WEBP+=(-DLIMN_WITH_TIFF=1 -I "$TIFF_INC" -ltiff); else WEBP+=(-DLIMN_WITH_TIFF=0); fi
 "$CXX" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize=shift-base \
   -DLIMN_FUZZ_MAX_PIXELS=262144 -I "$ROOT/include" -I "$ROOT/src" -I "$STB" \
   "$ROOT/src/pixels.cpp" "$ROOT/src/exif.cpp" "$ROOT/src/image_io.cpp" "$ROOT/tests/fuzz/fuzz_image_load.cpp" \
@@ -28,7 +30,7 @@ out = sys.argv[1]
 img = Image.new("RGB", (7, 5))
 img.putdata([(x * 30, y * 50, (x + y) * 20) for y in range(5) for x in range(7)])
 for fmt, ext in [("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("TGA", "tga"), ("PPM", "ppm"), ("GIF", "gif"),
-                 ("WEBP", "webp")]:
+                 ("WEBP", "webp"), ("TIFF", "tif")]:
     img.save(f"{out}/seed.{ext}", fmt)
 Image.new("RGBA", (3, 4), (10, 20, 30, 40)).save(f"{out}/alpha.png")
 exif = Image.Exif()
