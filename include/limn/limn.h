@@ -159,7 +159,9 @@ typedef struct limn_memory_stats {
  * beyond the cap fail with LIMN_ERR_OUT_OF_MEMORY. A cap over the device's memory is an error. */
 LIMN_API limn_status limn_memory_set_limit(const char* device, uint64_t bytes);
 
-/* Returns cached, unused blocks to the driver (CUDA); a no-op on the CPU. */
+/* Returns cached, unused blocks to the driver (CUDA); a no-op on the CPU. On CUDA, LibTorch
+ * (2.11) releases the unused blocks of every device at once: it has no call for one device. limn
+ * itself never calls it (not after an out-of-memory error either). */
 LIMN_API limn_status limn_memory_release_cached(const char* device);
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */
