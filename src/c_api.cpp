@@ -35,7 +35,7 @@ thread_local std::string last_error;
 
 limn_status set_error(limn_status status, std::string message) noexcept {
     try {
-        last_error = std::move(message);
+        last_error = limn::valid_utf8(message);
     } catch (...) {
         last_error.clear();
     }

@@ -3,6 +3,8 @@
 // into a status. No LibTorch here.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -22,6 +24,40 @@ private:
 
 [[noreturn]] inline void fail(limn_status status, const std::string& message) {
     throw Failure(status, message);
+}
+
+// `text` as valid UTF-8: well-formed sequences kept, every other byte written as \xNN. Messages can
+// quote file names and bytes from files, which need not be UTF-8; limn_last_error() promises it.
+inline std::string valid_utf8(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const size_t n = text.size();
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) {  // no overlong forms, surrogates or code points past U+10FFFF
+            const uint32_t cp = len == 2 ? ((c & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu)
+                                : len == 3 ? ((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu)
+                                           : ((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) |
+                                                 ((p[i + 2] & 0x3Fu) << 6) | (p[i + 3] & 0x3Fu);
+            ok = cp >= (len == 2 ? 0x80u : len == 3 ? 0x800u : 0x10000u) && cp <= 0x10FFFFu &&
+                 !(cp >= 0xD800u && cp <= 0xDFFFu);
+        }
+        if (ok) {
+            out.append(text, i, len);
+            i += len;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+            ++i;
+        }
+    }
+    return out;
 }
 
 // One line that says what went wrong in an error text: the first line, except for errors the

@@ -98,7 +98,8 @@ typedef enum limn_status {
 LIMN_API const char* limn_status_string(limn_status status);
 
 /* Detail of the last failure on the calling thread ("" if none). Owned by the library, valid
- * until the calling thread's next limn_* call. Never NULL. */
+ * until the calling thread's next limn_* call. Never NULL. Always valid UTF-8: bytes that are not
+ * (from file names or file contents) are written as \xNN. */
 LIMN_API const char* limn_last_error(void);
 
 /* ---- Devices ------------------------------------------------------------------------------- */

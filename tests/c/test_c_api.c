@@ -405,6 +405,38 @@ static void test_files_and_pipelines(void) {
     limn_image_free(img);
 }
 
+/* Whether `s` is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+static int is_utf8(const char* s) {
+    const unsigned char* p = (const unsigned char*)s;
+    while (*p) {
+        unsigned long cp;
+        int len, k;
+        if (*p < 0x80) { ++p; continue; }
+        if ((*p >> 5) == 0x6) { len = 2; cp = *p & 0x1Fu; }
+        else if ((*p >> 4) == 0xE) { len = 3; cp = *p & 0x0Fu; }
+        else if ((*p >> 3) == 0x1E) { len = 4; cp = *p & 0x07u; }
+        else return 0;
+        for (k = 1; k < len; ++k) {
+            if ((p[k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[k] & 0x3Fu);
+        }
+        if (cp < (len == 2 ? 0x80ul : len == 3 ? 0x800ul : 0x10000ul) || cp > 0x10FFFFul ||
+            (cp >= 0xD800ul && cp <= 0xDFFFul)) return 0;
+        p += len;
+    }
+    return 1;
+}
+
+/* A path that is not UTF-8 (Linux file names are bytes): the message escapes what is not UTF-8. */
+static void test_messages_are_utf8(void) {
+    limn_model* model = NULL;
+    limn_model_options o = cpu_options();
+    CHECK(limn_model_load("/nonexistent/caf\xe9-\xff.pt", &o, &model) == LIMN_ERR_IO);
+    CHECK(is_utf8(limn_last_error()));
+    CHECK(strstr(limn_last_error(), "caf\\xe9-\\xff.pt") != NULL);
+    CHECK(model == NULL);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -420,6 +452,7 @@ int main(int argc, char** argv) {
     test_load_from_memory();
     test_compiled_package();
     test_files_and_pipelines();
+    test_messages_are_utf8();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -82,3 +82,14 @@ TEST_CASE("error summaries: one meaningful line, LibTorch's advice dropped, cut 
     CHECK(words.compare(0, cut.size() - 3, cut, 0, cut.size() - 3) == 0);  // a prefix, ending at a word
     CHECK(words[cut.size() - 3] == ' ');
 }
+
+TEST_CASE("messages are valid UTF-8: well-formed sequences kept, other bytes escaped") {
+    CHECK(limn::valid_utf8("plain ascii") == "plain ascii");
+    CHECK(limn::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+    CHECK(limn::valid_utf8("a\xff" "b") == "a\\xffb");
+    CHECK(limn::valid_utf8("\xc0\xaf") == "\\xc0\\xaf");          // overlong '/'
+    CHECK(limn::valid_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+    CHECK(limn::valid_utf8("\xe2\x82") == "\\xe2\\x82");          // cut short
+    CHECK(limn::valid_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+    CHECK(limn::valid_utf8(std::string("nul\0byte", 8)) == std::string("nul\0byte", 8));
+}

@@ -619,3 +619,23 @@ def test_tiff_in(tmp_path, astronaut):
     data = (tmp_path / "rgba.tif").read_bytes()
     with pytest.raises(limn.InvalidImageError, match="TIFF"):
         limn.load_image(data[: len(data) // 3])
+
+
+def test_corrupted_models_raise_limn_errors_never_unicode_errors(fixtures, tmp_path):
+    """Byte-mutated copies of a model: every failure is a limn.Error with a readable message
+    (issue 16, defect 2: messages quoting file bytes were not UTF-8)."""
+    data = open(os.path.join(fixtures, "tiny_unet.pt"), "rb").read()
+    rng = np.random.default_rng(7)
+    failures = 0
+    for i in range(60):
+        mutated = bytearray(data)
+        for at in rng.integers(0, len(data), size=8):
+            mutated[at] = int(rng.integers(128, 256))
+        path = tmp_path / f"m{i}.pt"
+        path.write_bytes(bytes(mutated))
+        try:
+            limn.Model(path, device="cpu", precision="fp32", warmup=True).close()
+        except limn.Error as e:
+            failures += 1
+            assert str(e).encode("utf-8").decode("utf-8") == str(e)
+    assert failures > 0

@@ -39,7 +39,15 @@ void set_error_classes(const std::vector<py::object>& classes) {
 void raise_status(limn_status status, const char* message) {
     const int s = static_cast<int>(status);
     PyObject* cls = s > 0 && s < kStatusCount && g_error_classes[s] ? g_error_classes[s] : PyExc_RuntimeError;
-    PyErr_SetString(cls, message);
+    // Decoded defensively: limn's messages are valid UTF-8, but a caller's own text may not be.
+    PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace");
+    if (!text) {
+        PyErr_Clear();
+        PyErr_SetString(cls, "(an error message that could not be decoded)");
+        return;
+    }
+    PyErr_SetObject(cls, text);
+    Py_DECREF(text);
 }
 
 [[noreturn]] void fail(limn_status status, const std::string& message) { throw limn::Error(status, message); }
