@@ -12,7 +12,6 @@
 namespace limn {
 namespace {
 
-std::string first_line(const char* text) { return error_summary(text ? text : ""); }
 
 // Module::to(device, dtype) would turn integer buffers (indices, counts) into floats and leave
 // tensors held as plain attributes on the CPU in fp32. Here every tensor the module holds moves to
@@ -134,7 +133,7 @@ std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
                                          "' is not a TorchScript archive limn can read nor a compiled "
                                          ".pt2 package (corrupt, truncated, or not written by "
                                          "limn_models.export): " +
-                                         first_line(detail));
+                                         error_summary(detail ? detail : ""));
     }
     if (!module.find_method("forward")) {
         fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' has no forward() method");

@@ -21,6 +21,9 @@ inline std::string fixture(const std::string& name) {
     return std::string(dir) + "/" + name;
 }
 
+// Model options for the CPU in fp32: what the pipeline tests compare against exact references in.
+inline limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+
 inline std::vector<char> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + path);

@@ -12,9 +12,9 @@
 
 #include "fixtures.h"
 
-namespace {
+using limn_test::cpu;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+namespace {
 
 struct Pixels {
     std::vector<uint8_t> bytes;

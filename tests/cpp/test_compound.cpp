@@ -14,9 +14,9 @@
 using limn_test::fixture;
 using limn_test::status_of;
 
-namespace {
+using limn_test::cpu;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+namespace {
 
 // A face whose 5 landmarks are the head template (at 64 px) scaled by `k` and moved to (x, y).
 limn_face face_at(const limn::Model& head, float k, float x, float y) {

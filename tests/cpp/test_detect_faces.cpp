@@ -19,9 +19,9 @@ using limn_test::gray;
 using limn_test::Rgb;
 using limn_test::status_of;
 
-namespace {
+using limn_test::cpu;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+namespace {
 
 // The fixed candidates of tiny_detect.pt, as fractions of its input (see fixtures.py).
 constexpr float kA[4] = {0.10f, 0.10f, 0.40f, 0.40f}, kB[4] = {0.16f, 0.12f, 0.46f, 0.42f},

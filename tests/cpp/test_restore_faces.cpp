@@ -10,9 +10,9 @@
 
 #include "fixtures.h"
 
-namespace {
+using limn_test::cpu;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+namespace {
 
 // A smooth synthetic RGB8 photo (resampling it twice loses little).
 struct Photo {

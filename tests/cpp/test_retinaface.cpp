@@ -24,9 +24,9 @@ using limn_test::gray;
 using limn_test::Rgb;
 using limn_test::status_of;
 
-namespace {
+using limn_test::cpu;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
+namespace {
 
 std::string cases_dir() {
     const char* d = std::getenv("LIMN_DETECT_CASES");

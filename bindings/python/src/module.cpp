@@ -181,6 +181,12 @@ py::dict describe_image(const py::handle& obj) {
     return d;
 }
 
+// The detection options of detect_faces, and of the pipelines that detect their own faces.
+limn::DetectFacesOptions detect_options(float score_threshold, float nms_iou, int32_t max_faces, int32_t max_side) {
+    return limn::DetectFacesOptions().score_threshold(score_threshold).nms_iou(nms_iou).max_faces(max_faces).max_side(
+        max_side);
+}
+
 // ---- Progress callbacks ---------------------------------------------------------------------
 
 // A Python callable progress(done, total): a false result (not None) cancels; an exception cancels
@@ -379,13 +385,7 @@ public:
         o.working_size(working_size).feather(feather);
         if (head) o.head_model(*head);
         if (!faces.is_none()) o.faces(faces_from_array(faces));
-        if (det) {
-            o.detector(*det, limn::DetectFacesOptions()
-                                 .score_threshold(score_threshold)
-                                 .nms_iou(nms_iou)
-                                 .max_faces(max_faces)
-                                 .max_side(detect_max_side));
-        }
+        if (det) o.detector(*det, detect_options(score_threshold, nms_iou, max_faces, detect_max_side));
         limn_pipeline_stats stats{};
         auto options = *o.get();
         if (p) {
@@ -403,8 +403,7 @@ public:
                                     int32_t max_faces, int32_t max_side) const {
         const auto model = acquire();
         const ImageArg in = image_arg(image, "image");
-        limn::DetectFacesOptions o;
-        o.score_threshold(score_threshold).nms_iou(nms_iou).max_faces(max_faces).max_side(max_side);
+        const limn::DetectFacesOptions o = detect_options(score_threshold, nms_iou, max_faces, max_side);
         std::vector<limn_face> faces;
         without_gil(nullptr, [&] { faces = model->detect_faces(in.image, o); });
         return faces_to_array(faces);
@@ -422,13 +421,7 @@ public:
         const auto p = progress_arg(progress);
         limn::RestoreFacesOptions o;
         o.strength(strength).min_face_size(min_face_size).feather(feather).timeout_ms(timeout_ms);
-        if (det) {
-            o.detector(*det, limn::DetectFacesOptions()
-                                 .score_threshold(score_threshold)
-                                 .nms_iou(nms_iou)
-                                 .max_faces(max_faces)
-                                 .max_side(max_side));
-        }
+        if (det) o.detector(*det, detect_options(score_threshold, nms_iou, max_faces, max_side));
         auto options = *o.get();
         if (p) {
             options.progress = &Progress::call;
