@@ -5,7 +5,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 
 double Similarity::scale() const { return std::hypot(a, b); }
 
@@ -52,4 +52,4 @@ Similarity estimate_similarity(const float* src, const float* dst, int n) {
     return s;
 }
 
-}  // namespace limn
+}  // namespace limn::core

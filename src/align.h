@@ -2,7 +2,7 @@
 // Coordinates put pixel centres at integers (OpenCV's convention). No LibTorch here.
 #pragma once
 
-namespace limn {
+namespace limn::core {
 
 // p -> (a*x - b*y + tx, b*x + a*y + ty): rotation, uniform scale and translation.
 struct Similarity {
@@ -20,4 +20,4 @@ struct Similarity {
 // n (x, y) pairs. Throws Failure(LIMN_ERR_INVALID_ARGUMENT) for non-finite or coincident points.
 Similarity estimate_similarity(const float* src, const float* dst, int n);
 
-}  // namespace limn
+}  // namespace limn::core

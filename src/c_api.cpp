@@ -16,6 +16,7 @@
 #include "device.h"
 #include "restore_faces.h"
 #include "error.h"
+#include "icc.h"
 #include "image.h"
 #include "image_io.h"
 #include "limn/limn.h"
@@ -26,7 +27,7 @@
 #include "precision.h"
 
 struct limn_model {
-    std::unique_ptr<limn::Model> impl;
+    std::unique_ptr<limn::core::Model> impl;
 };
 
 namespace {
@@ -35,7 +36,7 @@ thread_local std::string last_error;
 
 limn_status set_error(limn_status status, std::string message) noexcept {
     try {
-        last_error = limn::valid_utf8(message);
+        last_error = limn::core::valid_utf8(message);
     } catch (...) {
         last_error.clear();
     }
@@ -47,61 +48,170 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 template <typename F>
 limn_status guarded(F&& body) noexcept {
     try {
-        const limn::CpuTensorScope counted;  // CPU tensors of this call, for limn_memory_get_stats
+        const limn::core::CpuTensorScope counted;  // CPU tensors of this call, for limn_memory_get_stats
         body();
         last_error.clear();
         return LIMN_OK;
-    } catch (const limn::Failure& e) {
+    } catch (const limn::core::Failure& e) {
         return set_error(e.status(), e.what());
     } catch (const std::exception& e) {
         std::string detail;
-        if (limn::is_out_of_memory(e, &detail)) {
+        if (limn::core::is_out_of_memory(e, &detail)) {
             // The failed call's tensors are back in the allocator's cache, which the next call
             // reuses; before raising, the allocator already returned the device's unused blocks.
             return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of memory: " + detail);
         }
         if (const auto* c = dynamic_cast<const c10::Error*>(&e)) {
-            return set_error(LIMN_ERR_INTERNAL, "LibTorch error: " + limn::error_summary(c->what_without_backtrace()));
+            return set_error(LIMN_ERR_INTERNAL, "LibTorch error: " + limn::core::error_summary(c->what_without_backtrace()));
         }
-        return set_error(LIMN_ERR_INTERNAL, "internal error: " + limn::error_summary(e.what()));
+        return set_error(LIMN_ERR_INTERNAL, "internal error: " + limn::core::error_summary(e.what()));
     } catch (...) {
         return set_error(LIMN_ERR_INTERNAL, "internal error: unknown exception");
     }
 }
 
 void require(const void* p, const char* what) {
-    if (!p) limn::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+    if (!p) limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
-// Growable structs: the caller says in struct_size how many bytes it knows about.
-template <typename T>
-void require_struct_size(const T* s, const char* what) {
-    require(s, what);
-    if (s->struct_size < sizeof(size_t)) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " +
-                                                  std::to_string(s->struct_size) +
-                                                  "; set it to sizeof the struct");
+// Growable structs: struct_size is the caller's sizeof, the bytes it knows about. A struct of a
+// newer limn.h is larger than ours; no struct will outgrow this bound, so a larger size is garbage.
+constexpr size_t kMaxStructSize = 4096;
+
+void check_struct_size(size_t size, const char* what) {
+    if (size < sizeof(size_t) || size > kMaxStructSize) {
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + "->struct_size is " +
+                                                        std::to_string(size) +
+                                                        "; set it to sizeof the struct");
     }
 }
 
-// A growable options struct from the caller: defaults, overlaid with the bytes the caller knows.
 template <typename T>
-T read_options(const T* in, void (*init)(T*)) {
-    T o;
-    init(&o);
+void require_struct_size(const T* s, const char* what) {
+    require(s, what);
+    check_struct_size(s->struct_size, what);
+}
+
+// A growable options struct from the caller: defaults, overlaid with the bytes the caller knows.
+// Fields past ours (a newer limn.h) must be 0: a request this library cannot honour is refused.
+template <typename T>
+T read_options(const T* in, void (*defaults)(T&)) {
+    T o{};
+    defaults(o);
     if (in) {
         require_struct_size(in, "options");
-        std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
+        std::memcpy(&o, in, std::min(in->struct_size, sizeof(o)));
+        const auto* bytes = reinterpret_cast<const unsigned char*>(in);
+        if (std::any_of(bytes + sizeof(T), bytes + std::max(in->struct_size, sizeof(T)),
+                        [](unsigned char b) { return b != 0; })) {
+            limn::core::fail(LIMN_ERR_UNSUPPORTED,
+                             "options set fields that limn " LIMN_VERSION_STRING " does not know "
+                             "(struct_size " + std::to_string(in->struct_size) + ", this library's " +
+                                 std::to_string(sizeof(T)) + "); use a limn.h of this version");
+        }
     }
     return o;
 }
 
+// Writes a struct the library fills: the caller's struct_size bytes, zeros past ours.
 template <typename T>
-void copy_out(const T& full, T* out) {
-    const size_t n = out->struct_size < sizeof(T) ? out->struct_size : sizeof(T);
-    const size_t caller_size = out->struct_size;
-    std::memcpy(out, &full, n);
+void copy_out(const T& full, T* out, size_t caller_size) {
+    std::memcpy(out, &full, std::min(caller_size, sizeof(T)));
+    if (caller_size > sizeof(T)) std::memset(reinterpret_cast<unsigned char*>(out) + sizeof(T), 0, caller_size - sizeof(T));
     out->struct_size = caller_size;
+}
+
+// The defaults of each options struct, taken from the core's option types where they have one.
+void defaults(limn_image_load_options& o) {
+    const limn::core::LoadOptions d;
+    o.format = d.format;
+    o.apply_orientation = d.apply_orientation ? 1 : 0;
+    o.max_pixels = d.max_pixels;
+}
+
+void defaults(limn_image_save_options& o) {
+    const limn::core::SaveOptions d;
+    o.file_format = d.file_format;
+    o.jpeg_quality = d.jpeg_quality;
+    o.icc_profile = nullptr;
+    o.icc_profile_size = 0;
+}
+
+void defaults(limn_model_options& o) {
+    const limn::core::ModelOptions d;
+    o.device = "auto";
+    o.precision = d.precision;
+    o.expected_kind = d.expected_kind;
+    o.fp32_fallback = d.fp32_fallback;
+    o.warmup = d.warmup ? 1 : 0;
+    o.channels_last = d.channels_last;
+    o.cudnn_benchmark = d.cudnn_benchmark;
+    o.max_pixels = d.max_pixels;
+    o.name = nullptr;
+    o.expected_sha256 = nullptr;
+}
+
+void defaults(limn_cartoonize_options& o) {
+    const limn::core::CartoonizeOptions d;
+    o.strength = d.strength;
+    o.max_side = d.max_side;
+    o.tile_size = d.tile_size;
+    o.memory_budget = d.memory_budget;
+    o.timeout_ms = d.timeout_ms;
+    o.working_size = d.working_size;
+    o.feather = d.feather;
+}
+
+void defaults(limn_detect_faces_options& o) {
+    const limn::core::DetectFacesOptions d;
+    o.score_threshold = d.score_threshold;
+    o.nms_iou = d.nms_iou;
+    o.max_faces = d.max_faces;
+    o.max_side = d.max_side;
+}
+
+void defaults(limn_restore_faces_options& o) {
+    const limn::core::RestoreFacesOptions d;
+    o.strength = d.strength;
+    o.min_face_size = d.min_face_size;
+    o.feather = d.feather;
+    o.timeout_ms = d.timeout_ms;
+}
+
+// limn_<struct>_init_sized: defaults into the caller's struct_size bytes.
+template <typename T>
+limn_status init_sized(T* options, size_t struct_size, void (*defaults)(T&)) noexcept {
+    return guarded([&] {
+        require(options, "options");
+        check_struct_size(struct_size, "options");
+        T full{};
+        defaults(full);
+        copy_out(full, options, struct_size);
+    });
+}
+
+// An enum value from C, read as its bytes: C may pass any int, and loading an out-of-range value
+// as a C++ enum is undefined behaviour. Only values the enum names get past the callers below.
+template <typename E>
+int32_t raw_enum(const E& value) {
+    static_assert(sizeof(E) == sizeof(int32_t), "C enums are int-sized");
+    int32_t raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return raw;
+}
+
+template <typename E>
+E checked_enum(const E& value, int32_t first, int32_t last, const std::string& what) {
+    const int32_t raw = raw_enum(value);
+    if (raw < first || raw > last) {
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid " + what + " " + std::to_string(raw) + " (expected " +
+                                                        std::to_string(first) + " to " + std::to_string(last) + ")");
+    }
+    return static_cast<E>(raw);
+}
+
+limn_pixel_format pixel_format_arg(const limn_pixel_format& format, const char* what) {
+    return checked_enum(format, LIMN_PIXEL_RGB8, LIMN_PIXEL_RGBA32F, what);
 }
 
 template <size_t N>
@@ -111,20 +221,21 @@ void copy_text(char (&dst)[N], const std::string& src) {
     dst[n] = '\0';
 }
 
-limn::Device device_arg(const char* device) {
+limn::core::Device device_arg(const char* device) {
     require(device, "device");
-    return limn::resolve_device(device);
+    return limn::core::resolve_device(device);
 }
 
-limn::ModelOptions model_options(const limn_model_options* in) {
-    const limn_model_options o = read_options(in, limn_model_options_init);
-    limn::ModelOptions m;
+limn::core::ModelOptions model_options(const limn_model_options* in) {
+    const limn_model_options o = read_options(in, defaults);
+    limn::core::ModelOptions m;
     m.device = o.device ? o.device : "auto";
-    m.precision = o.precision;
-    m.expected_kind = o.expected_kind;
+    m.precision = checked_enum(o.precision, LIMN_PRECISION_AUTO, LIMN_PRECISION_TF32, "options->precision");
+    m.expected_kind = checked_enum(o.expected_kind, LIMN_MODEL_KIND_ANY, LIMN_MODEL_KIND_FACE_DETECT,
+                                   "options->expected_kind");
     m.fp32_fallback = o.fp32_fallback;
     if (o.warmup != 0 && o.warmup != 1) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT,
                    "invalid warmup " + std::to_string(o.warmup) + ": expected 0 or 1");
     }
     m.warmup = o.warmup == 1;
@@ -136,9 +247,9 @@ limn::ModelOptions model_options(const limn_model_options* in) {
     return m;
 }
 
-limn::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
-    const limn_detect_faces_options o = read_options(in, limn_detect_faces_options_init);
-    limn::DetectFacesOptions m;
+limn::core::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
+    const limn_detect_faces_options o = read_options(in, defaults);
+    limn::core::DetectFacesOptions m;
     m.score_threshold = o.score_threshold;
     m.nms_iou = o.nms_iou;
     m.max_faces = o.max_faces;
@@ -146,9 +257,9 @@ limn::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* i
     return m;
 }
 
-limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
-    const limn_cartoonize_options o = read_options(in, limn_cartoonize_options_init);
-    limn::CartoonizeOptions m;
+limn::core::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
+    const limn_cartoonize_options o = read_options(in, defaults);
+    limn::core::CartoonizeOptions m;
     m.strength = o.strength;
     m.max_side = o.max_side;
     m.tile_size = o.tile_size;
@@ -166,9 +277,9 @@ limn::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
     return m;
 }
 
-limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
-    const limn_restore_faces_options o = read_options(in, limn_restore_faces_options_init);
-    limn::RestoreFacesOptions m;
+limn::core::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
+    const limn_restore_faces_options o = read_options(in, defaults);
+    limn::core::RestoreFacesOptions m;
     m.strength = o.strength;
     m.min_face_size = o.min_face_size;
     m.feather = o.feather;
@@ -180,7 +291,7 @@ limn::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options
     return m;
 }
 
-void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
+void write_stats(const limn::core::PipelineStats& s, limn_pipeline_stats* out) {
     if (!out) return;
     limn_pipeline_stats full{};
     full.tile_size = s.tile_size;
@@ -192,43 +303,58 @@ void write_stats(const limn::PipelineStats& s, limn_pipeline_stats* out) {
     full.seconds = s.seconds;
     full.faces_found = s.faces_found;
     full.faces_skipped = s.faces_skipped;
-    copy_out(full, out);
+    copy_out(full, out, out->struct_size);
 }
 
-limn::LoadOptions load_options(const limn_image_load_options* in) {
-    const limn_image_load_options o = read_options(in, limn_image_load_options_init);
-    if (o.format != 0 && limn::channels_of(o.format) == 0) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
-                   "invalid options->format " + std::to_string(static_cast<int>(o.format)));
-    }
+limn::core::LoadOptions load_options(const limn_image_load_options* in) {
+    const limn_image_load_options o = read_options(in, defaults);
     if (o.apply_orientation != 0 && o.apply_orientation != 1) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->apply_orientation " +
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->apply_orientation " +
                                                   std::to_string(o.apply_orientation) + ": expected 0 or 1");
     }
-    limn::LoadOptions m;
-    m.format = o.format;
+    limn::core::LoadOptions m;
+    m.format = raw_enum(o.format) == 0 ? o.format : pixel_format_arg(o.format, "options->format");
     m.apply_orientation = o.apply_orientation == 1;
     m.max_pixels = o.max_pixels;
     return m;
 }
 
-limn::SaveOptions save_options(const limn_image_save_options* in) {
-    const limn_image_save_options o = read_options(in, limn_image_save_options_init);
-    if (o.file_format < LIMN_FILE_FORMAT_AUTO || o.file_format > LIMN_FILE_FORMAT_TGA) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT,
-                   "invalid options->file_format " + std::to_string(static_cast<int>(o.file_format)));
-    }
+limn::core::SaveOptions save_options(const limn_image_save_options* in) {
+    const limn_image_save_options o = read_options(in, defaults);
     if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
-        limn::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->jpeg_quality " +
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->jpeg_quality " +
                                                   std::to_string(o.jpeg_quality) + ": expected 1..100");
     }
-    limn::SaveOptions m;
-    m.file_format = o.file_format;
+    limn::core::SaveOptions m;
+    m.file_format = checked_enum(o.file_format, LIMN_FILE_FORMAT_AUTO, LIMN_FILE_FORMAT_WEBP, "options->file_format");
     m.jpeg_quality = o.jpeg_quality;
+    if (o.icc_profile_size > 0) {
+        require(o.icc_profile, "options->icc_profile");
+        if (o.icc_profile_size > limn::core::kMaxIccProfileBytes) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "options->icc_profile_size " + std::to_string(o.icc_profile_size) +
+                                                            " is over the 16,000,000 bytes an ICC profile may have");
+        }
+        const auto* p = static_cast<const uint8_t*>(o.icc_profile);
+        m.icc_profile.assign(p, p + o.icc_profile_size);
+    }
     return m;
 }
 
-limn::Model& model_arg(limn_model* model) {
+// Hands `bytes` to the caller as a malloc'd buffer (limn_buffer_free); NULL and 0 when empty.
+void give_buffer(const std::vector<uint8_t>& bytes, void** data, size_t* size) {
+    if (bytes.empty()) {
+        *data = nullptr;
+        *size = 0;
+        return;
+    }
+    void* buffer = std::malloc(bytes.size());
+    if (!buffer) throw std::bad_alloc();
+    std::memcpy(buffer, bytes.data(), bytes.size());
+    *data = buffer;
+    *size = bytes.size();
+}
+
+limn::core::Model& model_arg(limn_model* model) {
     require(model, "model");
     return *model->impl;
 }
@@ -244,7 +370,7 @@ const char* limn_version_string(void) { return LIMN_VERSION_STRING; }
 const char* limn_build_info(void) {
     static const std::string info = [] {
         try {
-            return limn::build_info();
+            return limn::core::build_info();
         } catch (const std::exception& e) {
             return std::string("limn ") + LIMN_VERSION_STRING + "\n(build info unavailable: " +
                    first_line(e.what()) + ")";
@@ -254,7 +380,9 @@ const char* limn_build_info(void) {
 }
 
 const char* limn_status_string(limn_status status) {
-    switch (status) {
+    const int32_t raw = raw_enum(status);
+    if (raw < LIMN_OK || raw > LIMN_ERR_INVALID_IMAGE) return "unknown status";
+    switch (static_cast<limn_status>(raw)) {
         case LIMN_OK: return "ok";
         case LIMN_ERR_INVALID_ARGUMENT: return "invalid argument";
         case LIMN_ERR_IO: return "I/O error";
@@ -278,7 +406,7 @@ const char* limn_last_error(void) { return last_error.c_str(); }
 
 int32_t limn_cuda_available(void) {
     try {
-        return limn::cuda_device_count() > 0 ? 1 : 0;
+        return limn::core::cuda_device_count() > 0 ? 1 : 0;
     } catch (...) {
         return 0;
     }
@@ -287,21 +415,21 @@ int32_t limn_cuda_available(void) {
 limn_status limn_device_count(int32_t* out_count) {
     return guarded([&] {
         require(out_count, "out_count");
-        *out_count = 1 + limn::cuda_device_count();
+        *out_count = 1 + limn::core::cuda_device_count();
     });
 }
 
 limn_status limn_device_get_info(int32_t index, limn_device_info* out) {
     return guarded([&] {
         require_struct_size(out, "out");
-        const int count = 1 + limn::cuda_device_count();
+        const int count = 1 + limn::core::cuda_device_count();
         if (index < 0 || index >= count) {
-            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "device index " + std::to_string(index) +
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "device index " + std::to_string(index) +
                                                       " is out of range (0 to " +
                                                       std::to_string(count - 1) + ")");
         }
-        const limn::Device dev = index == 0 ? limn::Device{} : limn::Device{LIMN_DEVICE_CUDA, index - 1};
-        const limn::DeviceDescription d = limn::describe_device(dev);
+        const limn::core::Device dev = index == 0 ? limn::core::Device{} : limn::core::Device{LIMN_DEVICE_CUDA, index - 1};
+        const limn::core::DeviceDescription d = limn::core::describe_device(dev);
         limn_device_info full{};
         full.struct_size = sizeof(full);
         full.type = dev.type;
@@ -312,7 +440,7 @@ limn_status limn_device_get_info(int32_t index, limn_device_info* out) {
         full.free_memory = d.free_memory;
         full.compute_capability = d.compute_capability;
         full.multiprocessors = d.multiprocessors;
-        copy_out(full, out);
+        copy_out(full, out, out->struct_size);
     });
 }
 
@@ -321,7 +449,7 @@ limn_status limn_device_resolve(const char* device, char* out, size_t out_size) 
         require(out, "out");
         const std::string id = device_arg(device).id();
         if (out_size < id.size() + 1) {
-            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "out_size " + std::to_string(out_size) +
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "out_size " + std::to_string(out_size) +
                                                       " is too small for '" + id + "'");
         }
         std::memcpy(out, id.c_str(), id.size() + 1);
@@ -329,17 +457,17 @@ limn_status limn_device_resolve(const char* device, char* out, size_t out_size) 
 }
 
 limn_status limn_memory_set_limit(const char* device, uint64_t bytes) {
-    return guarded([&] { limn::set_memory_limit(device_arg(device), bytes); });
+    return guarded([&] { limn::core::set_memory_limit(device_arg(device), bytes); });
 }
 
 limn_status limn_memory_release_cached(const char* device) {
-    return guarded([&] { limn::release_cached_memory(device_arg(device)); });
+    return guarded([&] { limn::core::release_cached_memory(device_arg(device)); });
 }
 
 limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out) {
     return guarded([&] {
         require_struct_size(out, "out");
-        const limn::MemoryStats s = limn::memory_stats(device_arg(device));
+        const limn::core::MemoryStats s = limn::core::memory_stats(device_arg(device));
         limn_memory_stats full{};
         full.struct_size = sizeof(full);
         full.allocated = s.allocated;
@@ -349,44 +477,56 @@ limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out) {
         full.limit = s.limit;
         full.device_total = s.device_total;
         full.device_free = s.device_free;
-        copy_out(full, out);
+        copy_out(full, out, out->struct_size);
     });
 }
 
 limn_status limn_memory_reset_peak(const char* device) {
-    return guarded([&] { limn::reset_peak_memory(device_arg(device)); });
+    return guarded([&] { limn::core::reset_peak_memory(device_arg(device)); });
 }
 
-int32_t limn_pixel_format_channels(limn_pixel_format format) { return limn::channels_of(format); }
+int32_t limn_pixel_format_channels(limn_pixel_format format) {
+    const int32_t raw = raw_enum(format);
+    if (raw < LIMN_PIXEL_RGB8 || raw > LIMN_PIXEL_RGBA32F) return 0;
+    return limn::core::channels_of(static_cast<limn_pixel_format>(raw));
+}
 
 int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format) {
-    return limn::bytes_per_pixel(format);
+    const int32_t raw = raw_enum(format);
+    if (raw < LIMN_PIXEL_RGB8 || raw > LIMN_PIXEL_RGBA32F) return 0;
+    return limn::core::bytes_per_pixel(static_cast<limn_pixel_format>(raw));
+}
+
+const char* limn_precision_name(limn_precision precision) {
+    const int32_t raw = raw_enum(precision);
+    if (raw < LIMN_PRECISION_AUTO || raw > LIMN_PRECISION_TF32) return nullptr;
+    return limn::core::precision_name(static_cast<limn_precision>(raw));
+}
+
+const char* limn_model_kind_name(limn_model_kind kind) {
+    const int32_t raw = raw_enum(kind);
+    if (raw < LIMN_MODEL_KIND_ANY || raw > LIMN_MODEL_KIND_FACE_DETECT) return nullptr;
+    return limn::core::kind_name(static_cast<limn_model_kind>(raw));
 }
 
 limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format, limn_image** out) {
     return guarded([&] {
         require(out, "out");
-        *out = limn::allocate_image(width, height, format).release();
+        *out = limn::core::allocate_image(width, height, pixel_format_arg(format, "format")).release();
     });
 }
 
 void limn_image_free(limn_image* image) { std::free(image); }
 
-void limn_image_load_options_init(limn_image_load_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    const limn::LoadOptions d;
-    options->format = d.format;
-    options->apply_orientation = d.apply_orientation ? 1 : 0;
-    options->max_pixels = d.max_pixels;
+limn_status limn_image_load_options_init_sized(limn_image_load_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_image_load(const char* path, const limn_image_load_options* options, limn_image** out) {
     return guarded([&] {
         require(path, "path");
         require(out, "out");
-        *out = limn::load_image_file(path, load_options(options)).release();
+        *out = limn::core::load_image_file(path, load_options(options)).release();
     });
 }
 
@@ -395,25 +535,20 @@ limn_status limn_image_load_from_memory(const void* data, size_t size,
     return guarded([&] {
         require(data, "data");
         require(out, "out");
-        *out = limn::load_image_memory(data, size, "<memory>", load_options(options)).release();
+        *out = limn::core::load_image_memory(data, size, "<memory>", load_options(options)).release();
     });
 }
 
-void limn_image_save_options_init(limn_image_save_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    const limn::SaveOptions d;
-    options->file_format = d.file_format;
-    options->jpeg_quality = d.jpeg_quality;
+limn_status limn_image_save_options_init_sized(limn_image_save_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_image_save(const char* path, const limn_image* image,
                             const limn_image_save_options* options) {
     return guarded([&] {
         require(path, "path");
-        limn::check_image(image, "image", 0);
-        limn::save_image_file(path, *image, save_options(options));
+        limn::core::check_image(image, "image", 0);
+        limn::core::save_image_file(path, *image, save_options(options));
     });
 }
 
@@ -422,45 +557,48 @@ limn_status limn_image_encode(const limn_image* image, const limn_image_save_opt
     return guarded([&] {
         require(data, "data");
         require(size, "size");
-        limn::check_image(image, "image", 0);
-        const limn::SaveOptions o = save_options(options);
+        limn::core::check_image(image, "image", 0);
+        const limn::core::SaveOptions o = save_options(options);
         if (o.file_format == LIMN_FILE_FORMAT_AUTO) {
-            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "limn_image_encode needs options->file_format; AUTO "
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "limn_image_encode needs options->file_format; AUTO "
                                                   "only works with a path");
         }
-        const std::vector<uint8_t> bytes = limn::encode_image(*image, o);
-        void* buffer = std::malloc(bytes.empty() ? 1 : bytes.size());
-        if (!buffer) throw std::bad_alloc();
-        std::memcpy(buffer, bytes.data(), bytes.size());
-        *data = buffer;
-        *size = bytes.size();
+        give_buffer(limn::core::encode_image(*image, o), data, size);
+    });
+}
+
+limn_status limn_image_read_icc_profile(const char* path, void** profile, size_t* profile_size) {
+    return guarded([&] {
+        require(path, "path");
+        require(profile, "profile");
+        require(profile_size, "profile_size");
+        give_buffer(limn::core::read_icc_profile_file(path), profile, profile_size);
+    });
+}
+
+limn_status limn_image_read_icc_profile_from_memory(const void* data, size_t size, void** profile,
+                                                    size_t* profile_size) {
+    return guarded([&] {
+        require(data, "data");
+        require(profile, "profile");
+        require(profile_size, "profile_size");
+        give_buffer(limn::core::find_icc_profile(static_cast<const uint8_t*>(data), size), profile, profile_size);
     });
 }
 
 void limn_buffer_free(void* data) { std::free(data); }
 
-void limn_model_options_init(limn_model_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    options->device = "auto";
-    options->precision = LIMN_PRECISION_AUTO;
-    options->expected_kind = LIMN_MODEL_KIND_ANY;
-    options->fp32_fallback = -1;
-    options->warmup = 1;
-    options->channels_last = -1;
-    options->cudnn_benchmark = -1;
-    options->max_pixels = 64ull * 1024 * 1024;
-    options->name = nullptr;
+limn_status limn_model_options_init_sized(limn_model_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_model_load(const char* path, const limn_model_options* options, limn_model** out) {
     return guarded([&] {
         require(path, "path");
         require(out, "out");
-        const limn::ModelOptions o = model_options(options);
+        const limn::core::ModelOptions o = model_options(options);
         auto handle = std::make_unique<limn_model>();
-        handle->impl = limn::Model::load_file(path, o);
+        handle->impl = limn::core::Model::load_file(path, o);
         *out = handle.release();
     });
 }
@@ -470,16 +608,16 @@ limn_status limn_model_load_from_memory(const void* data, size_t size, const lim
     return guarded([&] {
         require(data, "data");
         require(out, "out");
-        const limn::ModelOptions o = model_options(options);
+        const limn::core::ModelOptions o = model_options(options);
         auto handle = std::make_unique<limn_model>();
-        handle->impl = limn::Model::load_memory(data, size, o);
+        handle->impl = limn::core::Model::load_memory(data, size, o);
         *out = handle.release();
     });
 }
 
 void limn_model_free(limn_model* model) {
     try {
-        const limn::CpuTensorScope counted;  // the weights leave limn's CPU tensor count
+        const limn::core::CpuTensorScope counted;  // the weights leave limn's CPU tensor count
         delete model;
     } catch (...) {
     }
@@ -489,8 +627,8 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
     return guarded([&] {
         require(model, "model");
         require_struct_size(out, "out");
-        const limn::Model& m = *model->impl;
-        const limn::ModelMetadata& meta = m.metadata();
+        const limn::core::Model& m = *model->impl;
+        const limn::core::ModelMetadata& meta = m.metadata();
         limn_model_info full{};
         full.struct_size = sizeof(full);
         full.kind = meta.kind;
@@ -514,13 +652,13 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         copy_text(full.precision_note, m.precision_note());
         copy_text(full.role, meta.role);
         full.crop_size = meta.crop_size;
-        copy_out(full, out);
+        copy_out(full, out, out->struct_size);
     });
 }
 
 limn_status limn_model_run(limn_model* model, const limn_image* input, limn_image* output) {
     return guarded([&] {
-        limn::Model& m = model_arg(model);
+        limn::core::Model& m = model_arg(model);
         require(input, "input");
         require(output, "output");
         m.run(input, output, 1);
@@ -530,11 +668,12 @@ limn_status limn_model_run(limn_model* model, const limn_image* input, limn_imag
 limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, limn_pixel_format format,
                                  limn_image** out) {
     return guarded([&] {
-        limn::Model& m = model_arg(model);
+        limn::core::Model& m = model_arg(model);
         require(input, "input");
         require(out, "out");
-        limn::check_image(input, "input", m.max_pixels());
-        limn::OwnedImage result = limn::allocate_image(input->width, input->height, format);
+        limn::core::check_image(input, "input", m.max_pixels());
+        limn::core::OwnedImage result =
+            limn::core::allocate_image(input->width, input->height, pixel_format_arg(format, "format"));
         m.run(input, result.get(), 1);
         *out = result.release();
     });
@@ -543,86 +682,62 @@ limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, lim
 limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs, limn_image* outputs,
                                  size_t count) {
     return guarded([&] {
-        limn::Model& m = model_arg(model);
+        limn::core::Model& m = model_arg(model);
         require(inputs, "inputs");
         require(outputs, "outputs");
         m.run(inputs, outputs, count);
     });
 }
 
-void limn_cartoonize_options_init(limn_cartoonize_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    const limn::CartoonizeOptions d;
-    options->strength = d.strength;
-    options->max_side = d.max_side;
-    options->tile_size = d.tile_size;
-    options->memory_budget = d.memory_budget;
-    options->timeout_ms = d.timeout_ms;
-    options->working_size = d.working_size;
-    options->feather = d.feather;
+limn_status limn_cartoonize_options_init_sized(limn_cartoonize_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
                             const limn_cartoonize_options* options, limn_pipeline_stats* stats) {
     return guarded([&] {
-        limn::Model& m = model_arg(model);
+        limn::core::Model& m = model_arg(model);
         require(input, "input");
         require(output, "output");
         if (stats) require_struct_size(stats, "stats");
-        limn::PipelineStats s;
-        limn::cartoonize(m, *input, *output, cartoonize_options(options), &s);
+        limn::core::PipelineStats s;
+        limn::core::cartoonize(m, *input, *output, cartoonize_options(options), &s);
         write_stats(s, stats);
     });
 }
 
-void limn_detect_faces_options_init(limn_detect_faces_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    const limn::DetectFacesOptions d;
-    options->score_threshold = d.score_threshold;
-    options->nms_iou = d.nms_iou;
-    options->max_faces = d.max_faces;
-    options->max_side = d.max_side;
+limn_status limn_detect_faces_options_init_sized(limn_detect_faces_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
                               const limn_detect_faces_options* options, limn_face* faces, size_t capacity,
                               size_t* out_count) {
     return guarded([&] {
-        limn::Model& m = model_arg(detector);
+        limn::core::Model& m = model_arg(detector);
         require(input, "input");
         require(out_count, "out_count");
         if (capacity > 0) require(faces, "faces");
-        const std::vector<limn_face> found = limn::detect_faces(m, *input, detect_faces_options(options));
+        const std::vector<limn_face> found = limn::core::detect_faces(m, *input, detect_faces_options(options));
         std::copy_n(found.begin(), std::min(found.size(), capacity), faces);
         *out_count = found.size();
     });
 }
 
-void limn_restore_faces_options_init(limn_restore_faces_options* options) {
-    if (!options) return;
-    std::memset(options, 0, sizeof(*options));
-    options->struct_size = sizeof(*options);
-    const limn::RestoreFacesOptions d;
-    options->strength = d.strength;
-    options->min_face_size = d.min_face_size;
-    options->feather = d.feather;
-    options->timeout_ms = d.timeout_ms;
+limn_status limn_restore_faces_options_init_sized(limn_restore_faces_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
 }
 
 limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,
                                const limn_face* faces, size_t face_count,
                                const limn_restore_faces_options* options, limn_pipeline_stats* stats) {
     return guarded([&] {
-        limn::Model& m = model_arg(model);
+        limn::core::Model& m = model_arg(model);
         require(input, "input");
         require(output, "output");
         if (stats) require_struct_size(stats, "stats");
-        limn::PipelineStats s;
-        limn::restore_faces(m, *input, *output, faces, face_count, restore_faces_options(options), &s);
+        limn::core::PipelineStats s;
+        limn::core::restore_faces(m, *input, *output, faces, face_count, restore_faces_options(options), &s);
         write_stats(s, stats);
     });
 }

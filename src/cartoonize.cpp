@@ -18,7 +18,7 @@
 #include "restore_faces.h"
 #include "tiling.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
@@ -288,4 +288,4 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     if (stats_out) *stats_out = stats;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -10,7 +10,7 @@
 #include "limn/limn.h"
 #include "pipeline.h"
 
-namespace limn {
+namespace limn::core {
 
 class Model;
 
@@ -38,4 +38,4 @@ struct CartoonizeOptions {
 void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                 const CartoonizeOptions& options, PipelineStats* stats);
 
-}  // namespace limn
+}  // namespace limn::core

@@ -10,7 +10,7 @@
 #define LIMN_X86 0
 #endif
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 struct Feature {
@@ -120,4 +120,4 @@ std::string cpu_feature_list() {
     return out;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace limn {
+namespace limn::core {
 
 // Which of `wanted` (names as in /proc/cpuinfo, e.g. "avx2", "avx512_bf16") this CPU and the
 // operating system do not support. Names this library does not know are reported as missing.
@@ -15,4 +15,4 @@ std::vector<std::string> missing_cpu_features(const std::vector<std::string>& wa
 // The known features this CPU has, space-separated (for messages and build info).
 std::string cpu_feature_list();
 
-}  // namespace limn
+}  // namespace limn::core

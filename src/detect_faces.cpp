@@ -12,7 +12,7 @@
 #include "memory.h"
 #include "model.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 // Candidates considered by the suppression, best first (RetinaFace's reference code keeps 5000).
@@ -115,4 +115,4 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
     return faces;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -7,7 +7,7 @@
 
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 class Model;
 
@@ -22,4 +22,4 @@ struct DetectFacesOptions {
 std::vector<limn_face> detect_faces(const Model& detector, const limn_image& input,
                                     const DetectFacesOptions& options);
 
-}  // namespace limn
+}  // namespace limn::core

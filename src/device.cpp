@@ -20,7 +20,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
-namespace limn {
+namespace limn::core {
 
 DeviceRequest parse_device(std::string_view text) {
     DeviceRequest r;
@@ -206,4 +206,4 @@ std::string build_info() {
     return s.str();
 }
 
-}  // namespace limn
+}  // namespace limn::core

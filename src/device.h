@@ -8,7 +8,7 @@
 
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 // What a device string asks for, before looking at the machine.
 struct DeviceRequest {
@@ -51,4 +51,4 @@ DeviceDescription describe_device(const Device& device);
 
 std::string build_info();
 
-}  // namespace limn
+}  // namespace limn::core

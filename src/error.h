@@ -10,7 +10,7 @@
 
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 class Failure : public std::runtime_error {
 public:
@@ -96,4 +96,4 @@ inline std::string error_summary(const std::string& text) {
     return line;
 }
 
-}  // namespace limn
+}  // namespace limn::core

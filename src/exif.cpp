@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 constexpr int kUpright = 1;
@@ -99,4 +99,4 @@ int png_exif_orientation(const uint8_t* data, size_t size) {
     return kUpright;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace limn {
+namespace limn::core {
 
 // The orientation tag (1..8) of the first APP1 "Exif\0\0" segment before the first scan of a JPEG
 // stream; 1 if the data is not a JPEG, has no such segment, or the segment is malformed.
@@ -20,4 +20,4 @@ int png_exif_orientation(const uint8_t* data, size_t size);
 // EXIF payload after "Exif\0\0"; 1 if absent, out of range or malformed.
 int tiff_orientation(const uint8_t* tiff, size_t size);
 
-}  // namespace limn
+}  // namespace limn::core

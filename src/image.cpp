@@ -10,7 +10,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 
 at::Tensor images_to_device(const limn_image* images, size_t count, const c10::Device& device) {
     std::vector<at::Tensor> parts;
@@ -151,4 +151,4 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
     }
 }
 
-}  // namespace limn
+}  // namespace limn::core

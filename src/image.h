@@ -15,7 +15,7 @@ namespace c10 {
 struct Device;
 }
 
-namespace limn {
+namespace limn::core {
 
 // Images (all the same size and format) -> tensor [N, H, W, C] on `device`, uint8 for 8-bit
 // formats and float for float formats; one host-to-device copy per image, reading only the bytes
@@ -32,4 +32,4 @@ at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format, 
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count);
 
-}  // namespace limn
+}  // namespace limn::core

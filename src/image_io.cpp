@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "exif.h"
+#include "icc.h"
 
 #if LIMN_WITH_WEBP
 #include <webp/decode.h>
@@ -106,7 +107,7 @@ void* capped_realloc(void* old, size_t size) {
 #pragma GCC diagnostic pop
 #endif
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 // ---- helpers ------------------------------------------------------------------------------------
@@ -923,7 +924,55 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
         fail(LIMN_ERR_INTERNAL, std::string(webp ? "libwebp" : "stb_image_write") + " could not encode the image as " +
                                     name + " (out of memory?)");
     }
-    return std::move(sink.bytes);
+    if (options.icc_profile.size() > kMaxIccProfileBytes) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "ICC profile of " + std::to_string(options.icc_profile.size()) +
+                                            " bytes is over the " + std::to_string(kMaxIccProfileBytes) + " allowed");
+    }
+    return embed_icc_profile(std::move(sink.bytes), options.file_format, options.icc_profile, oc == 4, w, h);
+}
+
+std::vector<uint8_t> read_icc_profile_file(const std::string& path) {
+    const std::vector<uint8_t> bytes = read_file(path);
+    return find_icc_profile(bytes.data(), bytes.size());
+}
+
+std::vector<uint8_t> deflate_zlib(const std::vector<uint8_t>& data) {
+    if (data.size() > static_cast<size_t>(INT_MAX)) throw std::bad_alloc();
+    int size = 0;
+    unsigned char* stream = stbi_zlib_compress(const_cast<unsigned char*>(data.data()), static_cast<int>(data.size()),
+                                               &size, 8);
+    if (!stream) throw std::bad_alloc();
+    std::vector<uint8_t> out(stream, stream + size);
+    STBIW_FREE(stream);
+    return out;
+}
+
+bool inflate_zlib(const uint8_t* data, size_t size, size_t max_bytes, std::vector<uint8_t>& out) {
+    if (size > static_cast<size_t>(INT_MAX) || max_bytes > static_cast<size_t>(INT_MAX)) return false;
+    // A first guess from deflate's usual ratios, then the whole allowance.
+    for (size_t capacity : {std::min(max_bytes, size * 16 + 4096), max_bytes}) {
+        out.resize(capacity);
+        const int n = stbi_zlib_decode_buffer(reinterpret_cast<char*>(out.data()), static_cast<int>(capacity),
+                                              reinterpret_cast<const char*>(data), static_cast<int>(size));
+        if (n >= 0) {
+            out.resize(static_cast<size_t>(n));
+            // stb does not check the stream's Adler-32 (its last 4 bytes, big-endian).
+            uint32_t a = 1, b = 0;
+            for (const uint8_t byte : out) {
+                a = (a + byte) % 65521;
+                b = (b + a) % 65521;
+            }
+            const uint8_t* end = data + size;
+            const uint32_t stored = size < 6 ? ~0u
+                                             : (uint32_t{end[-4]} << 24) | (uint32_t{end[-3]} << 16) |
+                                                   (uint32_t{end[-2]} << 8) | uint32_t{end[-1]};
+            if (stored == ((b << 16) | a)) return true;
+            break;
+        }
+        if (capacity == max_bytes) break;
+    }
+    out.clear();
+    return false;
 }
 
 void save_image_file(const std::string& path, const limn_image& image, const SaveOptions& options) {
@@ -943,4 +992,4 @@ void save_image_file(const std::string& path, const limn_image& image, const Sav
     sync_directory_of(path);
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-namespace limn {
+namespace limn::core {
 
 const JsonValue* JsonValue::find(std::string_view key) const {
     if (type != Type::Object) return nullptr;
@@ -281,4 +281,4 @@ std::string decode_base64(std::string_view text) {
     return out;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace limn {
+namespace limn::core {
 
 struct JsonValue {
     enum class Type { Null, Bool, Number, String, Array, Object };
@@ -34,4 +34,4 @@ JsonValue parse_json(std::string_view text);
 // std::invalid_argument on any other character.
 std::string decode_base64(std::string_view text);
 
-}  // namespace limn
+}  // namespace limn::core

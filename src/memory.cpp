@@ -23,7 +23,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 std::mutex limits_mutex;
@@ -269,9 +269,9 @@ uint64_t available_memory(const Device& device) {
     return plannable_bytes(cap, s.device_free, s.reserved, s.allocated);
 }
 
-}  // namespace limn
+}  // namespace limn::core
 
-namespace limn {
+namespace limn::core {
 bool is_out_of_memory(const std::exception& e, std::string* detail) noexcept {
     try {
         if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || dynamic_cast<const std::bad_alloc*>(&e)) {
@@ -306,4 +306,4 @@ bool is_out_of_memory(const std::exception& e, std::string* detail) noexcept {
     return false;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -13,7 +13,7 @@ namespace c10 {
 class DebugInfoGuard;
 }
 
-namespace limn {
+namespace limn::core {
 
 struct MemoryStats {
     uint64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
@@ -73,12 +73,12 @@ uint64_t available_memory(const Device& device);
 // bounds reserved bytes, so it is planned against those, not against allocated ones.
 uint64_t plannable_bytes(uint64_t cap, uint64_t device_free, uint64_t reserved, uint64_t allocated);
 
-}  // namespace limn
+}  // namespace limn::core
 
-namespace limn {
+namespace limn::core {
 // Whether `e` reports memory exhaustion: c10::OutOfMemoryError, std::bad_alloc, a Failure with
 // LIMN_ERR_OUT_OF_MEMORY, or an error whose text says so (LibTorch's CPU allocator, errors
 // rethrown by the TorchScript interpreter). `detail` (may be NULL) receives the telling line.
 bool is_out_of_memory(const std::exception& e, std::string* detail = nullptr) noexcept;
 
-}  // namespace limn
+}  // namespace limn::core

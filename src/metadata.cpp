@@ -4,7 +4,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 const MetaValue* find(const RawMetadata& raw, const char* key) {
@@ -174,4 +174,4 @@ void check_size_rule(const ModelMetadata& meta, int width, int height) {
     }
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -11,7 +11,7 @@
 
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 constexpr int kMetadataFormatVersion = 1;
 
@@ -57,4 +57,4 @@ void check_size_rule(const ModelMetadata& meta, int width, int height);
 // Describes the size rule, e.g. "multiple of 8" or "exactly 512x512".
 std::string size_rule_text(const ModelMetadata& meta);
 
-}  // namespace limn
+}  // namespace limn::core

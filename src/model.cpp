@@ -18,7 +18,7 @@
 #include "precision.h"
 #include "sha256.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 c10::Device torch_device(const Device& d) {
@@ -486,4 +486,4 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
     write_images(y, pixels, inputs[0].format, outputs, count);
 }
 
-}  // namespace limn
+}  // namespace limn::core

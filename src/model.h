@@ -11,6 +11,7 @@
 #include "device.h"
 #include "limn/limn.h"
 #include "metadata.h"
+#include "pixels.h"
 #include "tiling.h"
 
 namespace at {
@@ -20,7 +21,7 @@ namespace c10 {
 struct Device;
 }
 
-namespace limn {
+namespace limn::core {
 
 struct ModelOptions {
     std::string device = "auto";
@@ -30,7 +31,7 @@ struct ModelOptions {
     bool warmup = true;
     int channels_last = -1;
     int cudnn_benchmark = -1;
-    uint64_t max_pixels = 64ull * 1024 * 1024;
+    uint64_t max_pixels = kDefaultMaxPixels;
     std::string name;  // how messages name a model loaded from memory
     std::string expected_sha256;  // "" or 64 hex digits the file's bytes must hash to
 };
@@ -94,4 +95,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace limn
+}  // namespace limn::core

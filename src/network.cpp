@@ -12,7 +12,7 @@
 #include "error.h"
 #include "network.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 // Lets the archive readers see caller memory without a copy; used only during load.
@@ -91,4 +91,4 @@ std::unique_ptr<Network> load_network_memory(const void* data, size_t size, cons
     return load_torchscript(bytes, origin);
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -29,7 +29,7 @@ class PyTorchStreamReader;
 class ReadAdapterInterface;
 }  // namespace caffe2::serialize
 
-namespace limn {
+namespace limn::core {
 
 // The tensor dtype a precision runs in (AUTO: float).
 c10::ScalarType dtype_of(limn_precision precision);
@@ -104,4 +104,4 @@ std::unique_ptr<Network> load_pt2(caffe2::serialize::PyTorchStreamReader& reader
 std::unique_ptr<Network> load_pt2_memory(caffe2::serialize::PyTorchStreamReader& reader, const void* data,
                                          size_t size, const std::string& origin);
 
-}  // namespace limn
+}  // namespace limn::core

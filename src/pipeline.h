@@ -9,7 +9,7 @@
 #include "error.h"
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 struct PipelineStats {
     int32_t tile_size = 0;    // side of the tiles the network ran on
@@ -61,4 +61,4 @@ private:
     std::chrono::steady_clock::time_point start_;
 };
 
-}  // namespace limn
+}  // namespace limn::core

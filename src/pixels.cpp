@@ -7,7 +7,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 
 int channels_of(limn_pixel_format format) {
     switch (format) {
@@ -53,11 +53,15 @@ bool is_float(limn_pixel_format format) {
 void check_image(const limn_image* image, const char* what, uint64_t max_pixels) {
     const std::string name(what);
     if (!image) fail(LIMN_ERR_INVALID_ARGUMENT, name + " image is NULL");
-    const int bpp = bytes_per_pixel(image->format);
-    if (bpp == 0) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image has unknown pixel format " +
-                                            std::to_string(static_cast<int>(image->format)));
+    // The format as its bytes first: a C caller may have put any int there, and loading an
+    // out-of-range value as the enum is undefined behaviour.
+    int32_t raw_format = 0;
+    static_assert(sizeof(raw_format) == sizeof(image->format), "C enums are int-sized");
+    std::memcpy(&raw_format, &image->format, sizeof raw_format);
+    if (raw_format < LIMN_PIXEL_RGB8 || raw_format > LIMN_PIXEL_RGBA32F) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image has unknown pixel format " + std::to_string(raw_format));
     }
+    const int bpp = bytes_per_pixel(image->format);
     if (image->width <= 0 || image->height <= 0) {
         fail(LIMN_ERR_INVALID_ARGUMENT, name + " image size " + std::to_string(image->width) + "x" +
                                             std::to_string(image->height) + " is not positive");
@@ -126,4 +130,4 @@ OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format forma
     return img;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -9,7 +9,11 @@
 
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
+
+// Images over this many pixels are refused unless the caller raises the limit: the one place the
+// default is written (models and image files; the C ABI's *_options_init report it).
+constexpr uint64_t kDefaultMaxPixels = 64ull * 1024 * 1024;
 
 int channels_of(limn_pixel_format format);           // 3, 4, or 0 for an unknown value
 int bytes_per_channel(limn_pixel_format format);     // 1 (8-bit), 4 (float), 0 unknown
@@ -39,4 +43,4 @@ using OwnedImage = std::unique_ptr<limn_image, ImageDeleter>;
 // Zeroed width x height image with stride = width * bytes per pixel (64-byte aligned pixels).
 OwnedImage allocate_image(int32_t width, int32_t height, limn_pixel_format format);
 
-}  // namespace limn
+}  // namespace limn::core

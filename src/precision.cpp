@@ -4,7 +4,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 
 const char* precision_name(limn_precision precision) {
     switch (precision) {
@@ -67,4 +67,4 @@ bool resolve_fp32_fallback(int requested, limn_precision requested_precision) {
     return requested_precision == LIMN_PRECISION_AUTO;
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -4,7 +4,7 @@
 #include "device.h"
 #include "limn/limn.h"
 
-namespace limn {
+namespace limn::core {
 
 const char* precision_name(limn_precision precision);  // "fp32", "fp16", "bf16", "tf32", "auto"
 
@@ -18,4 +18,4 @@ limn_precision resolve_precision(limn_precision requested, const DeviceDescripti
 // (0 / 1), or for -1 the default: on for AUTO, off for an explicit precision.
 bool resolve_fp32_fallback(int requested, limn_precision requested_precision);
 
-}  // namespace limn
+}  // namespace limn::core

@@ -25,7 +25,7 @@
 #include "json.h"
 #include "network.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 constexpr const char* kMetadataRecord = "extra/limn.json";
@@ -385,4 +385,4 @@ std::unique_ptr<Network> load_pt2_memory(caffe2::serialize::PyTorchStreamReader&
     return std::make_unique<Pt2Network>(temp->path(), temp, origin, json);
 }
 
-}  // namespace limn
+}  // namespace limn::core

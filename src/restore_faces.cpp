@@ -15,7 +15,7 @@
 #include "model.h"
 #include "pipeline.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 // Sampling grid [1, rows, cols, 2] for grid_sampler (align_corners = true): for each output pixel
@@ -167,4 +167,4 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
     if (stats_out) *stats_out = stats;
 }
 
-}  // namespace limn
+}  // namespace limn::core

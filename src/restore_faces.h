@@ -15,7 +15,7 @@ namespace at {
 class Tensor;
 }
 
-namespace limn {
+namespace limn::core {
 
 class Model;
 
@@ -55,4 +55,4 @@ void blend_face(const Model& model, const RegionSource& photo, at::Tensor& resul
 void restore_faces(const Model& model, const limn_image& input, limn_image& output, const limn_face* faces,
                    size_t face_count, const RestoreFacesOptions& options, PipelineStats* stats);
 
-}  // namespace limn
+}  // namespace limn::core

@@ -9,7 +9,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 constexpr uint32_t kRound[64] = {
@@ -111,4 +111,4 @@ std::string sha256_file_hex(const std::string& path) {
     return s.hex_digest();
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace limn {
+namespace limn::core {
 
 class Sha256 {
 public:
@@ -26,4 +26,4 @@ std::string sha256_hex(const void* data, size_t size);
 // Throws Failure(LIMN_ERR_IO) when the file cannot be read.
 std::string sha256_file_hex(const std::string& path);
 
-}  // namespace limn
+}  // namespace limn::core

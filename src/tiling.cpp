@@ -6,7 +6,7 @@
 
 #include "error.h"
 
-namespace limn {
+namespace limn::core {
 
 std::vector<TileSpan> plan_axis(int64_t size, int64_t tile, int64_t margin, int64_t align) {
     if (align < 1 || size < 1 || margin < 0) {
@@ -80,4 +80,4 @@ int64_t tile_side_for_budget(double budget, const MemoryProfile& profile, int64_
     return std::max(floor_side, (static_cast<int64_t>(side) / align) * align);
 }
 
-}  // namespace limn
+}  // namespace limn::core

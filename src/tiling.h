@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace limn {
+namespace limn::core {
 
 // One tile along one axis: the network sees [start, start + length) of the (padded) axis.
 struct TileSpan {
@@ -39,4 +39,4 @@ struct MemoryProfile {
 // fits in `budget` bytes; `min_side` when nothing fits.
 int64_t tile_side_for_budget(double budget, const MemoryProfile& profile, int64_t align, int64_t min_side);
 
-}  // namespace limn
+}  // namespace limn::core

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "network.h"
 
-namespace limn {
+namespace limn::core {
 namespace {
 
 
@@ -196,4 +196,4 @@ std::unique_ptr<Network> load_torchscript(std::shared_ptr<caffe2::serialize::Rea
     return load_from(std::move(bytes), origin);
 }
 
-}  // namespace limn
+}  // namespace limn::core

@@ -36,22 +36,9 @@ struct Args {
 }
 
 limn_precision parse_precision(const std::string& p) {
-    if (p == "auto") return LIMN_PRECISION_AUTO;
-    if (p == "fp32") return LIMN_PRECISION_FP32;
-    if (p == "fp16") return LIMN_PRECISION_FP16;
-    if (p == "bf16") return LIMN_PRECISION_BF16;
-    if (p == "tf32") return LIMN_PRECISION_TF32;
-    usage(("unknown precision: " + p).c_str());
-}
-
-const char* precision_name(limn_precision p) {
-    switch (p) {
-        case LIMN_PRECISION_FP32: return "fp32";
-        case LIMN_PRECISION_FP16: return "fp16";
-        case LIMN_PRECISION_BF16: return "bf16";
-        case LIMN_PRECISION_TF32: return "tf32";
-        default: return "auto";
-    }
+    limn_precision out;
+    if (!limn::parse_precision(p, &out)) usage(("unknown precision: " + p).c_str());
+    return out;
 }
 
 Args parse(int argc, char** argv) {
@@ -123,7 +110,7 @@ int main(int argc, char** argv) {
             sizes.emplace_back(s, info.fixed_height > 0 ? info.fixed_height : s);
         }
         std::printf("model %s (%s) on %s in %s, load+warm-up %.0f ms, batch %d, %d warm-up + %d timed runs\n",
-                    info.name, args.model.c_str(), info.device, precision_name(info.precision), load_ms,
+                    info.name, args.model.c_str(), info.device, limn::precision_name(info.precision).c_str(), load_ms,
                     args.batch, args.warmup, args.iters);
         // Memory: peak bytes of live tensors during the timed runs (weights included), the part
         // above the weights per megapixel of the batch, and what the allocator (CUDA) or the

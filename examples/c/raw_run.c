@@ -59,11 +59,12 @@ static int write_ppm(const char* path, const limn_image* img) {
     return 1;
 }
 
+/* The precision the library names `s` ("fp16", ...); AUTO for any other text. */
 static limn_precision parse_precision(const char* s) {
-    if (!strcmp(s, "fp32")) return LIMN_PRECISION_FP32;
-    if (!strcmp(s, "fp16")) return LIMN_PRECISION_FP16;
-    if (!strcmp(s, "bf16")) return LIMN_PRECISION_BF16;
-    if (!strcmp(s, "tf32")) return LIMN_PRECISION_TF32;
+    int p;
+    for (p = LIMN_PRECISION_AUTO; limn_precision_name((limn_precision)p); ++p) {
+        if (!strcmp(s, limn_precision_name((limn_precision)p))) return (limn_precision)p;
+    }
     return LIMN_PRECISION_AUTO;
 }
 
@@ -76,7 +77,6 @@ int main(int argc, char** argv) {
     struct timespec t0, t1;
     int w = 0, h = 0, rc = 1;
     uint8_t* px;
-    static const char* names[] = {"auto", "fp32", "fp16", "bf16", "tf32"};
 
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL.pt IN.ppm OUT.ppm [DEVICE] [PRECISION]\n", argv[0]);
@@ -96,7 +96,12 @@ int main(int argc, char** argv) {
     }
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
-    limn_model_get_info(model, &info);
+    if (limn_model_get_info(model, &info) != LIMN_OK) {
+        fprintf(stderr, "limn: %s\n", limn_last_error());
+        limn_model_free(model);
+        free(px);
+        return 1;
+    }
 
     in.data = px;
     in.width = w;
@@ -110,7 +115,7 @@ int main(int argc, char** argv) {
         fprintf(stderr, "limn: %s: %s\n", limn_status_string(st), limn_last_error());
     } else if (write_ppm(argv[3], out)) {
         printf("model %s (%s) on %s in %s: %dx%d in %.1f ms -> %s\n", info.name, argv[1], info.device,
-               names[info.precision], w, h,
+               limn_precision_name(info.precision), w, h,
                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6, argv[3]);
         rc = 0;
     }

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <sstream>
 #include <string>
@@ -96,16 +97,17 @@ struct Args {
     std::string output, model, device = "auto", landmarks, detector, head_model, format = "png";
     limn_precision precision = LIMN_PRECISION_AUTO;
     uint64_t memory_limit = 0;
-    int32_t max_side = 0, tile = 0, quality = 95, working_size = 720;
-    float strength = 1.0f, threshold = 0.9f, min_face_size = 16.0f;
+    // Unset: the library's default (its *_options_init), never a second copy of it here.
+    std::optional<int32_t> max_side, tile, quality, working_size;
+    std::optional<float> strength, threshold, min_face_size;
     bool quiet = false;
     bool json = false;
     bool overwrite = false;      // replace read-only output files
     bool recursive = false;      // -r: folders' subfolders too (outputs keep the layout)
     bool skip_existing = false;  // leave inputs whose output exists alone
     int jobs = 1;                // -j: photos in flight at once
-    bool quality_set = false, format_set = false;
-    uint64_t max_pixels = 0;     // 0: the library's default
+    bool format_set = false;
+    std::optional<uint64_t> max_pixels;
 };
 
 struct UsageError : std::runtime_error {
@@ -217,19 +219,13 @@ Args parse(int argc, char** argv) {
         }
         else if (f == "-p" || f == "--precision") {
             const std::string p = value();
-            if (p == "auto") a.precision = LIMN_PRECISION_AUTO;
-            else if (p == "fp32") a.precision = LIMN_PRECISION_FP32;
-            else if (p == "fp16") a.precision = LIMN_PRECISION_FP16;
-            else if (p == "bf16") a.precision = LIMN_PRECISION_BF16;
-            else if (p == "tf32") a.precision = LIMN_PRECISION_TF32;
-            else throw UsageError("--precision expects fp32, fp16, bf16, tf32 or auto, not '" + p + "'");
+            if (!limn::parse_precision(p, &a.precision)) {
+                throw UsageError("--precision expects fp32, fp16, bf16, tf32 or auto, not '" + p + "'");
+            }
         } else if (f == "--memory-limit") a.memory_limit = parse_bytes(value());
         else if (f == "--max-side") a.max_side = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
         else if (f == "--tile") a.tile = static_cast<int32_t>(parse_int(f, value(), 1, 1 << 20));
-        else if (f == "--quality") {
-            a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
-            a.quality_set = true;
-        }
+        else if (f == "--quality") a.quality = static_cast<int32_t>(parse_int(f, value(), 1, 100));
         else if (f == "--strength") a.strength = parse_float(f, value(), 0.0f, 1.0f, "0..1");
         else if (f == "--threshold") a.threshold = parse_float(f, value(), 0.0f, 1.0f, "0..1");
         else if (f == "--min-face-size") a.min_face_size = parse_float(f, value(), 0.0f, 1e6f, "0..1000000");
@@ -414,7 +410,7 @@ std::vector<Job> plan_jobs(const Args& a) {
         std::cerr << "limn: warning: --format applies to folder outputs; " << out.string()
                   << " is written in the format its extension names\n";
     }
-    if (a.quality_set && ext != ".jpg" && ext != ".jpeg" && ext != ".webp") {
+    if (a.quality && ext != ".jpg" && ext != ".jpeg" && ext != ".webp") {
         std::cerr << "limn: warning: --quality applies to JPEG and WebP outputs only\n";
     }
     return jobs;
@@ -519,6 +515,12 @@ std::vector<limn_face> read_landmarks(const std::string& path) {
     return faces;
 }
 
+limn::DetectFacesOptions detect_options(const Args& a) {
+    limn::DetectFacesOptions o;
+    if (a.threshold) o.score_threshold(*a.threshold);
+    return o;
+}
+
 std::string mib(uint64_t bytes) {
     char b[32];
     std::snprintf(b, sizeof b, "%.0f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -530,7 +532,7 @@ std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, 
     const std::string device = limn::resolve_device(a.device);
     if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
     limn::ModelOptions options = limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind);
-    if (a.max_pixels > 0) options.max_pixels(a.max_pixels);
+    if (a.max_pixels) options.max_pixels(*a.max_pixels);
     return std::make_unique<limn::Model>(model_file(path), options);
 }
 
@@ -574,10 +576,7 @@ int run_images(const Args& a, const char* argv0) {
         return kNoModel;
     }
     const limn_model_info info = model->info();
-    const char* precision = info.precision == LIMN_PRECISION_FP16   ? "fp16"
-                            : info.precision == LIMN_PRECISION_BF16 ? "bf16"
-                            : info.precision == LIMN_PRECISION_TF32 ? "tf32"
-                                                                    : "fp32";
+    const std::string precision = limn::precision_name(info.precision);
     if (!a.quiet) {
         std::cerr << "limn: model '" << info.name << "' on " << info.device << " in " << precision << "\n";
         if (info.precision_note[0]) std::cerr << "limn: " << info.precision_note << "\n";
@@ -597,12 +596,15 @@ int run_images(const Args& a, const char* argv0) {
         try {
             const auto t0 = std::chrono::steady_clock::now();
             limn::Image img;
+            std::vector<uint8_t> icc;  // the photo's colour profile goes with it to the output
             if (j.in == "-") {
                 const std::string bytes((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
                 img = limn::load_image_from_memory(bytes.data(), bytes.size(), static_cast<limn_pixel_format>(0),
-                                                   a.max_pixels ? a.max_pixels : 64ull * 1024 * 1024);
+                                                   a.max_pixels);
+                icc = limn::read_icc_profile_from_memory(bytes.data(), bytes.size());
             } else {
-                img = limn::load_image(j.in.string());
+                img = limn::load_image(j.in.string(), static_cast<limn_pixel_format>(0), a.max_pixels);
+                icc = limn::read_icc_profile(j.in.string());
             }
             limn_pipeline_stats st{};
             auto progress = [&](int32_t d, int32_t t) {
@@ -611,15 +613,21 @@ int run_images(const Args& a, const char* argv0) {
             };
             if (faces_mode) {
                 limn::RestoreFacesOptions o;
-                o.strength(a.strength).min_face_size(a.min_face_size).progress(progress);
-                if (detector) o.detector(*detector, limn::DetectFacesOptions().score_threshold(a.threshold));
+                o.progress(progress);
+                if (a.strength) o.strength(*a.strength);
+                if (a.min_face_size) o.min_face_size(*a.min_face_size);
+                if (detector) o.detector(*detector, detect_options(a));
                 st = model->restore_faces(img.view(), img.view(), faces, o);
             } else {
                 limn::CartoonizeOptions o;
-                o.strength(a.strength).max_side(a.max_side).tile_size(a.tile).progress(progress);
+                o.progress(progress);
+                if (a.strength) o.strength(*a.strength);
+                if (a.max_side) o.max_side(*a.max_side);
+                if (a.tile) o.tile_size(*a.tile);
                 if (head) {
-                    o.head_model(*head).working_size(a.working_size).faces(faces);
-                    if (detector) o.detector(*detector, limn::DetectFacesOptions().score_threshold(a.threshold));
+                    o.head_model(*head).faces(faces);
+                    if (a.working_size) o.working_size(*a.working_size);
+                    if (detector) o.detector(*detector, detect_options(a));
                 }
                 st = model->cartoonize(img.view(), img.view(), o);
             }
@@ -631,6 +639,12 @@ int run_images(const Args& a, const char* argv0) {
                 std::cerr << "limn: warning: " << j.out.string() << ": JPEG has no alpha; the transparency of "
                           << j.in.string() << " is dropped (PNG keeps it)\n";
             }
+            if (!icc.empty() && (ext == ".bmp" || ext == ".tga" || (j.out == "-" && (a.format == "bmp" || a.format == "tga")))) {
+                const std::lock_guard<std::mutex> lock(out_mutex);
+                bar.clear();
+                std::cerr << "limn: warning: " << j.out.string() << ": BMP and TGA cannot hold the ICC colour profile of "
+                          << j.in.string() << "; it is dropped (PNG, JPEG and WebP keep it)\n";
+            }
             if (j.out == "-") {
                 const std::string f = a.format == "jpg" || a.format == "jpeg" ? "jpeg" : a.format;
                 const limn_file_format ff = f == "png"    ? LIMN_FILE_FORMAT_PNG
@@ -638,11 +652,11 @@ int run_images(const Args& a, const char* argv0) {
                                             : f == "bmp"  ? LIMN_FILE_FORMAT_BMP
                                             : f == "webp" ? LIMN_FILE_FORMAT_WEBP
                                                           : LIMN_FILE_FORMAT_TGA;
-                const std::vector<uint8_t> encoded = limn::encode_image(img.view(), ff, a.quality);
+                const std::vector<uint8_t> encoded = limn::encode_image(img.view(), ff, a.quality, icc);
                 std::cout.write(reinterpret_cast<const char*>(encoded.data()), static_cast<std::streamsize>(encoded.size()));
                 std::cout.flush();
             } else {
-                limn::save_image(j.out.string(), img.view(), a.quality);
+                limn::save_image(j.out.string(), img.view(), a.quality, LIMN_FILE_FORMAT_AUTO, icc);
             }
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const std::lock_guard<std::mutex> lock(out_mutex);
@@ -734,13 +748,11 @@ int info_command(const Args& a) {
             loaded = std::make_unique<limn::Model>(path, limn::ModelOptions().device("auto").warmup(false));
         }
         const limn_model_info i = loaded->info();
-        const char* kinds[] = {"any", "cartoon", "face_restore", "face_detect"};
-        const char* precisions[] = {"auto", "fp32", "fp16", "bf16", "tf32"};
         if (a.json) {
             std::cout << "{\"file\": " << json_string(path) << ", \"name\": " << json_string(i.name)
-                      << ", \"kind\": \"" << kinds[i.kind] << "\", \"format\": " << json_string(i.format)
+                      << ", \"kind\": \"" << limn::model_kind_name(i.kind) << "\", \"format\": " << json_string(i.format)
                       << ", \"device\": " << json_string(i.device) << ", \"precision\": \""
-                      << precisions[i.precision] << "\", \"metadata_version\": " << i.format_version
+                      << limn::precision_name(i.precision) << "\", \"metadata_version\": " << i.format_version
                       << ", \"size_multiple\": " << i.size_multiple << ", \"fixed_width\": " << i.fixed_width
                       << ", \"fixed_height\": " << i.fixed_height << ", \"min_width\": " << i.min_width
                       << ", \"min_height\": " << i.min_height << ", \"tile_margin\": " << i.tile_margin
@@ -760,13 +772,11 @@ int info_command(const Args& a) {
         const std::string format = std::string(i.format) == "pt2"
                                        ? std::string("compiled package (pt2) for ") +
                                              (std::string(i.device) == "cpu" ? "cpu, " : "cuda, ") +
-                                             (i.precision == LIMN_PRECISION_FP16   ? "fp16"
-                                              : i.precision == LIMN_PRECISION_BF16 ? "bf16"
-                                                                                   : "fp32")
+                                             limn::precision_name(i.precision)
                                        : std::string("TorchScript (any device and precision)");
         std::cout << "file:          " << path << "\n"
                   << "name:          " << i.name << "\n"
-                  << "kind:          " << kinds[i.kind] << "\n"
+                  << "kind:          " << limn::model_kind_name(i.kind) << "\n"
                   << "file format:   " << format << "\n"
                   << "metadata:      version " << i.format_version << "\n";
         if (i.fixed_width > 0) std::cout << "size:          " << i.fixed_width << "x" << i.fixed_height << " (fixed)\n";
@@ -812,8 +822,8 @@ int detect_command(const Args& a) {
     std::vector<limn_face> faces;
     limn::Image img;
     try {
-        img = limn::load_image(a.inputs[0]);
-        faces = detector->detect_faces(img.view(), limn::DetectFacesOptions().score_threshold(a.threshold));
+        img = limn::load_image(a.inputs[0], static_cast<limn_pixel_format>(0), a.max_pixels);
+        faces = detector->detect_faces(img.view(), detect_options(a));
     } catch (const limn::Error& e) {
         std::cerr << "limn: " << a.inputs[0] << ": " << e.what() << "\n";
         return kFailed;
@@ -821,7 +831,8 @@ int detect_command(const Args& a) {
     std::ostringstream text;
     text << std::fixed << std::setprecision(2);
     text << "# " << a.inputs[0] << " (" << img.width() << "x" << img.height() << "): " << faces.size()
-         << (faces.size() == 1 ? " face" : " faces") << " with score >= " << a.threshold << "\n";
+         << (faces.size() == 1 ? " face" : " faces") << " with score >= " << detect_options(a).get()->score_threshold
+         << "\n";
     for (size_t i = 0; i < faces.size(); ++i) {
         const limn_face& f = faces[i];
         text << "# face " << i + 1 << ": score " << std::setprecision(4) << f.score << std::setprecision(2) << ", box "

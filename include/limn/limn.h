@@ -28,6 +28,13 @@
  * already sets it, or LIMN_CPU_HUGE_PAGES=0), so LibTorch puts large CPU tensors on transparent
  * huge pages: a fifth less time on big images, spent otherwise in page faults.
  *
+ * Growable structs: every struct that starts with `size_t struct_size` may gain fields at its
+ * end in later versions; struct_size is always the caller's sizeof, so the library reads and
+ * writes only the bytes the caller's limn.h declared. Options take defaults for fields the caller does not know
+ * of; a field the library does not know of (a newer limn.h than the library) must be 0, else
+ * LIMN_ERR_UNSUPPORTED. Fill options with limn_<struct>_init, an inline function that passes the
+ * caller's sizeof to the library (never memset and assign struct_size by hand for options).
+ *
  * Errors: every fallible call returns a limn_status. On failure, out-parameters are left
  * untouched and limn_last_error() describes what was wrong (naming the file, argument or device).
  */
@@ -47,6 +54,15 @@
 #  define LIMN_API __attribute__((visibility("default")))
 #else
 #  define LIMN_API
+#endif
+
+/* On every function that returns a limn_status: ignoring the status draws a compiler warning. */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#  define LIMN_NODISCARD [[nodiscard]]
+#elif defined(__GNUC__)
+#  define LIMN_NODISCARD __attribute__((warn_unused_result))
+#else
+#  define LIMN_NODISCARD
 #endif
 
 #ifdef __cplusplus
@@ -128,16 +144,17 @@ typedef struct limn_device_info {
 LIMN_API int32_t limn_cuda_available(void);
 
 /* Number of devices: the CPU (index 0) followed by each usable CUDA device. */
-LIMN_API limn_status limn_device_count(int32_t* out_count);
+LIMN_NODISCARD LIMN_API limn_status limn_device_count(int32_t* out_count);
 
 /* Fills *out for device `index` (0 = CPU, 1 + N = "cuda:N"). out->struct_size must be set; only
  * that many bytes are written. */
-LIMN_API limn_status limn_device_get_info(int32_t index, limn_device_info* out);
+LIMN_NODISCARD LIMN_API limn_status limn_device_get_info(int32_t index, limn_device_info* out);
 
 /* Resolves a device string ("auto" included) to its canonical id ("cpu", "cuda:0", ...), written
  * NUL-terminated into out[0..out_size). Fails with LIMN_ERR_DEVICE_UNAVAILABLE for a CUDA device
  * that does not exist or is not usable. */
-LIMN_API limn_status limn_device_resolve(const char* device, char* out, size_t out_size);
+LIMN_NODISCARD LIMN_API limn_status limn_device_resolve(const char* device, char* out,
+                                                        size_t out_size);
 
 /* ---- Memory -------------------------------------------------------------------------------- */
 /* On CUDA the caching allocator grows on demand; these calls cap, release and report it per
@@ -158,18 +175,19 @@ typedef struct limn_memory_stats {
 
 /* Caps the memory limn may use on `device` to `bytes` (0 removes the cap). On CUDA allocations
  * beyond the cap fail with LIMN_ERR_OUT_OF_MEMORY. A cap over the device's memory is an error. */
-LIMN_API limn_status limn_memory_set_limit(const char* device, uint64_t bytes);
+LIMN_NODISCARD LIMN_API limn_status limn_memory_set_limit(const char* device, uint64_t bytes);
 
 /* Returns cached, unused blocks to the driver (CUDA); a no-op on the CPU. On CUDA, LibTorch
  * (2.11) releases the unused blocks of every device at once: it has no call for one device. limn
  * itself never calls it (not after an out-of-memory error either). */
-LIMN_API limn_status limn_memory_release_cached(const char* device);
+LIMN_NODISCARD LIMN_API limn_status limn_memory_release_cached(const char* device);
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */
-LIMN_API limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out);
+LIMN_NODISCARD LIMN_API limn_status limn_memory_get_stats(const char* device,
+                                                          limn_memory_stats* out);
 
 /* Resets the peak counters of `device` to the current values. */
-LIMN_API limn_status limn_memory_reset_peak(const char* device);
+LIMN_NODISCARD LIMN_API limn_status limn_memory_reset_peak(const char* device);
 
 /* ---- Images -------------------------------------------------------------------------------- */
 
@@ -197,8 +215,8 @@ typedef struct limn_image {
 
 /* Allocates a width x height image (stride = width * channels, pixels zeroed). The caller owns
  * *out and frees it with limn_image_free. */
-LIMN_API limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format,
-                                      limn_image** out);
+LIMN_NODISCARD LIMN_API limn_status limn_image_alloc(int32_t width, int32_t height,
+                                                     limn_pixel_format format, limn_image** out);
 
 /* Frees an image returned by limn_image_alloc or limn_model_run_alloc. NULL is allowed. Never pass
  * a limn_image the caller built. */
@@ -226,16 +244,23 @@ typedef struct limn_image_load_options {
                                       decoding; default 64 Mpx; 0 = no limit */
 } limn_image_load_options;
 
-LIMN_API void limn_image_load_options_init(limn_image_load_options* options);
+/* Defaults for the caller's struct, through the inline limn_image_load_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_image_load_options_init_sized(limn_image_load_options* options, size_t struct_size);
+static inline limn_status limn_image_load_options_init(limn_image_load_options* options) {
+    return limn_image_load_options_init_sized(options, sizeof(*options));
+}
 
 /* Decodes the image file at `path`; options may be NULL. On success the caller owns *out and frees
  * it with limn_image_free. A missing or unreadable file is LIMN_ERR_IO, undecodable bytes
  * LIMN_ERR_INVALID_IMAGE. */
-LIMN_API limn_status limn_image_load(const char* path, const limn_image_load_options* options,
-                                     limn_image** out);
+LIMN_NODISCARD LIMN_API limn_status limn_image_load(const char* path,
+                                                    const limn_image_load_options* options,
+                                                    limn_image** out);
 
 /* As limn_image_load, from `size` encoded bytes at `data` (not used after the call returns). */
-LIMN_API limn_status limn_image_load_from_memory(const void* data, size_t size,
+LIMN_NODISCARD LIMN_API limn_status limn_image_load_from_memory(const void* data, size_t size,
                                                  const limn_image_load_options* options,
                                                  limn_image** out);
 
@@ -253,22 +278,45 @@ typedef struct limn_image_save_options {
     size_t struct_size;            /* sizeof(limn_image_save_options), set by the init function */
     limn_file_format file_format;  /* default AUTO */
     int32_t jpeg_quality;          /* 1..100, default 95 */
+    const void* icc_profile;       /* NULL (default) or an ICC colour profile to embed (e.g. from
+                                      limn_image_read_icc_profile): PNG iCCP, JPEG APP2, WebP ICCP;
+                                      BMP and TGA cannot hold one and are written without it */
+    size_t icc_profile_size;       /* bytes at icc_profile (at most 16,000,000) */
 } limn_image_save_options;
 
-LIMN_API void limn_image_save_options_init(limn_image_save_options* options);
+/* Defaults for the caller's struct, through the inline limn_image_save_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_image_save_options_init_sized(limn_image_save_options* options, size_t struct_size);
+static inline limn_status limn_image_save_options_init(limn_image_save_options* options) {
+    return limn_image_save_options_init_sized(options, sizeof(*options));
+}
 
 /* Encodes `image` (any pixel format; float is quantized to 8 bits, BGR reordered; JPEG drops
  * alpha) and writes it to `path` through a temporary file in the same folder that is renamed into
  * place, so a failure never leaves a partial file. options may be NULL. */
-LIMN_API limn_status limn_image_save(const char* path, const limn_image* image,
+LIMN_NODISCARD LIMN_API limn_status limn_image_save(const char* path, const limn_image* image,
                                      const limn_image_save_options* options);
 
 /* Encodes `image` in memory; options->file_format must not be AUTO. On success the caller owns
  * *data (*size bytes) and frees it with limn_buffer_free. */
-LIMN_API limn_status limn_image_encode(const limn_image* image, const limn_image_save_options* options,
-                                       void** data, size_t* size);
+LIMN_NODISCARD LIMN_API limn_status limn_image_encode(const limn_image* image,
+                                                      const limn_image_save_options* options,
+                                                      void** data, size_t* size);
 
-/* Frees a buffer returned by limn_image_encode. NULL is allowed. */
+/* The ICC colour profile embedded in the image file at `path` (JPEG APP2, PNG iCCP, WebP ICCP):
+ * on success the caller owns *profile (*profile_size bytes) and frees it with limn_buffer_free.
+ * A file without a profile, or with a damaged one, gives *profile NULL and *profile_size 0. */
+LIMN_NODISCARD LIMN_API limn_status limn_image_read_icc_profile(const char* path, void** profile,
+                                                                size_t* profile_size);
+
+/* As limn_image_read_icc_profile, from `size` encoded bytes at `data`. */
+LIMN_NODISCARD LIMN_API limn_status limn_image_read_icc_profile_from_memory(const void* data,
+                                                                            size_t size,
+                                                                            void** profile,
+                                                                            size_t* profile_size);
+
+/* Frees a buffer returned by limn_image_encode or limn_image_read_icc_profile. NULL is allowed. */
 LIMN_API void limn_buffer_free(void* data);
 
 /* ---- Models -------------------------------------------------------------------------------- */
@@ -291,6 +339,12 @@ typedef enum limn_precision {
     LIMN_PRECISION_TF32 = 4   /* fp32 tensors, convolutions in TF32 (10-bit mantissa) on CUDA
                                  devices of compute capability >= 8.0; not on the CPU */
 } limn_precision;
+
+/* Static text naming a precision ("auto", "fp32", "fp16", "bf16", "tf32") or a model kind ("any",
+ * "cartoon", "face_restore", "face_detect"), as model files and the command line spell them; NULL
+ * for a value that is not one of the enum's. */
+LIMN_API const char* limn_precision_name(limn_precision precision);
+LIMN_API const char* limn_model_kind_name(limn_model_kind kind);
 
 typedef struct limn_model_options {
     size_t struct_size;           /* sizeof(limn_model_options), set by limn_model_options_init */
@@ -316,8 +370,13 @@ typedef struct limn_model_options {
                                      packages, which are native code */
 } limn_model_options;
 
-/* Fills *options with defaults; sets struct_size. */
-LIMN_API void limn_model_options_init(limn_model_options* options);
+/* Defaults for the caller's struct, through the inline limn_model_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_model_options_init_sized(limn_model_options* options, size_t struct_size);
+static inline limn_status limn_model_options_init(limn_model_options* options) {
+    return limn_model_options_init_sized(options, sizeof(*options));
+}
 
 /* Loads a limn model file onto the chosen device and precision. `options` may be NULL (defaults).
  * On success the caller owns *out and frees it with limn_model_free.
@@ -327,13 +386,14 @@ LIMN_API void limn_model_options_init(limn_model_options* options);
  * that compiled it. For a package, device "auto" and precision AUTO take what it was built for;
  * anything else it was not built for is LIMN_ERR_UNSUPPORTED. Load only packages you trust (their
  * code runs in your process); see expected_sha256. */
-LIMN_API limn_status limn_model_load(const char* path, const limn_model_options* options,
-                                     limn_model** out);
+LIMN_NODISCARD LIMN_API limn_status limn_model_load(const char* path,
+                                                    const limn_model_options* options,
+                                                    limn_model** out);
 
 /* Same as limn_model_load, from `size` bytes at `data`; the bytes are not used after the call
  * returns. A compiled package is written to a private temporary file ($TMPDIR, else /tmp, mode
  * 0600) for LibTorch's loader to read, and deleted before the call returns. */
-LIMN_API limn_status limn_model_load_from_memory(const void* data, size_t size,
+LIMN_NODISCARD LIMN_API limn_status limn_model_load_from_memory(const void* data, size_t size,
                                                  const limn_model_options* options,
                                                  limn_model** out);
 
@@ -366,21 +426,24 @@ typedef struct limn_model_info {
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */
-LIMN_API limn_status limn_model_get_info(const limn_model* model, limn_model_info* out);
+LIMN_NODISCARD LIMN_API limn_status limn_model_get_info(const limn_model* model,
+                                                        limn_model_info* out);
 
 /* Runs the network once on `input`, whose size must already fit the model's size rule, and
  * writes the result into `output` (same width and height; any pixel format). If both have alpha,
  * alpha is copied from the input; otherwise an output alpha is 255. input and output may be the
  * same buffer. */
-LIMN_API limn_status limn_model_run(limn_model* model, const limn_image* input, limn_image* output);
+LIMN_NODISCARD LIMN_API limn_status limn_model_run(limn_model* model, const limn_image* input,
+                                                   limn_image* output);
 
 /* As limn_model_run, into a new image of `format` that the caller frees with limn_image_free. */
-LIMN_API limn_status limn_model_run_alloc(limn_model* model, const limn_image* input,
+LIMN_NODISCARD LIMN_API limn_status limn_model_run_alloc(limn_model* model, const limn_image* input,
                                           limn_pixel_format format, limn_image** out);
 
 /* Runs `count` images of one size as one batch: outputs[i] receives the result for inputs[i]. */
-LIMN_API limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs,
-                                          limn_image* outputs, size_t count);
+LIMN_NODISCARD LIMN_API limn_status limn_model_run_batch(limn_model* model,
+                                                         const limn_image* inputs,
+                                                         limn_image* outputs, size_t count);
 
 /* ---- Pipelines ----------------------------------------------------------------------------- */
 
@@ -441,15 +504,23 @@ typedef struct limn_cartoonize_options {
                                      (0..0.5); default 0.1 */
 } limn_cartoonize_options;
 
-LIMN_API void limn_cartoonize_options_init(limn_cartoonize_options* options);
+/* Defaults for the caller's struct, through the inline limn_cartoonize_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_cartoonize_options_init_sized(limn_cartoonize_options* options, size_t struct_size);
+static inline limn_status limn_cartoonize_options_init(limn_cartoonize_options* options) {
+    return limn_cartoonize_options_init_sized(options, sizeof(*options));
+}
 
 /* Cartoonizes a whole photo of any size (up to the model's max_pixels) with a cartoon model:
  * pads to the model's size rule and crops back, tiles when memory requires, and on an
  * out-of-memory error retries with smaller tiles. `output` must have the input's size (any pixel
  * format; alpha as in limn_model_run) and may be the input buffer; it is written only on
  * success. options and stats may be NULL. */
-LIMN_API limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
-                                     const limn_cartoonize_options* options, limn_pipeline_stats* stats);
+LIMN_NODISCARD LIMN_API limn_status limn_cartoonize(limn_model* model, const limn_image* input,
+                                                    limn_image* output,
+                                                    const limn_cartoonize_options* options,
+                                                    limn_pipeline_stats* stats);
 
 /* A face in a photo. Coordinates are photo pixels with pixel centres at integers (OpenCV's
  * convention). Callers that track faces fill `landmarks`; a detector also fills `box` and
@@ -472,13 +543,19 @@ typedef struct limn_detect_faces_options {
                                      0: full size */
 } limn_detect_faces_options;
 
-LIMN_API void limn_detect_faces_options_init(limn_detect_faces_options* options);
+/* Defaults for the caller's struct, through the inline limn_detect_faces_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_detect_faces_options_init_sized(limn_detect_faces_options* options, size_t struct_size);
+static inline limn_status limn_detect_faces_options_init(limn_detect_faces_options* options) {
+    return limn_detect_faces_options_init_sized(options, sizeof(*options));
+}
 
 /* Finds faces in `input` with a face_detect model (e.g. RetinaFace): box, score and 5 landmarks
  * in the input's pixel coordinates, best score first. Writes min(found, capacity) faces into
  * faces[] (which may be NULL when capacity is 0) and the number found into *out_count, so a
  * caller whose buffer was too small can call again with a larger one. options may be NULL. */
-LIMN_API limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
+LIMN_NODISCARD LIMN_API limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
                                        const limn_detect_faces_options* options, limn_face* faces,
                                        size_t capacity, size_t* out_count);
 
@@ -497,7 +574,13 @@ typedef struct limn_restore_faces_options {
     const limn_detect_faces_options* detect_options;  /* for the detector; NULL: its defaults */
 } limn_restore_faces_options;
 
-LIMN_API void limn_restore_faces_options_init(limn_restore_faces_options* options);
+/* Defaults for the caller's struct, through the inline limn_restore_faces_options_init below (see
+ * "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status
+limn_restore_faces_options_init_sized(limn_restore_faces_options* options, size_t struct_size);
+static inline limn_status limn_restore_faces_options_init(limn_restore_faces_options* options) {
+    return limn_restore_faces_options_init_sized(options, sizeof(*options));
+}
 
 /* Restores `face_count` faces of `input` with a face_restore model: each face is warped to the
  * model's 5-point template by a least-squares similarity transform, restored, warped back and
@@ -507,10 +590,11 @@ LIMN_API void limn_restore_faces_options_init(limn_restore_faces_options* option
  * faces are found by limn_detect_faces first.
  * `output` must have the input's size and may be the input buffer; it is written only on
  * success. options and stats may be NULL. */
-LIMN_API limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,
-                                        const limn_face* faces, size_t face_count,
-                                        const limn_restore_faces_options* options,
-                                        limn_pipeline_stats* stats);
+LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const limn_image* input,
+                                                       limn_image* output, const limn_face* faces,
+                                                       size_t face_count,
+                                                       const limn_restore_faces_options* options,
+                                                       limn_pipeline_stats* stats);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -114,19 +115,36 @@ private:
 };
 
 namespace detail {
-inline limn_image_load_options load_options(limn_pixel_format format, uint64_t max_pixels, bool apply_orientation) {
+inline limn_image_load_options load_options(limn_pixel_format format, std::optional<uint64_t> max_pixels,
+                                            bool apply_orientation) {
     limn_image_load_options o;
     limn_image_load_options_init(&o);
     o.format = format;
-    o.max_pixels = max_pixels;
+    if (max_pixels) o.max_pixels = *max_pixels;
     o.apply_orientation = apply_orientation ? 1 : 0;
     return o;
+}
+inline limn_image_save_options save_options(limn_file_format file_format, std::optional<int32_t> jpeg_quality,
+                                            const std::vector<uint8_t>& icc_profile) {
+    limn_image_save_options o;
+    limn_image_save_options_init(&o);
+    o.file_format = file_format;
+    if (jpeg_quality) o.jpeg_quality = *jpeg_quality;
+    o.icc_profile = icc_profile.empty() ? nullptr : icc_profile.data();
+    o.icc_profile_size = icc_profile.size();
+    return o;
+}
+inline std::vector<uint8_t> take_buffer(void* data, size_t size) {
+    std::unique_ptr<void, void (*)(void*)> owned(data, limn_buffer_free);
+    const uint8_t* bytes = static_cast<const uint8_t*>(data);
+    return bytes ? std::vector<uint8_t>(bytes, bytes + size) : std::vector<uint8_t>();
 }
 }  // namespace detail
 
 // Image files (limn_image_load / limn_image_save). format 0: RGB8, or RGBA8 when the file has alpha.
+// Unset optional arguments take the library's defaults (limn_image_*_options_init).
 inline Image load_image(const std::string& path, limn_pixel_format format = static_cast<limn_pixel_format>(0),
-                        uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
+                        std::optional<uint64_t> max_pixels = std::nullopt, bool apply_orientation = true) {
     const limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
     limn_image* p = nullptr;
     detail::check(limn_image_load(path.c_str(), &o, &p));
@@ -135,33 +153,62 @@ inline Image load_image(const std::string& path, limn_pixel_format format = stat
 // As load_image, from encoded bytes in memory.
 inline Image load_image_from_memory(const void* data, size_t size,
                                     limn_pixel_format format = static_cast<limn_pixel_format>(0),
-                                    uint64_t max_pixels = 64ull * 1024 * 1024, bool apply_orientation = true) {
+                                    std::optional<uint64_t> max_pixels = std::nullopt,
+                                    bool apply_orientation = true) {
     const limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
     limn_image* p = nullptr;
     detail::check(limn_image_load_from_memory(data, size, &o, &p));
     return Image(p);
 }
-// Encodes an image in memory (file_format must not be AUTO).
+// Encodes an image in memory (file_format must not be AUTO), with an ICC profile if one is given.
 inline std::vector<uint8_t> encode_image(const limn_image& image, limn_file_format file_format,
-                                         int32_t jpeg_quality = 95) {
-    limn_image_save_options o;
-    limn_image_save_options_init(&o);
-    o.file_format = file_format;
-    o.jpeg_quality = jpeg_quality;
+                                         std::optional<int32_t> jpeg_quality = std::nullopt,
+                                         const std::vector<uint8_t>& icc_profile = {}) {
+    const limn_image_save_options o = detail::save_options(file_format, jpeg_quality, icc_profile);
     void* data = nullptr;
     size_t size = 0;
     detail::check(limn_image_encode(&image, &o, &data, &size));
-    std::unique_ptr<void, void (*)(void*)> owned(data, limn_buffer_free);
-    const uint8_t* bytes = static_cast<const uint8_t*>(data);
-    return std::vector<uint8_t>(bytes, bytes + size);
+    return detail::take_buffer(data, size);
 }
-inline void save_image(const std::string& path, const limn_image& image, int32_t jpeg_quality = 95,
-                       limn_file_format file_format = LIMN_FILE_FORMAT_AUTO) {
-    limn_image_save_options o;
-    limn_image_save_options_init(&o);
-    o.jpeg_quality = jpeg_quality;
-    o.file_format = file_format;
+inline void save_image(const std::string& path, const limn_image& image,
+                       std::optional<int32_t> jpeg_quality = std::nullopt,
+                       limn_file_format file_format = LIMN_FILE_FORMAT_AUTO,
+                       const std::vector<uint8_t>& icc_profile = {}) {
+    const limn_image_save_options o = detail::save_options(file_format, jpeg_quality, icc_profile);
     detail::check(limn_image_save(path.c_str(), &image, &o));
+}
+// The ICC colour profile embedded in an image file or in encoded bytes; empty if none.
+inline std::vector<uint8_t> read_icc_profile(const std::string& path) {
+    void* data = nullptr;
+    size_t size = 0;
+    detail::check(limn_image_read_icc_profile(path.c_str(), &data, &size));
+    return detail::take_buffer(data, size);
+}
+inline std::vector<uint8_t> read_icc_profile_from_memory(const void* encoded, size_t encoded_size) {
+    void* data = nullptr;
+    size_t size = 0;
+    detail::check(limn_image_read_icc_profile_from_memory(encoded, encoded_size, &data, &size));
+    return detail::take_buffer(data, size);
+}
+
+// Names of precisions and model kinds, as files and the command line spell them ("" if unknown).
+inline std::string precision_name(limn_precision p) {
+    const char* name = limn_precision_name(p);
+    return name ? name : "";
+}
+inline std::string model_kind_name(limn_model_kind kind) {
+    const char* name = limn_model_kind_name(kind);
+    return name ? name : "";
+}
+// The precision a name ("fp16", ...) stands for; false if none.
+inline bool parse_precision(const std::string& name, limn_precision* out) {
+    for (int p = LIMN_PRECISION_AUTO; limn_precision_name(static_cast<limn_precision>(p)); ++p) {
+        if (name == limn_precision_name(static_cast<limn_precision>(p))) {
+            *out = static_cast<limn_precision>(p);
+            return true;
+        }
+    }
+    return false;
 }
 
 // Chainable model options over limn_model_options.

@@ -65,6 +65,7 @@ static void test_null_arguments(void) {
     limn_memory_stats stats;
     limn_model_options o = cpu_options();
 
+    stats.struct_size = sizeof stats;
     CHECK_ERR(limn_model_load(NULL, &o, &model), LIMN_ERR_INVALID_ARGUMENT, "path");
     CHECK(model == (limn_model*)0x1); /* untouched on failure */
     CHECK_ERR(limn_model_load(fixture("identity.pt"), &o, NULL), LIMN_ERR_INVALID_ARGUMENT, "out");
@@ -437,6 +438,216 @@ static void test_messages_are_utf8(void) {
     CHECK(model == NULL);
 }
 
+/* limn_cartoonize_options as limn.h declared it before the compound-stylization fields: what a
+ * program built against that header holds on its stack. */
+typedef struct cartoonize_options_v0 {
+    size_t struct_size;
+    float strength;
+    int32_t max_side;
+    int32_t tile_size;
+    uint64_t memory_budget;
+    uint32_t timeout_ms;
+    limn_progress_callback progress;
+    void* progress_user_data;
+} cartoonize_options_v0;
+
+/* limn_model_info before precision_note, role and crop_size. */
+typedef struct model_info_v0 {
+    size_t struct_size;
+    limn_model_kind kind;
+    int32_t format_version;
+    char name[128];
+    char device[32];
+    limn_precision precision;
+    int32_t size_multiple;
+    int32_t fixed_width;
+    int32_t fixed_height;
+    int32_t tile_margin;
+    int32_t has_face_template;
+    float face_template[10];
+    char source[256];
+    char license[256];
+    char format[16];
+    int32_t min_width;
+    int32_t min_height;
+} model_info_v0;
+
+static int all_bytes_are(const unsigned char* p, size_t n, unsigned char value) {
+    size_t i;
+    for (i = 0; i < n; ++i)
+        if (p[i] != value) return 0;
+    return 1;
+}
+
+/* A program built against an older, smaller struct: the library writes no byte past it, reads
+ * no byte past it, and defaults the fields the program does not know. A newer, larger struct: the
+ * library zeroes what it does not know and refuses a request it cannot honour. */
+static void test_growable_structs(void) {
+    union {
+        cartoonize_options_v0 v0;
+        unsigned char bytes[sizeof(limn_cartoonize_options) + 64];
+    } old_options;
+    union {
+        model_info_v0 v0;
+        unsigned char bytes[sizeof(limn_model_info) + 64];
+    } old_info;
+    union {
+        limn_cartoonize_options now;
+        unsigned char bytes[sizeof(limn_cartoonize_options) + 32];
+    } new_options;
+    limn_model_options mo = cpu_options();
+    limn_model* model = NULL;
+    limn_image* img = NULL;
+    limn_pipeline_stats stats;
+
+    memset(&old_options, 0xAB, sizeof old_options);
+    CHECK(limn_cartoonize_options_init_sized((limn_cartoonize_options*)&old_options, sizeof(cartoonize_options_v0)) ==
+          LIMN_OK);
+    CHECK(old_options.v0.struct_size == sizeof(cartoonize_options_v0));
+    CHECK(old_options.v0.strength == 1.0f && old_options.v0.tile_size == 0 && old_options.v0.progress == NULL);
+    CHECK(all_bytes_are(old_options.bytes + sizeof(cartoonize_options_v0),
+                        sizeof old_options - sizeof(cartoonize_options_v0), 0xAB));
+
+    CHECK(limn_model_load(fixture("tiny_unet.pt"), &mo, &model) == LIMN_OK);
+    CHECK(limn_image_alloc(24, 20, LIMN_PIXEL_RGB8, &img) == LIMN_OK);
+    old_options.v0.strength = 0.5f;
+    stats.struct_size = sizeof stats;
+    /* The bytes past the old struct are garbage (0xAB) and must not be read as head_model etc. */
+    CHECK(limn_cartoonize(model, img, img, (const limn_cartoonize_options*)&old_options, &stats) == LIMN_OK);
+    CHECK(stats.tiles == 1 && stats.faces_found == 0);
+
+    memset(&old_info, 0xCD, sizeof old_info);
+    old_info.v0.struct_size = sizeof(model_info_v0);
+    CHECK(limn_model_get_info(model, (limn_model_info*)&old_info) == LIMN_OK);
+    CHECK(old_info.v0.kind == LIMN_MODEL_KIND_CARTOON && strcmp(old_info.v0.format, "torchscript") == 0);
+    CHECK(old_info.v0.struct_size == sizeof(model_info_v0));
+    CHECK(all_bytes_are(old_info.bytes + sizeof(model_info_v0), sizeof old_info - sizeof(model_info_v0), 0xCD));
+
+    /* A newer limn.h: its extra fields come back zero from init and from get_info... */
+    memset(&new_options, 0xEF, sizeof new_options);
+    CHECK(limn_cartoonize_options_init_sized(&new_options.now, sizeof new_options) == LIMN_OK);
+    CHECK(new_options.now.struct_size == sizeof new_options && new_options.now.working_size == 720);
+    CHECK(all_bytes_are(new_options.bytes + sizeof(limn_cartoonize_options), 32, 0));
+    CHECK(limn_cartoonize(model, img, img, &new_options.now, NULL) == LIMN_OK);
+    memset(&old_info, 0xCD, sizeof old_info);
+    old_info.v0.struct_size = sizeof old_info;
+    CHECK(limn_model_get_info(model, (limn_model_info*)&old_info) == LIMN_OK);
+    CHECK(all_bytes_are(old_info.bytes + sizeof(limn_model_info), 64, 0));
+    /* ... and one set to something this library cannot do is refused, not ignored. */
+    new_options.bytes[sizeof(limn_cartoonize_options) + 5] = 1;
+    CHECK_ERR(limn_cartoonize(model, img, img, &new_options.now, NULL), LIMN_ERR_UNSUPPORTED, "does not know");
+
+    CHECK_ERR(limn_cartoonize_options_init_sized(NULL, sizeof(limn_cartoonize_options)), LIMN_ERR_INVALID_ARGUMENT,
+              "options");
+    CHECK_ERR(limn_model_options_init_sized(&mo, 3), LIMN_ERR_INVALID_ARGUMENT, "struct_size");
+    CHECK(strcmp(mo.device, "cpu") == 0); /* untouched */
+    old_options.v0.struct_size = (size_t)1 << 40;
+    CHECK_ERR(limn_cartoonize(model, img, img, (const limn_cartoonize_options*)&old_options, NULL),
+              LIMN_ERR_INVALID_ARGUMENT, "struct_size");
+    limn_image_free(img);
+    limn_model_free(model);
+}
+
+/* Values C may put in an enum that the enum does not name: refused or answered, never used. */
+static void test_enum_values(void) {
+    limn_image* img = NULL;
+    limn_image bad;
+    limn_image* out = (limn_image*)0x1;
+    limn_model_options mo = cpu_options();
+    limn_model* model = (limn_model*)0x1;
+    limn_image_save_options so;
+    void* data = NULL;
+    size_t size = 0;
+
+    CHECK(limn_pixel_format_channels((limn_pixel_format)99) == 0);
+    CHECK(limn_pixel_format_bytes_per_pixel((limn_pixel_format)-1) == 0);
+    CHECK(limn_pixel_format_bytes_per_pixel(LIMN_PIXEL_RGBA32F) == 16);
+    CHECK(strcmp(limn_status_string((limn_status)-3), "unknown status") == 0);
+    CHECK(strcmp(limn_precision_name(LIMN_PRECISION_FP16), "fp16") == 0);
+    CHECK(strcmp(limn_precision_name(LIMN_PRECISION_TF32), "tf32") == 0);
+    CHECK(limn_precision_name((limn_precision)5) == NULL);
+    CHECK(strcmp(limn_model_kind_name(LIMN_MODEL_KIND_FACE_RESTORE), "face_restore") == 0);
+    CHECK(limn_model_kind_name((limn_model_kind)99) == NULL);
+
+    CHECK_ERR(limn_image_alloc(4, 4, (limn_pixel_format)99, &img), LIMN_ERR_INVALID_ARGUMENT, "99");
+    CHECK(img == NULL);
+    CHECK(limn_image_alloc(4, 4, LIMN_PIXEL_RGB8, &img) == LIMN_OK);
+    bad = *img;
+    bad.format = (limn_pixel_format)99;
+    CHECK_ERR(limn_image_save("unused.png", &bad, NULL), LIMN_ERR_INVALID_ARGUMENT, "pixel format 99");
+    limn_image_save_options_init(&so);
+    so.file_format = (limn_file_format)77;
+    CHECK_ERR(limn_image_encode(img, &so, &data, &size), LIMN_ERR_INVALID_ARGUMENT, "file_format 77");
+    mo.precision = (limn_precision)42;
+    CHECK_ERR(limn_model_load(fixture("tiny_unet.pt"), &mo, &model), LIMN_ERR_INVALID_ARGUMENT, "precision 42");
+    mo = cpu_options();
+    mo.expected_kind = (limn_model_kind)-1;
+    CHECK_ERR(limn_model_load(fixture("tiny_unet.pt"), &mo, &model), LIMN_ERR_INVALID_ARGUMENT, "expected_kind -1");
+    CHECK(model == (limn_model*)0x1);
+    mo = cpu_options();
+    CHECK(limn_model_load(fixture("tiny_unet.pt"), &mo, &model) == LIMN_OK);
+    CHECK_ERR(limn_model_run_alloc(model, img, (limn_pixel_format)7, &out), LIMN_ERR_INVALID_ARGUMENT, "7");
+    CHECK_ERR(limn_model_run(model, &bad, img), LIMN_ERR_INVALID_ARGUMENT, "pixel format 99");
+    CHECK(out == (limn_image*)0x1);
+    limn_model_free(model);
+    limn_image_free(img);
+}
+
+/* ICC profiles: found in what limn wrote, in every format that can hold one. */
+static void test_icc_profiles(void) {
+    static const limn_file_format formats[] = {LIMN_FILE_FORMAT_PNG, LIMN_FILE_FORMAT_JPEG, LIMN_FILE_FORMAT_WEBP,
+                                               LIMN_FILE_FORMAT_BMP};
+    unsigned char profile[70000]; /* over one JPEG APP2 segment */
+    limn_image* img = NULL;
+    limn_image_save_options so;
+    size_t i, k;
+
+    for (i = 0; i < sizeof profile; ++i) profile[i] = (unsigned char)(i * 31 + i / 256);
+    CHECK(limn_image_alloc(9, 7, LIMN_PIXEL_RGBA8, &img) == LIMN_OK);
+    for (i = 0; i < 9 * 7 * 4; ++i) img->data[i] = (uint8_t)(i * 5);
+    for (k = 0; k < sizeof formats / sizeof formats[0]; ++k) {
+        void* data = NULL;
+        void* found = (void*)0x1;
+        size_t size = 0, found_size = 7;
+        limn_image* back = NULL;
+        limn_image_save_options_init(&so);
+        so.file_format = formats[k];
+        so.jpeg_quality = 100;
+        so.icc_profile = profile;
+        so.icc_profile_size = sizeof profile;
+        if (limn_image_encode(img, &so, &data, &size) != LIMN_OK) {
+            CHECK(formats[k] == LIMN_FILE_FORMAT_WEBP && strstr(limn_last_error(), "libwebp") != NULL);
+            continue;
+        }
+        CHECK(limn_image_read_icc_profile_from_memory(data, size, &found, &found_size) == LIMN_OK);
+        if (formats[k] == LIMN_FILE_FORMAT_BMP) {
+            CHECK(found == NULL && found_size == 0);
+        } else {
+            CHECK(found_size == sizeof profile && found && memcmp(found, profile, sizeof profile) == 0);
+        }
+        /* The pixels are as without a profile. */
+        CHECK(limn_image_load_from_memory(data, size, NULL, &back) == LIMN_OK);
+        CHECK(back->width == 9 && back->height == 7);
+        if (formats[k] == LIMN_FILE_FORMAT_PNG) CHECK(memcmp(back->data, img->data, 9 * 7 * 4) == 0);
+        limn_image_free(back);
+        limn_buffer_free(found);
+        limn_buffer_free(data);
+    }
+    limn_image_save_options_init(&so);
+    so.file_format = LIMN_FILE_FORMAT_PNG;
+    so.icc_profile_size = 10;
+    {
+        void* data = (void*)0x1;
+        size_t size = 0;
+        CHECK_ERR(limn_image_encode(img, &so, &data, &size), LIMN_ERR_INVALID_ARGUMENT, "icc_profile");
+        CHECK(data == (void*)0x1);
+        CHECK_ERR(limn_image_read_icc_profile("/nonexistent/a.jpg", &data, &size), LIMN_ERR_IO, "/nonexistent/a.jpg");
+        CHECK_ERR(limn_image_read_icc_profile_from_memory(profile, 10, NULL, &size), LIMN_ERR_INVALID_ARGUMENT,
+                  "profile");
+    }
+    limn_image_free(img);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -453,6 +664,9 @@ int main(int argc, char** argv) {
     test_compiled_package();
     test_files_and_pipelines();
     test_messages_are_utf8();
+    test_growable_structs();
+    test_enum_values();
+    test_icc_profiles();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

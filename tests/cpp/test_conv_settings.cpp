@@ -55,10 +55,10 @@ TEST_CASE("convolutions state the model's cuDNN benchmark and TF32 flags and com
     const std::vector<at::Tensor> in{torch::rand({1, 3, 9, 7}), torch::rand({3, 3, 3, 3}), torch::rand({3}),
                                      torch::rand({3, 3, 2, 2}), torch::rand({1, 3, 11}), torch::rand({3, 3, 3})};
     const auto before = run(parse(kConvolutions), in);
-    for (const limn::ConvSettings conv : {limn::ConvSettings{false, false}, limn::ConvSettings{true, true}}) {
+    for (const limn::core::ConvSettings conv : {limn::core::ConvSettings{false, false}, limn::core::ConvSettings{true, true}}) {
         CAPTURE(conv.cudnn_benchmark);
         const auto g = parse(kConvolutions);
-        CHECK(limn::state_conv_settings(*g->block(), conv) == 0);
+        CHECK(limn::core::state_conv_settings(*g->block(), conv) == 0);
         CHECK(count(*g, "aten::_convolution") == 3);
         CHECK(count(*g, "aten::conv2d") + count(*g, "aten::conv_transpose2d") + count(*g, "aten::conv1d") == 0);
         for (const torch::jit::Node* node : g->nodes()) {
@@ -84,7 +84,7 @@ graph(%x : Tensor, %w : Tensor):
   %same : str = prim::Constant[value="same"]()
   %y : Tensor = aten::conv2d(%x, %w, %none, %s1, %same, %s1, %one)
   return (%y))IR");
-    CHECK(limn::state_conv_settings(*g->block(), limn::ConvSettings{}) == 1);
+    CHECK(limn::core::state_conv_settings(*g->block(), limn::core::ConvSettings{}) == 1);
     CHECK(count(*g, "aten::conv2d") == 1);
     CHECK(count(*g, "aten::_convolution") == 0);
 }

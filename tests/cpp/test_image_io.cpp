@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "exif.h"
+#include "icc.h"
 #include "image_io.h"
 #include "pixels.h"
 
@@ -86,7 +87,7 @@ Outcome outcome(const std::function<void()>& call) {
     try {
         call();
         return {};
-    } catch (const limn::Failure& f) {
+    } catch (const limn::core::Failure& f) {
         return {f.status(), f.what()};
     }
 }
@@ -106,23 +107,23 @@ struct TestImage {
     limn_image img{};
 
     TestImage(int w, int h, limn_pixel_format f, size_t pad = 0) {
-        const size_t stride = static_cast<size_t>(w) * limn::bytes_per_pixel(f) + pad;
+        const size_t stride = static_cast<size_t>(w) * limn::core::bytes_per_pixel(f) + pad;
         storage.assign(stride * h + 16, 0xCD);
         img = limn_image{storage.data(), w, h, stride, f};
     }
 
     // Sets a pixel from 8-bit RGBA (floats hold v / 255); alpha is ignored without an alpha channel.
     void set(int x, int y, std::array<int, 4> rgba) {
-        const int c = limn::channels_of(img.format);
+        const int c = limn::core::channels_of(img.format);
         uint8_t* row = img.data + static_cast<size_t>(y) * img.stride;
-        if (limn::is_float(img.format)) {
+        if (limn::core::is_float(img.format)) {
             for (int k = 0; k < c; ++k) {
                 const float v = static_cast<float>(rgba[k]) / 255.0f;
                 std::memcpy(row + (static_cast<size_t>(x) * c + k) * sizeof(float), &v, sizeof v);
             }
         } else {
             uint8_t* p = row + static_cast<size_t>(x) * c;
-            const bool bgr = limn::is_bgr(img.format);
+            const bool bgr = limn::core::is_bgr(img.format);
             p[0] = static_cast<uint8_t>(rgba[bgr ? 2 : 0]);
             p[1] = static_cast<uint8_t>(rgba[1]);
             p[2] = static_cast<uint8_t>(rgba[bgr ? 0 : 2]);
@@ -154,10 +155,10 @@ struct TestImage {
 
 // A pixel of any image as 8-bit RGBA (floats scaled by 255 and rounded; alpha 255 when absent).
 std::array<int, 4> pixel(const limn_image& img, int x, int y) {
-    const int c = limn::channels_of(img.format);
+    const int c = limn::core::channels_of(img.format);
     const uint8_t* row = img.data + static_cast<size_t>(y) * img.stride;
     std::array<int, 4> rgba{0, 0, 0, 255};
-    if (limn::is_float(img.format)) {
+    if (limn::core::is_float(img.format)) {
         for (int k = 0; k < c; ++k) {
             float v;
             std::memcpy(&v, row + (static_cast<size_t>(x) * c + k) * sizeof(float), sizeof v);
@@ -165,7 +166,7 @@ std::array<int, 4> pixel(const limn_image& img, int x, int y) {
         }
     } else {
         const uint8_t* p = row + static_cast<size_t>(x) * c;
-        const bool bgr = limn::is_bgr(img.format);
+        const bool bgr = limn::core::is_bgr(img.format);
         rgba = {p[bgr ? 2 : 0], p[1], p[bgr ? 0 : 2], c == 4 ? p[3] : 255};
     }
     return rgba;
@@ -174,7 +175,7 @@ std::array<int, 4> pixel(const limn_image& img, int x, int y) {
 // Whether b holds a's pixels exactly (alpha compared only when both have it).
 bool same_pixels(const limn_image& a, const limn_image& b) {
     if (a.width != b.width || a.height != b.height) return false;
-    const bool alpha = limn::has_alpha(a.format) && limn::has_alpha(b.format);
+    const bool alpha = limn::core::has_alpha(a.format) && limn::core::has_alpha(b.format);
     for (int y = 0; y < a.height; ++y) {
         for (int x = 0; x < a.width; ++x) {
             const auto p = pixel(a, x, y), q = pixel(b, x, y);
@@ -195,28 +196,28 @@ double mean_abs_rgb_error(const limn_image& a, const limn_image& b) {
     return sum / (3.0 * a.width * a.height);
 }
 
-limn::LoadOptions load_as(limn_pixel_format format) {
-    limn::LoadOptions o;
+limn::core::LoadOptions load_as(limn_pixel_format format) {
+    limn::core::LoadOptions o;
     o.format = format;
     return o;
 }
 
-limn::SaveOptions save_as(limn_file_format format, int quality = 95) {
-    limn::SaveOptions o;
+limn::core::SaveOptions save_as(limn_file_format format, int quality = 95) {
+    limn::core::SaveOptions o;
     o.file_format = format;
     o.jpeg_quality = quality;
     return o;
 }
 
 Bytes encode(const limn_image& img, limn_file_format format, int quality = 95) {
-    return limn::encode_image(img, save_as(format, quality));
+    return limn::core::encode_image(img, save_as(format, quality));
 }
 
-limn::OwnedImage load(const Bytes& bytes, const limn::LoadOptions& options = {}) {
-    return limn::load_image_memory(bytes.data(), bytes.size(), "<memory>", options);
+limn::core::OwnedImage load(const Bytes& bytes, const limn::core::LoadOptions& options = {}) {
+    return limn::core::load_image_memory(bytes.data(), bytes.size(), "<memory>", options);
 }
 
-Outcome load_outcome(const Bytes& bytes, const limn::LoadOptions& options = {}) {
+Outcome load_outcome(const Bytes& bytes, const limn::core::LoadOptions& options = {}) {
     return outcome([&] { load(bytes, options); });
 }
 
@@ -464,14 +465,14 @@ bool corners_are(const limn_image& img, const std::array<std::array<int, 4>, 4>&
 // ---- file formats ----------------------------------------------------------------------------------
 
 TEST_CASE("file formats come from extensions, case-insensitively") {
-    CHECK(limn::file_format_for_path("a.png") == LIMN_FILE_FORMAT_PNG);
-    CHECK(limn::file_format_for_path("dir.x/A.PNG") == LIMN_FILE_FORMAT_PNG);
-    CHECK(limn::file_format_for_path("a.jpg") == LIMN_FILE_FORMAT_JPEG);
-    CHECK(limn::file_format_for_path("a.JpEg") == LIMN_FILE_FORMAT_JPEG);
-    CHECK(limn::file_format_for_path("/tmp/a.b.bmp") == LIMN_FILE_FORMAT_BMP);
-    CHECK(limn::file_format_for_path("a.Tga") == LIMN_FILE_FORMAT_TGA);
+    CHECK(limn::core::file_format_for_path("a.png") == LIMN_FILE_FORMAT_PNG);
+    CHECK(limn::core::file_format_for_path("dir.x/A.PNG") == LIMN_FILE_FORMAT_PNG);
+    CHECK(limn::core::file_format_for_path("a.jpg") == LIMN_FILE_FORMAT_JPEG);
+    CHECK(limn::core::file_format_for_path("a.JpEg") == LIMN_FILE_FORMAT_JPEG);
+    CHECK(limn::core::file_format_for_path("/tmp/a.b.bmp") == LIMN_FILE_FORMAT_BMP);
+    CHECK(limn::core::file_format_for_path("a.Tga") == LIMN_FILE_FORMAT_TGA);
     for (const char* bad : {"a.gif", "a", "dir.png/a", "a.png.", ".jpgx", ""}) {
-        const Outcome o = outcome([&] { limn::file_format_for_path(bad); });
+        const Outcome o = outcome([&] { limn::core::file_format_for_path(bad); });
         CHECK(o.status == LIMN_ERR_INVALID_ARGUMENT);
         CHECK(contains(o.message, "'" + std::string(bad) + "'"));
         CHECK(contains(o.message, ".png, .jpg, .jpeg, .bmp, .tga"));
@@ -496,8 +497,8 @@ TEST_CASE("PNG, BMP and TGA round-trip every pixel format exactly, with padded s
                 CHECK(same->format == format);
                 CHECK(same_pixels(src.img, *same));
                 const auto plain = load(bytes);
-                CHECK(plain->format == (limn::has_alpha(format) ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8));
-                CHECK(plain->stride == 13u * limn::channels_of(plain->format));
+                CHECK(plain->format == (limn::core::has_alpha(format) ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8));
+                CHECK(plain->stride == 13u * limn::core::channels_of(plain->format));
                 CHECK(same_pixels(src.img, *plain));
             }
         }
@@ -516,7 +517,7 @@ TEST_CASE("every load format converts: channel order, added alpha, float scale")
         for (int y = 0; y < 3; ++y) {
             for (int x = 0; x < 5; ++x) CHECK(pixel(*out, x, y)[3] == 255);  // no alpha in the file
         }
-        if (limn::is_float(format)) {
+        if (limn::core::is_float(format)) {
             const auto* f = reinterpret_cast<const float*>(out->data);
             CHECK(f[0] == static_cast<float>(src.img.data[0]) / 255.0f);
             CHECK(f[1] == static_cast<float>(src.img.data[1]) / 255.0f);
@@ -553,14 +554,14 @@ TEST_CASE("WebP: lossless at quality 100, lossy below, alpha kept, sizes checked
     }
     TestImage big(300, 200, LIMN_PIXEL_RGB8);
     const Bytes file = encode(big.img, LIMN_FILE_FORMAT_WEBP, 80);
-    limn::LoadOptions small_limit;
+    limn::core::LoadOptions small_limit;
     small_limit.max_pixels = 1000;
     CHECK(load_outcome(file, small_limit).status == LIMN_ERR_IMAGE_TOO_LARGE);
     const Bytes cut(file.begin(), file.begin() + static_cast<ptrdiff_t>(file.size() / 2));
     const Outcome o = load_outcome(cut);
     CHECK(o.status == LIMN_ERR_INVALID_IMAGE);
     CHECK(contains(o.message, "WebP"));
-    CHECK(limn::file_format_for_path("photo.WEBP") == LIMN_FILE_FORMAT_WEBP);
+    CHECK(limn::core::file_format_for_path("photo.WEBP") == LIMN_FILE_FORMAT_WEBP);
     TestImage wide(16384, 1, LIMN_PIXEL_RGB8);
     CHECK(outcome([&] { encode(wide.img, LIMN_FILE_FORMAT_WEBP); }).status == LIMN_ERR_IMAGE_TOO_LARGE);
 }
@@ -568,7 +569,7 @@ TEST_CASE("WebP: lossless at quality 100, lossy below, alpha kept, sizes checked
 TEST_CASE("JPEG round-trips every pixel format within a tolerance and drops alpha") {
     for (limn_pixel_format format : kPixelFormats) {
         CAPTURE(format);
-        TestImage src(64, 48, format, limn::is_float(format) ? 8 : 3);
+        TestImage src(64, 48, format, limn::core::is_float(format) ? 8 : 3);
         src.fill_smooth();
         const Bytes jpeg = encode(src.img, LIMN_FILE_FORMAT_JPEG, 95);
         REQUIRE(jpeg.size() > 4);
@@ -598,16 +599,16 @@ TEST_CASE("every save format round-trips through a file") {
     for (const char* name : {"a.png", "b.BMP", "c.tga", "d.jpg", "e.jpeg"}) {
         CAPTURE(name);
         const std::string path = dir.file(name);
-        limn::save_image_file(path, src.img, {});
-        const auto out = limn::load_image_file(path, {});
+        limn::core::save_image_file(path, src.img, {});
+        const auto out = limn::core::load_image_file(path, {});
         const bool jpeg = contains(name, ".jp");
         CHECK(out->format == (jpeg ? LIMN_PIXEL_RGB8 : LIMN_PIXEL_RGBA8));
         if (!jpeg) CHECK(same_pixels(src.img, *out));
-        CHECK(read_bytes(path) == encode(src.img, limn::file_format_for_path(path)));
+        CHECK(read_bytes(path) == encode(src.img, limn::core::file_format_for_path(path)));
     }
     // An explicit format wins over the extension.
-    limn::save_image_file(dir.file("f.data"), src.img, save_as(LIMN_FILE_FORMAT_PNG));
-    CHECK(same_pixels(src.img, *limn::load_image_file(dir.file("f.data"), {})));
+    limn::core::save_image_file(dir.file("f.data"), src.img, save_as(LIMN_FILE_FORMAT_PNG));
+    CHECK(same_pixels(src.img, *limn::core::load_image_file(dir.file("f.data"), {})));
     CHECK(!dir.has_temporaries());
     CHECK(dir.entries().size() == 6);
 }
@@ -682,15 +683,15 @@ TEST_CASE("images load from memory under the given name") {
     TestImage src(3, 3, LIMN_PIXEL_RGB8);
     src.fill_random(1);
     const Bytes png = encode(src.img, LIMN_FILE_FORMAT_PNG);
-    const auto out = limn::load_image_memory(png.data(), png.size(), "<memory>", {});
+    const auto out = limn::core::load_image_memory(png.data(), png.size(), "<memory>", {});
     CHECK(same_pixels(src.img, *out));
     Bytes junk = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    const Outcome o = outcome([&] { limn::load_image_memory(junk.data(), junk.size(), "<memory>", {}); });
+    const Outcome o = outcome([&] { limn::core::load_image_memory(junk.data(), junk.size(), "<memory>", {}); });
     CHECK(o.status == LIMN_ERR_INVALID_IMAGE);
     CHECK(contains(o.message, "'<memory>'"));
-    CHECK(outcome([&] { limn::load_image_memory(nullptr, 10, "<memory>", {}); }).status ==
+    CHECK(outcome([&] { limn::core::load_image_memory(nullptr, 10, "<memory>", {}); }).status ==
           LIMN_ERR_INVALID_ARGUMENT);
-    CHECK(outcome([&] { limn::load_image_memory(nullptr, 0, "<memory>", {}); }).status ==
+    CHECK(outcome([&] { limn::core::load_image_memory(nullptr, 0, "<memory>", {}); }).status ==
           LIMN_ERR_INVALID_IMAGE);
 }
 
@@ -717,13 +718,13 @@ TEST_CASE("EXIF orientations 1 to 8 turn JPEG pixels upright, in both byte order
             CAPTURE(big_endian);
             CAPTURE(o);
             const Bytes file = with_app1(jpeg, exif_payload(tiff_with_orientation(big_endian, o)));
-            CHECK(limn::jpeg_exif_orientation(file.data(), file.size()) == o);
+            CHECK(limn::core::jpeg_exif_orientation(file.data(), file.size()) == o);
             const auto out = load(file);
             CHECK(out->width == (o >= 5 ? 16 : 32));
             CHECK(out->height == (o >= 5 ? 32 : 16));
             CHECK(corners_are(*out, upright[o]));
 
-            limn::LoadOptions as_stored;
+            limn::core::LoadOptions as_stored;
             as_stored.apply_orientation = false;
             const auto raw = load(file, as_stored);
             CHECK(raw->width == 32);
@@ -771,10 +772,10 @@ TEST_CASE("EXIF orientation of a PNG is read from its eXIf chunk only") {
     const auto out = load(encode(src.img, LIMN_FILE_FORMAT_PNG));
     CHECK(out->width == 4);
     const Bytes tiff = exif_payload(tiff_with_orientation(false, 6));
-    CHECK(limn::jpeg_exif_orientation(tiff.data(), tiff.size()) == 1);
-    CHECK(limn::jpeg_exif_orientation(nullptr, 0) == 1);
-    CHECK(limn::png_exif_orientation(tiff.data(), tiff.size()) == 1);
-    CHECK(limn::png_exif_orientation(nullptr, 0) == 1);
+    CHECK(limn::core::jpeg_exif_orientation(tiff.data(), tiff.size()) == 1);
+    CHECK(limn::core::jpeg_exif_orientation(nullptr, 0) == 1);
+    CHECK(limn::core::png_exif_orientation(tiff.data(), tiff.size()) == 1);
+    CHECK(limn::core::png_exif_orientation(nullptr, 0) == 1);
 
     // The quadrant picture as a PNG with an eXIf chunk (the TIFF structure itself, no "Exif\0\0").
     TestImage quad(32, 16, LIMN_PIXEL_RGB8);
@@ -784,25 +785,25 @@ TEST_CASE("EXIF orientation of a PNG is read from its eXIf chunk only") {
     for (bool big_endian : {false, true}) {
         CAPTURE(big_endian);
         const Bytes file = with_chunk_after_ihdr(png, png_chunk("eXIf", tiff_with_orientation(big_endian, 6)));
-        CHECK(limn::png_exif_orientation(file.data(), file.size()) == 6);
+        CHECK(limn::core::png_exif_orientation(file.data(), file.size()) == 6);
         const auto turned = load(file);
         CHECK(turned->width == 16);
         CHECK(turned->height == 32);
         CHECK(corners_are(*turned, {kBlue, kRed, kYellow, kGreen}));  // rotated 90 clockwise
-        limn::LoadOptions as_stored;
+        limn::core::LoadOptions as_stored;
         as_stored.apply_orientation = false;
         CHECK(load(file, as_stored)->width == 32);
     }
     // Malformed: a chunk length past the end, an eXIf after the image data.
     Bytes cut = with_chunk_after_ihdr(png, png_chunk("eXIf", tiff_with_orientation(false, 6)));
     cut[33] = 0x7F;
-    CHECK(limn::png_exif_orientation(cut.data(), cut.size()) == 1);
+    CHECK(limn::core::png_exif_orientation(cut.data(), cut.size()) == 1);
     const size_t iend = png.size() - 12;
     Bytes late(png.begin(), png.begin() + static_cast<ptrdiff_t>(iend));
     const Bytes chunk = png_chunk("eXIf", tiff_with_orientation(false, 6));
     late.insert(late.end(), chunk.begin(), chunk.end());
     late.insert(late.end(), png.begin() + static_cast<ptrdiff_t>(iend), png.end());
-    CHECK(limn::png_exif_orientation(late.data(), late.size()) == 1);
+    CHECK(limn::core::png_exif_orientation(late.data(), late.size()) == 1);
 }
 
 TEST_CASE("malformed EXIF is ignored") {
@@ -855,7 +856,7 @@ TEST_CASE("malformed EXIF is ignored") {
         const std::string what = entry.first;
         CAPTURE(what);
         const Bytes file = with_app1(jpeg, entry.second);
-        CHECK(limn::jpeg_exif_orientation(file.data(), file.size()) == 1);
+        CHECK(limn::core::jpeg_exif_orientation(file.data(), file.size()) == 1);
         const auto out = load(file);
         CHECK(out->width == 32);
         CHECK(corners(*out) == stored);
@@ -865,16 +866,16 @@ TEST_CASE("malformed EXIF is ignored") {
 TEST_CASE("the EXIF parser survives every truncation of its input") {
     for (bool big_endian : {false, true}) {
         const Bytes tiff = tiff_with_orientation(big_endian, 6);
-        CHECK(limn::tiff_orientation(tiff.data(), tiff.size()) == 6);
+        CHECK(limn::core::tiff_orientation(tiff.data(), tiff.size()) == 6);
         const size_t complete = 8 + 2 + 2 * 12;  // header, count, both entries
         for (size_t n = 0; n <= tiff.size(); ++n) {
             const Bytes prefix(tiff.begin(), tiff.begin() + n);  // exactly n bytes, for ASan
-            CHECK(limn::tiff_orientation(prefix.data(), prefix.size()) == (n >= complete ? 6 : 1));
+            CHECK(limn::core::tiff_orientation(prefix.data(), prefix.size()) == (n >= complete ? 6 : 1));
         }
         const Bytes jpeg = with_app1(quadrant_jpeg(), exif_payload(tiff));
         for (size_t n = 0; n <= jpeg.size(); ++n) {
             const Bytes prefix(jpeg.begin(), jpeg.begin() + n);
-            const int o = limn::jpeg_exif_orientation(prefix.data(), prefix.size());
+            const int o = limn::core::jpeg_exif_orientation(prefix.data(), prefix.size());
             CHECK((o == 1 || o == 6));
         }
     }
@@ -932,7 +933,7 @@ TEST_CASE("corrupt bytes are invalid images, never a crash") {
     TestImage src(16, 16, LIMN_PIXEL_RGBA8);
     src.fill_random(8);
     uint32_t seed = 99;
-    limn::LoadOptions small;
+    limn::core::LoadOptions small;
     small.max_pixels = 1 << 20;
     for (limn_file_format f : {LIMN_FILE_FORMAT_PNG, LIMN_FILE_FORMAT_JPEG, LIMN_FILE_FORMAT_BMP,
                                LIMN_FILE_FORMAT_TGA}) {
@@ -1005,7 +1006,7 @@ TEST_CASE("sizes over max_pixels are refused from the header, before decoding") 
         CHECK(contains(o.message, "100000x100000"));
         CHECK(contains(o.message, "'<memory>'"));
         // Without a limit, stb still cannot address it.
-        limn::LoadOptions unlimited;
+        limn::core::LoadOptions unlimited;
         unlimited.max_pixels = 0;
         CHECK(load_outcome(png, unlimited).status == LIMN_ERR_IMAGE_TOO_LARGE);
     }
@@ -1036,7 +1037,7 @@ TEST_CASE("sizes over max_pixels are refused from the header, before decoding") 
     SUBCASE("the limit is inclusive and 0 means none") {
         TestImage src(40, 30, LIMN_PIXEL_RGB8);
         const Bytes png = encode(src.img, LIMN_FILE_FORMAT_PNG);
-        limn::LoadOptions o;
+        limn::core::LoadOptions o;
         o.max_pixels = 1199;
         CHECK(load_outcome(png, o).status == LIMN_ERR_IMAGE_TOO_LARGE);
         o.max_pixels = 1200;
@@ -1075,7 +1076,7 @@ TEST_CASE("load options and encode options are checked") {
     const Bytes png = encode(src.img, LIMN_FILE_FORMAT_PNG);
     CHECK(load_outcome(png, load_as(static_cast<limn_pixel_format>(7))).status == LIMN_ERR_INVALID_ARGUMENT);
     const auto bad_format = load_as(static_cast<limn_pixel_format>(7));
-    CHECK(outcome([&] { limn::load_image_file("/nonexistent/x.png", bad_format); }).status ==
+    CHECK(outcome([&] { limn::core::load_image_file("/nonexistent/x.png", bad_format); }).status ==
           LIMN_ERR_INVALID_ARGUMENT);
     CHECK(outcome([&] { encode(src.img, LIMN_FILE_FORMAT_AUTO); }).status == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(outcome([&] { encode(src.img, static_cast<limn_file_format>(6)); }).status ==
@@ -1104,17 +1105,17 @@ TEST_CASE("load options and encode options are checked") {
 TEST_CASE("unreadable paths are IO errors naming the path") {
     TempDir dir;
     const std::string missing = dir.file("missing.png");
-    Outcome o = outcome([&] { limn::load_image_file(missing, {}); });
+    Outcome o = outcome([&] { limn::core::load_image_file(missing, {}); });
     CHECK(o.status == LIMN_ERR_IO);
     CHECK(contains(o.message, "'" + missing + "'"));
     CHECK(contains(o.message, "No such file or directory"));
 
-    o = outcome([&] { limn::load_image_file(dir.path().string(), {}); });
+    o = outcome([&] { limn::core::load_image_file(dir.path().string(), {}); });
     CHECK(o.status == LIMN_ERR_IO);
     CHECK(contains(o.message, dir.path().string()));
     CHECK(contains(o.message, "Is a directory"));
 
-    o = outcome([&] { limn::load_image_file(dir.file("missing/x.png"), {}); });
+    o = outcome([&] { limn::core::load_image_file(dir.file("missing/x.png"), {}); });
     CHECK(o.status == LIMN_ERR_IO);
 }
 
@@ -1122,7 +1123,7 @@ TEST_CASE("empty, truncated and corrupt files name the file") {
     TempDir dir;
     const std::string empty = dir.file("empty.jpg");
     write_bytes(empty, {});
-    Outcome o = outcome([&] { limn::load_image_file(empty, {}); });
+    Outcome o = outcome([&] { limn::core::load_image_file(empty, {}); });
     CHECK(o.status == LIMN_ERR_INVALID_IMAGE);
     CHECK(contains(o.message, "image file '" + empty + "'"));
     CHECK(contains(o.message, "empty"));
@@ -1132,14 +1133,14 @@ TEST_CASE("empty, truncated and corrupt files name the file") {
     const Bytes png = encode(src.img, LIMN_FILE_FORMAT_PNG);
     const std::string cut = dir.file("cut.png");
     write_bytes(cut, Bytes(png.begin(), png.begin() + png.size() / 2));
-    o = outcome([&] { limn::load_image_file(cut, {}); });
+    o = outcome([&] { limn::core::load_image_file(cut, {}); });
     CHECK(o.status == LIMN_ERR_INVALID_IMAGE);
     CHECK(contains(o.message, "image file '" + cut + "'"));
     CHECK(contains(o.message, "("));  // stb's reason follows
 
     const std::string big = dir.file("big.bmp");
     write_bytes(big, bmp_header(100000, 100000));
-    o = outcome([&] { limn::load_image_file(big, {}); });
+    o = outcome([&] { limn::core::load_image_file(big, {}); });
     CHECK(o.status == LIMN_ERR_IMAGE_TOO_LARGE);
     CHECK(contains(o.message, "image file '" + big + "'"));
 }
@@ -1148,7 +1149,7 @@ TEST_CASE("saving into a missing directory fails and creates nothing") {
     TempDir dir;
     TestImage src(4, 4, LIMN_PIXEL_RGB8);
     const std::string path = dir.file("missing/out.png");
-    const Outcome o = outcome([&] { limn::save_image_file(path, src.img, {}); });
+    const Outcome o = outcome([&] { limn::core::save_image_file(path, src.img, {}); });
     CHECK(o.status == LIMN_ERR_IO);
     CHECK(contains(o.message, "'" + path + "'"));
     CHECK(contains(o.message, "No such file or directory"));
@@ -1162,14 +1163,14 @@ TEST_CASE("saving over an existing file replaces it atomically") {
     TestImage first(8, 8, LIMN_PIXEL_RGB8), second(6, 5, LIMN_PIXEL_RGBA8);
     first.fill_random(1);
     second.fill_random(2);
-    limn::save_image_file(path, first.img, {});
+    limn::core::save_image_file(path, first.img, {});
     const Bytes old_bytes = read_bytes(path);
     // A reader that has the old file open keeps reading the old file: it is replaced, not rewritten.
     std::ifstream reader(path, std::ios::binary);
     REQUIRE(reader);
-    limn::save_image_file(path, second.img, {});
+    limn::core::save_image_file(path, second.img, {});
     CHECK(Bytes(std::istreambuf_iterator<char>(reader), std::istreambuf_iterator<char>()) == old_bytes);
-    CHECK(same_pixels(second.img, *limn::load_image_file(path, {})));
+    CHECK(same_pixels(second.img, *limn::core::load_image_file(path, {})));
     CHECK(dir.entries() == std::vector<std::string>{"out.png"});
 }
 
@@ -1181,29 +1182,29 @@ TEST_CASE("a failed save leaves an existing file untouched and no temporary behi
     for (const char* name : {"x.gif", "x.jpg", "x.png"}) write_bytes(dir.file(name), before);
 
     // Unknown extension.
-    Outcome o = outcome([&] { limn::save_image_file(dir.file("x.gif"), src.img, {}); });
+    Outcome o = outcome([&] { limn::core::save_image_file(dir.file("x.gif"), src.img, {}); });
     CHECK(o.status == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(contains(o.message, dir.file("x.gif")));
     // Bad quality.
     const auto quality_0 = save_as(LIMN_FILE_FORMAT_AUTO, 0);
-    o = outcome([&] { limn::save_image_file(dir.file("x.jpg"), src.img, quality_0); });
+    o = outcome([&] { limn::core::save_image_file(dir.file("x.jpg"), src.img, quality_0); });
     CHECK(o.status == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(contains(o.message, dir.file("x.jpg")));
     // Bad image.
     limn_image bad = src.img;
     bad.width = 0;
-    o = outcome([&] { limn::save_image_file(dir.file("x.png"), bad, {}); });
+    o = outcome([&] { limn::core::save_image_file(dir.file("x.png"), bad, {}); });
     CHECK(o.status == LIMN_ERR_INVALID_ARGUMENT);
     CHECK(contains(o.message, dir.file("x.png")));
     // The target is a directory: the rename fails after the temporary was written.
     fs::create_directory(dir.file("sub.png"));
-    o = outcome([&] { limn::save_image_file(dir.file("sub.png"), src.img, {}); });
+    o = outcome([&] { limn::core::save_image_file(dir.file("sub.png"), src.img, {}); });
     CHECK(o.status == LIMN_ERR_IO);
     CHECK(contains(o.message, dir.file("sub.png")));
     CHECK(fs::is_directory(dir.file("sub.png")));
     CHECK(fs::is_empty(dir.file("sub.png")));
     // An empty path.
-    CHECK(outcome([&] { limn::save_image_file("", src.img, save_as(LIMN_FILE_FORMAT_PNG)); }).status ==
+    CHECK(outcome([&] { limn::core::save_image_file("", src.img, save_as(LIMN_FILE_FORMAT_PNG)); }).status ==
           LIMN_ERR_INVALID_ARGUMENT);
 
     for (const char* name : {"x.gif", "x.jpg", "x.png"}) CHECK(read_bytes(dir.file(name)) == before);
@@ -1215,9 +1216,119 @@ TEST_CASE("saved files get the usual permissions, not a temporary file's") {
     TempDir dir;
     TestImage src(2, 2, LIMN_PIXEL_RGB8);
     const std::string path = dir.file("perm.png");
-    limn::save_image_file(path, src.img, {});
+    limn::core::save_image_file(path, src.img, {});
     const mode_t mask = ::umask(0);
     ::umask(mask);
     const auto perms = fs::status(path).permissions();
     CHECK(static_cast<mode_t>(perms) == (0666 & ~mask));
+}
+
+// ---- ICC profiles -------------------------------------------------------------------------------
+
+namespace {
+
+Bytes test_profile(size_t n) {
+    Bytes p(n);
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+    return p;
+}
+
+Bytes encode_with_profile(const limn_image& img, limn_file_format format, int quality, const Bytes& profile) {
+    limn::core::SaveOptions o;
+    o.file_format = format;
+    o.jpeg_quality = quality;
+    o.icc_profile = profile;
+    return limn::core::encode_image(img, o);
+}
+
+// The offsets of JPEG APP2 segments (markers before the scan).
+std::vector<size_t> app2_segments(const Bytes& jpeg) {
+    std::vector<size_t> at;
+    for (size_t pos = 2; pos + 4 <= jpeg.size() && jpeg[pos + 1] != 0xDA;) {
+        if (jpeg[pos + 1] == 0xE2) at.push_back(pos);
+        pos += 2 + ((size_t{jpeg[pos + 2]} << 8) | jpeg[pos + 3]);
+    }
+    return at;
+}
+
+}  // namespace
+
+TEST_CASE("ICC profiles go into PNG, JPEG (in parts) and WebP, come back whole, and leave the pixels alone") {
+    TestImage src(19, 11, LIMN_PIXEL_RGBA8);
+    src.fill_random(3);
+    for (size_t n : {size_t{1}, size_t{3144}, size_t{65519}, size_t{65520}, size_t{200000}}) {
+        CAPTURE(n);
+        const Bytes profile = test_profile(n);
+        std::vector<limn_file_format> formats = {LIMN_FILE_FORMAT_PNG, LIMN_FILE_FORMAT_JPEG};
+        if (LIMN_WITH_WEBP) formats.push_back(LIMN_FILE_FORMAT_WEBP);
+        for (limn_file_format f : formats) {
+            for (int quality : {100, 80}) {
+                CAPTURE(f);
+                CAPTURE(quality);
+                const Bytes plain = encode(src.img, f, quality);
+                const Bytes with = encode_with_profile(src.img, f, quality, profile);
+                CHECK(limn::core::find_icc_profile(plain.data(), plain.size()).empty());
+                CHECK(limn::core::find_icc_profile(with.data(), with.size()) == profile);
+                const limn::core::LoadOptions lo;
+                const auto a = limn::core::load_image_memory(plain.data(), plain.size(), "plain", lo);
+                const auto b = limn::core::load_image_memory(with.data(), with.size(), "with", lo);
+                REQUIRE(a->format == b->format);
+                CHECK(std::memcmp(a->data, b->data, a->stride * static_cast<size_t>(a->height)) == 0);
+                if (f == LIMN_FILE_FORMAT_JPEG) CHECK(app2_segments(with).size() == (n + 65518) / 65519);
+            }
+        }
+    }
+    // BMP and TGA cannot hold one: written as without.
+    const Bytes bmp = encode_with_profile(src.img, LIMN_FILE_FORMAT_BMP, 95, test_profile(100));
+    CHECK(bmp == encode(src.img, LIMN_FILE_FORMAT_BMP, 95));
+    // Over the limit: refused.
+    CHECK_THROWS_AS(encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, Bytes(limn::core::kMaxIccProfileBytes + 1)),
+                    limn::core::Failure);
+}
+
+TEST_CASE("damaged ICC containers give no profile, never a wrong one") {
+    TestImage src(8, 8, LIMN_PIXEL_RGB8);
+    src.fill_random(4);
+    const Bytes profile = test_profile(150000);  // three APP2 parts
+    const Bytes jpeg = encode_with_profile(src.img, LIMN_FILE_FORMAT_JPEG, 90, profile);
+    const std::vector<size_t> parts = app2_segments(jpeg);
+    REQUIRE(parts.size() == 3);
+    const auto without_segment = [&](size_t at) {
+        Bytes b = jpeg;
+        const size_t length = 2 + ((size_t{b[at + 2]} << 8) | b[at + 3]);
+        b.erase(b.begin() + static_cast<ptrdiff_t>(at), b.begin() + static_cast<ptrdiff_t>(at + length));
+        return b;
+    };
+    const Bytes missing = without_segment(parts[1]);
+    CHECK(limn::core::find_icc_profile(missing.data(), missing.size()).empty());
+    Bytes twice = jpeg;
+    twice[parts[1] + 4 + 12] = 1;  // part 2 says it is part 1 again
+    CHECK(limn::core::find_icc_profile(twice.data(), twice.size()).empty());
+    Bytes counts = jpeg;
+    counts[parts[2] + 4 + 13] = 4;  // part 3 of 4, the others of 3
+    CHECK(limn::core::find_icc_profile(counts.data(), counts.size()).empty());
+    for (size_t cut : {size_t{3}, parts[0] + 3, parts[1] + 100, parts[2] - 1}) {
+        CHECK(limn::core::find_icc_profile(jpeg.data(), cut).empty());
+    }
+
+    const Bytes png = encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, profile);
+    Bytes broken = png;
+    broken[8 + 25 + 8 + 13 + 6] ^= 0x10;  // inside the iCCP zlib stream: the chunk's CRC says so
+    CHECK(limn::core::find_icc_profile(broken.data(), broken.size()).empty());
+    // The stream's own checksum (Adler-32) catches what a recomputed CRC would not.
+    Bytes stream_only = limn::core::deflate_zlib(profile);
+    Bytes inflated;
+    REQUIRE(limn::core::inflate_zlib(stream_only.data(), stream_only.size(), profile.size(), inflated));
+    CHECK(inflated == profile);
+    stream_only[stream_only.size() - 1] ^= 1;
+    CHECK_FALSE(limn::core::inflate_zlib(stream_only.data(), stream_only.size(), profile.size(), inflated));
+    // A deflate bomb: more than the 16 MB a profile may have is not inflated.
+    const Bytes bomb = encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, Bytes(limn::core::kMaxIccProfileBytes, 0));
+    CHECK(limn::core::find_icc_profile(bomb.data(), bomb.size()).size() == limn::core::kMaxIccProfileBytes);
+    Bytes stream = limn::core::deflate_zlib(Bytes(limn::core::kMaxIccProfileBytes + 1, 0));
+    Bytes out;
+    CHECK_FALSE(limn::core::inflate_zlib(stream.data(), stream.size(), limn::core::kMaxIccProfileBytes, out));
+    CHECK(out.empty());
+    for (size_t cut = 8; cut < 80; cut += 7) CHECK(limn::core::find_icc_profile(png.data(), cut).empty());
+    CHECK(limn::core::find_icc_profile(nullptr, 0).empty());
 }

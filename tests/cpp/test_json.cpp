@@ -7,8 +7,8 @@
 
 #include "json.h"
 
-using limn::JsonValue;
-using limn::parse_json;
+using limn::core::JsonValue;
+using limn::core::parse_json;
 
 TEST_CASE("json: the values a package's metadata holds") {
     const JsonValue v = parse_json(
@@ -51,11 +51,11 @@ TEST_CASE("json: malformed documents are refused with the byte offset") {
 }
 
 TEST_CASE("base64 decoding") {
-    CHECK(limn::decode_base64("") == "");
-    CHECK(limn::decode_base64("Zg==") == "f");
-    CHECK(limn::decode_base64("Zm8=") == "fo");
-    CHECK(limn::decode_base64("Zm9v") == "foo");
-    CHECK(limn::decode_base64("AACAPw==") == std::string("\x00\x00\x80\x3f", 4));  // 1.0f
-    CHECK_THROWS_AS(limn::decode_base64("Zm9v!"), std::invalid_argument);
-    CHECK_THROWS_AS(limn::decode_base64("Z"), std::invalid_argument);
+    CHECK(limn::core::decode_base64("") == "");
+    CHECK(limn::core::decode_base64("Zg==") == "f");
+    CHECK(limn::core::decode_base64("Zm8=") == "fo");
+    CHECK(limn::core::decode_base64("Zm9v") == "foo");
+    CHECK(limn::core::decode_base64("AACAPw==") == std::string("\x00\x00\x80\x3f", 4));  // 1.0f
+    CHECK_THROWS_AS(limn::core::decode_base64("Zm9v!"), std::invalid_argument);
+    CHECK_THROWS_AS(limn::core::decode_base64("Z"), std::invalid_argument);
 }

@@ -4,8 +4,8 @@
 #include "error.h"
 #include "metadata.h"
 
-using limn::MetaValue;
-using limn::RawMetadata;
+using limn::core::MetaValue;
+using limn::core::RawMetadata;
 
 static RawMetadata valid_cartoon() {
     RawMetadata r;
@@ -24,9 +24,9 @@ static RawMetadata valid_cartoon() {
 
 static std::string error_of(const RawMetadata& r) {
     try {
-        limn::parse_metadata(r, "m.pt");
+        limn::core::parse_metadata(r, "m.pt");
         return "";
-    } catch (const limn::Failure& e) {
+    } catch (const limn::core::Failure& e) {
         CHECK(e.status() == LIMN_ERR_INVALID_MODEL);
         CHECK(std::string(e.what()).rfind("model 'm.pt'", 0) == 0);
         return e.what();
@@ -34,7 +34,7 @@ static std::string error_of(const RawMetadata& r) {
 }
 
 TEST_CASE("valid metadata parses") {
-    const auto m = limn::parse_metadata(valid_cartoon(), "m.pt");
+    const auto m = limn::core::parse_metadata(valid_cartoon(), "m.pt");
     CHECK(m.kind == LIMN_MODEL_KIND_CARTOON);
     CHECK(m.name == "test");
     CHECK(m.size_multiple == 8);
@@ -42,7 +42,7 @@ TEST_CASE("valid metadata parses") {
     CHECK(m.face_template.empty());
     CHECK(m.source == "here");
     CHECK_FALSE(m.has_selftest);
-    CHECK(limn::size_rule_text(m) == "width and height multiples of 8");
+    CHECK(limn::core::size_rule_text(m) == "width and height multiples of 8");
 }
 
 TEST_CASE("face_restore needs a template and a fixed size") {
@@ -53,10 +53,10 @@ TEST_CASE("face_restore needs a template and a fixed size") {
     CHECK(error_of(r).find("fixed size") != std::string::npos);
     r["limn_fixed_height"] = int64_t{512};
     r["limn_fixed_width"] = int64_t{512};
-    const auto m = limn::parse_metadata(r, "m.pt");
+    const auto m = limn::core::parse_metadata(r, "m.pt");
     CHECK(m.face_template.size() == 10);
     CHECK(m.face_template[9] == 10.0f);
-    CHECK(limn::size_rule_text(m) == "exactly 512x512");
+    CHECK(limn::core::size_rule_text(m) == "exactly 512x512");
 }
 
 TEST_CASE("each broken field is named") {
@@ -77,7 +77,7 @@ TEST_CASE("each broken field is named") {
         {"limn_tile_margin", int64_t{-1}, "'limn_tile_margin' is -1"},
         {"limn_face_template", std::vector<double>{1, 2, 3}, "has 3 values"},
         {"limn_face_template", std::string("x"), "List[float]"},
-        {"limn_selftest_input", limn::TensorPresence{true}, "only one of limn_selftest"},
+        {"limn_selftest_input", limn::core::TensorPresence{true}, "only one of limn_selftest"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.key);
@@ -100,25 +100,25 @@ TEST_CASE("missing metadata") {
     auto r = valid_cartoon();
     r.erase("limn_tile_margin");
     r.erase("limn_source");
-    CHECK(limn::parse_metadata(r, "m.pt").tile_margin == 0);
+    CHECK(limn::core::parse_metadata(r, "m.pt").tile_margin == 0);
 }
 
 TEST_CASE("kind and size rule checks") {
-    const auto m = limn::parse_metadata(valid_cartoon(), "m.pt");
-    CHECK_NOTHROW(limn::check_kind(m, LIMN_MODEL_KIND_ANY, "m.pt"));
-    CHECK_NOTHROW(limn::check_kind(m, LIMN_MODEL_KIND_CARTOON, "m.pt"));
+    const auto m = limn::core::parse_metadata(valid_cartoon(), "m.pt");
+    CHECK_NOTHROW(limn::core::check_kind(m, LIMN_MODEL_KIND_ANY, "m.pt"));
+    CHECK_NOTHROW(limn::core::check_kind(m, LIMN_MODEL_KIND_CARTOON, "m.pt"));
     try {
-        limn::check_kind(m, LIMN_MODEL_KIND_FACE_RESTORE, "m.pt");
+        limn::core::check_kind(m, LIMN_MODEL_KIND_FACE_RESTORE, "m.pt");
         FAIL("no exception");
-    } catch (const limn::Failure& e) {
+    } catch (const limn::core::Failure& e) {
         CHECK(e.status() == LIMN_ERR_WRONG_MODEL_KIND);
         CHECK(std::string(e.what()).find("needs a face_restore model") != std::string::npos);
     }
-    CHECK_NOTHROW(limn::check_size_rule(m, 64, 8));
+    CHECK_NOTHROW(limn::core::check_size_rule(m, 64, 8));
     try {
-        limn::check_size_rule(m, 63, 8);
+        limn::core::check_size_rule(m, 63, 8);
         FAIL("no exception");
-    } catch (const limn::Failure& e) {
+    } catch (const limn::core::Failure& e) {
         CHECK(e.status() == LIMN_ERR_SIZE_RULE);
         CHECK(std::string(e.what()).find("63x8") != std::string::npos);
     }
@@ -130,11 +130,11 @@ TEST_CASE("a head model: a cartoon role with its crop size and template, checked
     r["limn_role"] = std::string("head");
     r["limn_crop_size"] = int64_t{288};
     r["limn_face_template"] = std::vector<double>{111.8, 137.6, 179.7, 137.3, 146.0, 176.3, 118.1, 216.1, 174.3, 215.8};
-    const auto m = limn::parse_metadata(r, "m.pt");
+    const auto m = limn::core::parse_metadata(r, "m.pt");
     CHECK(m.role == "head");
     CHECK(m.crop_size == 288);
     CHECK(m.face_template.size() == 10);
-    CHECK(limn::parse_metadata(valid_cartoon(), "m.pt").role.empty());  // files from before: no role
+    CHECK(limn::core::parse_metadata(valid_cartoon(), "m.pt").role.empty());  // files from before: no role
 
     RawMetadata no_template = r;
     no_template["limn_face_template"] = std::vector<double>{};

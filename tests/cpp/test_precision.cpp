@@ -4,78 +4,78 @@
 #include "error.h"
 #include "precision.h"
 
-static limn::DeviceDescription cuda_with(int cc) {
-    limn::DeviceDescription d;
-    d.device = limn::Device{LIMN_DEVICE_CUDA, 0};
+static limn::core::DeviceDescription cuda_with(int cc) {
+    limn::core::DeviceDescription d;
+    d.device = limn::core::Device{LIMN_DEVICE_CUDA, 0};
     d.name = "test GPU";
     d.compute_capability = cc;
     return d;
 }
 
-static limn_status status_of(limn_precision p, const limn::DeviceDescription& d) {
+static limn_status status_of(limn_precision p, const limn::core::DeviceDescription& d) {
     try {
-        limn::resolve_precision(p, d);
+        limn::core::resolve_precision(p, d);
         return LIMN_OK;
-    } catch (const limn::Failure& e) {
+    } catch (const limn::core::Failure& e) {
         return e.status();
     }
 }
 
 TEST_CASE("auto precision: fp32 on the CPU and old GPUs, fp16 on tensor-core GPUs") {
-    limn::DeviceDescription cpu;
-    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cpu) == LIMN_PRECISION_FP32);
-    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(61)) == LIMN_PRECISION_FP32);
-    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(70)) == LIMN_PRECISION_FP16);
-    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) == LIMN_PRECISION_FP16);
+    limn::core::DeviceDescription cpu;
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, cpu) == LIMN_PRECISION_FP32);
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(61)) == LIMN_PRECISION_FP32);
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(70)) == LIMN_PRECISION_FP16);
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) == LIMN_PRECISION_FP16);
 }
 
 TEST_CASE("explicit precisions are kept or refused with UNSUPPORTED") {
-    limn::DeviceDescription cpu;
+    limn::core::DeviceDescription cpu;
     for (auto p : {LIMN_PRECISION_FP32, LIMN_PRECISION_FP16, LIMN_PRECISION_BF16}) {
-        CHECK(limn::resolve_precision(p, cpu) == p);
-        CHECK(limn::resolve_precision(p, cuda_with(90)) == p);
+        CHECK(limn::core::resolve_precision(p, cpu) == p);
+        CHECK(limn::core::resolve_precision(p, cuda_with(90)) == p);
     }
     CHECK(status_of(LIMN_PRECISION_BF16, cuda_with(75)) == LIMN_ERR_UNSUPPORTED);
     CHECK(status_of(LIMN_PRECISION_FP16, cuda_with(50)) == LIMN_ERR_UNSUPPORTED);
     CHECK(status_of(static_cast<limn_precision>(9), cpu) == LIMN_ERR_INVALID_ARGUMENT);
     try {
-        limn::resolve_precision(LIMN_PRECISION_BF16, cuda_with(75));
-    } catch (const limn::Failure& e) {
+        limn::core::resolve_precision(LIMN_PRECISION_BF16, cuda_with(75));
+    } catch (const limn::core::Failure& e) {
         CHECK(std::string(e.what()).find("bf16") != std::string::npos);
         CHECK(std::string(e.what()).find("7.5") != std::string::npos);
     }
 }
 
 TEST_CASE("tf32 is an explicit CUDA mode of compute capability 8.0 or newer, never the CPU's") {
-    limn::DeviceDescription cpu;
-    CHECK(limn::resolve_precision(LIMN_PRECISION_TF32, cuda_with(80)) == LIMN_PRECISION_TF32);
+    limn::core::DeviceDescription cpu;
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_TF32, cuda_with(80)) == LIMN_PRECISION_TF32);
     CHECK(status_of(LIMN_PRECISION_TF32, cuda_with(75)) == LIMN_ERR_UNSUPPORTED);
     CHECK(status_of(LIMN_PRECISION_TF32, cpu) == LIMN_ERR_UNSUPPORTED);
-    CHECK(limn::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) != LIMN_PRECISION_TF32);
-    CHECK(std::string(limn::precision_name(LIMN_PRECISION_TF32)) == "tf32");
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, cuda_with(90)) != LIMN_PRECISION_TF32);
+    CHECK(std::string(limn::core::precision_name(LIMN_PRECISION_TF32)) == "tf32");
 }
 
 TEST_CASE("fp32 fallback defaults to on for auto precision only") {
-    CHECK(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_AUTO));
-    CHECK_FALSE(limn::resolve_fp32_fallback(-1, LIMN_PRECISION_FP16));
-    CHECK(limn::resolve_fp32_fallback(1, LIMN_PRECISION_FP16));
-    CHECK_FALSE(limn::resolve_fp32_fallback(0, LIMN_PRECISION_AUTO));
-    CHECK_THROWS_AS(limn::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::Failure);
-    CHECK(std::string(limn::precision_name(LIMN_PRECISION_BF16)) == "bf16");
+    CHECK(limn::core::resolve_fp32_fallback(-1, LIMN_PRECISION_AUTO));
+    CHECK_FALSE(limn::core::resolve_fp32_fallback(-1, LIMN_PRECISION_FP16));
+    CHECK(limn::core::resolve_fp32_fallback(1, LIMN_PRECISION_FP16));
+    CHECK_FALSE(limn::core::resolve_fp32_fallback(0, LIMN_PRECISION_AUTO));
+    CHECK_THROWS_AS(limn::core::resolve_fp32_fallback(2, LIMN_PRECISION_AUTO), limn::core::Failure);
+    CHECK(std::string(limn::core::precision_name(LIMN_PRECISION_BF16)) == "bf16");
 }
 
 TEST_CASE("error summaries: one meaningful line, LibTorch's advice dropped, cut between words") {
-    CHECK(limn::error_summary("first line\nsecond") == "first line");
+    CHECK(limn::core::error_summary("first line\nsecond") == "first line");
     const std::string traceback =
         "The following operation failed in the TorchScript interpreter.\nTraceback...\n  code\nRuntimeError: the cause\n";
-    CHECK(limn::error_summary(traceback) == "RuntimeError: the cause");
-    CHECK(limn::error_summary("CUDA out of memory. Tried to allocate 2.00 GiB. If reserved but unallocated memory is "
+    CHECK(limn::core::error_summary(traceback) == "RuntimeError: the cause");
+    CHECK(limn::core::error_summary("CUDA out of memory. Tried to allocate 2.00 GiB. If reserved but unallocated memory is "
                               "large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True") ==
           "CUDA out of memory. Tried to allocate 2.00 GiB.");
-    CHECK(limn::error_summary("Bad input. If you are seeing this error, open an issue") == "Bad input.");
+    CHECK(limn::core::error_summary("Bad input. If you are seeing this error, open an issue") == "Bad input.");
     std::string words;
     for (int i = 0; i < 80; ++i) words += "word" + std::to_string(i) + " ";
-    const std::string cut = limn::error_summary(words);
+    const std::string cut = limn::core::error_summary(words);
     CHECK(cut.size() <= 243);
     CHECK(cut.substr(cut.size() - 3) == "...");
     CHECK(cut[cut.size() - 4] != ' ');
@@ -84,12 +84,12 @@ TEST_CASE("error summaries: one meaningful line, LibTorch's advice dropped, cut 
 }
 
 TEST_CASE("messages are valid UTF-8: well-formed sequences kept, other bytes escaped") {
-    CHECK(limn::valid_utf8("plain ascii") == "plain ascii");
-    CHECK(limn::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
-    CHECK(limn::valid_utf8("a\xff" "b") == "a\\xffb");
-    CHECK(limn::valid_utf8("\xc0\xaf") == "\\xc0\\xaf");          // overlong '/'
-    CHECK(limn::valid_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
-    CHECK(limn::valid_utf8("\xe2\x82") == "\\xe2\\x82");          // cut short
-    CHECK(limn::valid_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
-    CHECK(limn::valid_utf8(std::string("nul\0byte", 8)) == std::string("nul\0byte", 8));
+    CHECK(limn::core::valid_utf8("plain ascii") == "plain ascii");
+    CHECK(limn::core::valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+    CHECK(limn::core::valid_utf8("a\xff" "b") == "a\\xffb");
+    CHECK(limn::core::valid_utf8("\xc0\xaf") == "\\xc0\\xaf");          // overlong '/'
+    CHECK(limn::core::valid_utf8("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
+    CHECK(limn::core::valid_utf8("\xe2\x82") == "\\xe2\\x82");          // cut short
+    CHECK(limn::core::valid_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+    CHECK(limn::core::valid_utf8(std::string("nul\0byte", 8)) == std::string("nul\0byte", 8));
 }

@@ -8,7 +8,7 @@
 #include "memory.h"
 #include "tiling.h"
 
-using limn::plan_axis;
+using limn::core::plan_axis;
 
 TEST_CASE("an axis that fits one tile is one span with unit weights") {
     const auto spans = plan_axis(37, 64, 16, 4);
@@ -79,21 +79,21 @@ TEST_CASE("weights: full at the image border, none within the margin of an inter
 }
 
 TEST_CASE("a tile no larger than its overlap is refused") {
-    CHECK_THROWS_AS(plan_axis(500, 64, 32, 4), limn::Failure);  // overlap 64
-    CHECK_THROWS_AS(plan_axis(500, 66, 8, 4), limn::Failure);   // not a multiple of the alignment
+    CHECK_THROWS_AS(plan_axis(500, 64, 32, 4), limn::core::Failure);  // overlap 64
+    CHECK_THROWS_AS(plan_axis(500, 66, 8, 4), limn::core::Failure);   // not a multiple of the alignment
 }
 
 TEST_CASE("tile side for a memory budget") {
-    const limn::MemoryProfile p{1e6, 100.0};
+    const limn::core::MemoryProfile p{1e6, 100.0};
     // (budget - fixed) / bpp = 1e6 px -> side 1000, aligned to 8 -> 1000.
-    CHECK(limn::tile_side_for_budget(101e6, p, 8, 64) == 1000);
-    CHECK(limn::tile_side_for_budget(101e6, p, 64, 64) == 960);
-    CHECK(limn::tile_side_for_budget(1e5, p, 4, 128) == 128);  // nothing fits: the minimum
-    CHECK(limn::tile_side_for_budget(1e9, limn::MemoryProfile{0, 0}, 4, 30) == 32);
+    CHECK(limn::core::tile_side_for_budget(101e6, p, 8, 64) == 1000);
+    CHECK(limn::core::tile_side_for_budget(101e6, p, 64, 64) == 960);
+    CHECK(limn::core::tile_side_for_budget(1e5, p, 4, 128) == 128);  // nothing fits: the minimum
+    CHECK(limn::core::tile_side_for_budget(1e9, limn::core::MemoryProfile{0, 0}, 4, 30) == 32);
 }
 
 TEST_CASE("CUDA memory planning counts the cap against reserved bytes, with headroom") {
-    using limn::plannable_bytes;
+    using limn::core::plannable_bytes;
     constexpr uint64_t MiB = 1ull << 20;
     // No cap: free device memory plus half the unused cached blocks, less a fifth.
     CHECK(plannable_bytes(0, 1000 * MiB, 400 * MiB, 200 * MiB) == (1000 + 100) * MiB / 5 * 4);

@@ -1,5 +1,5 @@
 // libFuzzer target: decoding untrusted image bytes (src/image_io.cpp, stb_image, the EXIF parser).
-// Every input must either decode or fail with a limn::Failure; crashes, sanitizer reports, leaks
+// Every input must either decode or fail with a limn::core::Failure; crashes, sanitizer reports, leaks
 // and allocations over the fuzzer's limit are bugs. The input's size picks the pixel format and
 // whether EXIF orientation is applied, so plain image files work as a seed corpus.
 //
@@ -23,16 +23,16 @@
 #endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    limn::LoadOptions options;
+    limn::core::LoadOptions options;
     options.format = static_cast<limn_pixel_format>(size % 7);  // 0 (default) or a format
     options.apply_orientation = (size / 7) % 4 != 3;
     options.max_pixels = LIMN_FUZZ_MAX_PIXELS;
     try {
-        const limn::OwnedImage image = limn::load_image_memory(data, size, "<fuzz>", options);
-        limn::check_image(image.get(), "decoded", options.max_pixels);
-    } catch (const limn::Failure&) {
+        const limn::core::OwnedImage image = limn::core::load_image_memory(data, size, "<fuzz>", options);
+        limn::core::check_image(image.get(), "decoded", options.max_pixels);
+    } catch (const limn::core::Failure&) {
     }
-    const int orientation = limn::jpeg_exif_orientation(data, size);
+    const int orientation = limn::core::jpeg_exif_orientation(data, size);
     if (orientation < 1 || orientation > 8) __builtin_trap();
     return 0;
 }

@@ -11,17 +11,17 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     try {
-        const limn::JsonValue v = limn::parse_json(text);
+        const limn::core::JsonValue v = limn::core::parse_json(text);
         for (const auto& [key, value] : v.object) {
-            if (const limn::JsonValue* d = value.find("data"); d && d->type == limn::JsonValue::Type::String) {
-                (void)limn::decode_base64(d->string);
+            if (const limn::core::JsonValue* d = value.find("data"); d && d->type == limn::core::JsonValue::Type::String) {
+                (void)limn::core::decode_base64(d->string);
             }
             (void)key;
         }
     } catch (const std::invalid_argument&) {
     }
     try {
-        (void)limn::decode_base64(text);
+        (void)limn::core::decode_base64(text);
     } catch (const std::invalid_argument&) {
     }
     return 0;

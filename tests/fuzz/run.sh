@@ -20,7 +20,7 @@ TIFF_INC=$(dirname "$(find /usr/include -name tiffio.h 2>/dev/null | head -1)")
 if [ -f "$TIFF_INC/tiffio.h" ]; then WEBP+=(-DLIMN_WITH_TIFF=1 -I "$TIFF_INC" -ltiff); else WEBP+=(-DLIMN_WITH_TIFF=0); fi
 "$CXX" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize=shift-base \
   -DLIMN_FUZZ_MAX_PIXELS=262144 -I "$ROOT/include" -I "$ROOT/src" -I "$STB" \
-  "$ROOT/src/pixels.cpp" "$ROOT/src/exif.cpp" "$ROOT/src/image_io.cpp" "$ROOT/tests/fuzz/fuzz_image_load.cpp" \
+  "$ROOT/src/pixels.cpp" "$ROOT/src/exif.cpp" "$ROOT/src/icc.cpp" "$ROOT/src/image_io.cpp" "$ROOT/tests/fuzz/fuzz_image_load.cpp" \
   "${WEBP[@]}" -o "$WORK/fuzz_image_load"
 # Seeds: tiny images in every format stb decodes that we care about, one with EXIF orientation 6.
 python3 - "$WORK/corpus" <<'PYEOF'

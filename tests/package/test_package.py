@@ -589,6 +589,48 @@ def test_file_objects_pil_results_and_array_batches(fixtures, astronaut, tmp_pat
         assert (got[1] == m.run(batch[1])).all()
 
 
+def test_icc_profiles_and_library_defaults(fixtures, astronaut, tmp_path):
+    """ICC profiles (issue 15): read from files, bytes and file objects, written into PNG, JPEG and
+    WebP, carried from a PIL image to the result. Defaults (issue 16): the signatures show the
+    library's own, from its *_options_init."""
+    import inspect
+    import io
+
+    Image = pytest.importorskip("PIL.Image")
+    profile = bytes(range(256)) * 30
+    img = Image.fromarray(astronaut[:48, :64])
+    img.save(tmp_path / "a.jpg", icc_profile=profile)
+    assert limn.read_icc_profile(tmp_path / "a.jpg") == profile
+    assert limn.read_icc_profile((tmp_path / "a.jpg").read_bytes()) == profile
+    with open(tmp_path / "a.jpg", "rb") as f:
+        assert limn.read_icc_profile(f) == profile
+    img.save(tmp_path / "plain.png")
+    assert limn.read_icc_profile(tmp_path / "plain.png") is None
+    pixels = limn.load_image(tmp_path / "a.jpg")
+    for fmt in ("png", "jpeg", "webp"):
+        try:
+            data = limn.encode_image(pixels, fmt, icc_profile=profile)
+        except limn.UnsupportedError:
+            continue
+        assert Image.open(io.BytesIO(data)).info.get("icc_profile") == profile
+        assert limn.read_icc_profile(data) == profile
+    limn.save_image(tmp_path / "b.png", pixels, icc_profile=profile)
+    assert Image.open(tmp_path / "b.png").info["icc_profile"] == profile
+    with pytest.raises(TypeError, match="icc_profile"):
+        limn.save_image(tmp_path / "c.png", pixels, icc_profile="sRGB")
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        out = m.cartoonize(Image.open(tmp_path / "a.jpg"))
+        assert out.info.get("icc_profile") == profile
+        out.save(tmp_path / "d.png")
+        assert Image.open(tmp_path / "d.png").info.get("icc_profile") == profile
+    cartoonize = inspect.signature(limn.Model.cartoonize).parameters
+    assert cartoonize["working_size"].default == 720 and cartoonize["feather"].default == 0.1
+    assert cartoonize["strength"].default == 1.0
+    assert inspect.signature(limn.Model.detect_faces).parameters["score_threshold"].default == 0.9
+    assert inspect.signature(limn.load_image).parameters["max_pixels"].default == 64 * 1024 * 1024
+    assert inspect.signature(limn.save_image).parameters["quality"].default == 95
+
+
 def test_tiff_in(tmp_path, astronaut):
     """TIFF photos in through libtiff (issue 15, formats): RGB, RGBA, the orientation tag, the
     size checked before decoding, a truncated file refused."""

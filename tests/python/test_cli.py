@@ -395,3 +395,44 @@ def test_webp_in_and_out(bin_dir, cartoon_model, tmp_path):
     r = limn(bin_dir, "cartoonize", str(tmp_path / "a.webp"), "-o", str(tmp_path / "folder") + "/", "--format", "webp",
              "-m", cartoon_model, "-d", "cpu")
     assert r.returncode == 0 and (tmp_path / "folder" / "a.webp").is_file()
+
+
+def _icc_profile():
+    """A real sRGB profile where Pillow has LittleCMS, else bytes that only need to survive."""
+    try:
+        from PIL import ImageCms
+
+        return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    except ImportError:
+        return bytes(range(256)) * 40
+
+
+def test_icc_profile_goes_with_the_photo(bin_dir, cartoon_model, tmp_path):
+    """A JPEG's or PNG's colour profile is kept in PNG, JPEG and WebP results, through files and
+    pipes; BMP cannot hold one and says so (issue 15, formats)."""
+    profile = _icc_profile()
+    photo().save(tmp_path / "a.jpg", quality=95, icc_profile=profile)
+    photo().save(tmp_path / "p.png", icc_profile=profile)
+    for src in ("a.jpg", "p.png"):
+        for ext in ("png", "jpg", "webp"):
+            out = tmp_path / f"{src[0]}-out.{ext}"
+            r = limn(bin_dir, "cartoonize", str(tmp_path / src), "-o", str(out), "-m", cartoon_model, "-d", "cpu")
+            if r.returncode != 0 and "without libwebp" in r.stderr:
+                continue
+            assert r.returncode == 0, r.stderr
+            assert Image.open(out).info.get("icc_profile") == profile, (src, ext)
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "a.bmp"), "-m", cartoon_model,
+             "-d", "cpu")
+    assert r.returncode == 0 and "cannot hold the ICC colour profile" in r.stderr
+    with open(tmp_path / "a.jpg", "rb") as f:
+        r = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", "-", "-o", "-", "--format", "png", "-m",
+                            cartoon_model, "-d", "cpu", "-q"], stdin=f, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    import io
+
+    assert Image.open(io.BytesIO(r.stdout)).info.get("icc_profile") == profile
+    # A photo without one gives a result without one.
+    photo().save(tmp_path / "plain.jpg")
+    r = limn(bin_dir, "cartoonize", str(tmp_path / "plain.jpg"), "-o", str(tmp_path / "plain.png"), "-m",
+             cartoon_model, "-d", "cpu")
+    assert r.returncode == 0 and "icc_profile" not in Image.open(tmp_path / "plain.png").info

@@ -40,7 +40,7 @@ from . import _limn
 __all__ = [
     "__version__", "build_info", "cuda_available", "devices", "resolve_device",
     "set_memory_limit", "release_cached_memory", "reset_peak_memory", "memory_stats",
-    "load_image", "save_image", "encode_image",
+    "load_image", "save_image", "encode_image", "read_icc_profile",
     "Model", "ModelInfo", "Face", "PipelineStats", "DeviceInfo", "MemoryStats",
     "Error", "InvalidArgumentError", "FileError", "InvalidModelError", "WrongModelKindError",
     "DeviceUnavailableError", "UnsupportedError", "OutOfMemoryError", "ImageTooLargeError",
@@ -142,11 +142,13 @@ _limn._set_error_classes(_ERRORS)
 
 # ---- Names of the C enums ----------------------------------------------------------------------
 
-_PRECISIONS = {"auto": 0, "fp32": 1, "fp16": 2, "bf16": 3, "tf32": 4}
-_KINDS = {"cartoon": 1, "face_restore": 2, "face_detect": 3}
+# The library's defaults and enum names (its *_options_init and limn_*_name): never retyped here.
+# C floats are shown as the decimals they were written as (0.1, not 0.10000000149011612).
+_D = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in _limn.defaults().items()}
+_PRECISIONS = dict(_D["precisions"])
+_KINDS = {name: value for name, value in _D["kinds"].items() if name != "any"}
 _FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4, "webp": 5}
 _LOAD_MODES = {"auto": 0, "rgb": 1, "rgba": 2}
-_DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
 
 def _choice(value: str, table: Dict[str, int], what: str) -> int:
@@ -246,7 +248,7 @@ def memory_stats(device: str) -> MemoryStats:
 
 
 def load_image(source: Union[PathLike, bytes, bytearray, memoryview, "typing.BinaryIO"], mode: str = "auto", *,
-               apply_orientation: bool = True, max_pixels: int = _DEFAULT_MAX_PIXELS) -> ImageArray:
+               apply_orientation: bool = True, max_pixels: int = _D["max_pixels"]) -> ImageArray:
     """Decodes an image file (a path, or the encoded bytes) to a new ``uint8`` array.
 
     ``mode``: "auto" (RGBA if the file has alpha, else RGB), "rgb" or "rgba". JPEG pixels are
@@ -272,26 +274,50 @@ def _file_format(format: Optional[str]) -> int:
     return 0 if format is None else _choice(format, _FILE_FORMATS, "format")
 
 
-def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, quality: int = 95,
-               format: Optional[str] = None) -> None:
+def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, quality: int = _D["quality"],
+               format: Optional[str] = None, icc_profile: Optional[bytes] = None) -> None:
     """Writes ``image`` to ``path`` (format from the extension unless ``format`` is "png", "jpeg",
     "bmp", "tga" or "webp"), through a temporary file renamed into place: never a half-written file. A
     binary file object (``io.BytesIO``, ``open(..., "wb")``) receives the encoded bytes; its format
-    is ``format``, else its name's extension."""
+    is ``format``, else its name's extension. ``icc_profile`` (e.g. from :func:`read_icc_profile`)
+    is embedded in PNG, JPEG and WebP files; BMP and TGA cannot hold one."""
     if hasattr(path, "write"):
         if format is None:
             ext = os.path.splitext(str(getattr(path, "name", "")))[1].lower().lstrip(".")
             if ext not in _FILE_FORMATS:
                 raise ValueError("save_image to a file object needs format= ('png', 'jpeg', 'bmp', 'tga' or 'webp')")
             format = ext
-        path.write(encode_image(image, format, quality=quality))
+        path.write(encode_image(image, format, quality=quality, icc_profile=icc_profile))
         return
-    _limn.save_image(os.fspath(path), image, _file_format(format), int(quality))
+    _limn.save_image(os.fspath(path), image, _file_format(format), int(quality), _icc(icc_profile))
 
 
-def encode_image(image: ImageArray, format: str = "png", *, quality: int = 95) -> bytes:
-    """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless WebP)."""
-    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality))
+def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["quality"],
+                 icc_profile: Optional[bytes] = None) -> bytes:
+    """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless
+    WebP), with ``icc_profile`` embedded where the format can hold it."""
+    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality), _icc(icc_profile))
+
+
+def _icc(profile: Optional[bytes]) -> Optional[bytes]:
+    if profile is None or isinstance(profile, bytes):
+        return profile or None
+    if isinstance(profile, (bytearray, memoryview)):
+        return bytes(profile) or None
+    raise TypeError(f"icc_profile must be bytes or None, not {type(profile).__name__}")
+
+
+def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typing.BinaryIO"]) -> Optional[bytes]:
+    """The ICC colour profile embedded in an image file (JPEG, PNG or WebP; a path, the encoded
+    bytes or a binary file object), or None. Pass it to :func:`save_image` to keep a photo's
+    colours; PIL images carry theirs in ``image.info["icc_profile"]``, which limn keeps."""
+    if hasattr(source, "read"):
+        source = source.read()
+    if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
+        source = os.fsdecode(source)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        source = os.fspath(source)
+    return _limn.read_icc_profile(source)
 
 
 # ---- Models ------------------------------------------------------------------------------------
@@ -303,7 +329,7 @@ def _is_pil(image: object) -> bool:
 
 def _like(result: ImageArray, image: object) -> object:
     """A PIL image in gives a PIL image out, in the input's mode family (grayscale stays grayscale,
-    CMYK stays CMYK, palette becomes RGB or RGBA); arrays stay arrays."""
+    CMYK stays CMYK, palette becomes RGB or RGBA) with its ICC profile; arrays stay arrays."""
     if not _is_pil(image):
         return result
     from PIL import Image
@@ -311,9 +337,11 @@ def _like(result: ImageArray, image: object) -> object:
     out = Image.fromarray(result, "RGBA" if result.shape[2] == 4 else "RGB")
     mode = image.mode
     if mode in ("L", "1", "CMYK", "YCbCr", "HSV", "LAB"):
-        return out.convert(mode)
-    if mode in ("LA", "La"):
-        return out.convert("LA")
+        out = out.convert(mode)
+    elif mode in ("LA", "La"):
+        out = out.convert("LA")
+    if image.info.get("icc_profile"):  # the colour space is the input's, so is its profile
+        out.info["icc_profile"] = image.info["icc_profile"]
     return out
 
 
@@ -442,7 +470,7 @@ class Model:
                  precision: str = "auto", *, kind: Optional[str] = None,
                  fp32_fallback: Optional[bool] = None, warmup: bool = True,
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
-                 max_pixels: int = _DEFAULT_MAX_PIXELS, name: Optional[str] = None,
+                 max_pixels: int = _D["model_max_pixels"], name: Optional[str] = None,
                  expected_sha256: Optional[str] = None) -> None:
         if not isinstance(source, (bytes, bytearray, memoryview)):
             source = _model_path(os.fspath(source))
@@ -503,13 +531,14 @@ class Model:
         images = list(images)
         return [_like(out, img) for out, img in zip(self._model.run_batch(images), images)]
 
-    def cartoonize(self, image: ImageArray, *, strength: float = 1.0, max_side: int = 0, tile: int = 0,
-                   memory_budget: int = 0, timeout: Optional[float] = None,
+    def cartoonize(self, image: ImageArray, *, strength: float = _D["strength"], max_side: int = _D["max_side"],
+                   tile: int = _D["tile"], memory_budget: int = _D["memory_budget"], timeout: Optional[float] = None,
                    progress: Optional[Progress] = None, return_stats: bool = False,
                    head_model: Optional["Model"] = None, faces: object = None,
-                   detector: Optional["Model"] = None, working_size: int = 720, feather: float = 0.1,
-                   score_threshold: float = 0.9, nms_iou: float = 0.4, max_faces: int = 0,
-                   detect_max_side: int = 1024
+                   detector: Optional["Model"] = None, working_size: int = _D["working_size"],
+                   feather: float = _D["feather"], score_threshold: float = _D["score_threshold"],
+                   nms_iou: float = _D["nms_iou"], max_faces: int = _D["max_faces"],
+                   detect_max_side: int = _D["detect_max_side"]
                    ) -> Union[ImageArray, Tuple[ImageArray, PipelineStats]]:
         """Cartoonizes a whole photo of any size with a cartoon model.
 
@@ -541,8 +570,9 @@ class Model:
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
 
-    def detect_faces(self, image: ImageArray, *, score_threshold: float = 0.9, nms_iou: float = 0.4,
-                     max_faces: int = 0, max_side: int = 1024) -> List[Face]:
+    def detect_faces(self, image: ImageArray, *, score_threshold: float = _D["score_threshold"],
+                     nms_iou: float = _D["nms_iou"], max_faces: int = _D["max_faces"],
+                     max_side: int = _D["detect_max_side"]) -> List[Face]:
         """Faces found by a face_detect model, best score first, in the image's coordinates.
 
         ``max_side`` > 0 detects on a copy downscaled to that longer side (0: full size);
@@ -554,9 +584,10 @@ class Model:
         return _faces_from_rows(rows)
 
     def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
-                      strength: float = 1.0, min_face_size: float = 16.0, feather: float = 0.1,
-                      score_threshold: float = 0.9, nms_iou: float = 0.4, max_faces: int = 0,
-                      max_side: int = 1024, timeout: Optional[float] = None,
+                      strength: float = _D["restore_strength"], min_face_size: float = _D["min_face_size"],
+                      feather: float = _D["restore_feather"], score_threshold: float = _D["score_threshold"],
+                      nms_iou: float = _D["nms_iou"], max_faces: int = _D["max_faces"],
+                      max_side: int = _D["detect_max_side"], timeout: Optional[float] = None,
                       progress: Optional[Progress] = None, return_stats: bool = False
                       ) -> Union[ImageArray, Tuple[ImageArray, PipelineStats]]:
         """Restores the faces of a photo with a face_restore model.

@@ -495,20 +495,90 @@ py::array_t<uint8_t> load_image(const py::object& source, int format, bool apply
     return to_array(img);
 }
 
-void save_image(const std::string& path, const py::handle& image, int file_format, int quality) {
-    const ImageArg in = image_arg(image, "image");
-    py::gil_scoped_release nogil;
-    limn::save_image(path, in.image, quality, static_cast<limn_file_format>(file_format));
+std::vector<uint8_t> bytes_arg(const py::object& value) {
+    if (value.is_none()) return {};
+    const std::string s = py::bytes(value);
+    return std::vector<uint8_t>(s.begin(), s.end());
 }
 
-py::bytes encode_image(const py::handle& image, int file_format, int quality) {
+void save_image(const std::string& path, const py::handle& image, int file_format, int quality,
+                const py::object& icc_profile) {
     const ImageArg in = image_arg(image, "image");
+    const std::vector<uint8_t> icc = bytes_arg(icc_profile);
+    py::gil_scoped_release nogil;
+    limn::save_image(path, in.image, quality, static_cast<limn_file_format>(file_format), icc);
+}
+
+py::bytes encode_image(const py::handle& image, int file_format, int quality, const py::object& icc_profile) {
+    const ImageArg in = image_arg(image, "image");
+    const std::vector<uint8_t> icc = bytes_arg(icc_profile);
     std::vector<uint8_t> data;
     {
         py::gil_scoped_release nogil;
-        data = limn::encode_image(in.image, static_cast<limn_file_format>(file_format), quality);
+        data = limn::encode_image(in.image, static_cast<limn_file_format>(file_format), quality, icc);
     }
     return py::bytes(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+// The profile embedded in a file (a path) or in encoded bytes (a buffer); None without one.
+py::object read_icc_profile(const py::object& source) {
+    std::vector<uint8_t> profile;
+    if (PyObject_CheckBuffer(source.ptr())) {
+        const py::buffer_info bytes = py::reinterpret_borrow<py::buffer>(source).request();
+        const size_t size = static_cast<size_t>(bytes.size * bytes.itemsize);
+        py::gil_scoped_release nogil;
+        profile = limn::read_icc_profile_from_memory(bytes.ptr, size);
+    } else {
+        const std::string path = py::str(source);
+        py::gil_scoped_release nogil;
+        profile = limn::read_icc_profile(path);
+    }
+    if (profile.empty()) return py::none();
+    return py::bytes(reinterpret_cast<const char*>(profile.data()), profile.size());
+}
+
+// Every default of the C options structs, as their init functions set them: the Python signatures
+// take theirs from here, so each default is written once, in the library.
+py::dict defaults() {
+    py::dict d;
+    limn_image_load_options load;
+    limn_image_load_options_init(&load);
+    d["max_pixels"] = load.max_pixels;
+    limn_image_save_options save;
+    limn_image_save_options_init(&save);
+    d["quality"] = save.jpeg_quality;
+    limn_cartoonize_options c;
+    limn_cartoonize_options_init(&c);
+    d["strength"] = c.strength;
+    d["max_side"] = c.max_side;
+    d["tile"] = c.tile_size;
+    d["memory_budget"] = c.memory_budget;
+    d["working_size"] = c.working_size;
+    d["feather"] = c.feather;
+    limn_detect_faces_options det;
+    limn_detect_faces_options_init(&det);
+    d["score_threshold"] = det.score_threshold;
+    d["nms_iou"] = det.nms_iou;
+    d["max_faces"] = det.max_faces;
+    d["detect_max_side"] = det.max_side;
+    limn_restore_faces_options r;
+    limn_restore_faces_options_init(&r);
+    d["restore_strength"] = r.strength;
+    d["min_face_size"] = r.min_face_size;
+    d["restore_feather"] = r.feather;
+    limn_model_options mo;
+    limn_model_options_init(&mo);
+    d["model_max_pixels"] = mo.max_pixels;
+    py::dict precisions, kinds;
+    for (int p = LIMN_PRECISION_AUTO; limn_precision_name(static_cast<limn_precision>(p)); ++p) {
+        precisions[limn_precision_name(static_cast<limn_precision>(p))] = p;
+    }
+    for (int k = LIMN_MODEL_KIND_ANY; limn_model_kind_name(static_cast<limn_model_kind>(k)); ++k) {
+        kinds[limn_model_kind_name(static_cast<limn_model_kind>(k))] = k;
+    }
+    d["precisions"] = precisions;
+    d["kinds"] = kinds;
+    return d;
 }
 
 }  // namespace
@@ -535,8 +605,11 @@ PYBIND11_MODULE(_limn, m) {
     m.def("load_image", &load_image, py::arg("source"), py::arg("format"), py::arg("apply_orientation"),
           py::arg("max_pixels"));
     m.def("save_image", &save_image, py::arg("path"), py::arg("image"), py::arg("file_format"),
-          py::arg("quality"));
-    m.def("encode_image", &encode_image, py::arg("image"), py::arg("file_format"), py::arg("quality"));
+          py::arg("quality"), py::arg("icc_profile").none(true));
+    m.def("encode_image", &encode_image, py::arg("image"), py::arg("file_format"), py::arg("quality"),
+          py::arg("icc_profile").none(true));
+    m.def("read_icc_profile", &read_icc_profile, py::arg("source"));
+    m.def("defaults", &defaults);
     m.def("describe_image", &describe_image, py::arg("image"));
 
     py::class_<PyModel>(m, "Model")
