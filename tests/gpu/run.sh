@@ -47,7 +47,7 @@ build() {
 
 if [ "$phase" = test ]; then
   build || exit 1
-  LIMN_JOBS=$JOBS ctest --test-dir "$BUILD" --output-on-failure -j 6 --timeout 360 -LE slow \
+  LIMN_JOBS=$JOBS ctest --test-dir "$BUILD" --output-on-failure -j 6 --timeout 360 -LE 'slow|abi' \
     -E '^(tf_roundtrip|install|fuzz_.*)$' > "$OUT/ctest.log" 2>&1
   status=$?
   # Every test's full output (CTest's own log), and the GPU suite's messages and counts.
