@@ -3,10 +3,7 @@
 // and allocations over the fuzzer's limit are bugs. The input's size picks the pixel format and
 // whether EXIF orientation is applied, so plain image files work as a seed corpus.
 //
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I include -I src \
-//       -I /usr/include/stb src/pixels.cpp src/exif.cpp src/image_io.cpp \
-//       tests/fuzz/fuzz_image_load.cpp -o fuzz_image_load
-//   ./fuzz_image_load -max_total_time=60 corpus/
+// Built and run by tests/fuzz/run.sh (libFuzzer), replayed over corpus/image_load/ by CTest.
 // stb's TGA decoder takes almost any bytes for an image of the size in their first bytes, so many
 // inputs decode to images near the pixel limit; -DLIMN_FUZZ_MAX_PIXELS=262144 trades that for
 // speed.
