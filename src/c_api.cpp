@@ -91,6 +91,13 @@ T read_options(const T* in, void (*init)(T*)) {
     init(&o);
     if (in) {
         require_struct_size(in, "options");
+        // A size that ends inside a field would tear it (half a pointer from the caller, half from
+        // the defaults); every version's sizeof is a multiple of the struct's alignment.
+        if (in->struct_size % alignof(T) != 0) {
+            limn::fail(LIMN_ERR_INVALID_ARGUMENT, "options->struct_size is " + std::to_string(in->struct_size) +
+                                                      ", not the size of any version of the struct; set it "
+                                                      "with the init function");
+        }
         std::memcpy(&o, in, in->struct_size < sizeof(o) ? in->struct_size : sizeof(o));
     }
     return o;
