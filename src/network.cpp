@@ -69,6 +69,23 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_archive(Source&& so
     }
 }
 
+// The pickles torch::jit::load unpickles, checked first (check_pickle). A record LibTorch cannot
+// extract is left for its loader to report.
+void check_pickles(caffe2::serialize::PyTorchStreamReader& reader, const std::string& origin) {
+    for (const std::string& name : reader.getAllRecords()) {
+        const size_t n = name.size();
+        if (n < 4 || (name.compare(n - 4, 4, ".pkl") != 0 && name.compare(n - 4, 4, "_pkl") != 0)) continue;
+        at::DataPtr data;
+        size_t size = 0;
+        try {
+            std::tie(data, size) = reader.getRecord(name);
+        } catch (const std::exception&) {
+            continue;
+        }
+        check_pickle(static_cast<const uint8_t*>(data.get()), size, name, origin);
+    }
+}
+
 }  // namespace
 
 c10::ScalarType dtype_of(limn_precision precision) {
@@ -96,11 +113,13 @@ std::unique_ptr<Network> load_network_file(const std::string& path) {
     if (st.st_size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + path + "' is an empty file");
     require_zip(head, got, path);
     const std::vector<ZipEntry> entries = check_zip_file(path, static_cast<uint64_t>(st.st_size));
-    if (auto reader = open_archive(path); reader && is_pt2_archive(*reader)) {
+    const auto reader = open_archive(path);
+    if (reader && is_pt2_archive(*reader)) {
         check_package_records(entries, path);
         return load_pt2(*reader, path, path);
     }
     check_archive_records(entries, path);
+    if (reader) check_pickles(*reader, path);
     return load_torchscript(path);
 }
 
@@ -109,11 +128,13 @@ std::unique_ptr<Network> load_network_memory(const void* data, size_t size, cons
     require_zip(static_cast<const char*>(data), size, origin);
     const std::vector<ZipEntry> entries = check_zip_memory(data, size, origin);
     auto bytes = std::make_shared<MemoryReader>(data, size);
-    if (auto reader = open_archive(bytes); reader && is_pt2_archive(*reader)) {
+    const auto reader = open_archive(bytes);
+    if (reader && is_pt2_archive(*reader)) {
         check_package_records(entries, origin);
         return load_pt2_memory(*reader, data, size, origin);
     }
     check_archive_records(entries, origin);
+    if (reader) check_pickles(*reader, origin);
     return load_torchscript(bytes, origin);
 }
 

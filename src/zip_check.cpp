@@ -256,4 +256,55 @@ void check_package_records(const std::vector<ZipEntry>& entries, const std::stri
     }
 }
 
+void check_pickle(const uint8_t* data, size_t size, const std::string& record, const std::string& origin) {
+    const auto bad = [&](const std::string& what, size_t at) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is not a TorchScript archive limn can read nor a "
+                                     "compiled .pt2 package (record " + record + ": " + what + " at byte " +
+                                     std::to_string(at) + ")");
+    };
+    size_t pos = 0;
+    // Reads an n-byte little-endian length or index after the opcode.
+    const auto arg = [&](size_t n) -> uint64_t {
+        if (size - pos < n) bad("an opcode cut short", pos);
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(data[pos + i]) << (8 * i);
+        pos += n;
+        return v;
+    };
+    const auto skip = [&](uint64_t n, size_t at) {
+        if (n > size - pos) bad("a length of " + std::to_string(n) + " bytes past the end", at);
+        pos += static_cast<size_t>(n);
+    };
+    while (pos < size) {
+        const size_t at = pos;
+        const uint8_t op = data[pos++];
+        switch (op) {
+            case 'X': case 'B': case 'T': case 0x8b: skip(arg(4), at); break;   // BINUNICODE, BINBYTES, BINSTRING, LONG4
+            case 0x8c: case 'C': case 'U': case 0x8a: skip(arg(1), at); break;  // SHORT_BINUNICODE/BYTES/STRING, LONG1
+            case 0x8d: case 0x8e: skip(arg(8), at); break;                      // BINUNICODE8, BINBYTES8
+            case 'q': case 'h': case 'K': case 0x80: arg(1); break;             // BINPUT, BINGET, BININT1, PROTO
+            case 'M': arg(2); break;                                            // BININT2
+            case 'J': arg(4); break;                                            // BININT
+            case 'G': case 0x95: arg(8); break;                                 // BINFLOAT, FRAME
+            case 'r': case 'j':                                                 // LONG_BINPUT, LONG_BINGET
+                if (arg(4) > size) bad("a memo index past any the record could hold", at);
+                break;
+            case 'c':  // GLOBAL: module and name, each up to a newline
+                for (int line = 0; line < 2; ++line) {
+                    const void* nl = std::memchr(data + pos, '\n', size - pos);
+                    if (!nl) bad("a GLOBAL without its newline", at);
+                    pos = static_cast<size_t>(static_cast<const uint8_t*>(nl) - data) + 1;
+                }
+                break;
+            case '.': return;  // STOP
+            case '(': case ')': case ']': case '}': case 'u': case 's': case 'e': case 'a': case 't':
+            case 0x85: case 0x86: case 0x87: case 'Q': case 'R': case 'b': case 0x81: case 'N':
+            case 0x88: case 0x89: case '0': case '1': case '2': case 0x94: case 0x8f: case 0x90:
+            case 0x91: case 0x92: case 0x93:
+                break;  // no argument
+            default: return;  // not one LibTorch writes: its unpickler refuses it
+        }
+    }
+}
+
 }  // namespace limn

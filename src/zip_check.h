@@ -42,4 +42,11 @@ std::vector<ZipEntry> check_zip_memory(const void* data, size_t size, const std:
 void check_archive_records(const std::vector<ZipEntry>& entries, const std::string& origin);
 void check_package_records(const std::vector<ZipEntry>& entries, const std::string& origin);
 
+// Walks the opcodes of a pickle record (TorchScript's data.pkl, constants.pkl, *.debug_pkl) and
+// refuses one whose stated string, bytes or integer length runs past the record, or whose memo
+// index exceeds the record's size: LibTorch's unpickler allocates (and fills) what a length says
+// before reading it, so a 4 KB file could make it take 4 GB. Stops at STOP or an opcode it does
+// not know (LibTorch then judges the rest). Throws Failure(LIMN_ERR_INVALID_MODEL).
+void check_pickle(const uint8_t* data, size_t size, const std::string& record, const std::string& origin);
+
 }  // namespace limn
