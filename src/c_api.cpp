@@ -100,6 +100,13 @@ T read_options(const T* in, void (*defaults)(T&)) {
     defaults(o);
     if (in) {
         require_struct_size(in, "options");
+        // A size that ends inside a field would tear it (half a pointer from the caller, half from
+        // the defaults); every version's sizeof is a multiple of the struct's alignment.
+        if (in->struct_size % alignof(T) != 0) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "options->struct_size is " + std::to_string(in->struct_size) +
+                                                      ", not the size of any version of the struct; set it "
+                                                      "with the init function");
+        }
         std::memcpy(&o, in, std::min(in->struct_size, sizeof(o)));
         const auto* bytes = reinterpret_cast<const unsigned char*>(in);
         if (std::any_of(bytes + sizeof(T), bytes + std::max(in->struct_size, sizeof(T)),

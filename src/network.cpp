@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "network.h"
+#include "zip_check.h"
 
 namespace limn::core {
 namespace {
@@ -36,6 +37,27 @@ bool starts_like_zip(const char* head, size_t n) {
     return n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
 }
 
+// Both formats are ZIP archives; anything else would reach LibTorch's other loaders (flatbuffers).
+void require_zip(const char* head, size_t n, const std::string& origin) {
+    if (!starts_like_zip(head, n)) {
+        fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is not a TorchScript archive limn can read nor a "
+                                                          "compiled .pt2 package (not a ZIP archive)");
+    }
+}
+
+// check_zip on a file, reading only its directory and headers.
+std::vector<ZipEntry> check_zip_file(const std::string& path, uint64_t size) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(LIMN_ERR_IO, "cannot open model file '" + path + "': " + std::strerror(errno));
+    const ZipReader read = [&](uint64_t offset, void* buf, size_t n) -> size_t {
+        in.clear();
+        in.seekg(static_cast<std::streamoff>(offset));
+        in.read(static_cast<char*>(buf), static_cast<std::streamsize>(n));
+        return static_cast<size_t>(in.gcount());
+    };
+    return check_zip(size, read, path);
+}
+
 // A reader for the archive, or nullptr when it is not one PyTorch can open (the TorchScript
 // loader then reports what is wrong).
 template <typename Source>
@@ -44,6 +66,23 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open_archive(Source&& so
         return std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::forward<Source>(source));
     } catch (const std::exception&) {
         return nullptr;
+    }
+}
+
+// The pickles torch::jit::load unpickles, checked first (check_pickle). A record LibTorch cannot
+// extract is left for its loader to report.
+void check_pickles(caffe2::serialize::PyTorchStreamReader& reader, const std::string& origin) {
+    for (const std::string& name : reader.getAllRecords()) {
+        const size_t n = name.size();
+        if (n < 4 || (name.compare(n - 4, 4, ".pkl") != 0 && name.compare(n - 4, 4, "_pkl") != 0)) continue;
+        at::DataPtr data;
+        size_t size = 0;
+        try {
+            std::tie(data, size) = reader.getRecord(name);
+        } catch (const std::exception&) {
+            continue;
+        }
+        check_pickle(static_cast<const uint8_t*>(data.get()), size, name, origin);
     }
 }
 
@@ -72,22 +111,30 @@ std::unique_ptr<Network> load_network_file(const std::string& path) {
         got = static_cast<size_t>(probe.gcount());
     }
     if (st.st_size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + path + "' is an empty file");
-    if (starts_like_zip(head, got)) {
-        if (auto reader = open_archive(path); reader && is_pt2_archive(*reader)) {
-            return load_pt2(*reader, path, path);
-        }
+    require_zip(head, got, path);
+    const std::vector<ZipEntry> entries = check_zip_file(path, static_cast<uint64_t>(st.st_size));
+    const auto reader = open_archive(path);
+    if (reader && is_pt2_archive(*reader)) {
+        check_package_records(entries, path);
+        return load_pt2(*reader, path, path);
     }
+    check_archive_records(entries, path);
+    if (reader) check_pickles(*reader, path);
     return load_torchscript(path);
 }
 
 std::unique_ptr<Network> load_network_memory(const void* data, size_t size, const std::string& origin) {
     if (size == 0) fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' is empty (0 bytes)");
+    require_zip(static_cast<const char*>(data), size, origin);
+    const std::vector<ZipEntry> entries = check_zip_memory(data, size, origin);
     auto bytes = std::make_shared<MemoryReader>(data, size);
-    if (starts_like_zip(static_cast<const char*>(data), size)) {
-        if (auto reader = open_archive(bytes); reader && is_pt2_archive(*reader)) {
-            return load_pt2_memory(*reader, data, size, origin);
-        }
+    const auto reader = open_archive(bytes);
+    if (reader && is_pt2_archive(*reader)) {
+        check_package_records(entries, origin);
+        return load_pt2_memory(*reader, data, size, origin);
     }
+    check_archive_records(entries, origin);
+    if (reader) check_pickles(*reader, origin);
     return load_torchscript(bytes, origin);
 }
 

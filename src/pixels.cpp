@@ -1,5 +1,6 @@
 #include "pixels.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -72,6 +73,14 @@ void check_image(const limn_image* image, const char* what, uint64_t max_pixels)
         fail(LIMN_ERR_INVALID_ARGUMENT, name + " image stride " + std::to_string(image->stride) +
                                             " is less than width * bytes per pixel = " +
                                             std::to_string(row));
+    }
+    // The bytes the rows span must be addressable: LibTorch computes a view's size in int64 and
+    // terminates the process when that overflows (found by tests/fuzz/fuzz_c_api.cpp).
+    size_t span = 0;
+    if (__builtin_mul_overflow(static_cast<size_t>(image->height - 1), image->stride, &span) ||
+        __builtin_add_overflow(span, row, &span) || span > static_cast<size_t>(PTRDIFF_MAX)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image stride " + std::to_string(image->stride) + " over " +
+                                            std::to_string(image->height) + " rows is past any memory");
     }
     if (is_float(image->format) &&
         (reinterpret_cast<uintptr_t>(image->data) % 4 != 0 || image->stride % 4 != 0)) {

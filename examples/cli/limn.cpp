@@ -2,6 +2,8 @@
 // Built only on the public C++ wrapper (limn.hpp), like any application.
 #include <limn/limn.hpp>
 
+#include "landmarks.h"
+
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -498,21 +500,11 @@ int models_command(int argc, char** argv) {
 std::vector<limn_face> read_landmarks(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw UsageError("cannot read the landmarks file " + path + ": " + std::strerror(errno));
-    std::vector<limn_face> faces;
-    std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
-        const size_t first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line[first] == '#') continue;
-        std::istringstream s(line);
-        limn_face f{};
-        for (float& v : f.landmarks)
-            if (!(s >> v)) throw UsageError(path + ":" + std::to_string(n) + ": expected 10 numbers (5 x y pairs)");
-        std::string extra;
-        if (s >> extra) throw UsageError(path + ":" + std::to_string(n) + ": more than 10 numbers");
-        f.score = 1.0f;
-        faces.push_back(f);
+    try {
+        return limn_cli::parse_landmarks(in, path);
+    } catch (const limn_cli::LandmarksError& e) {
+        throw UsageError(e.what());
     }
-    return faces;
 }
 
 limn::DetectFacesOptions detect_options(const Args& a) {

@@ -3,10 +3,7 @@
 // and allocations over the fuzzer's limit are bugs. The input's size picks the pixel format and
 // whether EXIF orientation is applied, so plain image files work as a seed corpus.
 //
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I include -I src \
-//       -I /usr/include/stb src/pixels.cpp src/exif.cpp src/image_io.cpp \
-//       tests/fuzz/fuzz_image_load.cpp -o fuzz_image_load
-//   ./fuzz_image_load -max_total_time=60 corpus/
+// Built and run by tests/fuzz/run.sh (libFuzzer), replayed over corpus/image_load/ by CTest.
 // stb's TGA decoder takes almost any bytes for an image of the size in their first bytes, so many
 // inputs decode to images near the pixel limit; -DLIMN_FUZZ_MAX_PIXELS=262144 trades that for
 // speed.
@@ -16,6 +13,7 @@
 #include "error.h"
 #include "exif.h"
 #include "image_io.h"
+#include "icc.h"
 #include "pixels.h"
 
 #ifndef LIMN_FUZZ_MAX_PIXELS
@@ -32,6 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         limn::core::check_image(image.get(), "decoded", options.max_pixels);
     } catch (const limn::core::Failure&) {
     }
+    // The ICC profile reader walks the same containers (JPEG APP2, PNG iCCP, WebP ICCP).
+    if (limn::core::find_icc_profile(data, size).size() > limn::core::kMaxIccProfileBytes) __builtin_trap();
     const int orientation = limn::core::jpeg_exif_orientation(data, size);
     if (orientation < 1 || orientation > 8) __builtin_trap();
     return 0;
