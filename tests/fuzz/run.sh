@@ -33,7 +33,7 @@ if [ -f "$TIFF_INC/tiffio.h" ]; then WEBP+=(-DLIMN_WITH_TIFF=1 -I "$TIFF_INC" -l
 # abort instead, so for the targets that run models allocations may fail and only the resident
 # size is limited.
 TORCH_ASAN=detect_leaks=0:alloc_dealloc_mismatch=0:allocator_may_return_null=1
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/fuzz/ubsan.supp}
 export OMP_NUM_THREADS=1
 
 build() {  # target, extra sources and flags
