@@ -9,9 +9,10 @@
 //
 // The harness keeps the contract a C caller cannot be checked on: every pointer points at memory
 // of the size its description says (an image's data holds (height - 1) * stride + width * bytes
-// per pixel bytes whenever that is addressable at all) and strings are NUL-terminated. Pointer
-// fields inside options structs are set to valid values or NULL after the random fill. Only the
-// public API and struct_size are used, so the harness stays source-compatible as options grow.
+// per pixel bytes, unless that span exceeds PTRDIFF_MAX, which limn must refuse), and strings are
+// NUL-terminated. Pointer fields inside options structs are set to valid values or NULL after the
+// random fill. Only the public API and struct_size are used, so the harness stays
+// source-compatible as options grow.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,13 +178,13 @@ void make_picture(Input& in, Picture& p) {
     switch (in.below(10)) {
         case 0: im.stride = row ? row - 1 - in.below(row) : 0; break;           // too short
         case 1: im.stride = row + 1 + in.below(7); break;                       // odd padding
-        case 2:                                                                  // past any memory
-            im.stride = (SIZE_MAX >> in.below(3)) - in.below(16);
+        case 2:  // rows spanning more than PTRDIFF_MAX bytes (with 3 or more rows): no such memory
+            im.stride = (SIZE_MAX >> in.below(2)) - in.below(16);
             overflowing = true;
             break;
         default: im.stride = row + 4 * in.below(3); break;
     }
-    if (overflowing && im.height < 2) im.height = 2 + in.below(3);
+    if (overflowing && im.height < 3) im.height = 3 + static_cast<int32_t>(in.below(3));
     size_t bytes = 64;
     if (described && im.stride >= row && !overflowing) bytes = (im.height - 1) * im.stride + row;
     p.memory.assign(bytes + 4, 0);
