@@ -108,7 +108,9 @@ public:
             ZipEntry e;
             e.name.assign(reinterpret_cast<const char*>(h + kCentralSize), name_len);
             const std::string named = which + " ('" + e.name.substr(0, 80) + "')";
-            if (e.name.empty() || e.name.find('\0') != std::string::npos) bad(which + " has an empty name or a NUL in it");
+            if (e.name.empty() || e.name.find('\0') != std::string::npos) {
+                bad(which + " has an empty name or a NUL in it");
+            }
             if (!names.insert(e.name).second) bad(named + " appears twice");
             const uint16_t flags = u16(h + 8);
             if (flags & (1u | 1u << 6 | 1u << 13)) bad(named + " is encrypted");
@@ -279,7 +281,8 @@ void check_pickle(const uint8_t* data, size_t size, const std::string& record, c
         const size_t at = pos;
         const uint8_t op = data[pos++];
         switch (op) {
-            case 'X': case 'B': case 'T': case 0x8b: skip(arg(4), at); break;   // BINUNICODE, BINBYTES, BINSTRING, LONG4
+            // BINUNICODE, BINBYTES, BINSTRING, LONG4
+            case 'X': case 'B': case 'T': case 0x8b: skip(arg(4), at); break;
             case 0x8c: case 'C': case 'U': case 0x8a: skip(arg(1), at); break;  // SHORT_BINUNICODE/BYTES/STRING, LONG1
             case 0x8d: case 0x8e: skip(arg(8), at); break;                      // BINUNICODE8, BINBYTES8
             case 'q': case 'h': case 'K': case 0x80: arg(1); break;             // BINPUT, BINGET, BININT1, PROTO

@@ -115,8 +115,8 @@ Archive build(const std::vector<File>& files, bool zip64 = true) {
     return a;
 }
 
-const std::vector<File> kScript = {{"m/data.pkl", "PICKLE"}, {"m/constants.pkl", "\x80\x02)."},
-                                   {"m/version", "3\n"}};
+const std::vector<File> kScript = {
+    {"m/data.pkl", "PICKLE"}, {"m/constants.pkl", "\x80\x02)."}, {"m/version", "3\n"}};
 
 // The message of the Failure that `f` throws ("" if none), after checking its status.
 std::string error_of(const std::function<void()>& f) {
@@ -135,7 +135,9 @@ std::string zip_error(const Bytes& b) {
 
 std::string package_error(const std::vector<File>& files) {
     const Archive a = build(files);
-    return error_of([&] { limn::core::check_package_records(limn::core::check_zip_memory(a.bytes.data(), a.bytes.size(), "p.pt2"), "p.pt2"); });
+    return error_of([&] {
+        limn::core::check_package_records(limn::core::check_zip_memory(a.bytes.data(), a.bytes.size(), "p.pt2"), "p.pt2");
+    });
 }
 
 }  // namespace
@@ -156,9 +158,10 @@ TEST_CASE("zip check: an archive as LibTorch writes it passes, with its entries 
 
 TEST_CASE("zip check: damaged structure is refused, naming what is wrong") {
     const Archive a = build(kScript);
-    const std::string prefix = "model 'm.pt' is not a TorchScript archive limn can read nor a compiled .pt2 package";
-    CHECK(zip_error(Bytes(a.bytes.begin(), a.bytes.begin() + static_cast<long>(a.end))).find("no end-of-central-directory") !=
-          std::string::npos);
+    const std::string prefix =
+        "model 'm.pt' is not a TorchScript archive limn can read nor a compiled .pt2 package";
+    CHECK(zip_error(Bytes(a.bytes.begin(), a.bytes.begin() + static_cast<long>(a.end)))
+              .find("no end-of-central-directory") != std::string::npos);
     CHECK(zip_error(Bytes(4, 'P')).find("too short") != std::string::npos);
     {
         Bytes b = a.bytes;
@@ -231,12 +234,15 @@ TEST_CASE("zip check: damaged structure is refused, naming what is wrong") {
 TEST_CASE("zip check: the records LibTorch needs") {
     const auto records_error = [](const std::vector<File>& files) {
         const Archive a = build(files);
-        return error_of([&] { limn::core::check_archive_records(limn::core::check_zip_memory(a.bytes.data(), a.bytes.size(), "m.pt"), "m.pt"); });
+        return error_of([&] {
+            limn::core::check_archive_records(limn::core::check_zip_memory(a.bytes.data(), a.bytes.size(), "m.pt"), "m.pt");
+        });
     };
     CHECK(records_error(kScript).empty());
     CHECK(records_error({{"m/data.pkl", "x"}, {"m/.data/version", "3"}}).empty());
     CHECK(records_error({{"hello.txt", "x"}}).find("not in a folder") != std::string::npos);
-    CHECK(records_error({{"m/data.pkl", "x"}, {"n/version", "3"}}).find("no record m/version") != std::string::npos);
+    CHECK(records_error({{"m/data.pkl", "x"}, {"n/version", "3"}}).find("no record m/version") !=
+          std::string::npos);
 }
 
 TEST_CASE("zip check: a compiled package holds one library, in its folder, and no way out of it") {
@@ -244,7 +250,9 @@ TEST_CASE("zip check: a compiled package holds one library, in its folder, and n
     const File json{"p/extra/limn.json", "{}"}, version{"p/.data/version", "1"};
     CHECK(package_error({json, version, {so, "ELF"}}).empty());
     // The .cpp alone made LibTorch compile it with a command from the package's JSON.
-    CHECK(package_error({json, version, {"p/data/aotinductor/model/x.wrapper.cpp", "int x;"},
+    CHECK(package_error({json,
+                         version,
+                         {"p/data/aotinductor/model/x.wrapper.cpp", "int x;"},
                          {"p/data/aotinductor/model/x.wrapper_compile_flags.json", "{}"}})
               .find("holds 0 compiled libraries") != std::string::npos);
     CHECK(package_error({json, version, {so, "ELF"}, {"p/data/constants/y.so", "ELF"}}).find("holds 2") !=
@@ -258,18 +266,24 @@ TEST_CASE("zip check: a compiled package holds one library, in its folder, and n
 
 TEST_CASE("pickle check: lengths and memo indices stay inside the record") {
     const auto pickle_error = [](const std::string& p) {
-        return error_of([&] { limn::core::check_pickle(reinterpret_cast<const uint8_t*>(p.data()), p.size(), "m/data.pkl", "m.pt"); });
+        return error_of([&] {
+            limn::core::check_pickle(reinterpret_cast<const uint8_t*>(p.data()), p.size(), "m/data.pkl", "m.pt");
+        });
     };
     // What torch.jit.save writes: protocol 2, globals, strings, memo, persistent ids.
-    static const char kOk[] = "\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00(X\x07\x00\x00\x00storageq\x01"
-                              "K\x05M\x00\x01J\x00\x00\x01\x00G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x02hi\x88\x89N\x85Qtr\x02\x00\x00\x00R.";
+    static const char kOk[] =
+        "\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00(X\x07\x00\x00\x00storageq\x01"
+        "K\x05M\x00\x01J\x00\x00\x01\x00G?"
+        "\xf0\x00\x00\x00\x00\x00\x00\x8c\x02hi\x88\x89N\x85Qtr\x02\x00\x00\x00R.";
     const std::string ok(kOk, sizeof kOk - 1);
     CHECK(pickle_error(ok).empty());
-    CHECK(pickle_error(std::string("\x80\x02X\x07\x00\x00\xf7storage.", 15)).find("a length of 4143972359 bytes past the end at byte 2") !=
-          std::string::npos);
+    CHECK(pickle_error(std::string("\x80\x02X\x07\x00\x00\xf7storage.", 15))
+              .find("a length of 4143972359 bytes past the end at byte 2") != std::string::npos);
     CHECK(pickle_error(std::string("\x80\x02\x8c\x09short.", 10)).find("past the end") != std::string::npos);
     CHECK(pickle_error(std::string("\x80\x02J\x01", 4)).find("cut short") != std::string::npos);
     CHECK(pickle_error(std::string("\x80\x02N\x72\xff\xff\xff\x7f.", 9)).find("memo index") != std::string::npos);
-    CHECK(pickle_error("\x80\x02" "cno_newline").find("GLOBAL") != std::string::npos);
+    CHECK(pickle_error("\x80\x02"
+                       "cno_newline")
+              .find("GLOBAL") != std::string::npos);
     CHECK(pickle_error(std::string("\x80\x02.X\xff\xff\xff\xff", 8)).empty());  // after STOP: not read
 }

@@ -9,15 +9,17 @@
 //
 // The harness keeps the contract a C caller cannot be checked on: every pointer points at memory
 // of the size its description says (an image's data holds (height - 1) * stride + width * bytes
-// per pixel bytes whenever that is addressable at all) and strings are NUL-terminated. Pointer
-// fields inside options structs are set to valid values or NULL after the random fill. Only the
-// public API and struct_size are used, so the harness stays source-compatible as options grow.
+// per pixel bytes, unless that span exceeds PTRDIFF_MAX, which limn must refuse), and strings are
+// NUL-terminated. Pointer fields inside options structs are set to valid values or NULL after the
+// random fill. Only the public API and struct_size are used, so the harness stays
+// source-compatible as options grow.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -136,8 +138,9 @@ void fuzz_options(Input& in, T& s, Init init) {
 }
 
 const char* pick_device(Input& in, std::string& storage) {
-    static const char* const fixed[] = {nullptr, "cpu", "auto", "cuda", "cuda:0", "cuda:7", "", "cpu:0",
-                                        "CPU", "cuda:-1", "cuda:99999999999999999999", "gpu", " cpu"};
+    static const char* const fixed[] = {
+        nullptr, "cpu", "auto", "cuda", "cuda:0", "cuda:7", "", "cpu:0", "CPU", "cuda:-1", "cuda:99999999999999999999",
+        "gpu", " cpu"};
     const size_t k = in.below(sizeof fixed / sizeof *fixed + 1);
     if (k < sizeof fixed / sizeof *fixed) return fixed[k];
     storage.clear();
@@ -162,7 +165,7 @@ struct Picture {
 int32_t pick_side(Input& in) {
     switch (in.below(8)) {
         case 0: return -static_cast<int32_t>(in.below(3));  // 0, -1, -2
-        case 1: return in.get<int32_t>();                    // anything; memory clamps it below
+        case 1: return in.get<int32_t>();                   // anything; memory clamps it below
         default: return 1 + static_cast<int32_t>(in.below(40));
     }
 }
@@ -183,15 +186,15 @@ void make_picture(Input& in, Picture& p) {
     const size_t row = described ? static_cast<size_t>(im.width) * bpp : 0;
     bool overflowing = false;
     switch (in.below(10)) {
-        case 0: im.stride = row ? row - 1 - in.below(row) : 0; break;           // too short
-        case 1: im.stride = row + 1 + in.below(7); break;                       // odd padding
-        case 2:                                                                  // past any memory
-            im.stride = (SIZE_MAX >> in.below(3)) - in.below(16);
+        case 0: im.stride = row ? row - 1 - in.below(row) : 0; break;  // too short
+        case 1: im.stride = row + 1 + in.below(7); break;              // odd padding
+        case 2:  // rows spanning more than PTRDIFF_MAX bytes (with 3 or more rows): no such memory
+            im.stride = (SIZE_MAX >> in.below(2)) - in.below(16);
             overflowing = true;
             break;
         default: im.stride = row + 4 * in.below(3); break;
     }
-    if (overflowing && im.height < 2) im.height = 2 + in.below(3);
+    if (overflowing && im.height < 3) im.height = 3 + static_cast<int32_t>(in.below(3));
     size_t bytes = 64;
     if (described && im.stride >= row && !overflowing) bytes = (im.height - 1) * im.stride + row;
     p.memory.assign(bytes + 4, 0);
@@ -220,9 +223,12 @@ void make_faces(Input& in, std::vector<limn_face>& faces, size_t count) {
     }
 }
 
-void check_status(limn_status st) {
+// A known status, and a message with every failure. LIMN_FUZZ_VERBOSE=1 prints each call.
+void check_status(const char* call, limn_status st) {
     if (static_cast<int>(st) < 0 || static_cast<int>(st) > LIMN_ERR_INVALID_IMAGE) __builtin_trap();
     if (st != LIMN_OK && !*limn_last_error()) __builtin_trap();
+    static const bool verbose = std::getenv("LIMN_FUZZ_VERBOSE") != nullptr;
+    if (verbose) std::fprintf(stderr, "  %s: %s: %.100s\n", call, limn_status_string(st), limn_last_error());
 }
 
 void call_pipeline(Input& in) {
@@ -257,7 +263,8 @@ void call_pipeline(Input& in) {
             // Keep the work small: the tile size and timeout as fuzzed, but no 1-pixel tiles on the
             // fixtures' 64 px (each tile is one network run).
             if (o.tile_size > 0 && o.tile_size < 8) o.tile_size = 8;
-            check_status(limn_cartoonize(model, &src.image, output, in.below(6) ? &o : nullptr, stats_arg));
+            check_status("limn_cartoonize",
+                         limn_cartoonize(model, &src.image, output, in.below(6) ? &o : nullptr, stats_arg));
             break;
         }
         case 1: {
@@ -269,8 +276,8 @@ void call_pipeline(Input& in) {
             o.detect_options = in.flag() ? &detect : nullptr;
             const limn_face* f = faces.empty() || in.below(4) == 0 ? nullptr : faces.data();
             const size_t count = f ? faces.size() : (in.flag() ? in.below(3) : 0);
-            check_status(limn_restore_faces(model, &src.image, output, f, count, in.below(6) ? &o : nullptr,
-                                            stats_arg));
+            check_status("limn_restore_faces", limn_restore_faces(model, &src.image, output, f, count,
+                                                                  in.below(6) ? &o : nullptr, stats_arg));
             break;
         }
         default: {
@@ -280,7 +287,7 @@ void call_pipeline(Input& in) {
             const limn_status st = limn_detect_faces(model, &src.image, in.below(6) ? &detect : nullptr,
                                                      found.empty() ? nullptr : found.data(), capacity,
                                                      in.below(8) ? &count : nullptr);
-            check_status(st);
+            check_status("limn_detect_faces", st);
             if (st != LIMN_OK && count != 12345) __builtin_trap();
             break;
         }
@@ -293,15 +300,21 @@ void call_run(Input& in) {
     make_picture(in, dst);
     limn_model* model = pick_model(in);
     switch (in.below(3)) {
-        case 0: check_status(limn_model_run(model, &src.image, in.flag() ? &src.image : &dst.image)); break;
+        case 0:
+            check_status("limn_model_run", limn_model_run(model, &src.image, in.flag() ? &src.image : &dst.image));
+            break;
         case 1: {
             limn_image* sentinel = reinterpret_cast<limn_image*>(&src);
             limn_image* out = sentinel;
-            const auto format = static_cast<limn_pixel_format>(in.below(4) == 0 ? in.get<int32_t>() : 1 + in.below(6));
+            const auto format =
+                static_cast<limn_pixel_format>(in.below(4) == 0 ? in.get<int32_t>() : 1 + in.below(6));
             const limn_status st = limn_model_run_alloc(model, &src.image, format, in.below(8) ? &out : nullptr);
-            check_status(st);
-            if (st == LIMN_OK) limn_image_free(out);
-            else if (out != sentinel) __builtin_trap();
+            check_status("limn_model_run_alloc", st);
+            if (st == LIMN_OK) {
+                limn_image_free(out);
+            } else if (out != sentinel) {
+                __builtin_trap();
+            }
             break;
         }
         default: {
@@ -314,8 +327,8 @@ void call_run(Input& in) {
                 a[i] = ins[i].image;
                 b[i] = outs[i].image;
             }
-            check_status(limn_model_run_batch(model, count ? a.data() : nullptr, count ? b.data() : nullptr,
-                                              count));
+            check_status("limn_model_run_batch", limn_model_run_batch(model, count ? a.data() : nullptr,
+                                                                      count ? b.data() : nullptr, count));
             break;
         }
     }
@@ -331,7 +344,8 @@ void call_image_files(Input& in) {
     switch (in.below(3)) {
         case 0: {
             const std::string path = scratch_dir() + "/out" + ext[in.below(10)];
-            check_status(limn_image_save(in.below(16) ? path.c_str() : nullptr, &src.image, in.flag() ? &o : nullptr));
+            check_status("limn_image_save", limn_image_save(in.below(16) ? path.c_str() : nullptr, &src.image,
+                                                            in.flag() ? &o : nullptr));
             ::unlink(path.c_str());
             break;
         }
@@ -341,7 +355,7 @@ void call_image_files(Input& in) {
             size_t size = 777;
             const limn_status st = limn_image_encode(&src.image, in.below(8) ? &o : nullptr,
                                                      in.below(8) ? &data : nullptr, in.below(8) ? &size : nullptr);
-            check_status(st);
+            check_status("limn_image_encode", st);
             if (st == LIMN_OK) {
                 limn_image_load_options lo;
                 limn_image_load_options_init(&lo);
@@ -366,9 +380,12 @@ void call_image_files(Input& in) {
             limn_image* out = reinterpret_cast<limn_image*>(&src);
             const limn_status st = limn_image_load_from_memory(bytes.empty() && in.flag() ? nullptr : bytes.data(),
                                                                bytes.size(), in.below(6) ? &lo : nullptr, &out);
-            check_status(st);
-            if (st == LIMN_OK) limn_image_free(out);
-            else if (out != reinterpret_cast<limn_image*>(&src)) __builtin_trap();
+            check_status("limn_image_load_from_memory", st);
+            if (st == LIMN_OK) {
+                limn_image_free(out);
+            } else if (out != reinterpret_cast<limn_image*>(&src)) {
+                __builtin_trap();
+            }
             break;
         }
     }
@@ -382,8 +399,14 @@ void call_model_load(Input& in) {
     o.device = pick_device(in, device);
     o.name = in.flag() ? nullptr : (name = std::string(in.below(8), 'n'), name.c_str());
     switch (in.below(4)) {
-        case 0: digest = std::string(64, 'a'); o.expected_sha256 = digest.c_str(); break;
-        case 1: digest = std::string(in.below(70), '0'); o.expected_sha256 = digest.c_str(); break;
+        case 0:
+            digest = std::string(64, 'a');
+            o.expected_sha256 = digest.c_str();
+            break;
+        case 1:
+            digest = std::string(in.below(70), '0');
+            o.expected_sha256 = digest.c_str();
+            break;
         default: o.expected_sha256 = nullptr; break;
     }
     const std::string& file = models().small_file;
@@ -393,9 +416,12 @@ void call_model_load(Input& in) {
     limn_model* out = sentinel;
     const limn_status st = limn_model_load_from_memory(file.empty() && in.flag() ? nullptr : file.data(), size,
                                                        in.below(8) ? &o : nullptr, in.below(16) ? &out : nullptr);
-    check_status(st);
-    if (st == LIMN_OK) limn_model_free(out);
-    else if (out != sentinel) __builtin_trap();
+    check_status("limn_model_load_from_memory", st);
+    if (st == LIMN_OK) {
+        limn_model_free(out);
+    } else if (out != sentinel) {
+        __builtin_trap();
+    }
 }
 
 void call_devices_and_memory(Input& in) {
@@ -404,43 +430,46 @@ void call_devices_and_memory(Input& in) {
     switch (in.below(8)) {
         case 0: {
             // Any limit, then none again: the pipelines' tile sizes follow the CPU's budget.
-            check_status(limn_memory_set_limit(device, in.get<uint64_t>() >> in.below(64)));
+            check_status("limn_memory_set_limit",
+                         limn_memory_set_limit(device, in.get<uint64_t>() >> in.below(64)));
             if (limn_memory_set_limit("cpu", 0) != LIMN_OK) __builtin_trap();  // removing a cap cannot fail
             break;
         }
-        case 1: check_status(limn_memory_release_cached(device)); break;
-        case 2: check_status(limn_memory_reset_peak(device)); break;
+        case 1: check_status("limn_memory_release_cached", limn_memory_release_cached(device)); break;
+        case 2: check_status("limn_memory_reset_peak", limn_memory_reset_peak(device)); break;
         case 3: {
             Padded<limn_memory_stats> s_room{};
             limn_memory_stats& s = s_room.s;
             fuzz_struct(in, s);
-            check_status(limn_memory_get_stats(device, in.below(8) ? &s : nullptr));
+            check_status("limn_memory_get_stats", limn_memory_get_stats(device, in.below(8) ? &s : nullptr));
             break;
         }
         case 4: {
             Padded<limn_device_info> info_room{};
             limn_device_info& info = info_room.s;
             fuzz_struct(in, info);
-            check_status(limn_device_get_info(in.get<int32_t>() % 4, in.below(8) ? &info : nullptr));
+            check_status("limn_device_get_info",
+                         limn_device_get_info(in.get<int32_t>() % 4, in.below(8) ? &info : nullptr));
             break;
         }
         case 5: {
             char out[40];
             std::memset(out, 'x', sizeof out);
             const size_t size = in.below(sizeof out + 1);
-            check_status(limn_device_resolve(device, in.below(8) ? out : nullptr, size));
+            check_status("limn_device_resolve", limn_device_resolve(device, in.below(8) ? out : nullptr, size));
             break;
         }
         case 6: {
             int32_t count = -1;
-            check_status(limn_device_count(in.flag() ? &count : nullptr));
+            check_status("limn_device_count", limn_device_count(in.flag() ? &count : nullptr));
             break;
         }
         default: {
             Padded<limn_model_info> info_room{};
             limn_model_info& info = info_room.s;
             fuzz_struct(in, info);
-            check_status(limn_model_get_info(pick_model(in), in.below(8) ? &info : nullptr));
+            check_status("limn_model_get_info",
+                         limn_model_get_info(pick_model(in), in.below(8) ? &info : nullptr));
             break;
         }
     }
@@ -458,7 +487,7 @@ void call_pure(Input& in) {
     // Sizes the test can afford, or sizes that are not.
     if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h <= (1 << 16)) {
         const limn_status st = limn_image_alloc(w, h, format, in.below(16) ? &img : nullptr);
-        check_status(st);
+        check_status("limn_image_alloc", st);
         limn_image_free(img);
     }
 }
@@ -484,11 +513,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Input in(data, size);
     for (int calls = 0; calls < 4 && !in.empty(); ++calls) {
         switch (in.below(16)) {
-            case 0: case 1: case 2: case 3: call_pipeline(in); break;
-            case 4: case 5: case 6: call_run(in); break;
-            case 7: case 8: case 9: call_image_files(in); break;
+            case 0:
+            case 1:
+            case 2:
+            case 3: call_pipeline(in); break;
+            case 4:
+            case 5:
+            case 6: call_run(in); break;
+            case 7:
+            case 8:
+            case 9: call_image_files(in); break;
             case 10: call_model_load(in); break;
-            case 11: case 12: call_devices_and_memory(in); break;
+            case 11:
+            case 12: call_devices_and_memory(in); break;
             default: call_pure(in); break;
         }
     }

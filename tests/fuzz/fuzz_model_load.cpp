@@ -11,9 +11,11 @@
 // fixture packages' ($LIMN_TEST_FIXTURES/*.pt2) are skipped, so mutations of the archive's
 // structure, names and metadata (extra/limn.json, the AOTInductor JSON) are fuzzed and the code is
 // not. The rule uses limn's own ZIP checker to find the entries; an archive it refuses is passed
-// on, for limn must refuse it too.
+// on, for limn must refuse it too. A custom mutator keeps half the mutations inside the entries of
+// well-formed archives, so that they get past that checker.
 #include <dirent.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +70,36 @@ bool code_is_trusted(const uint8_t* data, size_t size, bool collect) {
 }
 
 }  // namespace
+
+// libFuzzer's own mutator (weak: the replay build has none, and never calls the custom mutator).
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size) __attribute__((weak));
+
+// Half the mutations change bytes inside one entry of a well-formed archive, in place and at the
+// same size, so that loadable models reach LibTorch's readers with damaged records (pickles, code,
+// extra/limn.json, the AOTInductor JSON); the others mutate anything, structure included.
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
+    std::minstd_rand rng(seed);
+    if (rng() % 2 == 0) return LLVMFuzzerMutate(data, size, max_size);
+    std::vector<limn::core::ZipEntry> entries;
+    try {
+        entries = limn::core::check_zip_memory(data, size, "<fuzz>");
+    } catch (const limn::core::Failure&) {
+        return LLVMFuzzerMutate(data, size, max_size);
+    }
+    std::vector<const limn::core::ZipEntry*> fair;  // native code would only be skipped
+    for (const limn::core::ZipEntry& e : entries) {
+        if (!is_native_code(e.name) && e.compressed_size > 0) fair.push_back(&e);
+    }
+    if (fair.empty()) return LLVMFuzzerMutate(data, size, max_size);
+    const limn::core::ZipEntry& e = *fair[rng() % fair.size()];
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(e.compressed_size, 4096));
+    const size_t start = static_cast<size_t>(e.data_offset) +
+                         (e.compressed_size > len ? rng() % (e.compressed_size - len + 1) : 0);
+    std::vector<uint8_t> window(data + start, data + start + len);
+    const size_t n = LLVMFuzzerMutate(window.data(), len, len);
+    std::memcpy(data + start, window.data(), n);  // a shorter result leaves the old tail
+    return size;
+}
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
     const char* dir = std::getenv("LIMN_TEST_FIXTURES");
