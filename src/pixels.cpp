@@ -75,10 +75,14 @@ void check_image(const limn_image* image, const char* what, uint64_t max_pixels)
                                             std::to_string(row));
     }
     // The bytes the rows span must be addressable: LibTorch computes a view's size in int64 and
-    // terminates the process when that overflows (found by tests/fuzz/fuzz_c_api.cpp).
+    // terminates the process when that overflows (found by tests/fuzz/fuzz_c_api.cpp), and no
+    // machine maps more than 2^56 bytes (x86-64 with 5-level paging; AArch64 has 52 bits), so a
+    // larger span is a wrong stride, not memory to read (found by the C-API fuzz target; test_c_api).
+    constexpr size_t kAddressSpace = size_t{1} << 56;
     size_t span = 0;
     if (__builtin_mul_overflow(static_cast<size_t>(image->height - 1), image->stride, &span) ||
-        __builtin_add_overflow(span, row, &span) || span > static_cast<size_t>(PTRDIFF_MAX)) {
+        __builtin_add_overflow(span, row, &span) || span > kAddressSpace ||
+        reinterpret_cast<uintptr_t>(image->data) > UINTPTR_MAX - span) {
         fail(LIMN_ERR_INVALID_ARGUMENT, name + " image stride " + std::to_string(image->stride) + " over " +
                                             std::to_string(image->height) + " rows is past any memory");
     }

@@ -588,6 +588,11 @@ static void test_enum_values(void) {
     CHECK(limn_model_load(fixture("tiny_unet.pt"), &mo, &model) == LIMN_OK);
     CHECK_ERR(limn_model_run_alloc(model, img, (limn_pixel_format)7, &out), LIMN_ERR_INVALID_ARGUMENT, "7");
     CHECK_ERR(limn_model_run(model, &bad, img), LIMN_ERR_INVALID_ARGUMENT, "pixel format 99");
+    /* Rows 2^62 bytes apart: the size fits in 64 bits, the memory in no machine (it crashed). */
+    bad = *img;
+    bad.height = 2;
+    bad.stride = ((size_t)1 << 62) - 15;
+    CHECK_ERR(limn_cartoonize(model, &bad, &bad, NULL, NULL), LIMN_ERR_INVALID_ARGUMENT, "past any memory");
     CHECK(out == (limn_image*)0x1);
     limn_model_free(model);
     limn_image_free(img);
