@@ -340,6 +340,18 @@ void call_image_files(Input& in) {
     Padded<limn_image_save_options> o_room{};
     limn_image_save_options& o = o_room.s;
     fuzz_options(in, o, limn_image_save_options_init);
+    // The ICC profile is a pointer: NULL, or bytes of the input (any size up to theirs, or a size
+    // without bytes, which must be refused), when struct_size reaches it.
+    static std::vector<uint8_t> icc;
+    if (o.struct_size >= offsetof(limn_image_save_options, icc_profile_size) + sizeof(size_t)) {
+        icc.assign(in.below(600), 0);
+        for (uint8_t& b : icc) b = in.byte();
+        switch (in.below(4)) {
+            case 0: o.icc_profile = nullptr; o.icc_profile_size = 0; break;
+            case 1: o.icc_profile = nullptr; o.icc_profile_size = 1 + in.below(100); break;
+            default: o.icc_profile = icc.data(); o.icc_profile_size = in.below(icc.size() + 1); break;
+        }
+    }
     static const char* const ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".webp", ".PNG", "", ".tif", ".x"};
     switch (in.below(3)) {
         case 0: {
