@@ -125,7 +125,10 @@ template <typename Source>
 std::unique_ptr<Network> load_from(Source&& source, const std::string& origin) {
     torch::jit::Module module;
     try {
-        module = torch::jit::load(std::forward<Source>(source), torch::Device(torch::kCPU));
+        // Without the *.debug_pkl source ranges: LibTorch indexes their text table unchecked when
+        // it formats an error, and a damaged one crashed the process (tests/fuzz/README.md).
+        module = torch::jit::load(std::forward<Source>(source), torch::Device(torch::kCPU),
+                                  /*load_debug_files=*/false);
     } catch (const std::exception& e) {
         const char* detail = e.what();
         if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) detail = ce->what_without_backtrace();
