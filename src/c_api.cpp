@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -197,24 +198,17 @@ limn_status init_sized(T* options, size_t struct_size, void (*defaults)(T&)) noe
     });
 }
 
-// An enum value from C, read as its bytes: C may pass any int, and loading an out-of-range value
-// as a C++ enum is undefined behaviour. Only values the enum names get past the callers below.
-template <typename E>
-int32_t raw_enum(const E& value) {
-    static_assert(sizeof(E) == sizeof(int32_t), "C enums are int-sized");
-    int32_t raw;
-    std::memcpy(&raw, &value, sizeof raw);
-    return raw;
-}
+using limn::core::known_enum;
+using limn::core::raw_enum;
 
+// An enum value from C that must be one of first..last (limn::core::known_enum), else
+// INVALID_ARGUMENT naming `what`.
 template <typename E>
 E checked_enum(const E& value, int32_t first, int32_t last, const std::string& what) {
-    const int32_t raw = raw_enum(value);
-    if (raw < first || raw > last) {
-        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid " + what + " " + std::to_string(raw) + " (expected " +
-                                                        std::to_string(first) + " to " + std::to_string(last) + ")");
-    }
-    return static_cast<E>(raw);
+    if (const std::optional<E> known = known_enum(value, first, last)) return *known;
+    limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid " + what + " " + std::to_string(raw_enum(value)) +
+                                                    " (expected " + std::to_string(first) + " to " +
+                                                    std::to_string(last) + ")");
 }
 
 limn_pixel_format pixel_format_arg(const limn_pixel_format& format, const char* what) {
@@ -387,9 +381,9 @@ const char* limn_build_info(void) {
 }
 
 const char* limn_status_string(limn_status status) {
-    const int32_t raw = raw_enum(status);
-    if (raw < LIMN_OK || raw > LIMN_ERR_INVALID_IMAGE) return "unknown status";
-    switch (static_cast<limn_status>(raw)) {
+    const auto known = known_enum(status, LIMN_OK, LIMN_ERR_INVALID_IMAGE);
+    if (!known) return "unknown status";
+    switch (*known) {
         case LIMN_OK: return "ok";
         case LIMN_ERR_INVALID_ARGUMENT: return "invalid argument";
         case LIMN_ERR_IO: return "I/O error";
@@ -493,27 +487,23 @@ limn_status limn_memory_reset_peak(const char* device) {
 }
 
 int32_t limn_pixel_format_channels(limn_pixel_format format) {
-    const int32_t raw = raw_enum(format);
-    if (raw < LIMN_PIXEL_RGB8 || raw > LIMN_PIXEL_RGBA32F) return 0;
-    return limn::core::channels_of(static_cast<limn_pixel_format>(raw));
+    const auto known = limn::core::known_pixel_format(format);
+    return known ? limn::core::channels_of(*known) : 0;
 }
 
 int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format) {
-    const int32_t raw = raw_enum(format);
-    if (raw < LIMN_PIXEL_RGB8 || raw > LIMN_PIXEL_RGBA32F) return 0;
-    return limn::core::bytes_per_pixel(static_cast<limn_pixel_format>(raw));
+    const auto known = limn::core::known_pixel_format(format);
+    return known ? limn::core::bytes_per_pixel(*known) : 0;
 }
 
 const char* limn_precision_name(limn_precision precision) {
-    const int32_t raw = raw_enum(precision);
-    if (raw < LIMN_PRECISION_AUTO || raw > LIMN_PRECISION_TF32) return nullptr;
-    return limn::core::precision_name(static_cast<limn_precision>(raw));
+    const auto known = known_enum(precision, LIMN_PRECISION_AUTO, LIMN_PRECISION_TF32);
+    return known ? limn::core::precision_name(*known) : nullptr;
 }
 
 const char* limn_model_kind_name(limn_model_kind kind) {
-    const int32_t raw = raw_enum(kind);
-    if (raw < LIMN_MODEL_KIND_ANY || raw > LIMN_MODEL_KIND_FACE_DETECT) return nullptr;
-    return limn::core::kind_name(static_cast<limn_model_kind>(raw));
+    const auto known = known_enum(kind, LIMN_MODEL_KIND_ANY, LIMN_MODEL_KIND_FACE_DETECT);
+    return known ? limn::core::kind_name(*known) : nullptr;
 }
 
 limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format, limn_image** out) {

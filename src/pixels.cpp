@@ -54,13 +54,10 @@ bool is_float(limn_pixel_format format) {
 void check_image(const limn_image* image, const char* what, uint64_t max_pixels) {
     const std::string name(what);
     if (!image) fail(LIMN_ERR_INVALID_ARGUMENT, name + " image is NULL");
-    // The format as its bytes first: a C caller may have put any int there, and loading an
-    // out-of-range value as the enum is undefined behaviour.
-    int32_t raw_format = 0;
-    static_assert(sizeof(raw_format) == sizeof(image->format), "C enums are int-sized");
-    std::memcpy(&raw_format, &image->format, sizeof raw_format);
-    if (raw_format < LIMN_PIXEL_RGB8 || raw_format > LIMN_PIXEL_RGBA32F) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, name + " image has unknown pixel format " + std::to_string(raw_format));
+    // The format as its bytes first: a C caller may have put any int there.
+    if (!known_pixel_format(image->format)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT,
+             name + " image has unknown pixel format " + std::to_string(raw_enum(image->format)));
     }
     const int bpp = bytes_per_pixel(image->format);
     if (image->width <= 0 || image->height <= 0) {

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "limn/limn.h"
@@ -14,6 +16,25 @@ namespace limn::core {
 // Images over this many pixels are refused unless the caller raises the limit: the one place the
 // default is written (models and image files; the C ABI's *_options_init report it).
 constexpr uint64_t kDefaultMaxPixels = 64ull * 1024 * 1024;
+
+// An enum value from C, as its bytes: C may pass any int, and loading a value the enum does not
+// name as a C++ enum is undefined behaviour. known_enum gives the enum only for first..last.
+template <typename E>
+int32_t raw_enum(const E& value) {
+    static_assert(sizeof(E) == sizeof(int32_t), "C enums are int-sized");
+    int32_t raw;
+    std::memcpy(&raw, &value, sizeof raw);
+    return raw;
+}
+template <typename E>
+std::optional<E> known_enum(const E& value, int32_t first, int32_t last) {
+    const int32_t raw = raw_enum(value);
+    if (raw < first || raw > last) return std::nullopt;
+    return static_cast<E>(raw);
+}
+inline std::optional<limn_pixel_format> known_pixel_format(const limn_pixel_format& format) {
+    return known_enum(format, LIMN_PIXEL_RGB8, LIMN_PIXEL_RGBA32F);
+}
 
 int channels_of(limn_pixel_format format);           // 3, 4, or 0 for an unknown value
 int bytes_per_channel(limn_pixel_format format);     // 1 (8-bit), 4 (float), 0 unknown

@@ -258,16 +258,22 @@ def load_image(source: Union[PathLike, bytes, bytearray, memoryview, "typing.Bin
     existing file are a path, as with :func:`open`; a file object (``open(..., "rb")``,
     ``io.BytesIO``) is read to its end.
     """
+    return _limn.load_image(_image_source(source, "load_image"), _choice(mode, _LOAD_MODES, "mode"),
+                            bool(apply_orientation), int(max_pixels))
+
+
+def _image_source(source: object, what: str) -> Union[str, bytes, bytearray, memoryview]:
+    """A path (str) or encoded bytes for the library: a binary file object is read to its end,
+    bytes naming an existing file are that path (as with :func:`open`), os.PathLike becomes str."""
     if hasattr(source, "read"):
         source = source.read()
         if not isinstance(source, (bytes, bytearray, memoryview)):
-            raise TypeError("load_image needs a binary file object (open(path, 'rb'), io.BytesIO), not a text one")
+            raise TypeError(f"{what} needs a binary file object (open(path, 'rb'), io.BytesIO), not a text one")
     if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
         source = os.fsdecode(source)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         source = os.fspath(source)
-    return _limn.load_image(source, _choice(mode, _LOAD_MODES, "mode"), bool(apply_orientation),
-                            int(max_pixels))
+    return source
 
 
 def _file_format(format: Optional[str]) -> int:
@@ -311,13 +317,7 @@ def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typi
     """The ICC colour profile embedded in an image file (JPEG, PNG or WebP; a path, the encoded
     bytes or a binary file object), or None. Pass it to :func:`save_image` to keep a photo's
     colours; PIL images carry theirs in ``image.info["icc_profile"]``, which limn keeps."""
-    if hasattr(source, "read"):
-        source = source.read()
-    if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
-        source = os.fsdecode(source)
-    if not isinstance(source, (bytes, bytearray, memoryview)):
-        source = os.fspath(source)
-    return _limn.read_icc_profile(source)
+    return _limn.read_icc_profile(_image_source(source, "read_icc_profile"))
 
 
 # ---- Models ------------------------------------------------------------------------------------

@@ -478,20 +478,30 @@ py::dict memory_stats(const std::string& device) {
     return d;
 }
 
-py::array_t<uint8_t> load_image(const py::object& source, int format, bool apply_orientation,
-                                uint64_t max_pixels) {
-    const auto fmt = static_cast<limn_pixel_format>(format);
-    limn::Image img;
+// An image file given as encoded bytes (any buffer) or as a path: from_memory(data, size) or
+// from_path(path), with the GIL released.
+template <typename Memory, typename Path>
+auto from_file_source(const py::object& source, Memory&& from_memory, Path&& from_path) {
     if (PyObject_CheckBuffer(source.ptr())) {
         const py::buffer_info bytes = py::reinterpret_borrow<py::buffer>(source).request();
         const size_t size = static_cast<size_t>(bytes.size * bytes.itemsize);
         py::gil_scoped_release nogil;
-        img = limn::load_image_from_memory(bytes.ptr, size, fmt, max_pixels, apply_orientation);
-    } else {
-        const std::string path = py::str(source);
-        py::gil_scoped_release nogil;
-        img = limn::load_image(path, fmt, max_pixels, apply_orientation);
+        return from_memory(bytes.ptr, size);
     }
+    const std::string path = py::str(source);
+    py::gil_scoped_release nogil;
+    return from_path(path);
+}
+
+py::array_t<uint8_t> load_image(const py::object& source, int format, bool apply_orientation,
+                                uint64_t max_pixels) {
+    const auto fmt = static_cast<limn_pixel_format>(format);
+    const limn::Image img = from_file_source(
+        source,
+        [&](const void* data, size_t size) {
+            return limn::load_image_from_memory(data, size, fmt, max_pixels, apply_orientation);
+        },
+        [&](const std::string& path) { return limn::load_image(path, fmt, max_pixels, apply_orientation); });
     return to_array(img);
 }
 
@@ -522,17 +532,9 @@ py::bytes encode_image(const py::handle& image, int file_format, int quality, co
 
 // The profile embedded in a file (a path) or in encoded bytes (a buffer); None without one.
 py::object read_icc_profile(const py::object& source) {
-    std::vector<uint8_t> profile;
-    if (PyObject_CheckBuffer(source.ptr())) {
-        const py::buffer_info bytes = py::reinterpret_borrow<py::buffer>(source).request();
-        const size_t size = static_cast<size_t>(bytes.size * bytes.itemsize);
-        py::gil_scoped_release nogil;
-        profile = limn::read_icc_profile_from_memory(bytes.ptr, size);
-    } else {
-        const std::string path = py::str(source);
-        py::gil_scoped_release nogil;
-        profile = limn::read_icc_profile(path);
-    }
+    const std::vector<uint8_t> profile = from_file_source(
+        source, [](const void* data, size_t size) { return limn::read_icc_profile_from_memory(data, size); },
+        [](const std::string& path) { return limn::read_icc_profile(path); });
     if (profile.empty()) return py::none();
     return py::bytes(reinterpret_cast<const char*>(profile.data()), profile.size());
 }
