@@ -34,12 +34,13 @@ def build(model: str, path: str) -> torch.nn.Module:
     if model == "dctnet":
         export.export_dctnet_random(path, seed=0)
         return dctnet.DCTNetRGB(dctnet.dctnet_random_init(0)).eval()
-    if model == "gpen-512":
-        cfg = gpen.GPEN_CONFIGS["GPEN-BFR-512"]
-        net = gpen.gpen_random_init(size=512, seed=0, channel_multiplier=int(cfg["channel_multiplier"]),
+    if model in ("gpen-512", "gpen-256"):
+        size = int(model[len("gpen-"):])
+        cfg = gpen.GPEN_CONFIGS[f"GPEN-BFR-{size}"]
+        net = gpen.gpen_random_init(size=size, seed=0, channel_multiplier=int(cfg["channel_multiplier"]),
                                     narrow=float(cfg["narrow"]))
         module = gpen.GPENRGB(net).eval()
-        write(module, export.gpen_metadata(512, "gpen-512", "GPEN-BFR-512 architecture, random weights",
+        write(module, export.gpen_metadata(size, model, f"GPEN-BFR-{size} architecture, random weights",
                                            "CC0-1.0"), path)
         return module
     if model == "tiny-unet":
@@ -91,7 +92,7 @@ def limn_times(bench: str, path: str, device: str, precision: str, size: Tuple[i
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", required=True, help="path to limn-bench")
-    p.add_argument("--model", default="dctnet", choices=["dctnet", "gpen-512", "tiny-unet"])
+    p.add_argument("--model", default="dctnet", choices=["dctnet", "gpen-512", "gpen-256", "tiny-unet"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--size", action="append", default=[])

@@ -4,8 +4,10 @@ pipeline (Model.cartoonize vs the eager module), plus 1 vs 4 Python threads shar
 
     PYTHONPATH=models python3 examples/bench/python_and_detect.py --device cpu
 
-Needs the installed package (`pip install --no-build-isolation .`) and ../shared/data for the
-RetinaFace weights. limn and eager alternate for --rounds rounds; figures are medians.
+Needs the installed package (`pip install --no-build-isolation .`) and the RetinaFace weights
+(--weights; default $LIMN_RETINAFACE_WEIGHTS, else ../shared/data or .deps/data beside the checkout
+or the current directory). limn and eager alternate for --rounds rounds; figures are medians.
+--smoke runs every step once on the smallest photo (the GPU harness's dry run and the package test).
 """
 import argparse
 import os
@@ -45,14 +47,20 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--weights", default=retinaface.DEFAULT_WEIGHTS, help="RetinaFace state dict")
+    p.add_argument("--smoke", action="store_true", help="each step once, smallest photo only")
     args = p.parse_args()
+    if not os.path.isfile(args.weights):
+        p.error(f"no RetinaFace weights at {args.weights}: pass --weights or set LIMN_RETINAFACE_WEIGHTS")
+    if args.smoke:
+        args.iters = args.rounds = 1
     dev = torch.device("cuda" if args.device.startswith("cuda") else "cpu")
     photos = detect_cases.photos()
     tmp = tempfile.mkdtemp()
     det_path, cartoon_path = os.path.join(tmp, "retinaface.pt"), os.path.join(tmp, "cartoon.pt")
-    export.export_retinaface(det_path)
+    export.export_retinaface(det_path, args.weights)
     export.export_cartoon_standin(cartoon_path)
-    eager_det = retinaface.face_detector().to(dev)
+    eager_det = retinaface.face_detector(args.weights).to(dev)
     eager_cartoon = standins.ClassicalCartoon().eval().to(dev)
 
     print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -60,15 +68,16 @@ def main():
     print("| work | limn (Python package) | PyTorch eager | eager / limn |")
     print("| --- | --- | --- | --- |")
     with limn.Model(det_path, device=args.device, precision="fp32") as det:
-        for name in ("astronaut", "collage", "astronaut_x4"):
+        for name in ("astronaut",) if args.smoke else ("astronaut", "collage", "astronaut_x4"):
             img = photos[name]
             h, w = img.shape[:2]
             compare(f"detect faces {w}x{h}, full size", lambda: det.detect_faces(img, max_side=0),
                     lambda: retinaface.detect(eager_det, img), args.iters, args.rounds)
         big = photos["astronaut_x4"]
-        compare("detect faces 2048x2048, max_side 1024 (limn default)", lambda: det.detect_faces(big),
-                lambda: retinaface.detect(eager_det, detect_cases.resize(big, 1024, 1024)),
-                args.iters, args.rounds)
+        if not args.smoke:
+            compare("detect faces 2048x2048, max_side 1024 (limn default)", lambda: det.detect_faces(big),
+                    lambda: retinaface.detect(eager_det, detect_cases.resize(big, 1024, 1024)),
+                    args.iters, args.rounds)
 
     img = photos["astronaut"]
 
@@ -82,7 +91,7 @@ def main():
         compare("cartoonize 512x512 (classical)", lambda: m.cartoonize(img), eager_cartoonize,
                 args.iters, args.rounds)
         images = [np.ascontiguousarray(np.roll(img, 31 * i, axis=1)) for i in range(8)]
-        for n in (1, 4):
+        for n in (1,) if args.smoke else (1, 4):
             def batch():
                 chunks = [images[i::n] for i in range(n)]
                 threads = [threading.Thread(target=lambda c=c: [m.cartoonize(x) for x in c]) for c in chunks]

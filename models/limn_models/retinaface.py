@@ -85,12 +85,15 @@ WEIGHTS_FILE = "retinaface-mobilenet0.25.pth"
 def _default_weights() -> str:
     """Where the published weights are looked for: $LIMN_RETINAFACE_WEIGHTS, then ../shared/data
     beside the checkout, then .deps/data in it (the copy tests/gpu/prepare_deps.sh makes for
-    machines that have no ../shared). The first that exists, else the ../shared/data path."""
+    machines that have no ../shared). The checkout is the one this file is in, and, for a copy of
+    limn_models installed elsewhere (the wheel), also the current directory. The first that
+    exists, else the first ../shared/data path."""
     env = os.environ.get("LIMN_RETINAFACE_WEIGHTS")
     if env:
         return env
-    places = [os.path.join(ROOT, "..", "shared", "data", WEIGHTS_FILE),
-              os.path.join(ROOT, ".deps", "data", WEIGHTS_FILE)]
+    places = [os.path.join(root, *where, WEIGHTS_FILE)
+              for root in dict.fromkeys([ROOT, os.getcwd()])
+              for where in (("..", "shared", "data"), (".deps", "data"))]
     return next((p for p in places if os.path.isfile(p)), places[0])
 
 

@@ -1,117 +1,216 @@
 #!/usr/bin/env bash
-# The GPU check, in two phases, each one device call. Run ON the GPU machine (device tool) from
-# the repository root, after tests/gpu/prepare_deps.sh here:
+# The GPU check: the test suite on a CUDA device, then the GPU benchmarks. Run ON the GPU machine
+# (device tool) from the repository root, after `bash tests/gpu/prepare_deps.sh` HERE (it fills
+# .deps: headers the GPU machine lacks and the RetinaFace weights). The calls to make:
 #
-#   phase test:  run(command="bash tests/gpu/run.sh test",  carry=[".deps"], timeout_s=420)
-#   phase bench: run(command="bash tests/gpu/run.sh bench", carry=[".deps"], timeout_s=360)
+#   1. run(command="bash tests/gpu/run.sh all", carry=[".deps"], timeout_s=600)
+#      one command: build, the benchmark targets, the tests, the other benchmarks, the cold
+#      compiles, in that order, all inside LIMN_GPU_BUDGET (560 s). Whatever happens, the logs are
+#      in $OUT and the summary ends the output.
+#   2. Only if something failed for a reason fixed here: rerun at once, while the machine is warm
+#      (30 s), the part that failed: run(command="bash tests/gpu/run.sh test" or "... bench",
+#      carry=[".deps"], timeout_s=360), prefixed with LIMN_GPU_BUDGET=N, N being status's budget_left_s
+#      less 60 (and at most 330). Every phase also starts
+#      cold: it builds what is missing (ninja is incremental), and bench assembles the package.
+#   3. give_back, then record the figures in BENCHMARKS.md.
 #
-# Sized for 15 minutes of device time with one machine start (a minute or two): call `bench` right
-# after `test`, while the machine is warm (it reuses that build; on a fresh machine it builds
-# again), then give the machine back. If `test` fails, fix and rerun `test` rather than `bench`.
+# Phases (each builds first: configure once, then ninja, 16 jobs, Python bindings included):
+#   test   CTest without the opt-in `slow` label and without what tests nothing GPU-specific or
+#          cannot run there: python_models (CPU-only model zoo, ~150 s), abi (no abigail there),
+#          tf_roundtrip (network) and install (pkg-config). The package test uses this build
+#          (LIMN_PACKAGE_FROM_BUILD=1) instead of pip compiling the library again. Then the `gpu`
+#          test runs alone, so its 4096x4096 timing has the machine to itself. `gpu`, `retinaface`
+#          and `detect_cases` must pass: a skip there would be a false pass.
+#   bench  in order of value: limn-bench DCT-Net 1024x1024 in fp16, bf16, fp32 and GPEN-512 fp16
+#          (time and working memory); then the other sizes, batches and fp32 GPEN, limn against
+#          PyTorch eager, RetinaFace through the installed package; last the cold compiles
+#          (torch.compile, the CUDA .pt2 export), each bounded.
+#   all    the benchmark targets, then test, then the rest of bench.
 #
-# test:  builds against the machine's torch (16 jobs) and runs CTest without the opt-in `slow`
-#        label and without the tests that cannot run there: tf_roundtrip (network), the fuzz
-#        targets (clang-14) and install (pkg-config). The GPU tests, the pipelines and the Python
-#        package run with everything else. A GPU test that skips (no usable GPU) or a missing
-#        .deps/data (no RetinaFace weights) fails the phase: here a skip would be a false pass.
-# bench: the GPU benchmarks: DCT-Net 512/1024/2048 in fp32, fp16 and bf16 (TorchScript, and the
-#        compiled CUDA package in fp16), GPEN-512 per face, RetinaFace, limn against eager and
-#        torch.compile (batch 1 and 8), and 4096x4096 under a 1 GiB cap (from phase test's log).
+# Time: every step runs under `timeout`, cut to what is left of LIMN_GPU_BUDGET seconds (default
+# 560, inside the device tool's 600 s command limit) less a reserve for the summary, so a hang never
+# loses the logs. Logs are written to $OUT (out/gpu when run by hand) as the steps go, at most 6
+# files (the tool brings back 8): summary.txt, build.log, ctest.log, gpu-test.log, bench.log, export.log.
 #
-# Logs go to $OUT (out/gpu when run by hand); the phase exits with the status of what it ran.
+# LIMN_GPU_DRY_RUN=1 (here, on the CPU): every step runs on the CPU, the benchmarks at their smallest
+# size with one iteration (GPEN-BFR-256 in fp32); `gpu` may report skipped; the CUDA .pt2 export must
+# fail only for want of a GPU. CTest `gpu_harness` (labels slow, gpu_harness) runs it:
+# tests/gpu/dry_run.sh, `LIMN_GPU_DRY_RUN=1 bash tests/gpu/run.sh all` in build-gpu-dry.
 set -uo pipefail
 phase=${1:-}
-case "$phase" in test|bench) ;; *) echo "usage: run.sh test|bench" >&2; exit 2 ;; esac
+case "$phase" in test|bench|all) ;; *) echo "usage: run.sh test|bench|all" >&2; exit 2 ;; esac
+DRY=${LIMN_GPU_DRY_RUN:-0}
 OUT=${OUT:-out/gpu}
 BUILD=${LIMN_GPU_BUILD:-build-gpu}
-JOBS=${LIMN_JOBS:-16}
+JOBS=${LIMN_JOBS:-$(nproc)}
+BUDGET=${LIMN_GPU_BUDGET:-560}
+RESERVE=15                      # seconds kept for the summary and the log copies
+PY=${PYTHON:-$(command -v python3)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/models"
+export LIMN_RETINAFACE_WEIGHTS="$PWD/.deps/data/retinaface-mobilenet0.25.pth"
+status=0
+END=$((SECONDS + BUDGET))
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+left() { echo $((END - RESERVE - SECONDS)); }
+
+# step LOG MAX CMD...: runs CMD with output appended to $OUT/LOG, for at most MAX seconds and never
+# past the budget; a failure, a timeout or no time left is said in the summary and fails the phase.
+step() {
+  local log="$OUT/$1" max=$2 t0=$SECONDS limit rc
+  shift 2
+  limit=$(left)
+  [ "$max" -lt "$limit" ] && limit=$max
+  if [ "$limit" -lt 5 ]; then
+    say "NOT RUN (no time left): $*"; status=1; return 1
+  fi
+  echo "\$ $*   [at most ${limit}s]" >> "$log"
+  timeout -k 5 "$limit" "$@" >> "$log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ]; then
+    say "ok   $((SECONDS - t0))s  $*"
+  else
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && say "TIMEOUT after ${limit}s: $*" || say "FAILED ($rc) $((SECONDS - t0))s: $*"
+    status=1
+  fi
+  return $rc
+}
+
 if [ ! -f .deps/data/retinaface-mobilenet0.25.pth ] || [ ! -d .deps/usr/include/doctest ]; then
-  echo "no .deps (headers, RetinaFace weights): run tests/gpu/prepare_deps.sh here and carry .deps" >&2
+  say "no .deps (headers, RetinaFace weights): run tests/gpu/prepare_deps.sh here and carry .deps"
   exit 1
 fi
-export LIMN_REQUIRE_GPU=1  # test_gpu fails, not skips, without a usable GPU
-status=0
-
-build() {
-  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c \
-      'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available())'
-  } > "$OUT/gpu.txt" 2>&1
-  cat "$OUT/gpu.txt"
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIMN_DEPS_DIR="$PWD/.deps" \
-    > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; return 1; }
-  ninja -C "$BUILD" -j "$JOBS" > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
-  echo "built in $SECONDS s"
-}
-
-if [ "$phase" = test ]; then
-  build || exit 1
-  LIMN_JOBS=$JOBS ctest --test-dir "$BUILD" --output-on-failure -j 6 --timeout 360 -LE 'slow|abi' \
-    -E '^(tf_roundtrip|install|fuzz_.*)$' > "$OUT/ctest.log" 2>&1
-  status=$?
-  # Every test's full output (CTest's own log), and the GPU suite's messages and counts.
-  cp "$BUILD/Testing/Temporary/LastTest.log" "$OUT/last-test.log" 2>/dev/null
-  grep -E 'MESSAGE|fp32 max abs diff|PSNR|\[doctest\] (test cases|assertions)' "$OUT/last-test.log" | tail -30
-  tail -25 "$OUT/ctest.log"
-  for t in gpu retinaface detect_cases; do  # skipped here means the run proved nothing
-    grep -qE "Test +#[0-9]+: $t \.+ +Passed" "$OUT/ctest.log" || { echo "FAILED: $t did not pass"; status=1; }
-  done
-  echo "phase test: exit $status after $SECONDS s"
-  exit $status
+if [ "$DRY" = 1 ]; then
+  DEV=cpu
+  say "DRY RUN on the CPU: benchmarks at their smallest size, one iteration"
+else
+  DEV=cuda
+  export LIMN_REQUIRE_GPU=1  # test_gpu fails, not skips, without a usable GPU
 fi
 
-# ---- phase bench -----------------------------------------------------------------------------
-[ -x "$BUILD/examples/bench/limn-bench" ] || build || exit 1
-B="$BUILD/examples/bench/limn-bench"
-M="$BUILD/bench-models"
-mkdir -p "$M"
-run() {  # runs a command (at most 150 s), logs it, remembers a failure
-  echo "\$ $*"
-  timeout 150 "$@" || { echo "FAILED ($?): $*"; status=1; }
-}
-{
-  run python3 -m limn_models.export dctnet --random-init --seed 0 -o "$M/dctnet.pt"
-  run python3 -m limn_models.export gpen --random-init --seed 0 --config GPEN-BFR-512 -o "$M/gpen-512.pt"
-  # Compiled CUDA packages can only be built where a GPU is (AOTInductor compiles for it).
-  run python3 -m limn_models.export dctnet --random-init --seed 0 --device cuda --precision fp16 \
-    -o "$M/dctnet-cuda-fp16.pt2"
-} > "$OUT/export.log" 2>&1
-tail -5 "$OUT/export.log"
-{
-  for p in fp32 fp16 bf16; do
-    run "$B" --model "$M/dctnet.pt" --device cuda --precision $p --size 512x512 --size 1024x1024 \
-      --size 2048x2048 --warmup 5 --iters 30
-  done
-  run "$B" --model "$M/dctnet.pt" --device cuda --precision fp16 --size 512x512 --batch 8 --warmup 3 --iters 10
-  [ -f "$M/dctnet-cuda-fp16.pt2" ] && run "$B" --model "$M/dctnet-cuda-fp16.pt2" --device cuda \
-    --size 512x512 --size 1024x1024 --size 2048x2048 --warmup 5 --iters 30
-  for p in fp32 fp16; do
-    run "$B" --model "$M/gpen-512.pt" --device cuda --precision $p --warmup 5 --iters 30
-    run "$B" --model "$M/gpen-512.pt" --device cuda --precision $p --batch 8 --warmup 3 --iters 10
-  done
-  # The same networks in eager PyTorch and torch.compile, in one script with limn-bench.
-  # torch.compile compiles once per size (up to a minute each): fp16 batch 1 only, the targets.
-  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp32 \
-    --model dctnet --size 512x512 --size 1024x1024 --iters 20
-  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 --compile \
-    --model dctnet --size 1024x1024 --iters 20
-  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 \
-    --model dctnet --size 512x512 --batch 8 --iters 10
-  run python3 examples/bench/compare_eager.py --bench "$B" --device cuda --precision fp16 --compile \
-    --model gpen-512 --iters 20
-  # RetinaFace through the Python package (the wheel phase test built), against eager + NMS.
-  wheel=$(ls "$BUILD"/package/wheels/limn-*.whl 2>/dev/null | head -1)
-  if [ -n "$wheel" ]; then
-    python3 -m pip install -q --no-deps --no-index --target /tmp/limn-site "$wheel" &&
-      PYTHONPATH="/tmp/limn-site:$PYTHONPATH" run python3 examples/bench/python_and_detect.py --device cuda
-  else
-    echo "no wheel in $BUILD/package/wheels (phase test builds it): RetinaFace timing skipped"
+build() {  # configures once, then builds what changed (a rerun after a fix rebuilds that)
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
+    "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available())'
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(nproc) cores"
+  } 2>&1 | tee -a "$SUMMARY"
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    step build.log 120 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIMN_DEPS_DIR="$PWD/.deps" \
+      -DLIMN_BUILD_PYTHON=ON -DPython3_EXECUTABLE="$PY" "${launcher[@]}" || return 1
   fi
-  # 4096x4096 DCT-Net fp16 under a 1 GiB cap (tiles, OOM retries, peak memory, PSNR against one
-  # pass): test_gpu's message in phase test's log, when this machine ran it.
-  grep -h -A3 '4096x4096 DCT-Net' "$BUILD/Testing/Temporary/LastTest.log" 2>/dev/null | head -4
-} > "$OUT/bench.log" 2>&1
-grep -E '^(model|size|[0-9]+x[0-9]+ |\| |torch|FAILED|.*4096x4096|.*PSNR)' "$OUT/bench.log" | tail -80
-echo "phase bench: exit $status after $SECONDS s"
+  step build.log 400 ninja -C "$BUILD" -j "$JOBS" || { tail -40 "$OUT/build.log"; return 1; }
+}
+
+phase_test() {
+  say "== phase test"
+  rm -f "$BUILD/.tested"
+  # Everything but `gpu`, in parallel; then `gpu` alone (-FA: its fixtures are already set up).
+  LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
+    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|gpu)$'
+  step gpu-test.log 200 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$' -FA '.*'
+  cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
+  # The GPU suite's own figures, from its section only.
+  grep -E 'MESSAGE|fp32 max abs diff|PSNR|4096x4096|\[doctest\] (test cases|assertions)|GPU tests' \
+    "$OUT/gpu-test.log" 2>/dev/null | tee -a "$SUMMARY"
+  grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(Timeout\)|Not Run' "$OUT/ctest.log" | tee -a "$SUMMARY"
+  local t
+  for t in gpu retinaface detect_cases; do  # skipped here means the run proved nothing
+    if grep -qE "Test +#[0-9]+: $t \.+ +Passed" "$OUT/ctest.log" "$OUT/gpu-test.log" 2>/dev/null; then
+      continue
+    elif [ "$DRY" = 1 ] && [ $t = gpu ] && grep -q "GPU tests skipped" "$OUT/gpu-test.log" 2>/dev/null; then
+      say "gpu: skipped (dry run, no GPU)"
+    else
+      say "FAILED: $t did not pass"; status=1
+    fi
+  done
+}
+
+# The benchmark models and settings: the real ones, or the dry run's smallest (GPEN-BFR-256 in fp32,
+# since fp16 convolutions on a CPU without them take minutes; one iteration).
+M="$BUILD/bench-models"
+B="$BUILD/examples/bench/limn-bench"
+if [ "$DRY" = 1 ]; then
+  GPEN=(gpen-256 GPEN-BFR-256) GPEN_FP16=fp32 BIG=(--size 256x256) SIZES=() IT30=(--warmup 0 --iters 1)
+  IT10=("${IT30[@]}") EAGER_IT=(--iters 1 --warmup 0 --rounds 1) SMOKE=(--smoke)
+else
+  GPEN=(gpen-512 GPEN-BFR-512) GPEN_FP16=fp16 BIG=(--size 1024x1024) SIZES=(--size 512x512 --size 2048x2048)
+  IT30=(--warmup 5 --iters 30) IT10=(--warmup 3 --iters 10) EAGER_IT=(--iters 20) SMOKE=()
+fi
+
+bench_targets() {  # 1. the targets: DCT-Net 1024^2 in each precision, GPEN-512 fp16 per face
+  say "== bench: targets"
+  mkdir -p "$M"
+  step export.log 120 "$PY" -m limn_models.export dctnet --random-init --seed 0 -o "$M/dctnet.pt"
+  step export.log 120 "$PY" -m limn_models.export gpen --random-init --seed 0 --config "${GPEN[1]}" -o "$M/gpen.pt"
+  local p
+  for p in fp16 bf16 fp32; do
+    step bench.log 60 "$B" --model "$M/dctnet.pt" --device $DEV --precision $p "${BIG[@]}" "${IT30[@]}"
+  done
+  step bench.log 60 "$B" --model "$M/gpen.pt" --device $DEV --precision $GPEN_FP16 "${IT30[@]}"
+}
+
+bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace through the package
+  say "== bench: sizes, batches, eager, RetinaFace"
+  if [ "$DRY" != 1 ]; then
+    step bench.log 60 "$B" --model "$M/dctnet.pt" --device $DEV --precision fp16 "${SIZES[@]}" "${IT30[@]}"
+    step bench.log 40 "$B" --model "$M/dctnet.pt" --device $DEV --precision fp16 --size 512x512 --batch 8 "${IT10[@]}"
+    step bench.log 60 "$B" --model "$M/gpen.pt" --device $DEV --precision fp16 --batch 8 "${IT10[@]}"
+    step bench.log 60 "$B" --model "$M/gpen.pt" --device $DEV --precision fp32 "${IT30[@]}"
+  fi
+  # limn against PyTorch eager, in one script.
+  step bench.log 90 "$PY" examples/bench/compare_eager.py --bench "$B" --device $DEV --precision fp16 \
+    --model dctnet "${BIG[@]}" "${EAGER_IT[@]}"
+  step bench.log 90 "$PY" examples/bench/compare_eager.py --bench "$B" --device $DEV --precision $GPEN_FP16 \
+    --model "${GPEN[0]}" --size "${GPEN[0]#gpen-}x${GPEN[0]#gpen-}" "${EAGER_IT[@]}"
+  # RetinaFace from the installed package (its limn_models, not the checkout's), as a user runs
+  # it; the package comes from phase test, or is assembled here from the build.
+  local vpy="$BUILD/package/venv/bin/python"
+  if [ ! -x "$vpy" ] || ! "$vpy" -c 'import limn' >/dev/null 2>&1; then
+    step bench.log 120 env LIMN_PACKAGE_FROM_BUILD=1 PYTHON="$PY" bash tests/package/run.sh "$BUILD" . --install-only
+  fi
+  step bench.log 120 env -u PYTHONPATH "$vpy" -I examples/bench/python_and_detect.py --device $DEV "${SMOKE[@]}"
+  # The 4096x4096 cap test's figures (phase test ran it alone).
+  grep -h -A3 '4096x4096 DCT-Net' "$OUT/gpu-test.log" 2>/dev/null | head -4 >> "$OUT/bench.log"
+}
+
+bench_compiles() {  # 5. cold compiles last, each bounded: torch.compile, then the CUDA .pt2 package
+  say "== bench: cold compiles"
+  step bench.log 150 "$PY" examples/bench/compare_eager.py --bench "$B" --device $DEV --precision fp16 --compile \
+    --model dctnet "${BIG[@]}" "${EAGER_IT[@]}"
+  if [ "$DRY" = 1 ]; then
+    # AOTInductor compiles for the GPU: without one the export must stop at the device check.
+    if "$PY" -m limn_models.export dctnet --random-init --seed 0 --device cuda --precision fp16 \
+         -o "$M/dctnet-cuda-fp16.pt2" >> "$OUT/export.log" 2>&1; then
+      say "FAILED: the CUDA .pt2 export ran without a GPU"; status=1
+    elif tail -3 "$OUT/export.log" | grep -qiE 'cuda|gpu'; then
+      say "skipped (dry run, no GPU): the CUDA .pt2 export stopped at the device check"
+    else
+      say "FAILED: the CUDA .pt2 export failed for another reason than the GPU (export.log)"; status=1
+    fi
+  else
+    step export.log 200 "$PY" -m limn_models.export dctnet --random-init --seed 0 --device cuda \
+      --precision fp16 -o "$M/dctnet-cuda-fp16.pt2" &&
+      step bench.log 60 "$B" --model "$M/dctnet-cuda-fp16.pt2" --device cuda --size 512x512 --size 1024x1024 \
+        --size 2048x2048 "${IT30[@]}"
+  fi
+}
+
+bench_summary() {
+  grep -E '^(model|size|[0-9]+x[0-9]+ |\| |device|torch)|4096x4096|PSNR' "$OUT/bench.log" 2>/dev/null | tee -a "$SUMMARY"
+}
+
+t0=$SECONDS
+if build; then
+  case "$phase" in
+    test) phase_test ;;
+    bench) bench_targets; bench_rest; bench_compiles; bench_summary ;;
+    all) bench_targets; phase_test; bench_rest; bench_compiles; bench_summary ;;
+  esac
+fi
+say "phase $phase: exit $status after $((SECONDS - t0)) s (budget ${BUDGET} s)"
 exit $status

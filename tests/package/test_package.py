@@ -681,3 +681,23 @@ def test_corrupted_models_raise_limn_errors_never_unicode_errors(fixtures, tmp_p
             failures += 1
             assert str(e).encode("utf-8").decode("utf-8") == str(e)
     assert failures > 0
+
+
+def test_the_gpu_harness_detector_step_runs_from_the_installed_package(detect_cases, tmp_path):
+    """tests/gpu/run.sh times RetinaFace with examples/bench/python_and_detect.py over the installed
+    package (its limn_models, not the checkout's), from another folder, with the weights named by
+    LIMN_RETINAFACE_WEIGHTS. The same step once, on the CPU, on the smallest photo."""
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    name = "retinaface-mobilenet0.25.pth"
+    weights = next((p for p in (os.path.join(src, "..", "shared", "data", name), os.path.join(src, ".deps", "data", name))
+                    if os.path.isfile(p)), None)
+    if weights is None:
+        pytest.skip(f"no {name} beside {src} (../shared/data or .deps/data)")
+    env = {**os.environ, "LIMN_RETINAFACE_WEIGHTS": weights, "OMP_NUM_THREADS": "2"}
+    env.pop("PYTHONPATH", None)
+    script = os.path.join(src, "examples", "bench", "python_and_detect.py")
+    run = subprocess.run([sys.executable, "-I", script, "--device", "cpu", "--smoke"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "| detect faces 512x512, full size |" in run.stdout, run.stdout
+    assert "| cartoonize 512x512 (classical) |" in run.stdout, run.stdout
