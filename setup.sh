@@ -54,6 +54,10 @@ need_pip=()
 # The Python package's build backend, used without build isolation (the torch above is the one).
 "$PY" -c 'import scikit_build_core' 2>/dev/null || need_pip+=("scikit-build-core>=0.10")
 "$PY" -c 'import pybind11' 2>/dev/null || need_pip+=("pybind11>=2.10")
+# `limn serve` (the package's extra "serve"; the package itself is installed with --no-deps below).
+for mod_pkg in fastapi:fastapi uvicorn:uvicorn python_multipart:python-multipart prometheus_client:prometheus-client; do
+  "$PY" -c "import ${mod_pkg%%:*}" 2>/dev/null || need_pip+=("${mod_pkg#*:}")
+done
 if [ ${#need_pip[@]} -gt 0 ]; then
   say "installing from PyPI: ${need_pip[*]} (torch is ~2.7 GB with its CUDA libraries)"
   PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet "${need_pip[@]}"

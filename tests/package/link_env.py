@@ -1,6 +1,7 @@
 """Makes a virtual environment hold exactly some installed distributions and their dependencies,
 by linking them from this interpreter's site-packages instead of downloading them again (torch is
-~2.7 GB): `python link_env.py VENV_SITE_PACKAGES torch numpy`. Prints what it linked."""
+~2.7 GB): `python link_env.py VENV_SITE_PACKAGES torch numpy 'tritonclient[http]'` (extras are
+followed too). Prints what it linked."""
 import os
 import re
 import sys
@@ -13,7 +14,7 @@ from packaging.requirements import Requirement
 def closure(names):
     """The distributions `names` need (with the extras they ask for), by normalized name."""
     env = default_environment()
-    seen, todo = {}, [(name, frozenset()) for name in names]
+    seen, todo = {}, [(r.name, frozenset(r.extras)) for r in map(Requirement, names)]
     done = set()
     while todo:
         raw, extras = todo.pop()

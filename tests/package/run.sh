@@ -55,7 +55,7 @@ cd "$build/package"  # not the source tree: `import limn` must find the installe
 
 # The test tools, and `limn serve` with its extra and its test clients (tests/serve, CTest python_serve).
 "$py" "$src/tests/package/link_env.py" "$site" pytest pillow scikit-image fastapi uvicorn python-multipart \
-  prometheus-client httpx tritonclient playwright >/dev/null
+  prometheus-client httpx 'tritonclient[http]' playwright >/dev/null
 [ "${3:-}" = --install-only ] && exit 0
 
 echo "== pytest on the installed package"

@@ -1,13 +1,28 @@
 """The `limn` command of the installed package (also `python -m limn`): the command-line tool.
 
-`limn models ...` (list, fetch, path, remove models by name) runs limn_models.fetch here; every
-other subcommand runs the CLI binary installed with the package (limn/bin/limn), which finds its
-built-in cartoon model beside it (limn/models).
+`limn models ...` (list, fetch, path, remove models by name) runs limn_models.fetch here;
+`limn serve ...` runs the web service (limn.serve.cli; needs the extra: pip install 'limn[serve]');
+every other subcommand runs the CLI binary installed with the package (limn/bin/limn), which finds
+its built-in cartoon model beside it (limn/models).
 """
 
 import os
 import sys
 from typing import List, Optional
+
+_SERVE_DEPS = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "prometheus_client", "pydantic")
+
+
+def _serve(args: List[str]) -> int:
+    try:
+        from limn.serve import cli
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in _SERVE_DEPS:
+            raise
+        print(f"limn serve: {e.name} is not installed; install the server with: pip install 'limn[serve]'",
+              file=sys.stderr)
+        return 3
+    return cli.main(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -16,6 +31,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from limn_models import fetch
 
         return fetch.main(args[1:])
+    if args and args[0] == "serve":
+        return _serve(args[1:])
     exe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "limn")
     if not os.access(exe, os.X_OK):
         print(f"limn: the command-line tool is missing from this installation ({exe})", file=sys.stderr)
