@@ -424,11 +424,7 @@ class Service:
                 await asyncio.wait({ticket.turn}, timeout=_POLL)
                 if ticket.turn.done():
                     break
-                if not ticket.cancel.is_set():
-                    if deadline is not None and time.monotonic() >= deadline:
-                        ticket.request_cancel("deadline")
-                    elif is_disconnected is not None and await _truthy(is_disconnected):
-                        ticket.request_cancel("client")
+                await _watch(ticket, deadline, is_disconnected)
                 if ticket.cancel.is_set():
                     gate.withdraw(ticket)
                     ticket.state = "finished"
@@ -484,11 +480,7 @@ class Service:
                 await asyncio.wait({fut}, timeout=_POLL)
                 if fut.done():
                     break
-                if not ticket.cancel.is_set():
-                    if deadline is not None and time.monotonic() >= deadline:
-                        ticket.request_cancel("deadline")
-                    elif is_disconnected is not None and await _truthy(is_disconnected):
-                        ticket.request_cancel("client")
+                await _watch(ticket, deadline, is_disconnected)
                 if ticket.cancel_reason in ("deadline", "drain"):
                     # Answer now; the library stops at its next step and the slot is freed then.
                     raise _cancel_error(ticket, queued=False)
@@ -554,6 +546,16 @@ class Service:
         while self._active and time.monotonic() < end:
             await asyncio.sleep(_POLL)
         return False
+
+
+async def _watch(ticket: Ticket, deadline: Optional[float], is_disconnected: Optional[Callable[[], Any]]) -> None:
+    """Sets ticket's cancel flag when its deadline has passed or its client is gone."""
+    if ticket.cancel.is_set():
+        return
+    if deadline is not None and time.monotonic() >= deadline:
+        ticket.request_cancel("deadline")
+    elif is_disconnected is not None and await _truthy(is_disconnected):
+        ticket.request_cancel("client")
 
 
 async def _truthy(check: Callable[[], Any]) -> bool:
