@@ -17,6 +17,8 @@ photo statistics rather than noise. Weights are random (seeded); real weights ar
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
 import sys
 from typing import Callable, List, Tuple
@@ -85,12 +87,28 @@ CASES: List[Tuple[str, Callable[[str], nn.Module], List[Tuple[int, int]]]] = [
 ]
 
 
+def _package(build: Callable[[str], nn.Module], path: str) -> None:
+    build(path)  # in a worker process; the eager module stays there
+
+
 def write_all(out: str) -> List[str]:
     os.makedirs(out, exist_ok=True)
+    # The same networks as compiled CPU packages: AOTInductor runs one compiler per package, so
+    # they compile side by side in worker processes (one per core) while the cases are written.
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that runs torch threads
+    workers = max(1, min(len(CASES), len(os.sched_getaffinity(0))))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        packages = [pool.submit(_package, build, os.path.join(out, name + ".pt2")) for name, build, _ in CASES]
+        lines = _write_cases(out)
+        for done in packages:
+            done.result()
+    return lines
+
+
+def _write_cases(out: str) -> List[str]:
     lines = []
     for name, build, sizes in CASES:
         eager = build(os.path.join(out, name + ".pt"))
-        build(os.path.join(out, name + ".pt2"))  # the same network as a compiled CPU package
         for i, (w, h) in enumerate(sizes):
             x = astronaut_crop(w, h, offset=7 * i)
             with torch.no_grad():

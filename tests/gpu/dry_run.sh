@@ -11,5 +11,5 @@ if [ ! -f .deps/data/retinaface-mobilenet0.25.pth ] || [ ! -d .deps/usr/include/
   fi
   bash tests/gpu/prepare_deps.sh
 fi
-export LIMN_GPU_DRY_RUN=1 OUT="$out" LIMN_GPU_BUILD=${LIMN_GPU_BUILD:-build-gpu-dry}
+export LIMN_GPU_DRY_RUN=1 OUT="$out" LIMN_GPU_BUILD=${LIMN_GPU_BUILD:-build-gpu-dry} LIMN_GPU_BUDGET=${LIMN_GPU_BUDGET:-540}
 exec bash tests/gpu/run.sh all

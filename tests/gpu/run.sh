@@ -16,7 +16,8 @@
 #
 # Phases (each builds first: configure once, then ninja, 16 jobs, Python bindings included):
 #   test   CTest without the opt-in `slow` label and without what tests nothing GPU-specific or
-#          cannot run there: python_models (CPU-only model zoo, ~150 s), abi (no abigail there),
+#          cannot run there: python_models (CPU-only model zoo, ~150 s), python_serve (the HTTP
+#          server on the CPU; FastAPI, tritonclient and Chromium are not there), abi (no abigail),
 #          tf_roundtrip (network) and install (pkg-config). The package test uses this build
 #          (LIMN_PACKAGE_FROM_BUILD=1) instead of pip compiling the library again. Then the `gpu`
 #          test runs alone, so its 4096x4096 timing has the machine to itself. `gpu`, `retinaface`
@@ -97,6 +98,9 @@ build() {  # configures once, then builds what changed (a rerun after a fix rebu
     "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available())'
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(nproc) cores"
   } 2>&1 | tee -a "$SUMMARY"
+  # What the steps import, all in the GPU machine's image (KINDS.md of the device tool): checked
+  # first, so that a missing one is named at once instead of failing a test minutes later.
+  step build.log 60 "$PY" -c 'import torch, numpy, pytest, PIL, skimage, pybind11, packaging' || return 1
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   if [ ! -f "$BUILD/build.ninja" ]; then
@@ -111,7 +115,7 @@ phase_test() {
   rm -f "$BUILD/.tested"
   # Everything but `gpu`, in parallel; then `gpu` alone (-FA: its fixtures are already set up).
   LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
-    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|gpu)$'
+    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|python_serve|gpu)$'
   step gpu-test.log 200 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$' -FA '.*'
   cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
   # The GPU suite's own figures, from its section only.
