@@ -145,31 +145,27 @@ def test_page_in_chromium(browser, server, direct, photos, artifacts, tmp_path):
         assert got.shape == expected.shape, name
         assert np.array_equal(got, expected), f"{name}: {np.count_nonzero(got != expected)} values differ"
 
-    # A file that is not an image: the server's error is shown on its own card, not elsewhere.
+    def error_beside(path: str, expected: str, errors_shown: int) -> None:
+        """Adds one file and starts: the server's error shows on that file's own card, not elsewhere."""
+        page.set_input_files("#file-input", [path])
+        card = page.locator("#cards .card", has=page.locator(".name", has_text=os.path.basename(path)))
+        card.wait_for()
+        page.click("#start")
+        error = card.locator(".error")
+        error.wait_for(state="visible", timeout=TIMEOUT_MS)
+        assert expected in error.text_content()
+        assert card.get_attribute("data-state") == "failed"
+        assert page.locator("#cards .error:visible").count() == errors_shown
+
+    # A file that is not an image.
     bogus = tmp_path / "notes.txt"
     bogus.write_text("these are notes, not a photo\n")
-    page.set_input_files("#file-input", [str(bogus)])
-    card = page.locator("#cards .card", has=page.locator(".name", has_text="notes.txt"))
-    card.wait_for()
-    page.click("#start")
-    error = card.locator(".error")
-    error.wait_for(state="visible", timeout=TIMEOUT_MS)
-    assert "Not an image" in error.text_content()
-    assert card.get_attribute("data-state") == "failed"
-    assert page.locator("#cards .error:visible").count() == 1
-
-    # A photo over the server's --max-upload (4 MiB): 413, shown on its card.
+    error_beside(str(bogus), "Not an image", 1)
+    # A photo over the server's --max-upload (4 MiB): 413.
     huge = tmp_path / "huge.png"
     limn.save_image(str(huge), np.random.default_rng(0).integers(0, 256, (1400, 1400, 3), dtype=np.uint8))
     assert huge.stat().st_size > 4 << 20
-    page.set_input_files("#file-input", [str(huge)])
-    card = page.locator("#cards .card", has=page.locator(".name", has_text="huge.png"))
-    card.wait_for()
-    page.click("#start")
-    error = card.locator(".error")
-    error.wait_for(state="visible", timeout=TIMEOUT_MS)
-    assert "Too big" in error.text_content()
-    assert page.locator("#cards .error:visible").count() == 2
+    error_beside(str(huge), "Too big", 2)
     page.screenshot(path=os.path.join(artifacts, "serve-page.png"), full_page=True)
 
     # Dark by prefers-color-scheme, and usable at 360 px wide (nothing wider than the screen).
