@@ -112,7 +112,6 @@ build() {  # configures once, then builds what changed (a rerun after a fix rebu
 
 phase_test() {
   say "== phase test"
-  rm -f "$BUILD/.tested"
   # Everything but `gpu`, in parallel; then `gpu` alone (-FA: its fixtures are already set up).
   LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
     --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|python_serve|gpu)$'
