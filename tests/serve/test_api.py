@@ -458,6 +458,21 @@ def test_job_store_is_bounded(make_app, run, asgi_client, direct, photo, png):
     assert codes == [404, 404, 200, 200]
     assert app.state.jobs.bytes == 2 * size
 
+    # A result larger than the whole store is refused without evicting the results already kept.
+    app = make_app(job_max_bytes=int(1.5 * size))
+
+    async def too_big():
+        async with asgi_client(app) as c:
+            small = (await c.post("/v1/jobs", files=_file(png(img)), data={"op": "cartoonize"})).json()["id"]
+            await _wait_job(c, small)
+            big = (await c.post("/v1/jobs", files=_file(png(photo(256, 256, seed=6))),
+                                data={"op": "cartoonize"})).json()["id"]
+            await _wait_job(c, big)
+            return (await c.get(f"/v1/jobs/{big}")).json(), (await c.get(f"/v1/jobs/{small}/result")).status_code
+    big_job, small_result = run(too_big())
+    assert big_job["state"] == "failed" and big_job["error"]["code"] == "result_too_large"
+    assert small_result == 200
+
 
 # ---- Auth, CORS, request ids, logs, metrics ---------------------------------------------------------
 
@@ -479,9 +494,10 @@ def test_api_key(make_app, run, asgi_client, photo, png):
                 "health": await c.get("/healthz"),
                 "ready": await c.get("/readyz"),
                 "metrics": await c.get("/metrics"),
+                "openapi": await c.get("/openapi.json"),
             }
     r = run(go())
-    for key in ("none", "wrong", "basic", "alias", "models"):
+    for key in ("none", "wrong", "basic", "alias", "models", "openapi"):
         assert r[key].status_code == 401, key
         assert _err(r[key])["code"] == "unauthorized" and r[key].headers["www-authenticate"] == "Bearer"
     assert r["right"].status_code == 200

@@ -133,10 +133,15 @@ def test_clients_killed_mid_upload_mid_run_and_mid_download(server, direct, phot
     request = (b"POST /v1/cartoonize?head=false HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                b"Content-Length: %d\r\n\r\n" % len(big))
     before = httpx.get(server.url + "/metrics").text
-    # Mid-upload: half the body, then a reset.
-    for _ in range(5):
+    # Mid-upload: half the body, then a reset; as a raw body and as a multipart form.
+    boundary = b"limn-test-boundary"
+    form = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + big + b"\r\n--" + boundary + b"--\r\n")
+    multipart = (b"POST /v1/cartoonize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=" +
+                 boundary + b"\r\nContent-Length: %d\r\n\r\n" % len(form))
+    for head, body in [(request, big)] * 3 + [(multipart, form)] * 2:
         s = _connect(server.url)
-        s.sendall(request + big[: len(big) // 2])
+        s.sendall(head + body[: len(body) // 2])
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.close()
     # Mid-run: the whole request, then gone while the library works (cancelled through it).
@@ -169,6 +174,11 @@ def test_clients_killed_mid_upload_mid_run_and_mid_download(server, direct, phot
     cancelled = _metric(text, 'limn_failures_total{reason="cancelled"}') - \
         _metric(before, 'limn_failures_total{reason="cancelled"}')
     assert cancelled >= 1
+    # A client that leaves is never the server's failure: no 500, nothing counted as internal.
+    internal = _metric(text, 'limn_failures_total{reason="internal"}') - \
+        _metric(before, 'limn_failures_total{reason="internal"}')
+    assert internal == 0
+    assert 'status="500"' not in text
     assert server.proc.poll() is None
 
 

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -130,7 +131,17 @@ def parse_fields(cls: Type[F], values: Dict[str, Any]) -> F:
 
 async def read_input(request: Request) -> Tuple[bytes, Dict[str, Any]]:
     """The image bytes and the other fields: a multipart form with the file field ``image``, or
-    the raw body (Content-Type image/*) with the fields in the query string."""
+    the raw body (Content-Type image/*) with the fields in the query string. A client that goes
+    away before the whole body has arrived is a cancel (499), not a failure of the server."""
+    try:
+        return await _read_input(request)
+    except ClientDisconnect:
+        gone = ApiError(499, "cancelled", "the client went away before sending the whole request")
+        gone.reason = "cancelled"
+        raise gone from None
+
+
+async def _read_input(request: Request) -> Tuple[bytes, Dict[str, Any]]:
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     values: Dict[str, Any] = dict(request.query_params)
     if mime in ("multipart/form-data", "application/x-www-form-urlencoded"):
@@ -180,7 +191,7 @@ class LimnMiddleware:
             return False
         if path in _HEALTH:
             return self.config.auth_health
-        return path.startswith(("/v1/", "/v2", "/api/"))
+        return path.startswith(("/v1/", "/v2", "/api/")) or path == "/openapi.json"  # it lists the routes
 
     def _authorized(self, headers: Dict[str, str]) -> bool:
         scheme, _, token = headers.get("authorization", "").partition(" ")

@@ -57,7 +57,7 @@ class Job:
         }
 
 
-_STATE_OF_CODE = {"timeout": "timed_out", "cancelled": "cancelled"}
+_STATE_OF_CODE = {"timeout": "timed_out", "cancelled": "cancelled", "draining": "cancelled"}
 
 
 class JobStore:
@@ -96,10 +96,10 @@ class JobStore:
         start = time.monotonic()
         try:
             data, content_type = await work(job)
-            self._make_room(extra_jobs=0, extra_bytes=len(data))
-            if len(data) > self.max_bytes:
+            if len(data) > self.max_bytes:  # before making room: it would never fit anyway
                 raise ApiError(507, "result_too_large", f"the result ({len(data)} bytes) is larger than the "
                                                         f"job store holds ({self.max_bytes} bytes)")
+            self._make_room(extra_jobs=0, extra_bytes=len(data))
             job.result, job.content_type = data, content_type
             self.bytes += len(data)
             job.state = "done"

@@ -441,6 +441,8 @@ class Service:
                        is_disconnected: Optional[Callable[[], Any]]) -> Any:
         """Runs ``call`` in a worker thread; the slot is freed when the thread returns, however
         this coroutine ends."""
+        if ticket.cancel.is_set():  # cancelled in the moment its slot came: the library never sees it
+            raise _cancel_error(ticket, queued=True)
         kwargs: Dict[str, Any] = {}
         if ticket.op != "detect_faces":
             def on_progress(done: int, total: int) -> bool:
