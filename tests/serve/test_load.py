@@ -146,7 +146,8 @@ def test_sigterm_past_the_grace_cancels_the_rest_with_503(start_server, photo, p
         else:
             assert a.content[:4] == b"\x89PNG" and len(a.content) == int(a.headers["content-length"])
     assert code == 0
-    # The grace, then the running call stops at its next step (one tile here: up to ~1 s on a busy CPU).
-    assert took < grace + 5, took
+    # Within the grace, give or take the process's own exit: a cancelled call still finishing its
+    # step (the whole image here) is not waited for once every answer is out.
+    assert took < grace + 2, took
     print(f"\nsigterm past the grace: {statuses.count(200)} x 200, {statuses.count(503)} x 503, "
           f"exit 0 after {took:.2f} s (grace {grace:g} s)")

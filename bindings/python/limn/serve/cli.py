@@ -139,10 +139,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     app = create_app(config, service)
     try:
-        return asyncio.run(_serve(app, config))
+        status = asyncio.run(_serve(app, config))
     finally:
         if app.state.access_log not in (None, sys.stdout):
             app.state.access_log.close()
+    if service.in_library:
+        # Past the grace, cancelled calls may still be finishing their current step (a tile, or a
+        # whole image for one-step models); every answer has been sent, so do not wait for them.
+        log.info("exiting with %d cancelled library call(s) still finishing a step", service.in_library)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _margin(grace: float) -> float:

@@ -525,6 +525,11 @@ class Service:
         """Tickets queued or running."""
         return len(self._active)
 
+    @property
+    def in_library(self) -> int:
+        """Calls handed to the library that have not returned (a cancelled one stops at its next step)."""
+        return sum(1 for t in self._active if t.started)
+
     def begin_drain(self) -> None:
         """New work gets 503 and /readyz turns false; admitted work goes on."""
         self.draining = True
