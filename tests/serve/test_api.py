@@ -267,6 +267,23 @@ def test_queue_full_is_429_with_retry_after(make_app, run, asgi_client, photo, p
     metrics = app.state.service.metrics.render().decode()
     assert 'limn_failures_total{reason="rejected"} 3.0' in metrics
 
+    # While the queue is full, a request is refused before its body is read: bytes that are no
+    # image get the 429 too (read, they would get a 415), as a raw body and as a form.
+    async def early():
+        async with asgi_client(app) as c:
+            h = {"content-type": "image/png"}
+            busy = [asyncio.ensure_future(c.post("/v1/cartoonize", content=data, headers=h)) for _ in range(2)]
+            while not app.state.service.busy >= 2:
+                await asyncio.sleep(0.01)
+            raw = await c.post("/v1/cartoonize", content=b"not an image", headers=h)
+            form = await c.post("/v1/cartoonize", files=_file(b"not an image"))
+            await asyncio.gather(*busy)
+            later = await c.post("/v1/cartoonize", content=b"not an image", headers=h)
+            return raw, form, later
+    raw, form, later = run(early())
+    assert raw.status_code == 429 and form.status_code == 429 and _err(raw)["code"] == "queue_full"
+    assert later.status_code == 415
+
 
 def test_deadline_is_504_and_cancels(make_app, run, asgi_client, photo, png):
     app = make_app(concurrency=1, timeout=30)

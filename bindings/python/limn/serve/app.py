@@ -400,6 +400,15 @@ def _add_error_handlers(app: FastAPI, service: Service) -> None:
 
 def _add_work_routes(app: FastAPI, service: Service) -> None:
     async def run_sync(request: Request, op: str) -> Response:
+        # A full queue answers before the upload is read. Only a raw body takes its fields (the
+        # model's name) from the query string alone; a form may still name another model.
+        raw = not request.headers.get("content-type", "").lower().startswith(("multipart/", "application/x-www"))
+        named = request.query_params.get("model") if raw else None
+        try:
+            service.refuse_early(_ROUTE_OPS[op][0], named)
+        except ApiError:
+            service.note_request(request, named or "", op)
+            raise
         data, values = await read_input(request)
         work = await prepare(service, request, op, data, values)
         ticket = Ticket(work.model, op)

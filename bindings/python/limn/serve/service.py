@@ -108,13 +108,20 @@ class _Gate:
             self.running += 1
             return True
         if len(self.waiting) >= self.queue:
-            raise ApiError(429, "queue_full",
-                           f"the queue of model '{ticket.model.name}' is full ({self.queue} waiting, "
-                           f"{self.running} running); retry later",
-                           {"Retry-After": str(self.retry_after())})
+            raise self.refusal(ticket.model.name)
         ticket.turn = asyncio.get_running_loop().create_future()
         self.waiting.append(ticket)
         return False
+
+    @property
+    def full(self) -> bool:
+        """Every slot running and every queue place taken: the next ticket gets :meth:`refusal`."""
+        return self.running >= self.concurrency and len(self.waiting) >= self.queue
+
+    def refusal(self, model_name: str) -> ApiError:
+        return ApiError(429, "queue_full", f"the queue of model '{model_name}' is full ({self.queue} waiting, "
+                                           f"{self.running} running); retry later",
+                        {"Retry-After": str(self.retry_after())})
 
     def retry_after(self) -> int:
         ahead = len(self.waiting) + self.running
@@ -304,6 +311,20 @@ class Service:
         request.state.limn_operation = operation
 
     # ---- Admission and runs ---------------------------------------------------------------------
+
+    def refuse_early(self, role: str, name: Optional[str]) -> Optional[LoadedModel]:
+        """Before a request's body is read: when it can only be for one model (the one ``name``
+        names, or the only model of ``role``) and that model's queue is full, the counted 429 now,
+        so that a refused request costs neither its upload nor its decoding. Returns that model,
+        or None while the body may still choose another."""
+        candidates = [m for m in self.models.values() if m.role == role and (not name or m.name == name)]
+        if len(candidates) != 1:
+            return None
+        model = candidates[0]
+        gate = self._gates[model.name]
+        if gate.full:
+            raise self.fail(gate.refusal(model.name))
+        return model
 
     def admit(self, ticket: Ticket) -> None:
         """Takes a slot or a queue place for ``ticket`` now: 503 while draining, 429 when full."""
