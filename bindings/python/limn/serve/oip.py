@@ -501,8 +501,7 @@ def _deadline(service: Service, params: JsonDict) -> Optional[float]:
 
 
 def _face_rows(faces: Sequence[limn.Face]) -> np.ndarray:
-    rows = [[*f.box, f.score, *np.asarray(f.landmarks, np.float32).reshape(10)] for f in faces]
-    return np.array(rows, np.float32).reshape(len(rows), 15)
+    return limn._faces_to_rows(list(faces))  # the library's row layout, written once in the package
 
 
 def _stack(results: List[np.ndarray], lead: Tuple[int, ...], role: str) -> np.ndarray:
