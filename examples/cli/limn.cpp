@@ -79,11 +79,16 @@ options:
       --max-pixels N     refuse images over N pixels (default 64 Mpx)
       --overwrite        replace output files even when they are read-only
       --skip-existing    leave inputs alone whose output file exists
+      --dry-run          cartoonize, restore-faces: print each input and the output it would be
+                         written to, then stop (loads no model, writes nothing; --json: as JSON)
   -j, --jobs N           photos in flight at once on the one model (load, compute and save
                          overlap; default 1)
+      --ray [ADDR]       cartoonize, restore-faces: run the photos on a Ray cluster (ADDR, else a
+                         local Ray), --replicas N actors of --cpus-per-replica / --gpus-per-replica
+                         each; the pip-installed `limn` does this (pip install 'limn[ray]')
   -r, --recursive        folders: their subfolders too (the output keeps their layout)
   -q, --quiet            no progress bar, no summary
-      --json             info, devices: print JSON
+      --json             info, devices, --dry-run: print JSON
 
 LANDMARKS FILE: one face per line, 10 numbers: x y of the left eye, right eye, nose tip, left and
 right mouth corners, in photo pixels. Empty lines and lines starting with # are ignored.
@@ -107,6 +112,7 @@ struct Args {
     bool overwrite = false;      // replace read-only output files
     bool recursive = false;      // -r: folders' subfolders too (outputs keep the layout)
     bool skip_existing = false;  // leave inputs whose output exists alone
+    bool dry_run = false;        // print the plan (inputs -> outputs) and stop
     int jobs = 1;                // -j: photos in flight at once
     bool format_set = false;
     std::optional<uint64_t> max_pixels;
@@ -210,6 +216,11 @@ Args parse(int argc, char** argv) {
         else if (f == "-g" || f == "--gpu") a.device = device_arg("cuda:" + value());
         else if (f == "-r" || f == "--recursive") a.recursive = true;
         else if (f == "--skip-existing") a.skip_existing = true;
+        else if (f == "--dry-run") a.dry_run = true;
+        else if (f == "--ray" || f == "--replicas" || f == "--cpus-per-replica" || f == "--gpus-per-replica") {
+            throw UsageError(f + " is for the pip-installed limn command (pip install 'limn[ray]'), which runs "
+                                 "the photos on Ray; this binary works on one machine");
+        }
         else if (f == "-j" || f == "--jobs") a.jobs = static_cast<int>(parse_int(f, value(), 1, 64));
         else if (f == "--landmarks") a.landmarks = value();
         else if (f == "--detector") a.detector = value();
@@ -397,8 +408,8 @@ std::vector<Job> plan_jobs(const Args& a) {
         }
         written.emplace(key, j.in);
     }
-    // The output folders exist before any work.
-    for (const auto& j : jobs) {
+    // The output folders exist before any work (a dry run creates nothing).
+    for (const auto& j : a.dry_run ? std::vector<Job>() : jobs) {
         const fs::path folder = j.out.parent_path();
         if (folder.empty()) continue;
         std::error_code made;
@@ -528,6 +539,8 @@ std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, 
     return std::make_unique<limn::Model>(model_file(path), options);
 }
 
+int print_plan(const Args& a, const std::vector<Job>& jobs, const std::string& model_path);
+
 int run_images(const Args& a, const char* argv0) {
     const bool faces_mode = a.command == "restore-faces";
     if (faces_mode && a.landmarks.empty() == a.detector.empty()) {
@@ -550,6 +563,7 @@ int run_images(const Args& a, const char* argv0) {
     const std::vector<Job> jobs = plan_jobs(a);
     const std::string model_path = !a.model.empty() ? a.model : faces_mode ? "" : default_cartoon_model(argv0);
     if (model_path.empty()) throw UsageError("restore-faces needs --model FILE (a face_restore model)");
+    if (a.dry_run) return print_plan(a, jobs, model_path);
 
     std::unique_ptr<limn::Model> model, detector, head;
     try {
@@ -725,6 +739,59 @@ std::string json_string(const std::string& s) {
         }
     }
     return out + "\"";
+}
+
+// --dry-run: the plan, as "IN -> OUT" lines, or with --json one JSON object: the model files
+// (registry names resolved), the device, precision and every option given, the (input, output)
+// pairs, and what was left out. `limn cartoonize ... --ray` runs this plan on Ray Data workers.
+int print_plan(const Args& a, const std::vector<Job>& jobs, const std::string& model_path) {
+    std::string model, detector, head;
+    try {
+        model = model_file(model_path);
+        if (!a.detector.empty()) detector = model_file(a.detector);
+        if (!a.head_model.empty()) head = model_file(a.head_model);
+    } catch (const limn::Error& e) {
+        std::cerr << "limn: " << e.what() << "\n";
+        return kNoModel;
+    }
+    if (!a.json) {
+        for (const Job& j : jobs) std::cout << j.in.string() << " -> " << j.out.string() << "\n";
+        if (!a.quiet && g_existing_outputs > 0) {
+            std::cerr << "limn: " << g_existing_outputs << " input(s) skipped, their output exists (--skip-existing)\n";
+        }
+        return kOk;
+    }
+    const auto text = [](const std::string& s) { return s.empty() ? std::string("null") : json_string(s); };
+    std::ostringstream o;
+    o << std::setprecision(9);
+    o << "{\"command\": " << json_string(a.command) << ", \"model\": " << text(model) << ", \"detector\": "
+      << text(detector) << ", \"head_model\": " << text(head) << ", \"landmarks\": " << text(a.landmarks)
+      << ", \"device\": " << json_string(a.device) << ", \"precision\": \"" << limn::precision_name(a.precision)
+      << "\", \"memory_limit\": " << a.memory_limit << ", \"options\": {";
+    const char* sep = "";
+    const auto option = [&](const char* name, const auto& value) {
+        if (!value) return;
+        o << sep << "\"" << name << "\": " << *value;
+        sep = ", ";
+    };
+    option("strength", a.strength);
+    option("max_side", a.max_side);
+    option("tile", a.tile);
+    option("working_size", a.working_size);
+    option("threshold", a.threshold);
+    option("min_face_size", a.min_face_size);
+    option("quality", a.quality);
+    option("max_pixels", a.max_pixels);
+    o << "}, \"jobs\": [";
+    for (size_t k = 0; k < jobs.size(); ++k) {
+        o << (k ? ", " : "") << "{\"in\": " << json_string(jobs[k].in.string()) << ", \"out\": "
+          << json_string(jobs[k].out.string()) << "}";
+    }
+    o << "], \"skipped_existing\": " << g_existing_outputs << ", \"skipped_files\": [";
+    for (size_t k = 0; k < g_skipped_files.size(); ++k) o << (k ? ", " : "") << json_string(g_skipped_files[k].string());
+    o << "]}\n";
+    std::cout << o.str();
+    return kOk;
 }
 
 int info_command(const Args& a) {
