@@ -363,7 +363,10 @@ def create_app(config: ServeConfig, service: Optional[Service] = None) -> FastAP
     app.state.access_log = _open_access_log(config.access_log)
     _add_error_handlers(app, service)
     _add_work_routes(app, service)
-    _add_job_routes(app, service, jobs)
+    if config.jobs:
+        _add_job_routes(app, service, jobs)
+    else:
+        _refuse_job_routes(app)
     _add_health_routes(app, service)
     _mount_oip(app, service)
     _mount_page(app)
@@ -437,7 +440,8 @@ def _add_work_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/v1/models", tags=["v1"])
     async def models() -> Dict[str, Any]:
-        return {"models": [service.describe(m) for m in service.models.values()], "default": service.defaults()}
+        return {"models": [service.describe(m) for m in service.models.values()], "default": service.defaults(),
+                "jobs": service.config.jobs}
 
 
 def _add_job_routes(app: FastAPI, service: Service, jobs: JobStore) -> None:
@@ -480,6 +484,18 @@ def _add_job_routes(app: FastAPI, service: Service, jobs: JobStore) -> None:
         job = jobs.get(job_id)
         await jobs.cancel(job)
         return job.to_json(service)
+
+
+def _refuse_job_routes(app: FastAPI) -> None:
+    """Jobs off (behind Ray Serve): every /v1/jobs route answers 501 and says what to use instead."""
+    async def refuse(request: Request) -> JSONResponse:
+        raise ApiError(501, "jobs_unavailable",
+                       "asynchronous jobs are off on this server: a job lives in one replica's memory, and "
+                       "behind Ray Serve its later requests may reach another replica; use the synchronous "
+                       "routes (POST /v1/cartoonize, /v1/restore-faces, /v1/detect-faces)")
+
+    for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"):
+        app.add_api_route(path, refuse, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
 
 def _add_health_routes(app: FastAPI, service: Service) -> None:

@@ -95,7 +95,45 @@ def build_parser() -> argparse.ArgumentParser:
     a("--job-max-bytes", type=_bytes, default=d.job_max_bytes, metavar="BYTES",
       help=f"bytes of job results kept at most (default {d.job_max_bytes})")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info")
+    r = p.add_argument_group(
+        "Ray Serve (--ray; needs pip install 'limn[ray]')",
+        "Deploy the same app on a Ray cluster, one replica per GPU or per --cpus-per-replica cores, each "
+        "loading the models once. --queue is then Ray's queue in front of the replicas (429 past it), "
+        "--concurrency is per replica, --timeout the replica's deadline (Ray's own request timeout is 5 s "
+        "longer) and --grace each replica's drain; /v1/jobs is off (501).").add_argument
+    r("--ray", action="store_true", help="serve on Ray: start a local Ray instance, or join --address")
+    r("--address", default=None, metavar="ADDR",
+      help="the Ray cluster to join: host:6379, ray://host:10001, or auto (the one this machine belongs to)")
+    r("--replicas", default="1", metavar="N|auto",
+      help="replicas (default 1); auto: Ray autoscales between --min-replicas and --max-replicas")
+    r("--min-replicas", type=int, default=None, metavar="N", help="--replicas auto: fewest replicas (default 1)")
+    r("--max-replicas", type=int, default=None, metavar="N",
+      help="--replicas auto: most replicas (default: one per GPU of the cluster, else its CPUs / "
+           "--cpus-per-replica)")
+    r("--target-ongoing", type=float, default=None, metavar="N",
+      help="--replicas auto: requests per replica the autoscaler aims at (default --concurrency)")
+    r("--max-ongoing", type=int, default=None, metavar="N",
+      help="requests Ray sends one replica at once (default 2 x --concurrency; the rest wait in Ray's queue)")
+    r("--cpus-per-replica", type=float, default=1.0, metavar="N",
+      help="CPU cores reserved per replica, also its threads (default 1)")
+    r("--gpus-per-replica", type=float, default=None, metavar="N",
+      help="GPUs per replica (default: 1 where the device is not cpu and the cluster has GPUs, else 0)")
+    r("--proxy-location", default="HeadOnly", choices=["HeadOnly", "EveryNode"],
+      help="where Ray's HTTP proxies listen on --host:--port (default HeadOnly: one address; EveryNode "
+           "behind a load balancer)")
     return p
+
+
+_RAY_ONLY = {"address": None, "replicas": "1", "min_replicas": None, "max_replicas": None, "target_ongoing": None,
+             "max_ongoing": None, "cpus_per_replica": 1.0, "gpus_per_replica": None, "proxy_location": "HeadOnly"}
+
+
+def _check_ray_options(args: argparse.Namespace) -> None:
+    if args.ray:
+        return
+    for name, default in _RAY_ONLY.items():
+        if getattr(args, name) != default:
+            raise ValueError(f"--{name.replace('_', '-')} needs --ray")
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
@@ -120,12 +158,15 @@ def _setup_logging(level: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_ray_options(args)
         config = config_from_args(args)
         config.check()
     except ValueError as e:
         print(f"limn serve: {e}", file=sys.stderr)
         return 2
     _setup_logging(args.log_level)
+    if args.ray:
+        return _serve_on_ray(config, args)
 
     import limn
 
@@ -152,6 +193,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _serve_on_ray(config: ServeConfig, args: argparse.Namespace) -> int:
+    try:
+        from limn.ray import run_cli
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "ray":
+            raise
+        print("limn serve --ray: ray is not installed; install it with: pip install 'limn[ray]'", file=sys.stderr)
+        return 3
+    return run_cli(config, args)
 
 
 def _margin(grace: float) -> float:

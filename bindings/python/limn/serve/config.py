@@ -54,6 +54,9 @@ class ServeConfig:
     job_ttl: float = 600.0                #: seconds a finished job and its result are kept
     job_max: int = 1000                   #: jobs kept at most (oldest finished ones go first)
     job_max_bytes: int = 256 << 20        #: bytes of job results kept at most
+    #: the /v1/jobs routes; off behind Ray Serve, where a job's later requests may reach another
+    #: replica than the one holding it (its routes answer 501; the web page then waits on /v1/OP)
+    jobs: bool = True
 
     def check(self) -> None:
         """Raises ValueError naming the first option out of range."""

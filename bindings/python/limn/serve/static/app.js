@@ -1,5 +1,6 @@
 // limn serve: the web page. Plain JavaScript, no build step, no libraries; talks to the jobs API
-// (POST /v1/jobs, GET/DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/result, GET /v1/models).
+// (POST /v1/jobs, GET/DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/result, GET /v1/models), or, where
+// the server has jobs off (behind Ray Serve: /v1/models says "jobs": false), waits on POST /v1/OP.
 "use strict";
 
 (() => {
@@ -46,7 +47,7 @@
     announcer: $("#announcer"),
   };
 
-  const page = { models: [], defaults: {}, cards: [], headOffered: false, modelsLost: false };
+  const page = { models: [], defaults: {}, jobs: true, cards: [], headOffered: false, modelsLost: false };
 
   // ---- small helpers ------------------------------------------------------------------------
 
@@ -276,6 +277,7 @@
       const body = await response.json();
       page.models = Array.isArray(body.models) ? body.models : [];
       page.defaults = body.default || {};
+      page.jobs = body.jobs !== false;
       page.modelsLost = false;
       keyNeeded(false);
       if (!page.models.length) problem = "The server has no models loaded.";
@@ -426,6 +428,7 @@
       for (const [key, value] of Object.entries(run.settings)) {
         if (value !== undefined && value !== "") form.append(key, value);
       }
+      if (!page.jobs) return this.submitAndWait(run, form);
       let job;
       try {
         const response = await api("/v1/jobs", { method: "POST", body: form, signal: run.controller.signal });
@@ -441,6 +444,29 @@
       this.job = job;
       if (run.cancelled) this.requestCancel(run);
       this.poll(run);
+    }
+
+    // Jobs off: one request that answers with the result (no queue position, no progress); Cancel
+    // aborts it, and the server cancels the work of a client that went away.
+    async submitAndWait(run, form) {
+      run.sync = true;
+      this.setState("running");
+      this.setStatus("Working…");
+      try {
+        const response = await api(`/v1/${run.settings.op || "cartoonize"}`,
+                                   { method: "POST", body: form, signal: run.controller.signal });
+        const blob = await response.blob();
+        if (this.run !== run) return;
+        const seconds = Number.parseFloat(response.headers.get("X-Limn-Seconds") || "");
+        this.job = { id: null, state: "done", content_type: blob.type, seconds: Number.isFinite(seconds) ? seconds : null };
+        this.showResult(blob, run.settings);
+      } catch (error) {
+        if (this.run !== run) return;
+        if (error.name === "AbortError" || run.cancelled) return this.finish("cancelled", "Cancelled");
+        const retry = error instanceof ApiFailure && (error.status === 429 || (error.status === 503 && error.retryAfter !== null));
+        if (retry) return this.waitAndRetry(run, error.retryAfter);
+        return this.fail(describe(error));
+      }
     }
 
     // Server busy: count down Retry-After seconds beside the photo, then submit again.
@@ -574,12 +600,12 @@
       const run = this.run;
       if (!run || !IN_FLIGHT.has(this.state)) return;
       run.cancelled = true;
-      if (this.state === "uploading") {
-        run.controller.abort();
-      } else if (this.state === "waiting") {
+      if (this.state === "waiting") {
         clearTimeout(run.timer);
         this.setError("");
         this.finish("cancelled", "Cancelled");
+      } else if (this.state === "uploading" || run.sync) {
+        run.controller.abort();
       } else if (this.job) {
         this.requestCancel(run);
       }
