@@ -12,6 +12,8 @@ PyPI, pointed at that binary (Playwright's own browser download is never used), 
   to $LIMN_TEST_ARTIFACTS, else to the test's tmp folder.
 - test_page_queue_busy_cancel_and_key: the API key field (401 until it is filled, kept in
   localStorage), queue position, "Server busy: retrying after N s" on a 429, and cancel (DELETE).
+- test_page_without_jobs: against `limn serve --no-jobs` (as behind Ray Serve), the page waits on
+  the synchronous route and shows the same result, pixel for pixel.
 
 Without Playwright or a Chromium that starts, the tests are skipped with the reason, never passed.
 """
@@ -243,3 +245,29 @@ def test_page_queue_busy_cancel_and_key(browser, start_server, photo, tmp_path, 
     assert page.locator("#cards .error:visible").count() == 0
     assert not page_errors, page_errors
     context.close()
+
+
+def test_page_without_jobs(browser, start_server, direct, photos):
+    """/v1/jobs off (--no-jobs, as behind Ray Serve): the page posts to /v1/cartoonize and waits."""
+    server = start_server("--no-jobs")
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page_errors: List[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    requests: List[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url.split('/', 3)[3]}"))
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelector('#model').value === 'classical-cartoon'")
+    page.set_input_files("#file-input", photos[:1])
+    page.wait_for_function("document.querySelectorAll('#cards .card').length === 1")
+    page.select_option("#format", "png")
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#cards .card').dataset.state === 'done'", timeout=TIMEOUT_MS)
+    assert "POST v1/cartoonize" in requests and not any("v1/jobs" in r for r in requests), requests
+    with page.expect_download() as download_info:
+        page.click("#download-all")
+    with zipfile.ZipFile(download_info.value.path()) as archive:
+        got = limn.load_image(archive.read("astronaut-cartoon.png"))
+    expected = direct["cartoon"].cartoonize(limn.load_image(photos[0]), max_side=1024)  # the page's default size
+    assert np.array_equal(got, expected)
+    assert not page_errors, page_errors
+    page.close()

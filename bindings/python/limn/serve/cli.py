@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--job-max", type=int, default=d.job_max, metavar="N", help=f"jobs kept at most (default {d.job_max})")
     a("--job-max-bytes", type=_bytes, default=d.job_max_bytes, metavar="BYTES",
       help=f"bytes of job results kept at most (default {d.job_max_bytes})")
+    a("--no-jobs", dest="jobs", action="store_false",
+      help="turn the asynchronous jobs API off (/v1/jobs answers 501; the web page then waits on the "
+           "synchronous routes): for several servers behind a load balancer without sticky sessions, where "
+           "a job's later requests may reach another server (always off with --ray)")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info")
     r = p.add_argument_group(
         "Ray Serve (--ray; needs pip install 'limn[ray]')",
