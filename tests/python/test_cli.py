@@ -436,3 +436,38 @@ def test_icc_profile_goes_with_the_photo(bin_dir, cartoon_model, tmp_path):
     r = limn(bin_dir, "cartoonize", str(tmp_path / "plain.jpg"), "-o", str(tmp_path / "plain.png"), "-m",
              cartoon_model, "-d", "cpu")
     assert r.returncode == 0 and "icc_profile" not in Image.open(tmp_path / "plain.png").info
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(bin_dir, cartoon_model, tmp_path):
+    """--dry-run: the outputs the command would write (the plan `limn ... --ray` runs), as lines or
+    JSON with the resolved model and the options given; nothing is loaded, created or written."""
+    import json
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    photo().save(src / "a.png")
+    photo().save(src / "sub" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    r = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "-r", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{src / 'a.png'} -> {out / 'a.png'}", f"{src / 'sub' / 'b.jpg'} -> {out / 'sub' / 'b.png'}"]
+    assert not out.exists()
+    r = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--dry-run", "--json",
+             "--strength", "0.25", "--format", "webp", "--quality", "70", "--tile", "64", "-d", "cpu")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["command"] == "cartoonize" and plan["model"] == cartoon_model and plan["detector"] is None
+    assert plan["device"] == "cpu" and plan["precision"] == "auto"
+    assert plan["options"] == {"strength": 0.25, "tile": 64, "quality": 70}
+    assert plan["jobs"] == [{"in": str(src / "a.png"), "out": str(out / "a.webp")}]
+    assert plan["skipped_files"] == [str(src / "notes.txt")] and plan["skipped_existing"] == 0
+    assert not out.exists()
+    # The same rules as a real run: a collision and an unknown model are still refused.
+    photo().save(src / "a.jpg")
+    r = limn(bin_dir, "cartoonize", str(src), "-o", str(out), "-m", cartoon_model, "--dry-run")
+    assert r.returncode == 2 and "would both be written to" in r.stderr
+    r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(out / "x.png"), "-m", "no-such-model", "--dry-run")
+    assert r.returncode == 3 and "no-such-model" in r.stderr
+    r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(out / "x.png"), "--ray")
+    assert r.returncode == 2 and "pip-installed limn" in r.stderr
