@@ -2,6 +2,8 @@
 
 `limn models ...` (list, fetch, path, remove models by name) runs limn_models.fetch here;
 `limn serve ...` runs the web service (limn.serve.cli; needs the extra: pip install 'limn[serve]');
+`limn cartoonize|restore-faces ... --ray [ADDR]` runs the batch on a Ray cluster (limn.ray.batch;
+pip install 'limn[ray]');
 every other subcommand runs the CLI binary installed with the package (limn/bin/limn), which finds
 its built-in cartoon model beside it (limn/models).
 """
@@ -25,6 +27,18 @@ def _serve(args: List[str]) -> int:
     return cli.main(args)
 
 
+def _ray_batch(command: str, args: List[str], exe: str) -> int:
+    try:
+        from limn.ray import batch
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in _SERVE_DEPS + ("ray",):
+            raise
+        print(f"limn {command} --ray: {e.name} is not installed; install it with: pip install 'limn[ray]'",
+              file=sys.stderr)
+        return 3
+    return batch.main(command, args, exe)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "models":
@@ -37,6 +51,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.access(exe, os.X_OK):
         print(f"limn: the command-line tool is missing from this installation ({exe})", file=sys.stderr)
         return 3
+    if args and args[0] in ("cartoonize", "restore-faces") and any(a == "--ray" or a.startswith("--ray=")
+                                                                  for a in args[1:]):
+        return _ray_batch(args[0], args[1:], exe)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(exe, [exe] + args)
