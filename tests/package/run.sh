@@ -53,9 +53,10 @@ fi
 cd "$build/package"  # not the source tree: `import limn` must find the installed package
 "$venv/bin/python" -I -c 'import limn; print(limn.__file__); print(limn.build_info())'
 
-# The test tools, and `limn serve` with its extra and its test clients (tests/serve, CTest python_serve).
+# The test tools, and `limn serve` with its extra and its test clients (tests/serve, CTest python_serve),
+# and Ray (tests/ray, CTest python_ray) where it is installed.
 "$py" "$src/tests/package/link_env.py" "$site" pytest pillow scikit-image fastapi uvicorn python-multipart \
-  prometheus-client httpx 'tritonclient[http]' playwright >/dev/null
+  prometheus-client httpx 'tritonclient[http]' playwright 'ray[serve,data]' >/dev/null
 [ "${3:-}" = --install-only ] && exit 0
 
 echo "== pytest on the installed package"
