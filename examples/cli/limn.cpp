@@ -384,7 +384,7 @@ std::vector<Job> plan_jobs(const Args& a) {
             const auto root = roots.find(f.string());
             const fs::path sub = a.recursive && root != roots.end() ? f.parent_path().lexically_relative(root->second)
                                                                     : fs::path();
-            j.out = out / sub / (f.stem().string() + "." + a.format);
+            j.out = (out / sub / (f.stem().string() + "." + a.format)).lexically_normal();
         }
         if (a.skip_existing && fs::exists(j.out, ec)) {
             ++g_existing_outputs;
