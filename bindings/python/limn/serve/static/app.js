@@ -434,16 +434,21 @@
         const response = await api("/v1/jobs", { method: "POST", body: form, signal: run.controller.signal });
         job = await response.json();
       } catch (error) {
-        if (this.run !== run) return;
-        if (error.name === "AbortError" || run.cancelled) return this.finish("cancelled", "Cancelled");
-        const retry = error instanceof ApiFailure && (error.status === 429 || (error.status === 503 && error.retryAfter !== null));
-        if (retry) return this.waitAndRetry(run, error.retryAfter);
-        return this.fail(describe(error));
+        return this.submitFailed(run, error);
       }
       if (this.run !== run) return;
       this.job = job;
       if (run.cancelled) this.requestCancel(run);
       this.poll(run);
+    }
+
+    // A submission failed: cancelled, busy (wait for Retry-After, then submit again) or an error.
+    submitFailed(run, error) {
+      if (this.run !== run) return;
+      if (error.name === "AbortError" || run.cancelled) return this.finish("cancelled", "Cancelled");
+      const retry = error instanceof ApiFailure && (error.status === 429 || (error.status === 503 && error.retryAfter !== null));
+      if (retry) return this.waitAndRetry(run, error.retryAfter);
+      return this.fail(describe(error));
     }
 
     // Jobs off: one request that answers with the result (no queue position, no progress); Cancel
@@ -461,11 +466,7 @@
         this.job = { id: null, state: "done", content_type: blob.type, seconds: Number.isFinite(seconds) ? seconds : null };
         this.showResult(blob, run.settings);
       } catch (error) {
-        if (this.run !== run) return;
-        if (error.name === "AbortError" || run.cancelled) return this.finish("cancelled", "Cancelled");
-        const retry = error instanceof ApiFailure && (error.status === 429 || (error.status === 503 && error.retryAfter !== null));
-        if (retry) return this.waitAndRetry(run, error.retryAfter);
-        return this.fail(describe(error));
+        return this.submitFailed(run, error);
       }
     }
 
