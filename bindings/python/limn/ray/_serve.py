@@ -174,13 +174,16 @@ def deployment_options(config: ServeConfig, replicas: str = "1", *, min_replicas
 def _replica_config(config: ServeConfig, max_ongoing: int) -> Dict[str, Any]:
     """The ServeConfig each replica runs: its own queue holds what Ray sends it; jobs are off."""
     fields = dataclasses.asdict(config)
-    fields.update(queue=max_ongoing, jobs=False, access_log=config.access_log if config.access_log == "-" else None)
+    fields.update(queue=max_ongoing, jobs=False)
     return fields
 
 
 def build_app(config: ServeConfig, replicas: str = "1", **ray_options: Any) -> "serve.Application":
     """The Ray Serve application serving ``config``'s models (``ray_options``: deployment_options')."""
     config.check()
+    if config.access_log not in (None, "-"):
+        raise ValueError("--access-log FILE is one process's file; behind Ray use --access-log - (each "
+                         "replica's lines go to its Ray log)")
     options = deployment_options(config, replicas, **ray_options)
     return LimnServer.options(**options).bind(_replica_config(config, options["max_ongoing_requests"]))
 
