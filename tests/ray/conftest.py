@@ -177,7 +177,10 @@ class RayCluster:
         if ray.is_initialized():
             from ray import serve
 
-            serve.shutdown()
+            try:
+                serve.shutdown()
+            except ray.exceptions.RayError:  # Serve was shut down by another driver (limn serve --ray)
+                pass
             ray.shutdown()
         nodes = [p for p in [*self.workers, self.head] if p is not None and p.poll() is None]
         for p in nodes:  # `ray start --block` stops its node's processes itself (a signal to all at once does not)

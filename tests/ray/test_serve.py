@@ -48,6 +48,19 @@ def _wait_ready(url: str, proc: Optional[subprocess.Popen] = None, timeout: floa
     raise AssertionError(f"{url} was not ready in {timeout:.0f}s")
 
 
+def _wait_replicas(app: str, count: int, timeout: float = 120.0) -> None:
+    """Until the application runs ``count`` replicas (/readyz answers as soon as one does)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = serve.status().applications.get(app)
+        if status is not None:
+            running = sum(d.replica_states.get("RUNNING", 0) for d in status.deployments.values())
+            if running == count:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"application {app} did not run {count} replicas in {timeout:.0f}s")
+
+
 @pytest.fixture(scope="module")
 def http_port(cluster, free_port) -> int:
     """Serve's HTTP proxy on the head node only, at a free port of 127.0.0.1."""
@@ -77,6 +90,7 @@ def ray_server(cluster, models, http_port, tmp_path_factory) -> RayServer:
     server = RayServer(proc, f"http://{HOST}:{http_port}", log)
     try:
         _wait_ready(server.url, proc)
+        _wait_replicas("limn", 2)
         yield server
     finally:
         if proc.poll() is None:
@@ -145,6 +159,30 @@ def test_a_full_ray_queue_answers_429_with_retry_after(cluster, models, http_por
         assert all(r.headers.get("retry-after") for r in refused)
     finally:
         serve.delete("busy")
+
+
+def test_the_replica_deadline_answers_504_through_ray(cluster, models, http_port):
+    from limn.ray import build_app
+
+    config = ServeConfig(models=[models["cartoon"]], device="cpu", timeout=0.2)
+    serve.run(build_app(config, "1"), name="slow", route_prefix="/slow")
+    try:
+        r = _post(f"http://{HOST}:{http_port}/slow", _png(make_photo(2048, 2048)), timeout=120)
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["code"] == "timeout"
+        small = make_photo(64, 64)
+        # The replica goes on serving once the cancelled call has finished its step (the whole image,
+        # for a one-step model); until then a request waits for the slot and may time out too.
+        end = time.monotonic() + 90
+        while True:
+            r = _post(f"http://{HOST}:{http_port}/slow", _png(small), timeout=120)
+            if r.status_code != 504 or time.monotonic() > end:
+                break
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        assert r.content == _png(limn.Model(models["cartoon"], "cpu").cartoonize(small))
+    finally:
+        serve.delete("slow")
 
 
 def test_the_serve_run_builder_and_its_options(cluster, models, http_port):
@@ -249,8 +287,11 @@ def test_serve_keeps_answering_when_a_worker_node_dies(cluster, models, ray_serv
     cluster.ensure_worker()
 
 
-def test_limn_serve_on_ray_stops_cleanly_on_sigterm(ray_server):
+def test_limn_serve_on_ray_stops_cleanly_on_sigterm(ray_server, http_port):
+    """SIGTERM: the application is deleted (its replicas drain), and since no other Serve application
+    is left on the cluster, Serve's proxy is shut down too."""
     ray_server.proc.send_signal(signal.SIGTERM)
     assert ray_server.proc.wait(90) == 0, ray_server.output()
-    assert "limn" not in serve.status().applications
     assert "stopped" in ray_server.output()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{HOST}:{http_port}/readyz", timeout=10)
