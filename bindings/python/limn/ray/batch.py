@@ -267,10 +267,12 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_operator_progress_bars = False
-    for j in jobs:
-        folder = os.path.dirname(j["out"])
-        if folder:
+    for folder in sorted({os.path.dirname(j["out"]) for j in jobs} - {""}):  # before any work, as locally
+        try:
             os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            print(f"limn: cannot create the output folder {folder}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
     items = [{"index": i, "src": os.path.abspath(j["in"]), "dst": j["out"]} for i, j in enumerate(jobs)]
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own progress lines say it
     worker_plan = {k: v for k, v in plan.items() if k not in ("jobs", "skipped_files")}
@@ -282,11 +284,12 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
               f"{opts['cpus_per_replica']:g} CPU and {gpus:g} GPU each; cluster "
               f"{ray.get_runtime_context().gcs_address})", file=sys.stderr)
     written, failed, nodes, seconds = set(), [], set(), 0.0
+    failed_indices = set()
     t0 = time.perf_counter()
     try:
         for row in ds.iter_rows():
             i = int(row["index"])
-            if i in written or any(k == i for k, _ in failed):
+            if i in written or i in failed_indices:
                 continue  # a photo Ray ran twice (its first actor died): it is written once
             job = jobs[i]
             for w in row["warnings"]:
@@ -299,6 +302,7 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
                     error = f"cannot write {job['out']}: {e.strerror or e}"
             if error:
                 failed.append((i, error))
+                failed_indices.add(i)
                 print(f"limn: {job['in']}: {error}", file=sys.stderr)
                 continue
             written.add(i)
