@@ -428,6 +428,27 @@ def test_the_installed_command(tmp_path, astronaut):
     assert run.returncode == 0 and json.loads(run.stdout)["kind"] == "cartoon"
 
 
+def test_the_command_finds_torch_in_another_site_packages(tmp_path, astronaut):
+    """The package installed apart from torch (a venv made with --system-site-packages, the user
+    site, conda layers): the CLI binary's relative RUNPATH ($ORIGIN/../torch/lib) misses LibTorch,
+    so the `limn` entry point puts the libraries of the torch this Python imports on its path."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(os.path.dirname(limn.__file__), site / "limn", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    assert not (site / "torch").exists()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
+    photo, out = tmp_path / "photo.png", tmp_path / "cartoon.png"
+    limn.save_image(photo, astronaut[:96, :128])
+    for args in (["--version"], ["cartoonize", str(photo), "-o", str(out), "-q", "-d", "cpu"]):
+        code = f"import sys; sys.path.insert(0, {str(site)!r}); from limn.__main__ import main; sys.exit(main({args!r}))"
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr
+    assert limn.load_image(out).shape == (96, 128, 3)
+
+
 # ---- DCT-Net's compound stylization against an eager reference ---------------------------------
 
 # The astronaut's 5 landmarks as RetinaFace finds them (photo pixels): eyes, nose, mouth corners.

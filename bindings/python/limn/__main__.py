@@ -8,9 +8,11 @@ every other subcommand runs the CLI binary installed with the package (limn/bin/
 its built-in cartoon model beside it (limn/models).
 """
 
+import glob
+import importlib.util
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 _SERVE_DEPS = ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "prometheus_client", "pydantic")
 
@@ -56,8 +58,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _ray_batch(args[0], args[1:], exe)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(exe, [exe] + args)
+    os.execve(exe, [exe] + args, _binary_env())
     return 3  # not reached
+
+
+def _binary_env() -> Dict[str, str]:
+    """The CLI binary's environment. Its libraries find LibTorch relative to the package
+    ($ORIGIN/../torch/lib and ../nvidia/*/lib), which holds only where torch is installed in the
+    same site-packages; where it is elsewhere (a venv made with --system-site-packages, the user
+    site, conda layers), the libraries of the torch this Python imports go on LD_LIBRARY_PATH."""
+    env = dict(os.environ)
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return env
+    torch_site = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+    package_site = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.realpath(torch_site) == os.path.realpath(package_site):
+        return env
+    dirs = [os.path.join(torch_site, "torch", "lib")] + sorted(glob.glob(os.path.join(torch_site, "nvidia", "*", "lib")))
+    dirs = [d for d in dirs if os.path.isdir(d)]
+    if env.get("LD_LIBRARY_PATH"):
+        dirs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(dirs)
+    return env
 
 
 if __name__ == "__main__":
