@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import List
 
 import numpy as np
 import pytest
@@ -447,6 +448,49 @@ def test_the_command_finds_torch_in_another_site_packages(tmp_path, astronaut):
                              timeout=120)
         assert run.returncode == 0, run.stderr
     assert limn.load_image(out).shape == (96, 128, 3)
+
+
+def _parameters(doc: str) -> List[str]:
+    """Parameter names from a pybind11 signature line "f(a: T, b: U[V, W]) -> R" (self dropped)."""
+    inner = doc[doc.index("(") + 1:doc.rindex(") ->")]
+    names, depth, start = [], 0, 0
+    for k, c in enumerate(inner + ","):
+        depth += c in "[(" and 1 or c in "])" and -1 or 0
+        if c == "," and depth == 0:
+            part = inner[start:k].strip()
+            if part:
+                names.append(part.split(":")[0].strip())
+            start = k + 1
+    return [n for n in names if n != "self"]
+
+
+def test_the_extension_stubs_match_the_bindings():
+    """_limn.pyi names every function and method of the extension with its parameters in order (the
+    stubs had drifted: cartoonize's face options and read_icc_profile were missing)."""
+    import ast
+
+    from limn import _limn
+
+    tree = ast.parse(open(os.path.join(os.path.dirname(limn.__file__), "_limn.pyi")).read())
+
+    def stub_args(fn: ast.FunctionDef) -> List[str]:
+        return [a.arg for a in fn.args.args if a.arg != "self"]
+
+    stub_functions = {n.name: stub_args(n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+    model = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model")
+    stub_methods = {n.name: stub_args(n) for n in model.body if isinstance(n, ast.FunctionDef)}
+    bound = {name: getattr(_limn, name) for name in dir(_limn) if not name.startswith("__")
+             and callable(getattr(_limn, name)) and not isinstance(getattr(_limn, name), type)}
+    assert sorted(stub_functions) == sorted(bound)
+    for name, fn in bound.items():
+        assert stub_functions[name] == _parameters(fn.__doc__.splitlines()[0]), name
+    methods = {name: getattr(_limn.Model, name) for name in dir(_limn.Model)
+               if (not name.startswith("_") or name == "__init__")}
+    assert sorted(stub_methods) == sorted(methods)
+    for name, member in methods.items():
+        if isinstance(member, property):
+            continue
+        assert stub_methods[name] == _parameters(member.__doc__.splitlines()[0]), name
 
 
 # ---- DCT-Net's compound stylization against an eager reference ---------------------------------

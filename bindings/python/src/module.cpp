@@ -594,7 +594,7 @@ PYBIND11_MODULE(_limn, m) {
             raise_status(e.status(), e.what());
         }
     });
-    m.def("_set_error_classes", &set_error_classes);
+    m.def("_set_error_classes", &set_error_classes, py::arg("classes"));
     m.def("version", &limn::version);
     m.def("build_info", &limn::build_info);
     m.def("cuda_available", &limn::cuda_available);
