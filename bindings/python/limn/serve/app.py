@@ -487,11 +487,12 @@ def _add_job_routes(app: FastAPI, service: Service, jobs: JobStore) -> None:
 
 
 def _refuse_job_routes(app: FastAPI) -> None:
-    """Jobs off (behind Ray Serve): every /v1/jobs route answers 501 and says what to use instead."""
+    """Jobs off (--no-jobs, or behind Ray Serve): every /v1/jobs route answers 501 and says what to
+    use instead."""
     async def refuse(request: Request) -> JSONResponse:
         raise ApiError(501, "jobs_unavailable",
-                       "asynchronous jobs are off on this server: a job lives in one replica's memory, and "
-                       "behind Ray Serve its later requests may reach another replica; use the synchronous "
+                       "asynchronous jobs are off on this server (--no-jobs, or behind Ray Serve): a job lives in "
+                       "one process's memory and its later requests may reach another; use the synchronous "
                        "routes (POST /v1/cartoonize, /v1/restore-faces, /v1/detect-faces)")
 
     for path in ("/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"):
