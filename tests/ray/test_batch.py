@@ -105,9 +105,9 @@ def test_stdin_is_refused_with_ray(limn_cmd, tmp_path):
 
 
 def test_a_worker_node_dying_mid_job_still_gives_every_output_exactly_once(cluster, models, photos, tmp_path):
-    count = 48
+    count = 64
     worker = cluster.ensure_worker()
-    photos(tmp_path / "in", count, width=512, height=384)
+    photos(tmp_path / "in", count, width=640, height=480)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "limn", "cartoonize", str(tmp_path / "in"), "-o", str(out),
                              "--ray", cluster.address, "--replicas", "2", "-m", models["cartoon"], "--device", "cpu"],
