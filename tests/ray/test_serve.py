@@ -297,3 +297,19 @@ def test_limn_serve_on_ray_stops_cleanly_on_sigterm(ray_server, http_port):
     assert "stopped" in ray_server.output()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{HOST}:{http_port}/readyz", timeout=10)
+
+
+def test_limn_serve_on_ray_says_which_model_did_not_load(cluster, free_port, tmp_path):
+    """A model the replicas cannot load: exit 1 with the library's own error, and the half-deployed
+    application deleted (after the server above is gone: it is deployed under the same name)."""
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    port = free_port()
+    run = subprocess.run([sys.executable, "-m", "limn", "serve", "--ray", "--address", cluster.address,
+                          "--port", str(port), "--device", "cpu", "--model", str(bad)],
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1, run.stderr
+    assert "did not start" in run.stderr
+    assert f"InvalidModelError: model '{bad}'" in run.stderr
+    with pytest.raises(httpx.ConnectError):  # deleted, and Serve (which held nothing else) shut down
+        httpx.get(f"http://{HOST}:{port}/readyz", timeout=10)

@@ -251,7 +251,7 @@ def run_cli(config: ServeConfig, parsed: Any) -> int:
         try:
             serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
         except Exception as e:  # a replica failed to start: the models did not load
-            print(f"limn serve: the Ray Serve application did not start: {e}", file=sys.stderr)
+            print(f"limn serve: the Ray Serve application did not start: {e}{_replica_error()}", file=sys.stderr)
             _delete()
             return 1
         status = serve.status().applications[APP_NAME]
@@ -265,16 +265,29 @@ def run_cli(config: ServeConfig, parsed: Any) -> int:
             pass
         log.info("stopping: deleting the application (replicas drain for up to %gs)", config.grace)
         _delete()
-        if not serve.status().applications:  # Serve ran only this application: stop its proxies too
-            serve.shutdown()
         log.info("stopped")
         return 0
     finally:
         ray.shutdown()
 
 
+def _replica_error() -> str:
+    """Why the replicas failed to start, from Serve's status (its message holds their traceback):
+    the last line of it that names an error, e.g. limn's InvalidModelError for a model file."""
+    try:
+        status = serve.status().applications[APP_NAME]
+        text = "\n".join([status.message] + [d.message for d in status.deployments.values()])
+    except Exception:  # the controller is gone too
+        return ""
+    lines = [line.strip() for line in text.splitlines() if "Error" in line and ":" in line]
+    return f"\n{lines[-1]}" if lines else ""
+
+
 def _delete() -> None:
+    """Deletes the application; when Serve holds no other one, shuts Serve (its proxies) down too."""
     try:
         serve.delete(APP_NAME, _blocking=True)
+        if not serve.status().applications:
+            serve.shutdown()
     except Exception as e:  # the cluster went away first
         log.warning("could not delete the application: %s", e)
