@@ -953,9 +953,18 @@ int devices_command(const Args& a) {
     return kOk;
 }
 
-}  // namespace
+// What the command wrote to stdout (JSON, plans, landmarks, `-o -` images) reached it, or the
+// command fails: a full disk or a closed pipe is an error, not exit 0 with the output cut short.
+int stdout_checked(int status) {
+    std::cout.flush();
+    if (!std::cout) {
+        std::cerr << "limn: cannot write to standard output\n";
+        return status == kOk ? kFailed : status;
+    }
+    return status;
+}
 
-int main(int argc, char** argv) {
+int run_command(int argc, char** argv) {
     if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
         std::cout << kUsageText;
         return kOk;
@@ -986,3 +995,7 @@ int main(int argc, char** argv) {
         return kFailed;
     }
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return stdout_checked(run_command(argc, argv)); }

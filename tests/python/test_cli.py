@@ -471,3 +471,19 @@ def test_dry_run_prints_the_plan_and_touches_nothing(bin_dir, cartoon_model, tmp
     assert r.returncode == 3 and "no-such-model" in r.stderr
     r = limn(bin_dir, "cartoonize", str(src / "a.png"), "-o", str(out / "x.png"), "--ray")
     assert r.returncode == 2 and "pip-installed limn" in r.stderr
+
+
+def test_output_to_a_full_device_is_an_error(bin_dir, cartoon_model, tmp_path):
+    """What a command prints (a plan, JSON, --version) must reach stdout: /dev/full is exit 1."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    photo().save(tmp_path / "a.png")
+    exe = os.path.join(bin_dir, "limn")
+    for args in (["--version"], ["devices", "--json"],
+                 ["cartoonize", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "-m", cartoon_model,
+                  "--dry-run", "--json"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([exe, *args], stdout=full, stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 1, args
+        assert "cannot write to standard output" in r.stderr, args
+    assert not (tmp_path / "b.png").exists()
