@@ -18,6 +18,14 @@ outputs exactly as the local command does, runs the images through Ray Data acto
 model once each, and writes every result atomically (limn.ray.batch).
 """
 
-from ._serve import LimnServer, app, build_app, deployment_options, run_cli
-
 __all__ = ["LimnServer", "app", "build_app", "deployment_options", "run_cli"]
+
+
+def __getattr__(name: str):
+    # Ray Serve and FastAPI load only when the online side is used (`limn.ray:app`, limn serve
+    # --ray), not for a batch job (limn.ray.batch), which needs Ray Data alone.
+    if name in __all__:
+        from . import _serve
+
+        return getattr(_serve, name)
+    raise AttributeError(f"module 'limn.ray' has no attribute {name!r}")

@@ -34,7 +34,6 @@ __all__ = ["main", "split_args"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_MODEL = 0, 1, 2, 3
 _ADDRESS = re.compile(r"^(auto|local|ray://\S+|[A-Za-z0-9_.\-\[\]:]+:[0-9]+)$")
-_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp", ".tga": "tga", ".webp": "webp"}
 
 
 class UsageError(ValueError):
@@ -83,7 +82,10 @@ def _plan(exe: str, args: List[str]) -> Dict[str, Any]:
     proc = subprocess.run([exe] + args + ["--dry-run", "--json"], stdout=subprocess.PIPE)
     if proc.returncode != 0:
         raise SystemExit(proc.returncode)
-    plan = json.loads(proc.stdout)
+    try:
+        plan = json.loads(proc.stdout)
+    except ValueError as e:
+        raise UsageError(f"the plan of {exe} --dry-run --json is not JSON ({e}); is the limn package whole?")
     if plan.get("landmarks"):
         raise UsageError("--landmarks takes one photo; run it without --ray")
     if any(j["in"] == "-" or j["out"] == "-" for j in plan["jobs"]):
@@ -142,18 +144,15 @@ class _Worker:
                 kw.update({"working_size": o["working_size"]} if "working_size" in o else {})
                 kw.update(head_model=self.head, detector=self.detector)
             out, stats = self.model.cartoonize(image, return_stats=True, **kw)
-        ext = os.path.splitext(dst)[1].lower()
-        if ext not in _FORMATS:
-            raise limn.InvalidArgumentError(f"cannot write {ext or 'a file without an extension'} files "
-                                            "(png, jpg, bmp, tga, webp)")
+        fmt = os.path.splitext(dst)[1].lower().lstrip(".")  # the library's format names take the extension
         warnings = []
-        if _FORMATS[ext] == "jpeg" and image.ndim == 3 and image.shape[2] == 4:
+        if fmt in ("jpg", "jpeg") and image.ndim == 3 and image.shape[2] == 4:
             warnings.append(f"{dst}: JPEG has no alpha; the transparency of {src} is dropped (PNG keeps it)")
-        if icc and _FORMATS[ext] in ("bmp", "tga"):
+        if icc and fmt in ("bmp", "tga"):
             warnings.append(f"{dst}: BMP and TGA cannot hold the ICC colour profile of {src}; it is dropped "
                             "(PNG, JPEG and WebP keep it)")
         q = {"quality": int(o["quality"])} if "quality" in o else {}
-        encoded = limn.encode_image(out, _FORMATS[ext], icc_profile=icc, **q)
+        encoded = limn.encode_image(out, fmt, icc_profile=icc, **q)
         return {"data": encoded, "node": self.node, "width": int(image.shape[1]), "height": int(image.shape[0]),
                 "tiles": stats.tiles, "faces": stats.faces, "faces_skipped": stats.faces_skipped,
                 "seconds": time.perf_counter() - t0, "warnings": warnings}
