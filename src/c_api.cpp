@@ -441,6 +441,8 @@ limn_status limn_device_get_info(int32_t index, limn_device_info* out) {
         full.free_memory = d.free_memory;
         full.compute_capability = d.compute_capability;
         full.multiprocessors = d.multiprocessors;
+        copy_text(full.native_precisions, limn::core::native_precision_list(d));
+        copy_text(full.auto_precision, limn::core::precision_name(limn::core::resolve_precision(LIMN_PRECISION_AUTO, d)));
         copy_out(full, out, out->struct_size);
     });
 }

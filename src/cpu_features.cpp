@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -87,13 +89,34 @@ std::vector<Feature> detect() {
         {"amx_tile", tiles && bit(l7.d, 24)},
         {"amx_bf16", tiles && bit(l7.d, 22)},
         {"amx_int8", tiles && bit(l7.d, 25)},
+        {"amx_fp16", tiles && bit(l71.a, 21)},
     };
 #endif
     return f;
 }
 
+// The table with $LIMN_CPU_DISABLE's features turned off.
+std::vector<Feature> detect_allowed() {
+    std::vector<Feature> f = detect();
+    const char* off = std::getenv("LIMN_CPU_DISABLE");
+    if (!off) return f;
+    std::string names = off;
+    std::replace(names.begin(), names.end(), ',', ' ');
+    size_t begin = 0;
+    while (begin < names.size()) {
+        size_t end = names.find(' ', begin);
+        if (end == std::string::npos) end = names.size();
+        const std::string name = names.substr(begin, end - begin);
+        for (Feature& feature : f) {
+            if (name == feature.name) feature.present = false;
+        }
+        begin = end + 1;
+    }
+    return f;
+}
+
 const std::vector<Feature>& features() {
-    static const std::vector<Feature> table = detect();
+    static const std::vector<Feature> table = detect_allowed();
     return table;
 }
 
@@ -112,12 +135,40 @@ std::vector<std::string> missing_cpu_features(const std::vector<std::string>& wa
 
 std::string cpu_feature_list() {
     std::string out;
-    for (const Feature& f : features()) {
-        if (!f.present) continue;
+    for (const std::string& name : cpu_features_present()) {
         if (!out.empty()) out += ' ';
-        out += f.name;
+        out += name;
     }
     return out;
 }
+
+std::vector<std::string> cpu_features_present() {
+    std::vector<std::string> out;
+    for (const Feature& f : features()) {
+        if (f.present) out.emplace_back(f.name);
+    }
+    return out;
+}
+
+NativePrecisions native_precisions(const std::vector<std::string>& features) {
+    const auto has = [&](const char* name) {
+        return std::find(features.begin(), features.end(), name) != features.end();
+    };
+    // AMX first: where both exist, oneDNN's bf16 and fp16 convolutions run on the tiles.
+    NativePrecisions p;
+    if (has("amx_bf16")) {
+        p.bf16 = "amx_bf16";
+    } else if (has("avx512_bf16")) {
+        p.bf16 = "avx512_bf16";
+    }
+    if (has("amx_fp16")) {
+        p.fp16 = "amx_fp16";
+    } else if (has("avx512_fp16")) {
+        p.fp16 = "avx512_fp16";
+    }
+    return p;
+}
+
+NativePrecisions cpu_native_precisions() { return native_precisions(cpu_features_present()); }
 
 }  // namespace limn::core

@@ -15,4 +15,23 @@ std::vector<std::string> missing_cpu_features(const std::vector<std::string>& wa
 // The known features this CPU has, space-separated (for messages and build info).
 std::string cpu_feature_list();
 
+// The reduced precisions a CPU with `features` computes in hardware, each as the feature that
+// provides it ("" where none does): bf16 with AMX-BF16 or AVX512-BF16, fp16 with AMX-FP16 or
+// AVX512-FP16. Without it LibTorch emulates the type with conversions around fp32 arithmetic:
+// right, but many times slower than fp32 (44x measured on an AVX2-only CPU, BENCHMARKS.md).
+struct NativePrecisions {
+    std::string bf16;
+    std::string fp16;
+};
+NativePrecisions native_precisions(const std::vector<std::string>& features);
+
+// This CPU's known features, and what they give.
+std::vector<std::string> cpu_features_present();
+NativePrecisions cpu_native_precisions();
+
+// $LIMN_CPU_DISABLE: feature names (space or comma separated) limn treats as absent here, for
+// tests and comparisons: precision AUTO, limn devices and the package checks then act as on a CPU
+// without them. LibTorch's own kernel choice is not affected (ONEDNN_MAX_CPU_ISA does that).
+// Read once, at the first question about the CPU.
+
 }  // namespace limn::core

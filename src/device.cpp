@@ -150,6 +150,7 @@ DeviceDescription describe_device(const Device& device) {
         d.total_memory = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page : 0;
         d.free_memory = meminfo_bytes("MemAvailable:");
         d.multiprocessors = static_cast<int>(std::thread::hardware_concurrency());
+        d.cpu = cpu_native_precisions();
         return d;
     }
 #if LIMN_WITH_CUDA

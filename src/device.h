@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu_features.h"
 #include "limn/limn.h"
 
 namespace limn::core {
@@ -43,6 +44,7 @@ struct DeviceDescription {
     uint64_t free_memory = 0;
     int compute_capability = 0;  // major * 10 + minor
     int multiprocessors = 0;
+    NativePrecisions cpu;        // the CPU's: which features give bf16 and fp16 in hardware
 };
 
 // The CPU first, then every usable CUDA device.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -83,7 +84,8 @@ struct Model::Impl {
     bool channels_last = false;  // the layout the network takes its input in
     bool fp32_fallback = false;
     ConvSettings conv;
-    std::string precision_note;  // why AUTO did not give the device's usual precision
+    std::string precision_note;  // why AUTO did not give the device's usual precision, or why slow
+    double min_psnr = 0;         // > 0: the self-test must come this close to its fp32 output (dB)
     uint64_t max_pixels = 0;
     std::pair<int64_t, int64_t> min_size{1, 1};
     std::unique_ptr<Network> net;     // prepared: on the device, in dtype
@@ -217,9 +219,16 @@ struct Model::Impl {
             fail(LIMN_ERR_INVALID_MODEL,
                  "model '" + origin + "' failed its warm-up run on " + device.id() + ": " + msg);
         }
-        if (!meta.has_selftest) return;
+        if (!meta.has_selftest) {
+            if (min_psnr > 0) {
+                fail(LIMN_ERR_INVALID_MODEL, "model '" + origin + "' has no self-test to measure " +
+                                                 precision_name(precision) + " against fp32 with");
+            }
+            return;
+        }
         at::Tensor diff = (y.cpu() - expected.to(at::kFloat)).abs();
         if (diff.numel() == 0) return;
+        if (min_psnr > 0) check_fidelity(diff);
         if (meta.kind == LIMN_MODEL_KIND_FACE_DETECT) {
             // Coordinates are pixels: compare them as fractions of the image side, like scores.
             const double w = double(input.size(3)), h = double(input.size(2));
@@ -243,6 +252,19 @@ struct Model::Impl {
             fail(LIMN_ERR_INVALID_MODEL, s.str());
         }
     }
+
+    // An image model's self-test output in a reduced precision against its fp32 one (values in
+    // [0, 1]): at least min_psnr dB, or AUTO does not take the reduced precision.
+    void check_fidelity(const at::Tensor& diff) const {
+        const double mse = diff.to(at::kDouble).square().mean().item<double>();
+        const double psnr = mse > 0 ? 10.0 * std::log10(1.0 / mse) : 1e9;
+        if (psnr >= min_psnr) return;
+        std::ostringstream s;
+        s.precision(3);
+        s << "model '" << origin << "' in " << precision_name(precision) << " is " << psnr
+          << " dB from its fp32 self-test output (auto needs " << min_psnr << " dB)";
+        fail(LIMN_ERR_INVALID_MODEL, s.str());
+    }
 };
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -262,9 +284,20 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
                           impl->dtype != at::kFloat;
+    const bool cpu = !device.is_cuda();
+    if (options.precision == LIMN_PRECISION_AUTO && cpu && impl->meta.kind == LIMN_MODEL_KIND_FACE_DETECT &&
+        !net->compiled_for()) {
+        // A detector's scores decide which faces exist at all: AUTO keeps it in fp32 on the CPU,
+        // where it is cheap (tens of milliseconds a photo) and bf16 could move a face across the
+        // threshold.
+        impl->precision = precision = LIMN_PRECISION_FP32;
+        impl->dtype = at::kFloat;
+    }
     // AUTO chose a reduced precision: if it fails the load-time self-test, load in fp32 instead.
+    // On the CPU (bf16) the self-test must also come within 45 dB of its fp32 output.
     const bool auto_reduced = options.precision == LIMN_PRECISION_AUTO && impl->dtype != at::kFloat &&
                               !net->compiled_for();
+    if (auto_reduced && cpu) impl->min_psnr = kAutoMinPsnr;
     if (impl->fp32_fallback && net->compiled_for()) {
         // A package holds code for one precision only.
         if (options.fp32_fallback == 1) {
@@ -299,11 +332,13 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
             impl->precision = LIMN_PRECISION_FP32;
             impl->dtype = at::kFloat;
             impl->fp32_fallback = false;
+            impl->min_psnr = 0;
             impl->net = impl->source->prepare(torch_device(device), at::kFloat, impl->channels_last, impl->conv);
             impl->selftest_or_warmup();
         }
     }
     if (!impl->fp32_fallback) impl->source.reset();
+    if (impl->precision_note.empty()) impl->precision_note = slow_precision_note(impl->precision, describe_device(device));
     synchronize(device);  // weights in place before any thread's stream uses them
     return impl;
 }

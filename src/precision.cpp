@@ -35,8 +35,10 @@ void require_compute(limn_precision p, const DeviceDescription& device, int need
 limn_precision resolve_precision(limn_precision requested, const DeviceDescription& device) {
     switch (requested) {
         case LIMN_PRECISION_AUTO:
-            return device.device.is_cuda() && device.compute_capability >= 70 ? LIMN_PRECISION_FP16
-                                                                              : LIMN_PRECISION_FP32;
+            if (device.device.is_cuda()) {
+                return device.compute_capability >= 70 ? LIMN_PRECISION_FP16 : LIMN_PRECISION_FP32;
+            }
+            return device.cpu.bf16.empty() ? LIMN_PRECISION_FP32 : LIMN_PRECISION_BF16;
         case LIMN_PRECISION_FP32:
             return requested;
         case LIMN_PRECISION_FP16:
@@ -56,6 +58,29 @@ limn_precision resolve_precision(limn_precision requested, const DeviceDescripti
     fail(LIMN_ERR_INVALID_ARGUMENT,
          "invalid precision " + std::to_string(static_cast<int>(requested)) +
              ": expected LIMN_PRECISION_AUTO, _FP32, _FP16, _BF16 or _TF32");
+}
+
+std::string native_precision_list(const DeviceDescription& device) {
+    std::string out = "fp32";
+    if (device.device.is_cuda()) {
+        if (device.compute_capability >= 53) out += " fp16";
+        if (device.compute_capability >= 80) out += " bf16 tf32";
+        return out;
+    }
+    if (!device.cpu.fp16.empty()) out += " fp16";
+    if (!device.cpu.bf16.empty()) out += " bf16";
+    return out;
+}
+
+std::string slow_precision_note(limn_precision precision, const DeviceDescription& device) {
+    if (device.device.is_cuda()) return "";
+    const bool bf16 = precision == LIMN_PRECISION_BF16;
+    if (!bf16 && precision != LIMN_PRECISION_FP16) return "";
+    if (!(bf16 ? device.cpu.bf16 : device.cpu.fp16).empty()) return "";
+    const std::string name = precision_name(precision);
+    return name + " is slow on this CPU: it has no " + (bf16 ? "AMX-BF16 or AVX512-BF16" : "AMX-FP16 or AVX512-FP16") +
+           ", so LibTorch emulates " + name + " around fp32 arithmetic (many times slower than fp32: 44x "
+           "measured on an AVX2-only CPU); precision fp32 or auto is faster here";
 }
 
 bool resolve_fp32_fallback(int requested, limn_precision requested_precision) {

@@ -138,6 +138,11 @@ typedef struct limn_device_info {
     uint64_t free_memory;         /* bytes free now (MemAvailable for the CPU) */
     int32_t compute_capability;   /* major * 10 + minor for CUDA; 0 for the CPU */
     int32_t multiprocessors;      /* CUDA SMs; logical cores for the CPU */
+    char native_precisions[32];   /* computed in hardware, e.g. "fp32 bf16" (a CPU with AVX512-BF16
+                                     or AMX-BF16), "fp32 fp16 bf16 tf32" (CUDA 8.0); others run
+                                     emulated, many times slower */
+    char auto_precision[8];       /* what LIMN_PRECISION_AUTO picks here before a model's own
+                                     check: "fp32", "fp16" or "bf16" */
 } limn_device_info;
 
 /* 1 if at least one CUDA device can be used now, 0 otherwise. */
@@ -331,8 +336,11 @@ typedef enum limn_model_kind {
 } limn_model_kind;
 
 typedef enum limn_precision {
-    LIMN_PRECISION_AUTO = 0,  /* fp16 on CUDA devices of compute capability >= 7.0, else fp32; in
-                                 fp32 if fp16 fails the model's self-test at load (precision_note) */
+    LIMN_PRECISION_AUTO = 0,  /* fp16 on CUDA devices of compute capability >= 7.0; bf16 on a CPU
+                                 with AMX-BF16 or AVX512-BF16 (face detectors stay fp32 there);
+                                 else fp32. In fp32 when the reduced precision fails the model's
+                                 self-test at load, or on the CPU comes within less than 45 dB
+                                 of its fp32 output (precision_note says which) */
     LIMN_PRECISION_FP32 = 1,  /* IEEE fp32, on CUDA too (no TF32) */
     LIMN_PRECISION_FP16 = 2,
     LIMN_PRECISION_BF16 = 3,
@@ -419,7 +427,8 @@ typedef struct limn_model_info {
     int32_t min_width;          /* smallest input a raw run takes (1 but for some compiled */
     int32_t min_height;         /* packages); the pipelines pad smaller pictures */
     char precision_note[512];   /* "" or why `precision` is not what AUTO gives on this device
-                                   (fp16 failed the load-time self-test, so fp32) */
+                                   (fp16 failed the load-time self-test, so fp32), or why it is
+                                   slow here (bf16 or fp16 asked for on a CPU that emulates it) */
     char role[16];              /* "" or "head": a cartoon network for aligned face crops of
                                    crop_size pixels, the face on face_template (DCT-Net's head) */
     int32_t crop_size;          /* head models: the side of the aligned crop; else 0 */

@@ -38,7 +38,7 @@ X86_FEATURES = (
     "sse4_1 sse4_2 popcnt movbe abm bmi1 bmi2 f16c fma avx avx2 avx_vnni avx512f avx512dq "
     "avx512cd avx512bw avx512vl avx512ifma avx512vbmi avx512_vbmi2 avx512_vnni avx512_bitalg "
     "avx512_vpopcntdq avx512_bf16 avx512_fp16 avx512_vp2intersect gfni vaes vpclmulqdq amx_tile "
-    "amx_bf16 amx_int8"
+    "amx_bf16 amx_int8 amx_fp16"
 ).split()
 
 

@@ -39,11 +39,36 @@ static const char* fixture(const char* name) {
     return path;
 }
 
+/* The CPU in fp32: the results these tests compare are exact there. (AUTO may choose bf16 on a CPU
+ * that computes it natively; test_auto_precision checks that.) */
 static limn_model_options cpu_options(void) {
     limn_model_options o;
     limn_model_options_init(&o);
     o.device = "cpu";
+    o.precision = LIMN_PRECISION_FP32;
     return o;
+}
+
+/* AUTO on the CPU: the identity is as close to fp32 in bf16 as 8-bit pixels allow, so it gets what
+ * the device says AUTO picks. */
+static void test_auto_precision(void) {
+    limn_model* model = NULL;
+    limn_model_options o;
+    limn_model_info info;
+    limn_device_info cpu;
+    limn_model_options_init(&o);
+    o.device = "cpu";
+    memset(&cpu, 0, sizeof cpu);
+    cpu.struct_size = sizeof cpu;
+    CHECK(limn_device_get_info(0, &cpu) == LIMN_OK);
+    CHECK(limn_model_load(fixture("identity.pt"), &o, &model) == LIMN_OK);
+    if (!model) return;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(limn_model_get_info(model, &info) == LIMN_OK);
+    CHECK(strcmp(limn_precision_name(info.precision), cpu.auto_precision) == 0);
+    CHECK(info.precision_note[0] == '\0');
+    limn_model_free(model);
 }
 
 static void test_versions(void) {
@@ -100,6 +125,9 @@ static void test_devices(void) {
     CHECK(info.type == LIMN_DEVICE_CPU);
     CHECK(strcmp(info.id, "cpu") == 0);
     CHECK(info.total_memory > 0);
+    /* fp32 always; bf16 and fp16 where the CPU computes them (AVX512/AMX), and AUTO picks bf16 then. */
+    CHECK(strncmp(info.native_precisions, "fp32", 4) == 0);
+    CHECK(strcmp(info.auto_precision, strstr(info.native_precisions, "bf16") ? "bf16" : "fp32") == 0);
     CHECK_ERR(limn_device_get_info(count, &info), LIMN_ERR_INVALID_ARGUMENT, "out of range");
 
     CHECK(limn_device_resolve("cpu", id, sizeof id) == LIMN_OK);
@@ -200,6 +228,7 @@ static void test_run(void) {
     CHECK(strcmp(info.device, "cpu") == 0);
     CHECK(info.precision == LIMN_PRECISION_FP32);
     CHECK(info.size_multiple == 1 && info.fixed_width == 0);
+    test_auto_precision();
 
     in.data = in_px; in.width = W; in.height = H; in.stride = STRIDE; in.format = LIMN_PIXEL_BGRA8;
     out.data = out_px; out.width = W; out.height = H; out.stride = W * 3; out.format = LIMN_PIXEL_RGB8;

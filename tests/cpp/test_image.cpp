@@ -55,7 +55,8 @@ bool same_pixels(const Buffer& in, const Buffer& out, const std::vector<uint8_t>
     return true;
 }
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
+// The CPU in fp32 (AUTO may pick bf16 on a CPU with native bf16: tested on its own).
+limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
 
 }  // namespace
 

@@ -11,7 +11,8 @@ namespace {
 
 using limn_test::run_rgb;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
+// The CPU in fp32 (AUTO may pick bf16 on a CPU with native bf16: tested on its own).
+limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
 
 
 
@@ -59,11 +60,14 @@ TEST_CASE("model info reports kind, name, device, precision and size rule") {
     CHECK(small.struct_size == offsetof(limn_model_info, name));
 }
 
-TEST_CASE("auto device says what it chose; auto precision on the CPU is fp32") {
+TEST_CASE("auto device says what it chose; auto precision on the CPU is what the device says") {
     const limn::Model m(limn_test::fixture("identity.pt"), limn::ModelOptions().device("auto"));
     const limn_model_info i = m.info();
     CHECK(std::string(i.device) == (limn::cuda_available() ? "cuda:0" : "cpu"));
-    if (!limn::cuda_available()) CHECK(i.precision == LIMN_PRECISION_FP32);
+    // The identity is within 45 dB of fp32 in bf16: AUTO takes the device's own choice.
+    if (!limn::cuda_available()) {
+        CHECK(std::string(limn_precision_name(i.precision)) == limn::devices().at(0).auto_precision);
+    }
 }
 
 TEST_CASE("reduced precision on the CPU runs close to fp32 or is refused with UNSUPPORTED") {
@@ -228,4 +232,47 @@ TEST_CASE("a head model says its role, crop size and template; other models have
     const limn_model_info plain = limn::Model(limn_test::fixture("tiny_unet.pt"), cpu()).info();
     CHECK(std::string(plain.role).empty());
     CHECK(plain.crop_size == 0);
+}
+
+namespace {
+bool cpu_has_native_bf16() { return std::string(limn::devices().at(0).auto_precision) == "bf16"; }
+}  // namespace
+
+TEST_CASE("auto on a CPU with native bf16: image models in bf16 when within 45 dB, detectors in fp32" *
+          doctest::skip(!cpu_has_native_bf16())) {
+    const limn::ModelOptions cpu_auto = limn::ModelOptions().device("cpu");
+    const limn::Model unet(limn_test::fixture("tiny_unet.pt"), cpu_auto);
+    const limn_model_info ui = unet.info();
+    if (ui.precision == LIMN_PRECISION_BF16) {
+        CHECK(std::string(ui.precision_note).empty());
+    } else {
+        // The tiny random UNet may itself be too far from fp32: then the note says by how much.
+        CHECK(std::string(ui.precision_note).find("dB from its fp32 self-test output") != std::string::npos);
+    }
+    const limn::Model detector(limn_test::fixture("tiny_detect.pt"), cpu_auto);
+    CHECK(detector.info().precision == LIMN_PRECISION_FP32);
+    CHECK(std::string(detector.info().precision_note).empty());
+    // Within the reduced-precision self-test tolerance, but ~40 dB from fp32: fp32, with the reason.
+    const limn::Model coarse(limn_test::fixture("coarse_bf16.pt"), cpu_auto);
+    CHECK(coarse.info().precision == LIMN_PRECISION_FP32);
+    const std::string note = coarse.info().precision_note;
+    CHECK(note.find("precision auto chose fp32: bf16 failed at load") != std::string::npos);
+    CHECK(note.find("dB from its fp32 self-test output (auto needs 45 dB)") != std::string::npos);
+    // Asked for by name, bf16 is taken as it is, without a note (it is native here).
+    const limn::Model asked(limn_test::fixture("coarse_bf16.pt"), cpu().precision(LIMN_PRECISION_BF16));
+    CHECK(asked.info().precision == LIMN_PRECISION_BF16);
+    CHECK(std::string(asked.info().precision_note).empty());
+    // fp32 stays available and exact on request.
+    const limn::Model exact(limn_test::fixture("identity.pt"), cpu().precision(LIMN_PRECISION_FP32));
+    CHECK(exact.info().precision == LIMN_PRECISION_FP32);
+    CHECK(run_rgb(exact, 40, 24, 5) == limn_test::pattern(40 * 24 * 3, 5));
+}
+
+TEST_CASE("auto on a CPU without native bf16: fp32; bf16 asked for loads, with a note that it is slow" *
+          doctest::skip(cpu_has_native_bf16())) {
+    CHECK(limn::Model(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu")).info().precision ==
+          LIMN_PRECISION_FP32);
+    const limn::Model slow(limn_test::fixture("tiny_unet.pt"), cpu().precision(LIMN_PRECISION_BF16));
+    CHECK(slow.info().precision == LIMN_PRECISION_BF16);
+    CHECK(std::string(slow.info().precision_note).find("bf16 is slow on this CPU") != std::string::npos);
 }

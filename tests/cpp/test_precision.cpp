@@ -93,3 +93,49 @@ TEST_CASE("messages are valid UTF-8: well-formed sequences kept, other bytes esc
     CHECK(limn::core::valid_utf8("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
     CHECK(limn::core::valid_utf8(std::string("nul\0byte", 8)) == std::string("nul\0byte", 8));
 }
+
+TEST_CASE("the CPU's native precisions come from its features: AMX first, then AVX-512") {
+    using limn::core::native_precisions;
+    const auto avx2 = native_precisions({"sse4_2", "fma", "avx", "avx2", "f16c"});
+    CHECK(avx2.bf16.empty());
+    CHECK(avx2.fp16.empty());  // F16C converts; it does not compute
+    CHECK(native_precisions({"avx2", "avx512f", "avx512_bf16"}).bf16 == "avx512_bf16");
+    const auto spr = native_precisions({"avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"});
+    CHECK(spr.bf16 == "amx_bf16");
+    CHECK(spr.fp16 == "avx512_fp16");
+    CHECK(native_precisions({"amx_tile", "amx_fp16", "avx512_fp16"}).fp16 == "amx_fp16");
+    // What this CPU reports is one of those answers, and the list holds only known names.
+    const auto here = limn::core::cpu_native_precisions();
+    CHECK((here.bf16.empty() || here.bf16 == "amx_bf16" || here.bf16 == "avx512_bf16"));
+    CHECK(limn::core::missing_cpu_features(limn::core::cpu_features_present()).empty());
+}
+
+TEST_CASE("auto precision on the CPU: bf16 where it is native, fp32 where it is emulated") {
+    limn::core::DeviceDescription plain;
+    limn::core::DeviceDescription avx512;
+    avx512.cpu = limn::core::native_precisions({"avx512f", "avx512_bf16"});
+    limn::core::DeviceDescription amx;
+    amx.cpu = limn::core::native_precisions({"amx_tile", "amx_bf16", "avx512_bf16", "avx512_fp16"});
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, plain) == LIMN_PRECISION_FP32);
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, avx512) == LIMN_PRECISION_BF16);
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_AUTO, amx) == LIMN_PRECISION_BF16);  // not fp16
+    // fp32 stays fp32 on request.
+    CHECK(limn::core::resolve_precision(LIMN_PRECISION_FP32, amx) == LIMN_PRECISION_FP32);
+    CHECK(limn::core::native_precision_list(plain) == "fp32");
+    CHECK(limn::core::native_precision_list(avx512) == "fp32 bf16");
+    CHECK(limn::core::native_precision_list(amx) == "fp32 fp16 bf16");
+    CHECK(limn::core::native_precision_list(cuda_with(86)) == "fp32 fp16 bf16 tf32");
+}
+
+TEST_CASE("an emulated bf16 or fp16 on the CPU loads, with a note saying it is slow and why") {
+    limn::core::DeviceDescription plain;
+    limn::core::DeviceDescription avx512;
+    avx512.cpu = limn::core::native_precisions({"avx512f", "avx512_bf16"});
+    const std::string bf16 = limn::core::slow_precision_note(LIMN_PRECISION_BF16, plain);
+    CHECK(bf16.find("bf16 is slow on this CPU") != std::string::npos);
+    CHECK(bf16.find("AVX512-BF16") != std::string::npos);
+    CHECK(limn::core::slow_precision_note(LIMN_PRECISION_FP16, avx512).find("AVX512-FP16") != std::string::npos);
+    CHECK(limn::core::slow_precision_note(LIMN_PRECISION_BF16, avx512).empty());
+    CHECK(limn::core::slow_precision_note(LIMN_PRECISION_FP32, plain).empty());
+    CHECK(limn::core::slow_precision_note(LIMN_PRECISION_FP16, cuda_with(70)).empty());
+}

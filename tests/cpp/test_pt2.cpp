@@ -21,7 +21,8 @@ namespace {
 using limn_test::fixture;
 using limn_test::run_rgb;
 
-limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu"); }
+// The CPU in fp32 (AUTO may pick bf16 on a CPU with native bf16: tested on its own).
+limn::ModelOptions cpu() { return limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32); }
 
 struct LoadResult {
     limn_status status = LIMN_OK;
@@ -160,7 +161,7 @@ TEST_CASE("pt2: a package fixes device kind and precision; auto takes them, othe
     CHECK(std::string(fp32.info().device) == "cpu");  // a CPU package, even where CUDA is usable
     CHECK(fp32.info().precision == LIMN_PRECISION_FP32);
 
-    const limn::Model bf16(fixture("tiny_unet_bf16.pt2"), cpu());
+    const limn::Model bf16(fixture("tiny_unet_bf16.pt2"), cpu().precision(LIMN_PRECISION_AUTO));
     CHECK(bf16.info().precision == LIMN_PRECISION_BF16);
     const limn::Model ts(fixture("tiny_unet.pt"), cpu());
     CHECK(limn_test::psnr8(run_rgb(ts, 64, 48, 2), run_rgb(bf16, 64, 48, 2)) > 35.0);
@@ -171,7 +172,7 @@ TEST_CASE("pt2: a package fixes device kind and precision; auto takes them, othe
     r = try_load(fixture("tiny_unet_bf16.pt2"), cpu().precision(LIMN_PRECISION_FP32));
     CHECK(r.status == LIMN_ERR_UNSUPPORTED);
     CHECK(r.message.find("compiled for bf16") != std::string::npos);
-    r = try_load(fixture("tiny_unet_bf16.pt2"), cpu().fp32_fallback(true));
+    r = try_load(fixture("tiny_unet_bf16.pt2"), cpu().precision(LIMN_PRECISION_AUTO).fp32_fallback(true));
     CHECK(r.status == LIMN_ERR_UNSUPPORTED);
     CHECK(r.message.find("fp32_fallback") != std::string::npos);
     // channels_last has no say over a package's layout: same result either way.

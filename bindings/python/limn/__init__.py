@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import math
 import os
+import warnings
 import typing
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -187,6 +188,8 @@ class DeviceInfo:
     free_memory: int       #: bytes free now
     compute_capability: int  #: major * 10 + minor for CUDA; 0 for the CPU
     multiprocessors: int   #: CUDA SMs; logical cores for the CPU
+    native_precisions: str = "fp32"  #: computed in hardware, e.g. "fp32 bf16" (AVX512-BF16 or AMX-BF16)
+    auto_precision: str = "fp32"     #: what precision "auto" picks here before a model's own check
 
 
 @dataclass(frozen=True)
@@ -447,9 +450,11 @@ class Model:
 
     ``source`` is a model file path or the file's bytes. ``device``: "auto" (first usable CUDA
     device, else the CPU), "cpu", "cuda" or "cuda:N"; asking for CUDA where there is none raises
-    :class:`DeviceUnavailableError`. ``precision``: "auto" (fp16 on capable GPUs, else fp32; fp32
-    where fp16 fails the self-test, said in ``info.precision_note``), "fp32" (IEEE, on CUDA too),
-    "fp16", "bf16" or "tf32" (CUDA convolutions in TF32, compute capability 8.0+). ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
+    :class:`DeviceUnavailableError`. ``precision``: "auto" (fp16 on capable GPUs; bf16 on a CPU
+    with AMX-BF16 or AVX512-BF16, for image models within 45 dB of fp32; else fp32; fp32 where the
+    reduced precision fails the self-test, said in ``info.precision_note``), "fp32" (IEEE, on CUDA
+    too), "fp16", "bf16" (on a CPU that emulates them: a :class:`RuntimeWarning`, many times
+    slower) or "tf32" (CUDA convolutions in TF32, compute capability 8.0+). ``kind`` ("cartoon", "face_restore", "face_detect") refuses other
     kinds with :class:`WrongModelKindError`. Loading checks the model with its embedded self-test.
 
     ``source`` may also be the name of a model in limn's registry (``"dctnet-anime"``,
@@ -491,6 +496,8 @@ class Model:
             face_template=template, source=raw["source"], license=raw["license"],
             file_format=raw["file_format"], precision_note=raw["precision_note"], role=raw["role"],
             crop_size=raw["crop_size"])
+        if precision != "auto" and raw["precision_note"]:
+            warnings.warn(f"limn: {raw['precision_note']}", RuntimeWarning, stacklevel=2)
 
     @property
     def info(self) -> ModelInfo:

@@ -460,6 +460,8 @@ py::list devices() {
         e["free_memory"] = d.free_memory;
         e["compute_capability"] = d.compute_capability;
         e["multiprocessors"] = d.multiprocessors;
+        e["native_precisions"] = std::string(d.native_precisions);
+        e["auto_precision"] = std::string(d.auto_precision);
         out.append(e);
     }
     return out;
