@@ -480,6 +480,7 @@ limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out) {
         full.limit = s.limit;
         full.device_total = s.device_total;
         full.device_free = s.device_free;
+        full.cached = s.cached;
         copy_out(full, out, out->struct_size);
     });
 }

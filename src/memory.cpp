@@ -9,10 +9,14 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "error.h"
 
 #include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <c10/util/Exception.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 
@@ -89,6 +93,224 @@ __attribute__((constructor)) void prefer_huge_pages() {
 
 }  // namespace
 
+// ---- The CPU arena --------------------------------------------------------------------------
+
+void free_cpu_block(void* data);  // the deleter of the arenas' blocks (and of raw allocations)
+
+class CpuArena : public std::enable_shared_from_this<CpuArena> {
+public:
+    explicit CpuArena(uint64_t cap) : cap_(cap) {}
+    ~CpuArena() { release(); }
+
+    // A block of at least `n` bytes (n >= kMinBlock), reported to LibTorch's memory profiler
+    // hooks as an allocation of n bytes, as its own allocator does.
+    c10::DataPtr take(size_t n);
+    uint64_t cached() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return cached_;
+    }
+    void release() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        release_locked();
+    }
+
+    static constexpr size_t kMinBlock = 64 * 1024;
+
+private:
+    struct Block {
+        std::shared_ptr<CpuArena> arena;
+        void* data;
+        size_t size;       // bytes of the block
+        size_t requested;  // bytes of the tensor
+    };
+    friend void free_cpu_block(void* data);
+    static void give_back(Block* b);
+    void put(Block* b);
+    void release_locked() {
+        for (const auto& [size, data] : free_) c10::free_cpu(data);
+        free_.clear();
+        cached_ = 0;
+    }
+
+    const uint64_t cap_;
+    mutable std::mutex mutex_;
+    std::multimap<size_t, void*> free_;  // unused blocks by size
+    uint64_t cached_ = 0;                // their bytes
+    uint64_t in_use_ = 0;                // bytes of blocks handed out
+};
+
+namespace {
+
+thread_local CpuArena* current_arena = nullptr;
+
+// The arenas' blocks in use, by address. Their DataPtrs are plain (the context is the address),
+// as LibTorch's raw_allocate (oneDNN's scratch and weights) requires, so the deleter finds the
+// block here; any other address came from the allocator underneath.
+std::mutex blocks_mutex;
+std::unordered_map<void*, void*> blocks_in_use;  // address -> CpuArena::Block*
+c10::DeleterFnPtr next_raw_deleter = nullptr;
+
+std::mutex arenas_mutex;
+std::vector<std::weak_ptr<CpuArena>> arenas;  // every arena alive, for release and statistics
+
+// LibTorch's CPU allocator with one question first: is this thread inside a CpuArenaScope? Then
+// large blocks come from that arena; everything else goes to the allocator that was there.
+class ArenaAllocator final : public c10::Allocator {
+public:
+    explicit ArenaAllocator(c10::Allocator* next) : next_(next) {}
+    c10::DataPtr allocate(size_t n) override {
+        CpuArena* arena = current_arena;
+        if (!arena || n < CpuArena::kMinBlock) return next_->allocate(n);
+        return arena->take(n);
+    }
+    c10::DeleterFnPtr raw_deleter() const override { return next_raw_deleter ? &free_cpu_block : nullptr; }
+    void copy_data(void* dest, const void* src, std::size_t count) const override {
+        default_copy_data(dest, src, count);
+    }
+
+private:
+    c10::Allocator* next_;
+};
+
+void install_arena_allocator() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        c10::Allocator* next = c10::GetCPUAllocator();
+        next_raw_deleter = next->raw_deleter();
+        static ArenaAllocator allocator(next);
+        c10::SetCPUAllocator(&allocator, /*priority=*/100);
+    });
+}
+
+uint64_t arena_cap() {
+    if (const char* text = std::getenv("LIMN_CPU_ARENA_MAX"); text && *text) {
+        char* end = nullptr;
+        const unsigned long long v = std::strtoull(text, &end, 10);
+        if (end && *end == '\0') return v;
+    }
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGESIZE);
+    const uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+    return std::min<uint64_t>(uint64_t(2) << 30, ram / 8);
+}
+
+}  // namespace
+
+c10::DataPtr CpuArena::take(size_t n) {
+    const size_t size = (n + 4095) / 4096 * 4096;
+    void* data = nullptr;
+    size_t got = size;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // The smallest unused block that fits, if it wastes at most a quarter.
+        auto it = free_.lower_bound(size);
+        if (it != free_.end() && it->first <= size + size / 4) {
+            got = it->first;
+            data = it->second;
+            free_.erase(it);
+            cached_ -= got;
+        } else {
+            // Within a CPU memory limit, unused blocks go before a new one crosses it.
+            const uint64_t limit = memory_limit(Device{});
+            if (limit > 0 && in_use_ + cached_ + size > limit) release_locked();
+        }
+        in_use_ += got;
+    }
+    if (!data) {
+        try {
+            data = c10::alloc_cpu(size);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            in_use_ -= got;
+            throw;
+        }
+    }
+    auto* block = new Block{shared_from_this(), data, got, n};
+    {
+        std::lock_guard<std::mutex> lock(blocks_mutex);
+        blocks_in_use[data] = block;
+    }
+    c10::reportMemoryUsageToProfiler(data, static_cast<int64_t>(n), 0, 0, c10::Device(c10::DeviceType::CPU));
+    return {data, data, &free_cpu_block, c10::Device(c10::DeviceType::CPU)};
+}
+
+void free_cpu_block(void* data) {
+    void* block = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(blocks_mutex);
+        const auto it = blocks_in_use.find(data);
+        if (it != blocks_in_use.end()) {
+            block = it->second;
+            blocks_in_use.erase(it);
+        }
+    }
+    if (block) {
+        CpuArena::give_back(static_cast<CpuArena::Block*>(block));
+    } else if (next_raw_deleter) {
+        next_raw_deleter(data);  // a raw allocation the arena did not make
+    }
+}
+
+void CpuArena::give_back(Block* b) {
+    c10::reportMemoryUsageToProfiler(b->data, -static_cast<int64_t>(b->requested), 0, 0,
+                                     c10::Device(c10::DeviceType::CPU));
+    std::shared_ptr<CpuArena> arena = std::move(b->arena);
+    arena->put(b);
+    delete b;
+    // `arena` may go here, with the last block of a model that is gone: its destructor frees.
+}
+
+void CpuArena::put(Block* b) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_use_ -= b->size;
+    const uint64_t limit = memory_limit(Device{});
+    const uint64_t cap = limit > 0 ? std::min(cap_, limit / 2) : cap_;
+    if (cached_ + b->size > cap) {
+        c10::free_cpu(b->data);
+        return;
+    }
+    free_.emplace(b->size, b->data);
+    cached_ += b->size;
+}
+
+std::shared_ptr<CpuArena> make_cpu_arena() {
+    const uint64_t cap = arena_cap();
+    if (cap == 0) return nullptr;
+    install_arena_allocator();
+    auto arena = std::make_shared<CpuArena>(cap);
+    std::lock_guard<std::mutex> lock(arenas_mutex);
+    arenas.erase(std::remove_if(arenas.begin(), arenas.end(), [](const auto& w) { return w.expired(); }),
+                 arenas.end());
+    arenas.push_back(arena);
+    return arena;
+}
+
+CpuArenaScope::CpuArenaScope(const std::shared_ptr<CpuArena>& arena) : outer_(current_arena), arena_(arena) {
+    current_arena = arena_.get();
+}
+
+CpuArenaScope::~CpuArenaScope() { current_arena = outer_; }
+
+namespace {
+
+// Every arena alive (a strong reference each, for the length of a call).
+std::vector<std::shared_ptr<CpuArena>> live_arenas() {
+    std::vector<std::shared_ptr<CpuArena>> out;
+    std::lock_guard<std::mutex> lock(arenas_mutex);
+    for (const auto& w : arenas) {
+        if (auto a = w.lock()) out.push_back(std::move(a));
+    }
+    return out;
+}
+
+}  // namespace
+
+uint64_t cpu_arena_cached_bytes() {
+    uint64_t total = 0;
+    for (const auto& a : live_arenas()) total += a->cached();
+    return total;
+}
+
 StreamScope::StreamScope(const Device& device) {
 #if LIMN_WITH_CUDA
     if (!device.is_cuda()) return;
@@ -158,6 +380,10 @@ uint64_t memory_limit(const Device& device) {
 }
 
 void release_cached_memory(const Device& device) {
+    if (!device.is_cuda()) {
+        for (const auto& a : live_arenas()) a->release();
+        return;
+    }
 #if LIMN_WITH_CUDA
     if (device.is_cuda()) {
         init_cuda_allocator();
@@ -183,6 +409,7 @@ MemoryStats memory_stats(const Device& device) {
         s.peak_reserved = peak;
         s.allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_live.load()));
         s.peak_allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_peak.load()));
+        s.cached = cpu_arena_cached_bytes();
         return s;
     }
 #if LIMN_WITH_CUDA
@@ -195,6 +422,7 @@ MemoryStats memory_stats(const Device& device) {
     s.peak_allocated = static_cast<uint64_t>(stats.allocated_bytes[agg].peak);
     s.reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].current);
     s.peak_reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].peak);
+    s.cached = s.reserved > s.allocated ? s.reserved - s.allocated : 0;
 #endif
     return s;
 }
@@ -264,7 +492,8 @@ uint64_t peak_allocated_during(const std::function<void()>& body) {
 
 uint64_t available_memory(const Device& device) {
     const uint64_t cap = memory_limit(device);
-    if (!device.is_cuda()) return (cap > 0 ? cap : mem_available_bytes()) / 10 * 9;
+    // On the CPU without a cap the arenas' unused blocks are free memory too: runs reuse them.
+    if (!device.is_cuda()) return (cap > 0 ? cap : mem_available_bytes() + cpu_arena_cached_bytes()) / 10 * 9;
     const MemoryStats s = memory_stats(device);
     return plannable_bytes(cap, s.device_free, s.reserved, s.allocated);
 }

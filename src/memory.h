@@ -18,6 +18,7 @@ namespace limn::core {
 struct MemoryStats {
     uint64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
     uint64_t limit = 0, device_total = 0, device_free = 0;
+    uint64_t cached = 0;  // held unused for reuse: CUDA's reserved - allocated, the CPU arenas'
 };
 
 // While one is alive on a thread, the CPU tensors LibTorch allocates and frees there (and in the
@@ -47,6 +48,35 @@ public:
 private:
     std::shared_ptr<void> guard_;
 };
+
+// Keeps the CPU memory of a model's network runs between runs, as ONNX Runtime's arena does:
+// blocks of 64 KiB and more that a run frees are kept, by size, and handed to the next run, which
+// then neither faults nor zeroes fresh pages (measured in BENCHMARKS.md). One per model; the
+// threads running it share it. A block in use counts as allocated in memory_stats() like any
+// tensor; the unused ones as `cached`. It keeps at most $LIMN_CPU_ARENA_MAX bytes unused (default
+// the smaller of 2 GiB and an eighth of the RAM; 0 turns the arena off), and within a CPU memory
+// limit it gives its unused blocks back before a new one would cross the limit.
+// release_cached_memory() of the CPU frees every arena's unused blocks.
+class CpuArena;
+std::shared_ptr<CpuArena> make_cpu_arena();  // nullptr when the arena is off
+
+// While alive, CPU tensors the calling thread allocates come from `arena` (may be null: then from
+// LibTorch's allocator as always). Allocations of other threads, and all outside such a scope,
+// go to LibTorch's allocator untouched.
+class CpuArenaScope {
+public:
+    explicit CpuArenaScope(const std::shared_ptr<CpuArena>& arena);
+    ~CpuArenaScope();
+    CpuArenaScope(const CpuArenaScope&) = delete;
+    CpuArenaScope& operator=(const CpuArenaScope&) = delete;
+
+private:
+    CpuArena* outer_;
+    std::shared_ptr<CpuArena> arena_;
+};
+
+// Bytes the CPU arenas hold unused, all models together.
+uint64_t cpu_arena_cached_bytes();
 
 // Waits for the work queued on `device` by the calling thread's current stream (CUDA); nothing on
 // the CPU.

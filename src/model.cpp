@@ -88,6 +88,7 @@ struct Model::Impl {
     double min_psnr = 0;         // > 0: the self-test must come this close to its fp32 output (dB)
     uint64_t max_pixels = 0;
     std::pair<int64_t, int64_t> min_size{1, 1};
+    std::shared_ptr<CpuArena> arena;  // the CPU: activation memory kept between runs (or null)
     std::unique_ptr<Network> net;     // prepared: on the device, in dtype
     std::unique_ptr<Network> source;  // CPU fp32 original, kept only for the fp32 fallback
     mutable std::once_flag fp32_once;
@@ -105,6 +106,7 @@ struct Model::Impl {
                                          std::to_string(min_size.second) + "x" + std::to_string(min_size.first) +
                                          " (the pipelines pad smaller pictures)");
         }
+        const CpuArenaScope scope(arena);
         at::Tensor x = rgb.to(type);
         x = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
         at::Tensor y = n.forward(x);
@@ -280,6 +282,7 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->meta = parse_metadata(net->metadata(), impl->origin);
     check_kind(impl->meta, options.expected_kind, impl->origin);
     impl->device = device;
+    if (!device.is_cuda()) impl->arena = make_cpu_arena();
     impl->precision = precision;
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&

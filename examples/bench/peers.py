@@ -6,8 +6,12 @@
 The job is what an application does with a photo: a uint8 H x W x 3 array in, a uint8 array out
 (for the detector: the faces, after the score threshold and non-maximum suppression). Runners:
 
-  limn .pt       the installed Python package with the TorchScript file
-  limn .pt2      the installed Python package with the compiled package (AOTInductor)
+  limn .pt       the installed Python package with the TorchScript file, in fp32
+  limn .pt2      the installed Python package with the compiled package (AOTInductor), fp32
+  limn auto      the TorchScript file in precision "auto": what `limn -m NAME` and
+                 limn.Model(NAME) run (bf16 on a CPU with AMX-BF16 or AVX512-BF16, else fp32)
+  limn .pt bf16  the TorchScript file in bf16
+  limn .pt2 bf16 a package compiled for bf16
   eager          PyTorch eager as a careful user writes it: channels-last, inference_mode
   torch.compile  the same module through torch.compile (Inductor), compiled per size
   onnxruntime    ONNX Runtime's CPU execution provider (CUDA on a GPU, when the wheel has it),
@@ -21,6 +25,20 @@ the same architecture). Random weights run exactly as fast as the real ones.
 All runners of a case run in alternating rounds (machines here are shared and noisy); each
 figure is the median over all rounds. Models are exported once into --cache (the .pt2 compiles
 take minutes). Prints a table of medians and ratios; --json writes them.
+
+The header states the CPU's features, and a second table the arithmetic rate each limn runner
+reached against this CPU's peak in its precision (the detector's is left out: it is too small to
+say anything). The work is counted once per case with torch's FLOP counter (2 per multiply-add,
+convolutions and matrix products; DCT-Net: 261 GFLOP at 1024 px). The peak is
+
+    threads x clock x FLOP per cycle and core
+
+with the clock from --clock-ghz, else /proc/cpuinfo's "cpu MHz" (the nominal clock: boost runs
+above it, so a figure near or over 100% says the clock was higher), and the FLOP per cycle from
+--flops-per-cycle, else from the CPU: two FMA pipes on every x86 core here, 8 fp32 lanes each
+with AVX2, 16 with AVX-512 (AMD family 25, Zen 3/4, runs 512-bit operations on 256-bit pipes: 8),
+twice that for bf16 with AVX512-BF16 (a dot product of pairs per lane), and 1024 per core with
+AMX-BF16 tiles.
 """
 
 from __future__ import annotations
@@ -75,23 +93,33 @@ def retinaface_module() -> Tuple[torch.nn.Module, str]:
     return retinaface.FaceDetector(net).eval(), "random weights (../shared/data not found)"
 
 
-def write_limn_files(name: str, net: torch.nn.Module, cache: str) -> Tuple[str, str]:
-    """The network as a TorchScript file and a compiled CPU package, made once into `cache`."""
-    paths = (os.path.join(cache, name + ".pt"), os.path.join(cache, name + ".pt2"))
-    for path in paths:
-        if os.path.isfile(path):
-            continue
-        t0 = time.perf_counter()
-        if name == "dctnet":
-            export.export_dctnet_random(path, seed=0)
-        elif name == "gpen-bfr-512":
-            meta = export.gpen_metadata(512, name, "GPEN-BFR-512 architecture, random weights", "CC0-1.0")
-            write(net, meta, path)
-        else:
-            meta = Metadata(kind="face_detect", name=name, size_multiple=1, source="RetinaFace", license="MIT")
-            write(net, meta, path)
-        print(f"  wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return paths
+def write_limn_file(name: str, net: torch.nn.Module, path: str, precision: str = "fp32") -> str:
+    """The network as a limn file at `path` (TorchScript or, for .pt2, a CPU package compiled for
+    `precision`), made once: an existing file is reused."""
+    if os.path.isfile(path):
+        return path
+    t0 = time.perf_counter()
+    target = {"precision": precision} if path.endswith(".pt2") else {}
+    if name == "dctnet":
+        export.export_dctnet_random(path, seed=0, **target)
+    elif name == "gpen-bfr-512":
+        meta = export.gpen_metadata(512, name, "GPEN-BFR-512 architecture, random weights", "CC0-1.0")
+        write(net, meta, path, **target)
+    else:
+        meta = Metadata(kind="face_detect", name=name, size_multiple=1, source="RetinaFace", license="MIT")
+        write(net, meta, path, **target)
+    print(f"  wrote {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return path
+
+
+# What each limn runner loads: (file suffix, package precision, precision asked for).
+LIMN_RUNNERS = {
+    "limn .pt": (".pt", "fp32", "fp32"),
+    "limn .pt2": (".pt2", "fp32", "auto"),
+    "limn auto": (".pt", "fp32", "auto"),
+    "limn .pt bf16": (".pt", "fp32", "bf16"),
+    "limn .pt2 bf16": ("-bf16.pt2", "bf16", "auto"),
+}
 
 
 class _Stride2Conv(torch.nn.Module):
@@ -219,6 +247,70 @@ def photo(size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC))
 
 
+def cpu_flags() -> Tuple[str, Dict[str, str]]:
+    """(the flags line, the first processor's other fields) from /proc/cpuinfo."""
+    fields: Dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields.get("flags", ""), fields
+
+
+def feature_line() -> str:
+    """The CPU's vector and matrix features that decide the precisions (as in /proc/cpuinfo), and
+    what limn makes of them."""
+    flags, _ = cpu_flags()
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile",
+              "amx_bf16", "amx_fp16", "amx_int8")
+    have = [f for f in wanted if f in flags.split()]
+    cpu = limn.devices()[0]
+    return (f"CPU features: {' '.join(have) or 'none of ' + ' '.join(wanted)}; limn: native "
+            f"{cpu.native_precisions}, auto picks {cpu.auto_precision}")
+
+
+def flops_per_cycle(override: str) -> Dict[str, float]:
+    """FLOP per cycle and core, by precision (see the module's docstring)."""
+    flags_text, fields = cpu_flags()
+    flags = set(flags_text.split())
+    amd_zen34 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    lanes = 16 if "avx512f" in flags and not amd_zen34 else 8 if ("avx2" in flags or "avx512f" in flags) else 4
+    out = {"fp32": 2 * 2 * lanes}
+    if "amx_bf16" in flags:
+        out["bf16"] = 1024
+    elif "avx512_bf16" in flags:
+        out["bf16"] = 2 * out["fp32"]
+    for item in filter(None, override.split(",")):
+        key, _, value = item.partition("=")
+        out[key.strip()] = float(value)
+    return out
+
+
+def clock_ghz(override: Optional[float]) -> float:
+    if override:
+        return override
+    _, fields = cpu_flags()
+    try:
+        return float(fields.get("cpu MHz", "0")) / 1000.0
+    except ValueError:
+        return 0.0
+
+
+def count_flops(net: torch.nn.Module, size: int, detector: bool) -> float:
+    """Multiply-adds x 2 of one run on a size x size picture (one face crop for GPEN)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        net(torch.rand(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
 def machine() -> str:
     name = platform.processor() or platform.machine()
     try:
@@ -241,8 +333,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cases", default="dctnet-512,dctnet-1024,dctnet-2048,gpen-bfr-512,retinaface-1024",
                         help="comma-separated subset")
-    parser.add_argument("--runners", default="limn .pt,limn .pt2,eager,torch.compile,onnxruntime",
-                        help="comma-separated subset")
+    parser.add_argument("--runners", default="limn .pt,limn .pt2,limn auto,limn .pt bf16,limn .pt2 bf16,eager,"
+                        "torch.compile,onnxruntime", help="comma-separated subset")
+    parser.add_argument("--clock-ghz", type=float, help="the clock for the peak (default: /proc/cpuinfo)")
+    parser.add_argument("--flops-per-cycle", default="",
+                        help="override the peak's FLOP per cycle and core, e.g. fp32=64,bf16=1024")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "limn-peers"),
                         help="folder for the exported models (reused between runs)")
     parser.add_argument("--json", help="also write the results here")
@@ -254,9 +349,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     wanted = [r.strip() for r in args.runners.split(",")]
     results = []
-    print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
-          f"{args.rounds} rounds x {args.iters} runs, THP_MEM_ALLOC_ENABLE="
-          f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", file=sys.stderr)
+    per_cycle = flops_per_cycle(args.flops_per_cycle)
+    ghz = clock_ghz(args.clock_ghz)
+    peak = {p: args.threads * ghz * f for p, f in per_cycle.items()}  # GFLOP/s
+    about = [f"machine: {machine()}; torch {torch.__version__}, {args.threads} threads, "
+              f"{args.rounds} rounds x {args.iters} runs, THP_MEM_ALLOC_ENABLE="
+              f"{os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", feature_line(),
+              "peak = threads x clock x FLOP/cycle: " + ", ".join(
+                  f"{p} {args.threads} x {ghz:.2f} GHz x {per_cycle[p]:g} = {peak[p]:.0f} GFLOP/s" for p in peak)]
+    for line in about:
+        print(line, file=sys.stderr)
     modules: Dict[str, torch.nn.Module] = {}
     for case in args.cases.split(","):
         name, size_text = case.rsplit("-", 1)
@@ -275,16 +377,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         net = modules[name]
         file_name = "gpen-bfr-512" if name == "gpen-bfr" else name
         print(f"{case}: preparing", file=sys.stderr)
-        pt, pt2 = write_limn_files(file_name, net, args.cache)
         jobs: Dict[str, Job] = {}
         provider = ""
+        precisions: Dict[str, str] = {}
         for runner in wanted:
-            if args.prepare_only and runner != "onnxruntime":
+            if runner in LIMN_RUNNERS:
+                suffix, compiled, asked = LIMN_RUNNERS[runner]
+                if detector and "bf16" in runner:
+                    continue  # AUTO keeps detectors in fp32 on the CPU; no bf16 detector here
+                path = write_limn_file(file_name, net, os.path.join(args.cache, file_name + suffix), compiled)
+                if args.prepare_only:
+                    continue
+                model = limn.Model(path, device="cpu", precision=asked)
+                precisions[runner] = model.info.precision
+                jobs[runner] = limn_job(model, detector)
+            elif args.prepare_only and runner != "onnxruntime":
                 continue
-            if runner == "limn .pt":
-                jobs[runner] = limn_job(limn.Model(pt, device="cpu", precision="fp32"), detector)
-            elif runner == "limn .pt2":
-                jobs[runner] = limn_job(limn.Model(pt2, device="cpu"), detector)
             elif runner == "eager":
                 jobs[runner] = torch_job(channels_last(net), detector)
             elif runner == "torch.compile":
@@ -306,22 +414,48 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{case}: timing {', '.join(jobs)}", file=sys.stderr)
         times = time_case(jobs, img, args.rounds, args.iters, args.warmup)
         medians = {k: statistics.median(v) for k, v in times.items()}
-        results.append({"case": case, "size": size, "note": note, "provider": provider, "median_ms": medians})
+        flops = 0.0 if detector else count_flops(net, size if name != "gpen-bfr" else 512, detector)
+        results.append({"case": case, "size": size, "note": note, "provider": provider, "median_ms": medians,
+                        "precision": precisions, "gflop": flops / 1e9})
         ref = medians.get("onnxruntime")
         line = f"{case:16s}" + "".join(f" {k}: {v:9.1f} ms" for k, v in medians.items())
         if ref:
             line += "  | / onnxruntime: " + ", ".join(f"{k} {v / ref:.2f}" for k, v in medians.items() if k != "onnxruntime")
         print(line, flush=True)
     print()
-    header = "| case | " + " | ".join(f"{r} ms" for r in wanted) + " | limn .pt2 / onnxruntime | limn .pt2 / torch.compile |"
-    print(header)
-    print("|" + " --- |" * 1 + " ---: |" * (len(wanted) + 2))
+    # Ratios against ONNX Runtime fp32: the fp32 package, what AUTO gives by name, the bf16 package.
+    vs = [k for k in ("limn .pt2", "limn auto", "limn .pt2 bf16") if k in wanted]
+    print("| case | " + " | ".join(f"{r} ms" for r in wanted) + " | " +
+          " | ".join(f"{k} / onnxruntime" for k in vs) + " | limn .pt2 / torch.compile |")
+    print("|" + " --- |" * 1 + " ---: |" * (len(wanted) + len(vs) + 1))
     for r in results:
         m = r["median_ms"]
         cells = [f"{m[k]:.0f}" if k in m else "-" for k in wanted]
         ratio = lambda a, b: f"{m[a] / m[b]:.2f}" if a in m and b in m else "-"
-        print(f"| {r['case']} | " + " | ".join(cells) + f" | {ratio('limn .pt2', 'onnxruntime')} | "
-              f"{ratio('limn .pt2', 'torch.compile')} |")
+        if "limn auto" in m:  # which precision AUTO took
+            cells[wanted.index("limn auto")] += f" ({r['precision']['limn auto']})"
+        print(f"| {r['case']} | " + " | ".join(cells) + " | " + " | ".join(ratio(k, "onnxruntime") for k in vs) +
+              f" | {ratio('limn .pt2', 'torch.compile')} |")
+    print()
+    print("\n".join(about))
+    print()
+    limn_runners = [k for k in wanted if k in LIMN_RUNNERS]
+    print("| case | GFLOP | " + " | ".join(f"{k}: GFLOP/s (of peak)" for k in limn_runners) + " |")
+    print("| --- | ---: |" + " ---: |" * len(limn_runners))
+    for r in results:
+        if not r["gflop"]:
+            continue
+        cells = []
+        for k in limn_runners:
+            ms = r["median_ms"].get(k)
+            p = r["precision"].get(k, "fp32")
+            if ms is None:
+                cells.append("-")
+                continue
+            rate = r["gflop"] / (ms / 1e3)
+            share = f"{100 * rate / peak[p]:.0f}% of {p}" if peak.get(p) else p
+            cells.append(f"{rate:.0f} ({share})")
+        print(f"| {r['case']} | {r['gflop']:.1f} | " + " | ".join(cells) + " |")
     if "dctnet-512" in {r["case"] for r in results} and "dctnet-1024" in {r["case"] for r in results}:
         by = {r["case"]: r["median_ms"] for r in results}
         for k in wanted:
@@ -329,8 +463,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"DCT-Net 1024 / 512 time, {k}: {by['dctnet-1024'][k] / by['dctnet-512'][k]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "torch": torch.__version__, "threads": args.threads,
-                       "results": results}, f, indent=1)
+            json.dump({"machine": machine(), "features": feature_line(), "peak_gflops": peak,
+                       "torch": torch.__version__, "threads": args.threads, "results": results}, f, indent=1)
     return 0
 
 

@@ -176,15 +176,19 @@ typedef struct limn_memory_stats {
     uint64_t limit;            /* cap set by limn_memory_set_limit; 0 = none */
     uint64_t device_total;     /* device memory (CUDA) / physical RAM (CPU) */
     uint64_t device_free;      /* free now, as the driver / kernel reports it */
+    uint64_t cached;           /* held unused for reuse: the CUDA caching allocator's blocks, the
+                                  CPU arenas' (each model keeps its runs' memory between runs) */
 } limn_memory_stats;
 
 /* Caps the memory limn may use on `device` to `bytes` (0 removes the cap). On CUDA allocations
  * beyond the cap fail with LIMN_ERR_OUT_OF_MEMORY. A cap over the device's memory is an error. */
 LIMN_NODISCARD LIMN_API limn_status limn_memory_set_limit(const char* device, uint64_t bytes);
 
-/* Returns cached, unused blocks to the driver (CUDA); a no-op on the CPU. On CUDA, LibTorch
- * (2.11) releases the unused blocks of every device at once: it has no call for one device. limn
- * itself never calls it (not after an out-of-memory error either). */
+/* Returns cached, unused blocks to the driver (CUDA) or the system (the CPU arenas, which keep a
+ * model's run memory between runs: $LIMN_CPU_ARENA_MAX bytes at most each, by default the smaller
+ * of 2 GiB and an eighth of the RAM, half the CPU limit where one is set; 0 turns them off). On
+ * CUDA, LibTorch (2.11) releases the unused blocks of every device at once: it has no call for one
+ * device. limn itself never calls it (not after an out-of-memory error either). */
 LIMN_NODISCARD LIMN_API limn_status limn_memory_release_cached(const char* device);
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

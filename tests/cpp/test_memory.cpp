@@ -42,3 +42,36 @@ TEST_CASE("CPU memory statistics: the process's resident set, limn's tensors, an
     CHECK_NOTHROW(limn::release_cached_memory("cpu"));
     CHECK_THROWS_AS(limn::memory_stats("cuda:42"), limn::Error);
 }
+
+TEST_CASE("the CPU arena: a model's run memory is kept between runs, counted, capped and released") {
+    const limn::Model m(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
+    limn::release_cached_memory("cpu");
+    CHECK(limn::memory_stats("cpu").cached == 0);
+    const uint64_t loaded = limn::memory_stats("cpu").allocated;
+    const uint64_t input = 1024u * 768u * 3u * 4u;  // the float input, one of the run's blocks
+    const std::vector<uint8_t> first = limn_test::run_rgb(m, 1024, 768, 3);
+    const limn_memory_stats s1 = limn::memory_stats("cpu");
+    CHECK(s1.cached >= input);      // kept for the next run
+    CHECK(s1.allocated == loaded);  // and not counted as in use
+    limn::reset_peak_memory("cpu");
+    CHECK(limn_test::run_rgb(m, 1024, 768, 3) == first);
+    const limn_memory_stats s2 = limn::memory_stats("cpu");
+    CHECK(s2.cached == s1.cached);                    // the same blocks again, given back again
+    CHECK(s2.peak_allocated >= loaded + input);       // in use, they count as allocated
+    limn::release_cached_memory("cpu");
+    CHECK(limn::memory_stats("cpu").cached == 0);
+
+    // Within a CPU limit an arena keeps at most half of it (and tiles follow the limit as ever).
+    limn::set_memory_limit("cpu", 16ull << 20);
+    CHECK(limn_test::run_rgb(m, 1024, 768, 3) == first);
+    CHECK(limn::memory_stats("cpu").cached <= (8ull << 20));
+    limn::set_memory_limit("cpu", 0);
+    limn::release_cached_memory("cpu");
+
+    // LIMN_CPU_ARENA_MAX=0: models loaded from then on keep nothing.
+    setenv("LIMN_CPU_ARENA_MAX", "0", 1);
+    const limn::Model off(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
+    unsetenv("LIMN_CPU_ARENA_MAX");
+    CHECK(limn_test::run_rgb(off, 1024, 768, 3) == first);
+    CHECK(limn::memory_stats("cpu").cached == 0);
+}

@@ -202,6 +202,7 @@ class MemoryStats:
     limit: int         #: cap set by :func:`set_memory_limit`; 0 = none
     device_total: int
     device_free: int
+    cached: int = 0    #: held unused for reuse (CUDA's cached blocks; the CPU arenas)
 
 
 def build_info() -> str:
@@ -233,7 +234,8 @@ def set_memory_limit(device: str, bytes: int) -> None:
 
 
 def release_cached_memory(device: str) -> None:
-    """Returns cached, unused CUDA blocks to the driver (a no-op on the CPU)."""
+    """Returns cached, unused blocks: CUDA's to the driver, the CPU arenas' (each model keeps the
+    memory of its runs between runs) to the system."""
     _limn.release_cached_memory(device)
 
 

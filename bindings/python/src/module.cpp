@@ -477,6 +477,7 @@ py::dict memory_stats(const std::string& device) {
     d["limit"] = s.limit;
     d["device_total"] = s.device_total;
     d["device_free"] = s.device_free;
+    d["cached"] = s.cached;
     return d;
 }
 
