@@ -277,6 +277,7 @@ size_t g_existing_outputs = 0;
 
 // Inputs (files, folders of images) -> (input, output) pairs. Refuses any output that is an input.
 std::string model_file(const std::string& arg);
+std::vector<std::string> model_files(const std::string& arg, bool on_cpu, limn_precision precision);
 
 // Refuses to write `out` over any of `kept` (inputs, model and landmark files), or over a
 // read-only file unless --overwrite: limn never destroys what it reads.
@@ -492,6 +493,23 @@ std::string model_file(const std::string& arg) {
                                        "` (`limn models list` shows the names limn knows)");
 }
 
+// The files a model argument stands for, to be tried in order: an existing path as it is; for a
+// registry name on the CPU in precision auto (or a package's own), the packages `limn models
+// fetch` compiled for this CPU (models/NAME.cpu-P.pt2, fastest first), then its TorchScript file.
+std::vector<std::string> model_files(const std::string& arg, bool on_cpu, limn_precision precision) {
+    const std::string file = model_file(arg);
+    if (file == arg || !on_cpu) return {file};
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const limn_precision p : {LIMN_PRECISION_BF16, LIMN_PRECISION_FP32}) {
+        if (precision != LIMN_PRECISION_AUTO && precision != p) continue;
+        const fs::path package = cache_dir() / "models" / (arg + ".cpu-" + limn::precision_name(p) + ".pt2");
+        if (fs::is_regular_file(package, ec)) out.push_back(package.string());
+    }
+    out.push_back(file);
+    return out;
+}
+
 // `limn models ...`: the model registry lives in the Python model zoo (limn_models.fetch), which
 // downloads and converts; run it with the same arguments. $LIMN_PYTHON names the interpreter.
 int models_command(int argc, char** argv) {
@@ -536,7 +554,16 @@ std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& path, 
     if (a.memory_limit > 0) limn::set_memory_limit(device, a.memory_limit);
     limn::ModelOptions options = limn::ModelOptions().device(device).precision(a.precision).expected_kind(kind);
     if (a.max_pixels) options.max_pixels(*a.max_pixels);
-    return std::make_unique<limn::Model>(model_file(path), options);
+    const std::vector<std::string> files = model_files(path, device == "cpu", a.precision);
+    for (size_t i = 0;; ++i) {
+        try {
+            return std::make_unique<limn::Model>(files[i], options);
+        } catch (const limn::Error& e) {
+            // A name's package this CPU (or this torch) cannot run: its TorchScript file next.
+            const bool next = e.status() == LIMN_ERR_UNSUPPORTED || e.status() == LIMN_ERR_INVALID_MODEL;
+            if (!next || i + 1 == files.size()) throw;
+        }
+    }
 }
 
 int print_plan(const Args& a, const std::vector<Job>& jobs, const std::string& model_path);
@@ -584,7 +611,8 @@ int run_images(const Args& a, const char* argv0) {
     const limn_model_info info = model->info();
     const std::string precision = limn::precision_name(info.precision);
     if (!a.quiet) {
-        std::cerr << "limn: model '" << info.name << "' on " << info.device << " in " << precision << "\n";
+        std::cerr << "limn: model '" << info.name << "' (" << info.format << ") on " << info.device << " in "
+                  << precision << "\n";
         if (info.precision_note[0]) std::cerr << "limn: " << info.precision_note << "\n";
     }
 

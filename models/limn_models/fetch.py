@@ -1,7 +1,7 @@
 """Fetch, verify, convert and cache the official weights of limn's models by name.
 
     python -m limn_models.fetch list
-    python -m limn_models.fetch fetch NAME [--from DIR_OR_URL] [--accept-license] [--force]
+    python -m limn_models.fetch fetch NAME [--from DIR_OR_URL] [--accept-license] [--force] [--no-compile]
     python -m limn_models.fetch path NAME
     python -m limn_models.fetch remove NAME
 
@@ -12,6 +12,14 @@ file in the cache (see ``limn_models.registry``), each step to a temporary name 
 that restricts use (GPEN: academic, non-commercial) needs ``--accept-license``. Where the registry
 knows no checksum, the first verified download's is recorded and later fetches must match it
 (trust on first use).
+
+Then, unless ``--no-compile``, it compiles the network for this CPU (a ``.pt2`` package: minutes,
+once; it needs a C++ compiler) in the precision that is fastest here: bf16 where the CPU computes
+bf16 natively (AMX-BF16 or AVX512-BF16) and the package's self-test stays within 45 dB of fp32,
+else fp32. Loading the name on the CPU in precision "auto" then runs that package, and the
+TorchScript file everywhere else (BENCHMARKS.md: the packages ran 1.2x to 2.2x as fast). Face
+detectors stay TorchScript files, the faster format for them. A compile that fails leaves the
+TorchScript file, which works on every device, and says why.
 
 ``--from`` takes the original files by their original names from a local folder or a mirror URL,
 for machines without internet. ``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends
@@ -231,23 +239,87 @@ def verify(entry: Entry, spec: FileSpec, path: str, origin: str) -> str:
 # ---- Converting ---------------------------------------------------------------------------------
 
 
-def convert(entry: Entry, original: str, out: str) -> None:
-    """Writes the limn file for ``entry`` from its verified original file (atomically)."""
+def convert(entry: Entry, original: str, out: str, **target: str) -> None:
+    """Writes the limn file for ``entry`` from its verified original file (atomically); ``target``
+    (``precision``) for a compiled package (``out`` ending in .pt2)."""
     if entry.converter == "dctnet":
         from . import convert_dctnet
 
         convert_dctnet.convert(original, out, name=entry.name, source=entry.source,
-                               license=entry.license.text)
+                               license=entry.license.text, **target)
     elif entry.converter == "gpen":
         from . import export
 
-        export.export_gpen(out, entry.config or "GPEN-BFR-512", original, seed=0, name=entry.name)
+        export.export_gpen(out, entry.config or "GPEN-BFR-512", original, seed=0, name=entry.name, **target)
     elif entry.converter == "retinaface":
         from . import export
 
-        export.export_retinaface(out, original, name=entry.name)
+        export.export_retinaface(out, original, name=entry.name, **target)
     else:  # the registry's loader admits only the converters above
         raise FetchError(f"model '{entry.name}': unknown converter {entry.converter!r}")
+
+
+# ---- Compiling for this CPU ----------------------------------------------------------------------
+
+BF16_FEATURES = ("amx_bf16", "avx512_bf16")  # as src/cpu_features.cpp's native_precisions()
+MIN_PSNR = 45.0  # dB, as src/precision.h's kAutoMinPsnr
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware, as the library decides it ($LIMN_CPU_DISABLE
+    included)."""
+    from . import pt2
+
+    off = set(os.environ.get("LIMN_CPU_DISABLE", "").replace(",", " ").split())
+    return any(f in pt2.cpu_features() and f not in off for f in BF16_FEATURES)
+
+
+def package_psnr(path: str) -> float:
+    """PSNR (dB, values in [0, 1]) of a package's output on its self-test input against the fp32
+    output recorded with it."""
+    import math
+
+    import torch
+
+    from . import pt2
+
+    record = pt2.read_record(path)
+    x, want = record["limn_selftest_input"], record["limn_selftest_output"]
+    model = torch._inductor.aoti_load_package(path)
+    with torch.no_grad():
+        got = model(x.to(pt2.PRECISIONS[record["limn_package_precision"]]))
+    got = got[0] if isinstance(got, (list, tuple)) else got
+    mse = float(((got.float() - want.float()) ** 2).mean())
+    return 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf
+
+
+def compile_for_this_cpu(entry: Entry, original: str, say: Callable[[str], None]) -> Optional[str]:
+    """Compiles ``entry`` for this CPU into the cache (registry.package_file); returns the package,
+    or None where there is none to make (a detector) or the compile failed (said)."""
+    if entry.kind == "face_detect":
+        return None
+    for old in registry.package_files(entry.name):
+        os.remove(old)
+    precision = "bf16" if native_bf16() else "fp32"
+    while True:
+        out = registry.package_file(entry.name, precision)
+        say(f"compiling {entry.name} for this CPU in {precision} (minutes, once; --no-compile skips it)")
+        try:
+            convert(entry, original, out, precision=precision)
+        except Exception as e:  # no compiler, out of memory, ...: the TorchScript file still works
+            say(f"{entry.name}: could not compile it for this CPU ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                f"the TorchScript file runs it everywhere, only slower")
+            return None
+        if precision != "bf16":
+            return out
+        psnr = package_psnr(out)
+        if psnr >= MIN_PSNR:
+            say(f"{entry.name}: bf16 is {psnr:.1f} dB from fp32 on its self-test")
+            return out
+        say(f"{entry.name}: bf16 is only {psnr:.1f} dB from fp32 on its self-test (below {MIN_PSNR:g} dB): "
+            f"compiling it in fp32 instead")
+        os.remove(out)
+        precision = "fp32"
 
 
 # ---- The commands -------------------------------------------------------------------------------
@@ -263,8 +335,9 @@ def _source_of(spec: FileSpec, origin: Optional[str]) -> str:
 
 def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False, force: bool = False,
           timeout: float = 30.0, retries: int = 4, quiet: bool = False,
-          say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> str:
-    """Fetches, verifies and converts registry model ``name``; returns the limn file's path."""
+          say: Callable[[str], None] = lambda s: print(s, file=sys.stderr), compile: bool = True) -> str:
+    """Fetches, verifies and converts registry model ``name`` (and with ``compile`` compiles it for
+    this CPU); returns the limn file's path."""
     entries = registry.load()
     if name not in entries:
         raise KeyError(f"no model '{name}' in limn's registry; known: {', '.join(sorted(entries))}")
@@ -272,6 +345,11 @@ def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False,
     out = registry.model_file(name)
     if os.path.isfile(out) and not force:
         say(f"{name}: already fetched: {out}")
+        original = os.path.join(registry.cache_dir(), "downloads", name, entry.files[0].name)
+        if compile and not registry.package_files(name) and os.path.isfile(original):
+            package = compile_for_this_cpu(entry, original, say)  # fetched before packages existed
+            if package:
+                say(f"{name}: {package} (on this CPU)")
         return out
     say(f"{name}: {entry.description}")
     say(f"licence ({entry.license.spdx}): {entry.license.text}")
@@ -318,6 +396,10 @@ def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False,
         _record_trusted(f"{name}/{spec.name}", sha, os.path.getsize(final))
         say(f"{spec.name}: the registry has no SHA-256 for it; recorded this download's ({sha}) in "
             f"{_trusted_path()}: later fetches must match it (trust on first use)")
+    if compile:
+        package = compile_for_this_cpu(entry, final, say)
+        if package:
+            say(f"{name}: {package} (on this CPU)")
     say(f"{name}: {out}")
     return out
 
@@ -325,10 +407,10 @@ def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False,
 def remove(name: str) -> List[str]:
     """Deletes the converted file and the downloads of ``name``; returns what was removed."""
     removed = []
-    out = registry.model_file(name)
-    if os.path.isfile(out):
-        os.remove(out)
-        removed.append(out)
+    for out in [registry.model_file(name)] + registry.package_files(name):
+        if os.path.isfile(out):
+            os.remove(out)
+            removed.append(out)
     folder = os.path.join(registry.cache_dir(), "downloads", name)
     if os.path.isdir(folder):
         shutil.rmtree(folder)
@@ -340,9 +422,13 @@ def _list(entries: Dict[str, Entry]) -> None:
     print(f"{'name':<26} {'kind':<12} {'licence':<26} {'fetched':<8} description")
     for name, e in sorted(entries.items()):
         fetched = "yes" if os.path.isfile(registry.model_file(name)) else "no"
+        packages = registry.package_files(name)
+        if packages and fetched == "yes":
+            fetched = "+" + packages[0].rsplit(".cpu-", 1)[1][:-len(".pt2")]  # e.g. "+bf16": and a package
         lic = e.license.spdx + (" (!)" if e.license.restricted else "")
         print(f"{name:<26} {e.kind:<12} {lic:<26} {fetched:<8} {e.description}")
-    print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license")
+    print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license   "
+          f"+P: also compiled for this CPU in precision P")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -359,6 +445,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     f.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry (30)")
     f.add_argument("--retries", type=int, default=4, help="further attempts after a failure (4)")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    f.add_argument("--no-compile", action="store_true",
+                   help="only the TorchScript file: do not compile a package for this CPU")
     p = sub.add_parser("path", help="print the limn file of a fetched model")
     p.add_argument("name")
     r = sub.add_parser("remove", help="delete a model's limn file and downloads from the cache")
@@ -391,7 +479,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
-                    max(0, args.retries), args.quiet))
+                    max(0, args.retries), args.quiet, compile=not args.no_compile))
     except LicenseNotAccepted as e:
         print(f"limn models: {e}", file=sys.stderr)
         return 2

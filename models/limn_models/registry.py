@@ -7,7 +7,12 @@ them. ``python -m limn_models.fetch`` downloads, verifies and converts them into
 
 The cache is ``$LIMN_HOME``, else ``$XDG_CACHE_HOME/limn``, else ``~/.cache/limn``:
 
-    models/NAME.pt          the converted limn file
+    models/NAME.pt          the converted limn file (TorchScript: any device, any precision)
+    models/NAME.cpu-P.pt2   the same network compiled for this CPU in precision P (bf16 where the
+                            CPU computes bf16 natively and it stays within 45 dB of fp32, else
+                            fp32): what a name runs on the CPU in precision "auto" (or P), the
+                            TorchScript file being the fallback (other device, other precision,
+                            a package this CPU cannot run)
     downloads/NAME/FILE     the verified original files (FILE.part while downloading)
     trusted.json            SHA-256 of originals the registry has no checksum for, recorded at
                             their first verified download (trust on first use)
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 __all__ = ["FileSpec", "License", "Entry", "RegistryError", "load", "cache_dir", "model_file",
+           "package_file", "package_files", "candidates",
            "looks_like_name", "resolve", "REGISTRY_FILE"]
 
 REGISTRY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "registry.json")
@@ -138,6 +144,33 @@ def cache_dir() -> str:
 def model_file(name: str) -> str:
     """Where the converted limn file of registry model ``name`` is (or will be) in the cache."""
     return os.path.join(cache_dir(), "models", name + ".pt")
+
+
+PACKAGE_PRECISIONS = ("bf16", "fp32")  # the CPU packages `limn models fetch` compiles, fastest first
+
+
+def package_file(name: str, precision: str) -> str:
+    """Where the CPU package of registry model ``name`` compiled for ``precision`` is (or will be)."""
+    return os.path.join(cache_dir(), "models", f"{name}.cpu-{precision}.pt2")
+
+
+def package_files(name: str) -> List[str]:
+    """The CPU packages of ``name`` in the cache, fastest precision first."""
+    return [p for p in (package_file(name, q) for q in PACKAGE_PRECISIONS) if os.path.isfile(p)]
+
+
+def candidates(source: str, on_cpu: bool, precision: str = "auto") -> List[str]:
+    """The files to load for ``source``, to be tried in order: a path as it is; for a fetched
+    registry name on the CPU in precision "auto" (or a package's own), its CPU packages first, then
+    its TorchScript file. Raises FileNotFoundError as :func:`resolve` does."""
+    path = resolve(source)
+    if path == source:
+        return [source]
+    packages = []
+    if on_cpu:
+        packages = [p for p in package_files(source)
+                    if precision == "auto" or p.endswith(f".cpu-{precision}.pt2")]
+    return packages + [path]
 
 
 def looks_like_name(text: str) -> bool:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import shutil
 import threading
 import time
 from typing import List
@@ -398,7 +399,7 @@ def test_the_folder_example(parity, astronaut, tmp_path):
     assert run.returncode == 1, run.stderr  # one photo was broken; the others were done
     assert "broken.png:" in run.stderr and "2 of 3 photos" in run.stderr and "100.0%" in run.stderr
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
-    with cpu(model) as m:
+    with limn.Model(model, device="cpu") as m:  # as the example loads it (precision "auto")
         assert (limn.load_image(tmp_path / "out" / "a.png") == m.cartoonize(astronaut)).all()
 
 
@@ -766,3 +767,102 @@ def test_the_gpu_harness_detector_step_runs_from_the_installed_package(detect_ca
     assert run.returncode == 0, run.stdout + run.stderr
     assert "| detect faces 512x512, full size |" in run.stdout, run.stdout
     assert "| cartoonize 512x512 (classical) |" in run.stdout, run.stdout
+
+
+# ---- Precision on the CPU, and names ----------------------------------------------------------
+
+
+def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * np.log10(255.0 ** 2 / mse) if mse else float("inf")
+
+
+def test_native_precisions_and_auto_follow_the_cpu_and_emulated_ones_warn(fixtures):
+    """What limn devices says, what AUTO takes, and bf16 asked for where the CPU lacks it: loads,
+    with a RuntimeWarning that it is slow (here the features are masked with LIMN_CPU_DISABLE)."""
+    cpu_dev = limn.devices()[0]
+    assert cpu_dev.native_precisions.split()[0] == "fp32"
+    assert cpu_dev.auto_precision == ("bf16" if "bf16" in cpu_dev.native_precisions.split() else "fp32")
+    with limn.Model(os.path.join(fixtures, "identity.pt"), device="cpu") as m:
+        assert m.info.precision == cpu_dev.auto_precision
+    script = ("import json, warnings, limn\n"
+              "with warnings.catch_warnings(record=True) as w:\n"
+              "    warnings.simplefilter('always')\n"
+              f"    m = limn.Model({os.path.join(fixtures, 'identity.pt')!r}, device='cpu', precision='bf16')\n"
+              f"    a = limn.Model({os.path.join(fixtures, 'identity.pt')!r}, device='cpu')\n"
+              "d = limn.devices()[0]\n"
+              "print(json.dumps([d.native_precisions, d.auto_precision, a.info.precision, m.info.precision,\n"
+              "                  [str(x.message) for x in w if x.category is RuntimeWarning]]))\n")
+    env = dict(os.environ, LIMN_CPU_DISABLE="avx512_bf16 amx_bf16 avx512_fp16 amx_fp16")
+    run = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    native, auto, loaded_auto, loaded_bf16, warned = json.loads(run.stdout)
+    assert (native, auto, loaded_auto, loaded_bf16) == ("fp32", "fp32", "fp32", "bf16")
+    assert len(warned) == 1 and "bf16 is slow on this CPU" in warned[0] and "AVX512-BF16" in warned[0]
+    cli = subprocess.run([os.path.join(os.path.dirname(limn.__file__), "bin", "limn"), "devices", "--json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert cli.returncode == 0 and json.loads(cli.stdout)[0]["auto_precision"] == "fp32"
+
+
+def test_bf16_stays_within_45_db_of_fp32_on_every_architecture_and_tiles_stay_exact(parity, astronaut, tmp_path):
+    """The fidelity guard, measured on a photo: each image architecture (random weights, the real
+    DCT-Net and GPEN-BFR-512 graphs; GPEN-tiny and the stand-ins) in bf16 against fp32, at least
+    45 dB where AUTO takes bf16; and tiled bf16 equals one pass of bf16 to its rounding."""
+    from limn_models import export
+
+    gpen512 = str(tmp_path / "gpen-bfr-512.pt")
+    export.export_gpen(gpen512, "GPEN-BFR-512", None, seed=0)
+    cases = {"dctnet.pt": astronaut, "cartoon-standin.pt": astronaut,
+             "gpen-tiny.pt": np.ascontiguousarray(astronaut[100:164, 200:264]),
+             "face-standin.pt": np.ascontiguousarray(astronaut[100:164, 200:264]),
+             gpen512: astronaut}
+    for name, photo in cases.items():
+        path = name if os.path.isabs(name) else os.path.join(parity, name)
+        with cpu(path) as f32, limn.Model(path, device="cpu", precision="bf16") as b16, \
+                limn.Model(path, device="cpu") as auto:
+            db = _psnr8(f32.run(photo), b16.run(photo))
+            print(f"{os.path.basename(path)}: bf16 vs fp32 {db:.1f} dB; auto {auto.info.precision}")
+            if auto.info.precision == "bf16":
+                assert db >= 45.0, name
+            else:
+                assert "dB from its fp32" in auto.info.precision_note or limn.devices()[0].auto_precision == "fp32"
+    with limn.Model(os.path.join(parity, "dctnet.pt"), device="cpu", precision="bf16") as m:
+        whole = m.cartoonize(astronaut).astype(int)
+        tiled, stats = m.cartoonize(astronaut, tile=200, return_stats=True)
+        tiled = tiled.astype(int)
+        assert stats.tiles > 1
+        print(f"dctnet bf16, tiles of 200 against one pass: max {np.abs(whole - tiled).max()} levels, "
+              f"{_psnr8(whole, tiled):.1f} dB")
+        assert np.abs(whole - tiled).max() <= 1  # bf16's rounding, no seams
+
+
+def test_a_fetched_name_runs_its_cpu_package_first_and_falls_back_to_its_torchscript_file(
+        fixtures, astronaut, tmp_path, monkeypatch, bin_dir):
+    """models/NAME.cpu-P.pt2 (what `limn models fetch` compiles here) is what a name runs on the CPU
+    in "auto" (or P); any other precision, and a package this CPU cannot run, get NAME.pt."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copyfile(os.path.join(fixtures, "tiny_unet.pt"), models / "toy.pt")
+    shutil.copyfile(os.path.join(fixtures, "tiny_unet.pt2"), models / "toy.cpu-fp32.pt2")
+    monkeypatch.setenv("LIMN_HOME", str(tmp_path))
+    with limn.Model("toy", device="cpu") as m:
+        assert m.info.file_format == "pt2"
+    with limn.Model("toy", device="cpu", precision="fp32") as m:
+        assert m.info.file_format == "pt2"
+    with limn.Model("toy", device="cpu", precision="bf16") as m:
+        assert m.info.file_format == "torchscript"
+    src = tmp_path / "in.png"
+    limn.save_image(str(src), np.ascontiguousarray(astronaut[:64, :96]))
+    run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(src), "-o", str(tmp_path / "o.png"),
+                          "-m", "toy", "-d", "cpu"], capture_output=True, text=True, env=dict(os.environ))
+    assert run.returncode == 0 and "(pt2) on cpu" in run.stderr, run.stderr
+    # A package compiled on a CPU with features this one lacks: the TorchScript file instead.
+    shutil.copyfile(os.path.join(fixtures, "alien_cpu.pt2"), models / "toy.cpu-bf16.pt2")
+    with limn.Model("toy", device="cpu") as m:
+        assert m.info.file_format == "pt2" and m.info.precision == "fp32"  # the next package
+    os.remove(models / "toy.cpu-fp32.pt2")
+    with limn.Model("toy", device="cpu") as m:
+        assert m.info.file_format == "torchscript"
+    run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(src), "-o", str(tmp_path / "o.png"),
+                          "-m", "toy", "-d", "cpu", "--overwrite"], capture_output=True, text=True, env=dict(os.environ))
+    assert run.returncode == 0 and "(torchscript) on cpu" in run.stderr, run.stderr

@@ -15,3 +15,7 @@ def bin_dir() -> str:
     if not path or not os.path.isdir(path):
         pytest.skip("LIMN_BIN_DIR is not set: run through ctest to test the built binaries")
     return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compiles: runs fetch's compile step for this CPU (for real: minutes)")

@@ -140,6 +140,16 @@ def pb_bytes() -> bytes:
     return data
 
 
+@pytest.fixture(autouse=True)
+def no_compiles(request, monkeypatch):
+    """Fetches here skip the compile for this CPU (minutes each), but in the tests marked
+    `compiles`, which run the compile step (for real, or with a stand-in converter)."""
+    calls = []
+    if "compiles" not in request.keywords:
+        monkeypatch.setattr(fetch, "compile_for_this_cpu", lambda entry, original, say: calls.append(entry.name))
+    return calls
+
+
 def cache_files(root) -> list:
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
 
@@ -345,3 +355,88 @@ def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatc
     assert len(faces) == 1
     with pytest.raises(limn.FileError, match="limn models fetch dctnet-anime"):
         limn.Model("dctnet-anime")
+
+
+# ---- Compiling for this CPU ----------------------------------------------------------------------
+
+
+@pytest.mark.compiles
+def test_fetch_compiles_the_network_for_this_cpu_and_names_load_it_first(env, pb_bytes, monkeypatch):
+    """The package in the precision fastest here (bf16 where the CPU has it natively and it stays
+    within 45 dB), listed, tried first for the name on the CPU in "auto", removed with the model."""
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"test-dctnet": dctnet_entry(url, pb_bytes)}))
+    said = []
+    out = fetch.fetch("test-dctnet", quiet=True, say=said.append)
+    precision = "bf16" if fetch.native_bf16() else "fp32"
+    package = registry.package_file("test-dctnet", precision)
+    assert registry.package_files("test-dctnet") == [package]
+    assert any(f"compiling test-dctnet for this CPU in {precision}" in line for line in said)
+    from limn_models import pt2
+
+    record = pt2.read_record(package)
+    assert record["limn_package_precision"] == precision and record["limn_name"] == "test-dctnet"
+    if precision == "bf16":
+        assert fetch.package_psnr(package) >= fetch.MIN_PSNR
+    assert registry.candidates("test-dctnet", on_cpu=True) == [package, out]
+    assert registry.candidates("test-dctnet", on_cpu=True, precision="fp16") == [out]
+    assert registry.candidates("test-dctnet", on_cpu=False) == [out]
+    assert fetch.main(["list"]) == 0
+    assert set(fetch.remove("test-dctnet")) >= {out, package}
+    assert registry.package_files("test-dctnet") == []
+
+
+@pytest.mark.compiles
+def test_the_compile_falls_back_to_fp32_below_45_db_and_a_failure_keeps_the_torchscript_file(env, monkeypatch):
+    """The compile's decisions, with the converter replaced by a recorder: bf16 first where the CPU
+    has it, fp32 when bf16 is too far from fp32, nothing for a detector, and a failed compile is said
+    and leaves no file."""
+    entry = registry.Entry(name="m", kind="cartoon", description="", converter="dctnet", source="",
+                           license=registry.License("MIT", "", False))
+    made = []
+
+    def fake_convert(entry, original, out, **target):
+        made.append((os.path.basename(out), target["precision"]))
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        open(out, "wb").close()
+
+    monkeypatch.setattr(fetch, "convert", fake_convert)
+    monkeypatch.setattr(fetch, "native_bf16", lambda: True)
+    monkeypatch.setattr(fetch, "package_psnr", lambda path: 38.0)
+    said = []
+    assert fetch.compile_for_this_cpu(entry, "orig", said.append) == registry.package_file("m", "fp32")
+    assert made == [("m.cpu-bf16.pt2", "bf16"), ("m.cpu-fp32.pt2", "fp32")]
+    assert registry.package_files("m") == [registry.package_file("m", "fp32")]
+    assert any("38.0 dB" in line and "fp32 instead" in line for line in said)
+
+    made.clear()
+    monkeypatch.setattr(fetch, "package_psnr", lambda path: 52.0)
+    assert fetch.compile_for_this_cpu(entry, "orig", said.append) == registry.package_file("m", "bf16")
+    assert registry.package_files("m") == [registry.package_file("m", "bf16")]  # the older one went
+
+    detector = registry.Entry(name="d", kind="face_detect", description="", converter="retinaface", source="",
+                              license=registry.License("MIT", "", False))
+    made.clear()
+    assert fetch.compile_for_this_cpu(detector, "orig", said.append) is None and made == []
+
+    def no_compiler(entry, original, out, **target):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(fetch, "convert", no_compiler)
+    said.clear()
+    assert fetch.compile_for_this_cpu(entry, "orig", said.append) is None
+    assert registry.package_files("m") == []
+    assert any("could not compile it for this CPU (InvalidCxxCompiler" in line for line in said)
+
+
+def test_the_exporters_bf16_rule_is_the_librarys(monkeypatch):
+    """limn_models decides native bf16 without the library (it must work without it): the same
+    features, and $LIMN_CPU_DISABLE masks them the same way."""
+    from limn_models import pt2
+
+    have = set(pt2.cpu_features())
+    assert fetch.native_bf16() == bool(have & set(fetch.BF16_FEATURES))
+    monkeypatch.setenv("LIMN_CPU_DISABLE", "avx512_bf16, amx_bf16")
+    assert not fetch.native_bf16()

@@ -22,7 +22,7 @@ import os
 import warnings
 import typing
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -350,19 +350,21 @@ def _like(result: ImageArray, image: object) -> object:
     return out
 
 
-def _model_path(source: str) -> str:
-    """A path as it is; a registry name (no folder, no extension, not an existing file) as its
-    fetched file in the cache (limn_models.registry)."""
-    if isinstance(source, bytes) or os.path.exists(source):
-        return source
+def _model_paths(source: str, device: str, precision: str) -> List[str]:
+    """The files to try, in order: a path as it is; a registry name's CPU package compiled by
+    `limn models fetch` (when the model will run on the CPU in precision "auto" or the package's),
+    then its TorchScript file."""
+    if os.path.exists(source):
+        return [source]
     try:
         from limn_models import registry
     except ImportError:  # the model zoo is not installed: a plain path
-        return source
+        return [source]
     if not registry.looks_like_name(source):
-        return source
+        return [source]
+    on_cpu = device == "cpu" or (device == "auto" and not _limn.cuda_available())
     try:
-        return registry.resolve(source)
+        return registry.candidates(source, on_cpu, precision if isinstance(precision, str) else "")
     except FileNotFoundError as e:
         raise FileError(str(e)) from None
 
@@ -479,15 +481,23 @@ class Model:
                  channels_last: Optional[bool] = None, cudnn_benchmark: Optional[bool] = None,
                  max_pixels: int = _D["model_max_pixels"], name: Optional[str] = None,
                  expected_sha256: Optional[str] = None) -> None:
-        if not isinstance(source, (bytes, bytearray, memoryview)):
-            source = _model_path(os.fspath(source))
         if not isinstance(device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', not {type(device).__name__}")
-        self._model = _limn.Model(
-            source, device, _choice(precision, _PRECISIONS, "precision"),
-            0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
-            _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "",
-            expected_sha256 or "")
+        sources: List[Any] = [source]
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            sources = _model_paths(os.fspath(source), device, precision)
+        for i, src in enumerate(sources):
+            try:
+                self._model = _limn.Model(
+                    src, device, _choice(precision, _PRECISIONS, "precision"),
+                    0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
+                    _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "",
+                    expected_sha256 or "")
+                break
+            except (UnsupportedError, InvalidModelError):
+                # A name's package this CPU (or this torch) cannot run: its TorchScript file next.
+                if i == len(sources) - 1:
+                    raise
         raw = self._model.info()
         fixed = (raw["fixed_width"], raw["fixed_height"]) if raw["fixed_width"] > 0 else None
         template = np.asarray(raw["face_template"], np.float32).reshape(5, 2) if raw["face_template"] else None
