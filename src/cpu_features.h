@@ -18,7 +18,7 @@ std::string cpu_feature_list();
 // The reduced precisions a CPU with `features` computes in hardware, each as the feature that
 // provides it ("" where none does): bf16 with AMX-BF16 or AVX512-BF16, fp16 with AMX-FP16 or
 // AVX512-FP16. Without it LibTorch emulates the type with conversions around fp32 arithmetic:
-// right, but many times slower than fp32 (44x measured on an AVX2-only CPU, BENCHMARKS.md).
+// right, but many times slower than fp32 (4.5x to 44x measured on AVX2, BENCHMARKS.md).
 struct NativePrecisions {
     std::string bf16;
     std::string fp16;

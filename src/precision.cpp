@@ -79,8 +79,8 @@ std::string slow_precision_note(limn_precision precision, const DeviceDescriptio
     if (!(bf16 ? device.cpu.bf16 : device.cpu.fp16).empty()) return "";
     const std::string name = precision_name(precision);
     return name + " is slow on this CPU: it has no " + (bf16 ? "AMX-BF16 or AVX512-BF16" : "AMX-FP16 or AVX512-FP16") +
-           ", so LibTorch emulates " + name + " around fp32 arithmetic (many times slower than fp32: 44x "
-           "measured on an AVX2-only CPU); precision fp32 or auto is faster here";
+           ", so LibTorch emulates " + name + " around fp32 arithmetic (4.5x to 44x slower than fp32 "
+           "measured, with up to 8x the memory); precision fp32 or auto is faster here";
 }
 
 bool resolve_fp32_fallback(int requested, limn_precision requested_precision) {

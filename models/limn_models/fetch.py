@@ -17,7 +17,8 @@ Then, unless ``--no-compile``, it compiles the network for this CPU (a ``.pt2`` 
 once; it needs a C++ compiler) in the precision that is fastest here: bf16 where the CPU computes
 bf16 natively (AMX-BF16 or AVX512-BF16) and the package's self-test stays within 45 dB of fp32,
 else fp32. Loading the name on the CPU in precision "auto" then runs that package, and the
-TorchScript file everywhere else (BENCHMARKS.md: the packages ran 1.2x to 2.2x as fast). Face
+TorchScript file everywhere else (BENCHMARKS.md: on an AVX512-BF16 CPU the bf16 package ran 2.2x
+to 2.5x as fast as the TorchScript file in fp32). Face
 detectors stay TorchScript files, the faster format for them. A compile that fails leaves the
 TorchScript file, which works on every device, and says why.
 
