@@ -146,12 +146,14 @@ thread_local CpuArena* current_arena = nullptr;
 // The arenas' blocks in use, by address. Their DataPtrs are plain (the context is the address),
 // as LibTorch's raw_allocate (oneDNN's scratch and weights) requires, so the deleter finds the
 // block here; any other address came from the allocator underneath.
-std::mutex blocks_mutex;
-std::unordered_map<void*, void*> blocks_in_use;  // address -> CpuArena::Block*
+// Never destroyed: a tensor may be freed by another library's static destructor at exit.
+std::mutex& blocks_mutex = *new std::mutex;
+std::unordered_map<void*, void*>& blocks_in_use = *new std::unordered_map<void*, void*>;  // -> Block*
 c10::DeleterFnPtr next_raw_deleter = nullptr;
 
-std::mutex arenas_mutex;
-std::vector<std::weak_ptr<CpuArena>> arenas;  // every arena alive, for release and statistics
+std::mutex& arenas_mutex = *new std::mutex;
+// Every arena alive, for release and statistics (never destroyed either).
+std::vector<std::weak_ptr<CpuArena>>& arenas = *new std::vector<std::weak_ptr<CpuArena>>;
 
 // LibTorch's CPU allocator with one question first: is this thread inside a CpuArenaScope? Then
 // large blocks come from that arena; everything else goes to the allocator that was there.

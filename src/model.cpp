@@ -282,12 +282,12 @@ std::unique_ptr<Model::Impl> prepare_impl(std::unique_ptr<Network> net, std::str
     impl->meta = parse_metadata(net->metadata(), impl->origin);
     check_kind(impl->meta, options.expected_kind, impl->origin);
     impl->device = device;
-    if (!device.is_cuda()) impl->arena = make_cpu_arena();
+    const bool cpu = !device.is_cuda();
+    if (cpu) impl->arena = make_cpu_arena();
     impl->precision = precision;
     impl->dtype = dtype_of(precision);
     impl->fp32_fallback = resolve_fp32_fallback(options.fp32_fallback, options.precision) &&
                           impl->dtype != at::kFloat;
-    const bool cpu = !device.is_cuda();
     if (options.precision == LIMN_PRECISION_AUTO && cpu && impl->meta.kind == LIMN_MODEL_KIND_FACE_DETECT &&
         !net->compiled_for()) {
         // A detector's scores decide which faces exist at all: AUTO keeps it in fp32 on the CPU,

@@ -277,7 +277,6 @@ size_t g_existing_outputs = 0;
 
 // Inputs (files, folders of images) -> (input, output) pairs. Refuses any output that is an input.
 std::string model_file(const std::string& arg);
-std::vector<std::string> model_files(const std::string& arg, bool on_cpu, limn_precision precision);
 
 // Refuses to write `out` over any of `kept` (inputs, model and landmark files), or over a
 // read-only file unless --overwrite: limn never destroys what it reads.

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -212,6 +213,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> RayCluster:
     finally:
         c.stop()
         c.kill_all()
+        # Ray's session files (sockets, its own logs); the nodes' output stays in c.logs.
+        shutil.rmtree(c.temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

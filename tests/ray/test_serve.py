@@ -234,7 +234,10 @@ def test_serve_keeps_answering_when_a_worker_node_dies(cluster, models, ray_serv
     failures: List[str] = []
     lock = threading.Lock()
     stop = threading.Event()
-    counter = iter(range(400))  # a bound on the requests, whatever happens
+    # A bound on the requests, whatever happens. Each client pauses 0.1 s after an answer, so the
+    # bound lasts well past the minute Ray may take to mark the killed node dead (400 without the
+    # pause ran out before that once the network ran in bf16: nothing was left to send after it).
+    counter = iter(range(3000))
 
     def client() -> None:
         while not stop.is_set():
@@ -252,6 +255,7 @@ def test_serve_keeps_answering_when_a_worker_node_dies(cluster, models, ray_serv
                     assert r.content == expected
                     with lock:
                         done.append((k, r.headers["x-limn-node"], time.monotonic()))
+                    time.sleep(0.1)
                     break
                 with lock:
                     failures.append(why)

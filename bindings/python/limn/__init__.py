@@ -463,7 +463,9 @@ class Model:
 
     ``source`` may also be the name of a model in limn's registry (``"dctnet-anime"``,
     ``"gpen-bfr-512"``, ``"retinaface"``; ``limn models list``) once fetched with
-    ``limn models fetch NAME``; a name not fetched yet raises :class:`FileError` saying so.
+    ``limn models fetch NAME``; a name not fetched yet raises :class:`FileError` saying so. On the
+    CPU in precision "auto" a name runs the package fetch compiled for this CPU (the fastest format
+    and precision here), else its TorchScript file.
 
     Files are TorchScript archives (``.pt``, any device and precision) or compiled packages
     (``.pt2``, native code built for one device kind and precision, which "auto" then takes).
