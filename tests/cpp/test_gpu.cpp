@@ -68,7 +68,7 @@ TEST_CASE("fp32 on CUDA: identity is exact, a UNet matches the CPU") {
     id.run(a, b);
     CHECK(in == out);
 
-    const limn::Model cpu(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu"));
+    const limn::Model cpu(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
     const limn::Model gpu(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
     CHECK(max_diff(run_rgb(cpu, 96, 64, 5), run_rgb(gpu, 96, 64, 5)) <= 1);
 }
@@ -77,7 +77,7 @@ TEST_CASE("fp32 on CUDA is IEEE fp32 (no TF32); tf32 only when asked for") {
     const char* dir = std::getenv("LIMN_PARITY_CASES");
     REQUIRE(dir);
     const std::string path = std::string(dir) + "/dctnet.pt";  // the real architecture, 20-odd convolutions
-    const auto ref = run_float(limn::Model(path, limn::ModelOptions().device("cpu")), 128, 96, 21);
+    const auto ref = run_float(limn::Model(path, limn_test::cpu()), 128, 96, 21);
     const limn::Model fp32(path, cuda().precision(LIMN_PRECISION_FP32));
     const double ieee = max_diff(ref, run_float(fp32, 128, 96, 21));
     const limn::Model tf32(path, cuda().precision(LIMN_PRECISION_TF32));
@@ -88,7 +88,7 @@ TEST_CASE("fp32 on CUDA is IEEE fp32 (no TF32); tf32 only when asked for") {
     CHECK(reduced <= 5e-2);
     // GPEN's module cannot be frozen: its convolutions sit in submodule methods, stated there too.
     const std::string gpen = std::string(dir) + "/gpen-tiny.pt";
-    const auto gpen_ref = run_float(limn::Model(gpen, limn::ModelOptions().device("cpu")), 64, 64, 22);
+    const auto gpen_ref = run_float(limn::Model(gpen, limn_test::cpu()), 64, 64, 22);
     const double gpen_ieee =
         max_diff(gpen_ref, run_float(limn::Model(gpen, cuda().precision(LIMN_PRECISION_FP32)), 64, 64, 22));
     MESSAGE("GPEN (tiny) on CUDA against the CPU: fp32 max abs diff " << gpen_ieee);
@@ -212,7 +212,7 @@ TEST_CASE("8 threads on one CUDA handle give serial results") {
 }
 
 TEST_CASE("pipelines on CUDA in fp32 and fp16 agree with the CPU") {
-    const limn::Model cpu_model(limn_test::fixture("tiny_unet.pt"), limn::ModelOptions().device("cpu"));
+    const limn::Model cpu_model(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
     std::vector<uint8_t> in = limn_test::pattern(301 * 203 * 3, 9), ref(in.size());
     limn_image a{in.data(), 301, 203, 301 * 3, LIMN_PIXEL_RGB8}, r{ref.data(), 301, 203, 301 * 3, LIMN_PIXEL_RGB8};
     cpu_model.cartoonize(a, r, limn::CartoonizeOptions().tile_size(96));
@@ -240,7 +240,7 @@ TEST_CASE("RetinaFace on CUDA in fp32, fp16 and bf16 finds the CPU's face" *
     REQUIRE(raw.size() == 512u * 512 * 3);
     limn_image photo{reinterpret_cast<uint8_t*>(raw.data()), 512, 512, 512 * 3, LIMN_PIXEL_RGB8};
     const std::vector<limn_face> ref =
-        limn::Model(model, limn::ModelOptions().device("cpu").precision(LIMN_PRECISION_FP32)).detect_faces(photo);
+        limn::Model(model, limn_test::cpu()).detect_faces(photo);
     REQUIRE(ref.size() == 1);
     for (auto p : {LIMN_PRECISION_FP32, LIMN_PRECISION_FP16, LIMN_PRECISION_BF16}) {
         CAPTURE(p);
