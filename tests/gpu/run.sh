@@ -17,7 +17,8 @@
 # Phases (each builds first: configure once, then ninja, 16 jobs, Python bindings included):
 #   test   CTest without the opt-in `slow` label and without what tests nothing GPU-specific or
 #          cannot run there: python_models (CPU-only model zoo, ~150 s), python_serve (the HTTP
-#          server on the CPU; FastAPI, tritonclient and Chromium are not there), abi (no abigail),
+#          server on the CPU; FastAPI, tritonclient and Chromium are not there), python_ray (a
+#          two-node CPU cluster in a network namespace: ~6 min, Ray is not there), abi (no abigail),
 #          tf_roundtrip (network) and install (pkg-config). The package test uses this build
 #          (LIMN_PACKAGE_FROM_BUILD=1) instead of pip compiling the library again. Then the `gpu`
 #          test runs alone, so its 4096x4096 timing has the machine to itself. `gpu`, `retinaface`
@@ -114,7 +115,7 @@ phase_test() {
   say "== phase test"
   # Everything but `gpu`, in parallel; then `gpu` alone (-FA: its fixtures are already set up).
   LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
-    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|python_serve|gpu)$'
+    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|python_serve|python_ray|gpu)$'
   step gpu-test.log 200 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$' -FA '.*'
   cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
   # The GPU suite's own figures, from its section only.
