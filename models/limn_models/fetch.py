@@ -18,9 +18,9 @@ once; it needs a C++ compiler) in the precision that is fastest here: bf16 where
 bf16 natively (AMX-BF16 or AVX512-BF16) and the package's self-test stays within 45 dB of fp32,
 else fp32. Loading the name on the CPU in precision "auto" then runs that package, and the
 TorchScript file everywhere else (BENCHMARKS.md: on an AVX512-BF16 CPU the bf16 package ran 2.2x
-to 2.5x as fast as the TorchScript file in fp32). Face
-detectors stay TorchScript files, the faster format for them. A compile that fails leaves the
-TorchScript file, which works on every device, and says why.
+to 2.5x as fast as the TorchScript file in fp32). Face detectors stay TorchScript files, the
+faster format for them. A compile that fails leaves the TorchScript file, which works on every
+device, and says why.
 
 ``--from`` takes the original files by their original names from a local folder or a mirror URL,
 for machines without internet. ``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends
@@ -308,8 +308,9 @@ def compile_for_this_cpu(entry: Entry, original: str, say: Callable[[str], None]
         try:
             convert(entry, original, out, precision=precision)
         except Exception as e:  # no compiler, out of memory, ...: the TorchScript file still works
-            say(f"{entry.name}: could not compile it for this CPU ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                f"the TorchScript file runs it everywhere, only slower")
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            say(f"{entry.name}: could not compile it for this CPU ({why}); the TorchScript file runs "
+                f"it everywhere, only slower")
             return None
         if precision != "bf16":
             return out
