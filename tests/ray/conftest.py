@@ -88,6 +88,13 @@ def free_port() -> Callable[[], int]:
     return free_port_number
 
 
+def _stop_with_parent() -> None:
+    """In a node's `ray start --block`: SIGTERM when the test process dies, even by SIGKILL (a
+    CTest timeout), so that the node stops its processes instead of outliving the run (Linux's
+    PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class RayCluster:
     """A head node and worker nodes on this machine, in this process's network namespace."""
 
@@ -106,7 +113,8 @@ class RayCluster:
         return subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
                                  "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp}", "--disable-usage-stats",
                                  "--num-cpus=2", "--num-gpus=0", *args],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_stop_with_parent)
 
     def node_ids(self) -> List[str]:
         return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
