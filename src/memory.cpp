@@ -227,10 +227,16 @@ c10::DataPtr CpuArena::take(size_t n) {
             throw;
         }
     }
-    auto* block = new Block{shared_from_this(), data, got, n};
-    {
+    try {
+        std::unique_ptr<Block> block(new Block{shared_from_this(), data, got, n});
         std::lock_guard<std::mutex> lock(blocks_mutex);
-        blocks_in_use[data] = block;
+        blocks_in_use[data] = block.get();
+        block.release();  // owned by blocks_in_use until free_cpu_block
+    } catch (...) {  // out of host memory for the bookkeeping: the block goes back
+        c10::free_cpu(data);
+        std::lock_guard<std::mutex> lock(mutex_);
+        in_use_ -= got;
+        throw;
     }
     c10::reportMemoryUsageToProfiler(data, static_cast<int64_t>(n), 0, 0, c10::Device(c10::DeviceType::CPU));
     return {data, data, &free_cpu_block, c10::Device(c10::DeviceType::CPU)};
