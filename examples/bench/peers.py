@@ -301,7 +301,7 @@ def clock_ghz(override: Optional[float]) -> float:
         return 0.0
 
 
-def count_flops(net: torch.nn.Module, size: int, detector: bool) -> float:
+def count_flops(net: torch.nn.Module, size: int) -> float:
     """Multiply-adds x 2 of one run on a size x size picture (one face crop for GPEN)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -312,15 +312,7 @@ def count_flops(net: torch.nn.Module, size: int, detector: bool) -> float:
 
 
 def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    name = cpu_flags()[1].get("model name") or platform.processor() or platform.machine()
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
@@ -414,7 +406,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{case}: timing {', '.join(jobs)}", file=sys.stderr)
         times = time_case(jobs, img, args.rounds, args.iters, args.warmup)
         medians = {k: statistics.median(v) for k, v in times.items()}
-        flops = 0.0 if detector else count_flops(net, size if name != "gpen-bfr" else 512, detector)
+        flops = 0.0 if detector else count_flops(net, size if name != "gpen-bfr" else 512)
         results.append({"case": case, "size": size, "note": note, "provider": provider, "median_ms": medians,
                         "precision": precisions, "gflop": flops / 1e9})
         ref = medians.get("onnxruntime")

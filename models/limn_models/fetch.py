@@ -36,6 +36,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import math
 import os
 import shutil
 import socket
@@ -278,8 +279,6 @@ def native_bf16() -> bool:
 def package_psnr(path: str) -> float:
     """PSNR (dB, values in [0, 1]) of a package's output on its self-test input against the fp32
     output recorded with it."""
-    import math
-
     import torch
 
     from . import pt2
@@ -307,14 +306,16 @@ def compile_for_this_cpu(entry: Entry, original: str, say: Callable[[str], None]
         say(f"compiling {entry.name} for this CPU in {precision} (minutes, once; --no-compile skips it)")
         try:
             convert(entry, original, out, precision=precision)
+            psnr = package_psnr(out) if precision == "bf16" else math.inf
         except Exception as e:  # no compiler, out of memory, ...: the TorchScript file still works
+            if os.path.exists(out):
+                os.remove(out)
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             say(f"{entry.name}: could not compile it for this CPU ({why}); the TorchScript file runs "
                 f"it everywhere, only slower")
             return None
         if precision != "bf16":
             return out
-        psnr = package_psnr(out)
         if psnr >= MIN_PSNR:
             say(f"{entry.name}: bf16 is {psnr:.1f} dB from fp32 on its self-test")
             return out

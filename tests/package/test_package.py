@@ -780,9 +780,13 @@ def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
 def test_native_precisions_and_auto_follow_the_cpu_and_emulated_ones_warn(fixtures):
     """What limn devices says, what AUTO takes, and bf16 asked for where the CPU lacks it: loads,
     with a RuntimeWarning that it is slow (here the features are masked with LIMN_CPU_DISABLE)."""
+    from limn_models import fetch
+
     cpu_dev = limn.devices()[0]
     assert cpu_dev.native_precisions.split()[0] == "fp32"
     assert cpu_dev.auto_precision == ("bf16" if "bf16" in cpu_dev.native_precisions.split() else "fp32")
+    # limn_models' own copy of the rule (it must work without the library) decides the same here.
+    assert fetch.native_bf16() == (cpu_dev.auto_precision == "bf16")
     with limn.Model(os.path.join(fixtures, "identity.pt"), device="cpu") as m:
         assert m.info.precision == cpu_dev.auto_precision
     script = ("import json, warnings, limn\n"
