@@ -135,6 +135,7 @@ void defaults(limn_image_load_options& o) {
     o.format = d.format;
     o.apply_orientation = d.apply_orientation ? 1 : 0;
     o.max_pixels = d.max_pixels;
+    o.name = nullptr;
 }
 
 void defaults(limn_image_save_options& o) {
@@ -535,7 +536,8 @@ limn_status limn_image_load_from_memory(const void* data, size_t size,
     return guarded([&] {
         require(data, "data");
         require(out, "out");
-        *out = limn::core::load_image_memory(data, size, "<memory>", load_options(options)).release();
+        const limn_image_load_options o = read_options(options, defaults);
+        *out = limn::core::load_image_memory(data, size, o.name ? o.name : "<memory>", load_options(options)).release();
     });
 }
 
@@ -652,6 +654,7 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
         copy_text(full.precision_note, m.precision_note());
         copy_text(full.role, meta.role);
         full.crop_size = meta.crop_size;
+        full.min_tile_size = limn::core::smallest_tile_size(m);
         copy_out(full, out, out->struct_size);
     });
 }

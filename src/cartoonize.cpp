@@ -140,6 +140,15 @@ void check_head_model(const Model& model, const CartoonizeOptions& o) {
 
 }  // namespace
 
+int32_t smallest_tile_size(const Model& model) {
+    const int64_t m = model.metadata().size_multiple;
+    const int64_t overlap = tile_overlap(model.metadata().tile_margin, m);
+    const int64_t smallest = round_up(std::max(model.min_height(), model.min_width()), m);
+    // A tile is tile_size rounded down to the size multiple, at least `smallest`, and must be
+    // larger than the overlap plus one multiple.
+    return static_cast<int32_t>(smallest > overlap + m ? 1 : ((overlap + m) / m + 1) * m);
+}
+
 void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                 const CartoonizeOptions& options, PipelineStats* stats_out) {
     const Progress progress(options.progress, options.progress_user_data, options.timeout_ms);
@@ -228,7 +237,7 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     int64_t side;
     if (options.tile_size > 0) {
         side = std::min(whole, std::max(smallest, options.tile_size / m * m));
-        if (side < whole && side <= overlap + m) {
+        if (side < whole && options.tile_size < smallest_tile_size(model)) {
             fail(LIMN_ERR_INVALID_ARGUMENT, "tile_size " + std::to_string(options.tile_size) +
                                                 " is too small for model '" + model.origin() +
                                                 "': tiles must be larger than " + std::to_string(overlap + m) +

@@ -33,6 +33,10 @@ struct CartoonizeOptions {
     float feather = 0.1f;        // soft edge of the head mask, a fraction of the crop side
 };
 
+// The smallest tile_size that works for every picture larger than one tile (a smaller one is
+// refused; a picture that fits one tile takes any).
+int32_t smallest_tile_size(const Model& model);
+
 // Validates everything first; `output` (same size as `input`, any format, may be the same buffer)
 // is written only on success.
 void cartoonize(const Model& model, const limn_image& input, limn_image& output,

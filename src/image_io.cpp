@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <array>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +16,7 @@
 
 #include "error.h"
 #include "exif.h"
+#include "file_io.h"
 #include "icc.h"
 
 #if LIMN_WITH_WEBP
@@ -721,85 +720,6 @@ struct Sink {
     }
 };
 
-std::string temp_suffix() {
-    static std::atomic<uint64_t> counter{0};
-    const auto now = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    uint64_t x = (static_cast<uint64_t>(::getpid()) << 32) ^ now ^
-                 (counter.fetch_add(1, std::memory_order_relaxed) * 0x9E3779B97F4A7C15ull);
-    // splitmix64's finalizer spreads the bits.
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    static const char kDigits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    std::string s(8, '0');
-    for (char& c : s) {
-        c = kDigits[x % 36];
-        x /= 36;
-    }
-    return s;
-}
-
-// A new file next to `target`, removed again unless renamed over `target` by commit().
-class TempFile {
-public:
-    TempFile(const std::string& target, std::string what) : what_(std::move(what)) {
-        for (int attempt = 0;; ++attempt) {
-            name_ = target + ".limn-tmp-" + temp_suffix();
-            // 0666 so that the new file gets the permissions the umask gives any new file.
-            fd_ = ::open(name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-            if (fd_ >= 0) return;
-            const int err = errno;
-            if (err != EEXIST || attempt == 100) {
-                name_.clear();
-                fail_errno(what_, err);
-            }
-        }
-    }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    ~TempFile() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!name_.empty()) ::unlink(name_.c_str());
-    }
-
-    void write(const std::vector<uint8_t>& bytes) {
-        size_t done = 0;
-        while (done < bytes.size()) {
-            const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                fail_errno(what_, errno);
-            }
-            done += static_cast<size_t>(n);
-        }
-    }
-
-    // Flushes, closes and renames the file over `target`.
-    void commit(const std::string& target) {
-        if (::fsync(fd_) != 0 && errno != EINVAL) fail_errno(what_, errno);
-        const int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0) fail_errno(what_, errno);
-        if (::rename(name_.c_str(), target.c_str()) != 0) fail_errno(what_, errno);
-        name_.clear();
-    }
-
-private:
-    std::string what_;
-    std::string name_;
-    int fd_ = -1;
-};
-
-// Makes a rename in the directory of `path` durable; failing to is not worth failing the save for.
-void sync_directory_of(const std::string& path) {
-    const size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    const FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() >= 0) (void)::fsync(fd.get());
-}
-
 }  // namespace
 
 OwnedImage load_image_file(const std::string& path, const LoadOptions& options) {
@@ -986,10 +906,7 @@ void save_image_file(const std::string& path, const limn_image& image, const Sav
     } catch (const Failure& f) {
         throw Failure(f.status(), what + ": " + f.what());
     }
-    TempFile temp(path, what);
-    temp.write(bytes);
-    temp.commit(path);
-    sync_directory_of(path);
+    write_file_atomic(path, bytes.data(), bytes.size(), what);
 }
 
 }  // namespace limn::core

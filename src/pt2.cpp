@@ -22,6 +22,7 @@
 
 #include "cpu_features.h"
 #include "error.h"
+#include "file_io.h"
 #include "json.h"
 #include "network.h"
 
@@ -36,44 +37,18 @@ std::string first_line(const std::exception& e) {
     return error_summary(c ? c->what_without_backtrace() : e.what());
 }
 
-// A private copy of a package that was handed over in memory: AOTIModelPackageLoader reads a path.
-class TempFile {
-public:
-    TempFile(const void* data, size_t size, const std::string& origin) {
-        const char* dir = std::getenv("TMPDIR");
-        std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/limn-model-XXXXXX.pt2";
-        std::vector<char> name(pattern.begin(), pattern.end());
-        name.push_back('\0');
-        const int fd = ::mkstemps(name.data(), 4);  // mode 0600: private to this user
-        if (fd < 0) {
-            fail(LIMN_ERR_IO, "model '" + origin + "': cannot create a temporary file for the compiled "
-                              "package in " + (dir && *dir ? dir : "/tmp") + ": " + std::strerror(errno));
-        }
-        path_ = name.data();
-        const char* p = static_cast<const char*>(data);
-        size_t left = size;
-        while (left > 0) {
-            const ssize_t n = ::write(fd, p, left);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                const std::string why = std::strerror(errno);
-                ::close(fd);
-                ::unlink(path_.c_str());
-                fail(LIMN_ERR_IO, "model '" + origin + "': cannot write the temporary copy " + path_ + ": " + why);
-            }
-            p += n;
-            left -= static_cast<size_t>(n);
-        }
-        ::close(fd);
-    }
-    ~TempFile() { ::unlink(path_.c_str()); }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+// A private copy (mode 0600) of a package that was handed over in memory, in $TMPDIR:
+// AOTIModelPackageLoader reads a path. Removed when the last owner lets go.
+std::shared_ptr<TempFile> temp_copy(const void* data, size_t size, const std::string& origin) {
+    const char* dir = std::getenv("TMPDIR");
+    const std::string folder = dir && *dir ? dir : "/tmp";
+    auto temp = std::make_shared<TempFile>(
+        folder, "model '" + origin + "': cannot write a temporary copy of the compiled package in " + folder, 0600,
+        ".pt2");
+    temp->write(data, size);
+    temp->close();
+    return temp;
+}
 
 // What compiling fixed, read from limn.json.
 struct PackageInfo {
@@ -381,7 +356,7 @@ std::unique_ptr<Network> load_pt2(caffe2::serialize::PyTorchStreamReader& reader
 std::unique_ptr<Network> load_pt2_memory(caffe2::serialize::PyTorchStreamReader& reader, const void* data,
                                          size_t size, const std::string& origin) {
     const std::string json = read_metadata_record(reader, origin);
-    auto temp = std::make_shared<TempFile>(data, size, origin);
+    auto temp = temp_copy(data, size, origin);
     return std::make_unique<Pt2Network>(temp->path(), temp, origin, json);
 }
 

@@ -251,6 +251,9 @@ typedef struct limn_image_load_options {
                                       as stored */
     uint64_t max_pixels;           /* larger images are refused with LIMN_ERR_IMAGE_TOO_LARGE before
                                       decoding; default 64 Mpx; 0 = no limit */
+    const char* name;              /* limn_image_load_from_memory: what messages call the bytes
+                                      (e.g. the file they were read from); NULL (default): "<memory>".
+                                      Borrowed for the call */
 } limn_image_load_options;
 
 /* Defaults for the caller's struct, through the inline limn_image_load_options_init below (see
@@ -436,6 +439,8 @@ typedef struct limn_model_info {
     char role[16];              /* "" or "head": a cartoon network for aligned face crops of
                                    crop_size pixels, the face on face_template (DCT-Net's head) */
     int32_t crop_size;          /* head models: the side of the aligned crop; else 0 */
+    int32_t min_tile_size;      /* the smallest cartoonize tile_size for a picture larger than one
+                                   tile (smaller is LIMN_ERR_INVALID_ARGUMENT) */
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

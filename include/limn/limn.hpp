@@ -150,12 +150,13 @@ inline Image load_image(const std::string& path, limn_pixel_format format = stat
     detail::check(limn_image_load(path.c_str(), &o, &p));
     return Image(p);
 }
-// As load_image, from encoded bytes in memory.
+// As load_image, from encoded bytes in memory; `name` is what messages call them ("<memory>").
 inline Image load_image_from_memory(const void* data, size_t size,
                                     limn_pixel_format format = static_cast<limn_pixel_format>(0),
                                     std::optional<uint64_t> max_pixels = std::nullopt,
-                                    bool apply_orientation = true) {
-    const limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
+                                    bool apply_orientation = true, const std::string& name = "") {
+    limn_image_load_options o = detail::load_options(format, max_pixels, apply_orientation);
+    if (!name.empty()) o.name = name.c_str();
     limn_image* p = nullptr;
     detail::check(limn_image_load_from_memory(data, size, &o, &p));
     return Image(p);

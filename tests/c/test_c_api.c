@@ -412,6 +412,9 @@ static void test_files_and_pipelines(void) {
     lo.max_pixels = 100;
     CHECK_ERR(limn_image_load_from_memory(png, png_size, &lo, &back), LIMN_ERR_IMAGE_TOO_LARGE, "33x17");
     CHECK_ERR(limn_image_load_from_memory(png, 10, NULL, &back), LIMN_ERR_INVALID_IMAGE, "<memory>");
+    lo.max_pixels = 0;
+    lo.name = "from-a-pipe.png"; /* what messages call the bytes */
+    CHECK_ERR(limn_image_load_from_memory(png, 10, &lo, &back), LIMN_ERR_INVALID_IMAGE, "from-a-pipe.png");
     CHECK_ERR(limn_image_load("/nonexistent/photo.jpg", NULL, &back), LIMN_ERR_IO, "/nonexistent/photo.jpg");
     CHECK_ERR(limn_image_load(NULL, NULL, &back), LIMN_ERR_INVALID_ARGUMENT, "path");
     CHECK(back == (limn_image*)0x1);
@@ -428,6 +431,23 @@ static void test_files_and_pipelines(void) {
     CHECK(stats.tiles == 1 && stats.width == 33 && stats.height == 17);
     co.strength = -1.0f;
     CHECK_ERR(limn_cartoonize(model, img, img, &co, NULL), LIMN_ERR_INVALID_ARGUMENT, "strength");
+    {
+        /* min_tile_size: the smallest tile_size for a picture larger than one tile. */
+        limn_model_info info;
+        limn_image* large = NULL;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        CHECK(limn_model_get_info(model, &info) == LIMN_OK);
+        CHECK(info.min_tile_size > 2 * info.tile_margin && info.min_tile_size % info.size_multiple == 0);
+        CHECK(limn_image_alloc(4 * info.min_tile_size, 3 * info.min_tile_size, LIMN_PIXEL_RGB8, &large) == LIMN_OK);
+        limn_cartoonize_options_init(&co);
+        co.tile_size = info.min_tile_size - 1;
+        CHECK_ERR(limn_cartoonize(model, large, large, &co, NULL), LIMN_ERR_INVALID_ARGUMENT, "tile_size");
+        co.tile_size = info.min_tile_size;
+        CHECK(limn_cartoonize(model, large, large, &co, &stats) == LIMN_OK);
+        CHECK(stats.tiles > 1);
+        limn_image_free(large);
+    }
     limn_restore_faces_options_init(&fo);
     CHECK(fo.strength == 1.0f && fo.feather > 0.0f);
     CHECK_ERR(limn_restore_faces(model, img, img, NULL, 0, &fo, NULL), LIMN_ERR_WRONG_MODEL_KIND, "face_restore");

@@ -1174,6 +1174,38 @@ TEST_CASE("saving over an existing file replaces it atomically") {
     CHECK(dir.entries() == std::vector<std::string>{"out.png"});
 }
 
+TEST_CASE("the longest names the file system allows can be saved (the temporary name is short)") {
+    TempDir dir;
+    TestImage src(4, 3, LIMN_PIXEL_RGB8);
+    src.fill_random(3);
+    std::string cjk;
+    for (int i = 0; i < 80; ++i) cjk += "\xE6\xBC\xAB";  // 80 CJK characters, 240 bytes
+    for (const std::string& name : {std::string(251, 'x') + ".png", cjk + ".png"}) {
+        limn::core::save_image_file(dir.file(name), src.img, {});
+        CHECK(same_pixels(src.img, *limn::core::load_image_file(dir.file(name), {})));
+    }
+    CHECK(!dir.has_temporaries());
+}
+
+TEST_CASE("saving to a symbolic link writes through it, as cp does") {
+    TempDir dir;
+    TestImage first(4, 3, LIMN_PIXEL_RGB8), second(5, 2, LIMN_PIXEL_RGB8);
+    first.fill_random(5);
+    second.fill_random(6);
+    limn::core::save_image_file(dir.file("target.png"), first.img, {});
+    fs::create_directory(dir.file("sub"));
+    fs::create_symlink("../target.png", dir.file("sub/link.png"));
+    limn::core::save_image_file(dir.file("sub/link.png"), second.img, {});
+    CHECK(fs::is_symlink(dir.file("sub/link.png")));
+    CHECK(same_pixels(second.img, *limn::core::load_image_file(dir.file("target.png"), {})));
+    // A link to a file not there yet: the file is made where it points.
+    fs::create_symlink("made.png", dir.file("pending.png"));
+    limn::core::save_image_file(dir.file("pending.png"), first.img, {});
+    CHECK(fs::is_symlink(dir.file("pending.png")));
+    CHECK(same_pixels(first.img, *limn::core::load_image_file(dir.file("made.png"), {})));
+    CHECK(!dir.has_temporaries());
+}
+
 TEST_CASE("a failed save leaves an existing file untouched and no temporary behind") {
     TempDir dir;
     TestImage src(8, 8, LIMN_PIXEL_RGB8);
