@@ -1,5 +1,6 @@
 """The `limn` command-line tool and the C, C++ and engine examples, end to end on real photos."""
 import os
+import signal
 import subprocess
 
 import numpy as np
@@ -176,8 +177,9 @@ def test_detector_usage_errors(bin_dir, detector_model, face_model, tmp_path):
     base = ["restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "-m", face_model]
     r = limn(bin_dir, *base)
     assert r.returncode == 2 and "--detector FILE" in r.stderr
+    # Both sources of faces: said as both, not as neither (issue 23).
     r = limn(bin_dir, *base, "--detector", detector_model, "--landmarks", str(tmp_path / "f.txt"))
-    assert r.returncode == 2 and "either" in r.stderr
+    assert r.returncode == 2 and "--detector or from --landmarks, not both" in r.stderr
     r = limn(bin_dir, *base, "--detector", face_model)  # not a face_detect model
     assert r.returncode == 3 and "face_detect" in r.stderr
     r = limn(bin_dir, *base, "--detector", detector_model, "--threshold", "2")
@@ -487,3 +489,201 @@ def test_output_to_a_full_device_is_an_error(bin_dir, cartoon_model, tmp_path):
         assert r.returncode == 1, args
         assert "cannot write to standard output" in r.stderr, args
     assert not (tmp_path / "b.png").exists()
+
+
+# ---- What a new user found (issue 23, defects 8.1-8.18): each failed before its fix. -----------
+
+
+def _run(bin_dir, cartoon_model, *args):
+    return limn(bin_dir, "cartoonize", *args, "-m", cartoon_model, "-d", "cpu")
+
+
+def test_stdout_write_failures_are_errors(bin_dir, cartoon_model, tmp_path):
+    """An image to a full device, a pipe closed early or a closed stdout: exit 1 with a message."""
+    photo((640, 480)).save(tmp_path / "a.png")
+    exe = os.path.join(bin_dir, "limn")
+    args = [exe, "cartoonize", str(tmp_path / "a.png"), "-o", "-", "--format", "png", "-m", cartoon_model, "-q"]
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "wb") as full:
+            r = subprocess.run(args, stdout=full, stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 1 and "cannot write the image to standard output" in r.stderr, r.stderr
+    # A reader that stops after 10 bytes, with SIGPIPE ignored as Python (the pip launcher) leaves it.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "Broken pipe" in err, err
+    # stdout closed (`>&-`): an error, and nothing written anywhere else in its place.
+    r = subprocess.run(["sh", "-c", '"$@" >&-', "sh", exe, "devices"], capture_output=True, text=True)
+    assert r.returncode == 1 and "cannot write to standard output" in r.stderr
+
+
+def test_recursive_walk_leaves_its_own_output_folder_out(bin_dir, cartoon_model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    photo().save(src / "x.png")
+    for _ in range(2):
+        r = _run(bin_dir, cartoon_model, str(src), "-r", "-o", str(src / "out"), "--skip-existing")
+        assert r.returncode == 0, r.stderr
+    assert not (src / "out" / "out").exists()
+    assert "nothing to do" in r.stderr
+    r = _run(bin_dir, cartoon_model, str(src), "-r", "-o", str(src / "out"))  # again, replacing its output
+    assert r.returncode == 0 and "1 of 1 images done" in r.stderr, r.stderr
+    assert sorted(p.name for p in (src / "out").iterdir()) == ["x.png"]
+
+
+def test_a_fifo_input_is_read_once(bin_dir, cartoon_model, tmp_path):
+    import threading
+
+    photo().save(tmp_path / "a.png")
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    data = (tmp_path / "a.png").read_bytes()
+
+    def feed():
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    exe = os.path.join(bin_dir, "limn")
+    try:
+        r = subprocess.run([exe, "cartoonize", str(fifo), "-o", str(tmp_path / "b.png"), "-m", cartoon_model,
+                            "-d", "cpu", "-q"], capture_output=True, text=True, timeout=60)
+    finally:
+        if writer.is_alive():  # the binary never opened it: open it ourselves so the thread can end
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    assert r.returncode == 0, r.stderr
+    ref = _run(bin_dir, cartoon_model, str(tmp_path / "a.png"), "-o", str(tmp_path / "c.png"), "-q")
+    assert ref.returncode == 0
+    assert (np.asarray(Image.open(tmp_path / "b.png")) == np.asarray(Image.open(tmp_path / "c.png"))).all()
+
+
+def test_the_longest_legal_output_names(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    for name in ("x" * 251 + ".png", "漫" * 80 + ".png"):  # 255 bytes; 80 CJK characters, 244 bytes
+        out = tmp_path / name
+        r = _run(bin_dir, cartoon_model, str(tmp_path / "a.png"), "-o", str(out), "-q")
+        assert r.returncode == 0, r.stderr
+        assert Image.open(out).size == (160, 120)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_an_empty_cartoon_model_variable_is_unset(bin_dir, tmp_path):
+    photo().save(tmp_path / "a.png")
+    r = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(tmp_path / "a.png"), "-o",
+                        str(tmp_path / "b.png"), "-d", "cpu", "-q"], capture_output=True, text=True,
+                       env={**os.environ, "LIMN_CARTOON_MODEL": ""})
+    assert r.returncode == 0 and (tmp_path / "b.png").is_file(), r.stderr
+
+
+def test_what_cannot_work_is_refused_before_any_photo(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    for out in ("o.tif", "o.gif"):  # limn reads these but does not write them: before the model loads
+        r = limn(bin_dir, "cartoonize", a, "-o", str(tmp_path / out), "-m", str(tmp_path / "no-model.pt"))
+        assert r.returncode == 2 and "writes only .png, .jpg, .bmp, .tga and .webp" in r.stderr, r.stderr
+    photo((400, 300)).save(tmp_path / "b.png")
+    r = _run(bin_dir, cartoon_model, a, str(tmp_path / "b.png"), "-o", str(tmp_path / "out"), "--tile", "8")
+    assert r.returncode == 2 and "--tile 8 is too small" in r.stderr and "images done" not in r.stderr, r.stderr
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_a_finished_batch_is_not_a_usage_error(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    args = (str(tmp_path / "a.png"), "-o", str(tmp_path / "out") + "/", "--skip-existing")
+    assert _run(bin_dir, cartoon_model, *args).returncode == 0
+    r = _run(bin_dir, cartoon_model, *args)
+    assert r.returncode == 0 and "nothing to do" in r.stderr and "--help" not in r.stderr
+
+
+def test_landmarks_files_name_what_is_wrong(bin_dir, face_model, tmp_path):
+    photo((64, 64)).save(tmp_path / "p.png")
+    base = ["restore-faces", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "-m", face_model, "-d", "cpu"]
+    good = " ".join(f"{v:g}" for v in face_landmarks(32, 30, 24))
+    for text, said in ((good.replace(good.split()[0], "nan", 1), "'nan' is not a finite number"),
+                       (good.replace(good.split()[0], "1e300", 1), "'1e300' is not a finite number"),
+                       (good.replace(good.split()[0], "abc", 1), "'abc' is not a number"),
+                       (" ".join(good.split()[:9]), "expected 10 numbers (5 x y pairs), found 9")):
+        (tmp_path / "f.txt").write_text(text + "\n")
+        r = limn(bin_dir, *base, "--landmarks", str(tmp_path / "f.txt"))
+        assert r.returncode == 2 and said in r.stderr, (text, r.stderr)
+    (tmp_path / "f.txt").write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n")  # a UTF-8 byte order mark
+    r = limn(bin_dir, *base, "--landmarks", str(tmp_path / "f.txt"))
+    assert r.returncode == 0 and "1 face restored" in r.stderr, r.stderr
+
+
+def test_a_photo_given_twice_is_said_so(bin_dir, cartoon_model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    photo().save(src / "a.png")
+    r = _run(bin_dir, cartoon_model, str(src / "a.png"), str(src / "a.png"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and "is given twice" in r.stderr and "rename" not in r.stderr
+    r = _run(bin_dir, cartoon_model, str(src), str(src / "a.png"), "-o", str(tmp_path / "out"))
+    assert r.returncode == 2 and f"is also in the folder {src}" in r.stderr, r.stderr
+
+
+def test_each_command_takes_only_its_own_options(bin_dir, cartoon_model, tmp_path):
+    r = limn(bin_dir, "devices", "--help")
+    assert r.returncode == 0 and "--json" in r.stdout and "--strength" not in r.stdout
+    assert "--landmarks FILE" in limn(bin_dir, "--help").stdout
+    assert "--landmarks FILE" in limn(bin_dir, "restore-faces", "--help").stdout
+    photo().save(tmp_path / "a.png")
+    a = str(tmp_path / "a.png")
+    for args, said in ((["info", cartoon_model, "-o", "x"], "info does not take -o"),
+                       (["devices", "--strength", "1"], "devices does not take --strength"),
+                       (["detect-faces", a, "--format", "png"], "detect-faces does not take --format"),
+                       (["cartoonize", a, "-o", str(tmp_path / "b.png"), "--json"], "--json prints the plan of --dry-run"),
+                       (["cartoonize", a, "-o", str(tmp_path / "b.png"), "-o", str(tmp_path / "c.png")],
+                        "-o is given twice")):
+        r = limn(bin_dir, *args)
+        assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
+    photo().save(tmp_path / "-x.png")  # `--` ends the options: a file whose name starts with -
+    r = subprocess.run([os.path.abspath(os.path.join(bin_dir, "limn")), "cartoonize", "-o", "y.png", "-m", cartoon_model, "-d", "cpu",
+                        "-q", "--", "-x.png"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "y.png").is_file(), r.stderr
+
+
+def test_memory_limit_values(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    base = ("cartoonize", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "-m", cartoon_model, "-d", "cpu")
+    r = limn(bin_dir, *base, "--memory-limit", "1")
+    assert r.returncode == 2 and "less than any model works in" in r.stderr
+    r = limn(bin_dir, *base, "--memory-limit", "0x100")
+    assert r.returncode == 2 and "expects a size" in r.stderr
+    r = limn(bin_dir, *base, "--memory-limit", "9223372036854775807")
+    assert "9223372036854775808" not in r.stderr
+    r = limn(bin_dir, *base, "--memory-limit", "1.5G", "-q")
+    assert r.returncode == 0, r.stderr
+
+
+def test_what_a_folder_walk_leaves_out_is_said(bin_dir, cartoon_model, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    photo().save(src / "a.png")
+    photo().save(src / "sub" / "b.png")
+    os.symlink(src / "gone.png", src / "link.png")
+    r = _run(bin_dir, cartoon_model, str(src), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "1 dangling symbolic link(s) skipped" in r.stderr and "link.png" in r.stderr
+    assert "1 subfolder(s) not entered (-r walks them)" in r.stderr and "sub" in r.stderr
+
+
+def test_device_numbers_and_symlinked_outputs(bin_dir, cartoon_model, tmp_path):
+    photo().save(tmp_path / "a.png")
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "-d", "cuda:00")
+    assert r.returncode == 2 and "--device expects" in r.stderr
+    # An output that is a symbolic link is written through, as cp does: the link stays.
+    photo((32, 24)).save(tmp_path / "target.png")
+    os.symlink("target.png", tmp_path / "link.png")
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "a.png"), "-o", str(tmp_path / "link.png"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "link.png").is_symlink() and Image.open(tmp_path / "target.png").size == (160, 120)
+
+
+def test_transparency_warning_only_when_there_is_transparency(bin_dir, cartoon_model, tmp_path):
+    rgb = np.asarray(photo())
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(tmp_path / "opaque.png")
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "opaque.png"), "-o", str(tmp_path / "o.jpg"))
+    assert r.returncode == 0 and "JPEG has no alpha" not in r.stderr, r.stderr

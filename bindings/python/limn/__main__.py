@@ -56,8 +56,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args and args[0] in ("cartoonize", "restore-faces") and any(a == "--ray" or a.startswith("--ray=")
                                                                   for a in args[1:]):
         return _ray_batch(args[0], args[1:], exe)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # None where the caller closed it (`>&-`)
+        if stream is not None:
+            stream.flush()
     os.execve(exe, [exe] + args, _binary_env())
     return 3  # not reached
 

@@ -255,11 +255,22 @@ def main(command: str, args: List[str], exe: str) -> int:
         ray.shutdown()
 
 
+# What the plan left out, as the CLI says it (plan.cpp's say_skipped).
+_SKIPPED = {"skipped_files": " file(s) skipped, not images limn reads:",
+            "dangling_links": " dangling symbolic link(s) skipped, they point to nothing:",
+            "skipped_folders": " subfolder(s) not entered (-r walks them):"}
+_PLAN_LISTS = ("jobs",) + tuple(_SKIPPED)
+
+
 def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
     import ray
     import ray.data
 
     jobs = plan["jobs"]
+    if not jobs:  # every output exists (--skip-existing): a finished batch, as locally
+        if not quiet:
+            print("limn: every output exists already (--skip-existing): nothing to do", file=sys.stderr)
+        return EXIT_OK
     replicas, gpus = _cluster_replicas(plan, opts)
     replicas = min(replicas, len(jobs))
     ctx = ray.data.DataContext.get_current()
@@ -274,7 +285,7 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
             return EXIT_USAGE
     items = [{"index": i, "src": os.path.abspath(j["in"]), "dst": j["out"]} for i, j in enumerate(jobs)]
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own progress lines say it
-    worker_plan = {k: v for k, v in plan.items() if k not in ("jobs", "skipped_files")}
+    worker_plan = {k: v for k, v in plan.items() if k not in _PLAN_LISTS}
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         _Worker, fn_constructor_kwargs={"plan": worker_plan}, batch_size=1, concurrency=replicas,
         num_cpus=opts["cpus_per_replica"], num_gpus=gpus, scheduling_strategy="SPREAD")
@@ -336,10 +347,11 @@ def _summary(plan: Dict[str, Any], jobs: List[Dict[str, Any]], written: set, fai
             print(f"  {jobs[i]['in']}: {error}", file=sys.stderr)
     if quiet:
         return
-    if plan.get("skipped_files"):
-        files = plan["skipped_files"]
-        print(f"limn: {len(files)} file(s) skipped, not images limn reads: {' '.join(files[:5])}"
-              f"{' ...' if len(files) > 5 else ''}", file=sys.stderr)
+    for key, what in _SKIPPED.items():
+        paths = plan.get(key) or []
+        if paths:
+            print(f"limn: {len(paths)}{what} {' '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}",
+                  file=sys.stderr)
     if plan.get("skipped_existing"):
         print(f"limn: {plan['skipped_existing']} input(s) skipped, their output exists (--skip-existing)",
               file=sys.stderr)
