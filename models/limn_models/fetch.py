@@ -422,14 +422,17 @@ def remove(name: str) -> List[str]:
 
 
 def _list(entries: Dict[str, Entry]) -> None:
-    print(f"{'name':<26} {'kind':<12} {'licence':<26} {'fetched':<8} description")
+    rows = [("name", "kind", "licence", "fetched", "description")]
     for name, e in sorted(entries.items()):
         fetched = "yes" if os.path.isfile(registry.model_file(name)) else "no"
         packages = registry.package_files(name)
         if packages and fetched == "yes":
             fetched = "+" + packages[0].rsplit(".cpu-", 1)[1][:-len(".pt2")]  # e.g. "+bf16": and a package
         lic = e.license.spdx + (" (!)" if e.license.restricted else "")
-        print(f"{name:<26} {e.kind:<12} {lic:<26} {fetched:<8} {e.description}")
+        rows.append((name, e.kind, lic, fetched, e.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]  # the description runs on
+    for row in rows:
+        print("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  " + row[4])
     print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license   "
           f"+P: also compiled for this CPU in precision P")
 

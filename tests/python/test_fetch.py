@@ -357,6 +357,41 @@ def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatc
         limn.Model("dctnet-anime")
 
 
+# ---- Listing -------------------------------------------------------------------------------------
+
+
+def list_table(out: str) -> tuple:
+    """The header's column starts and the rows of `limn models list`, each cut at those starts."""
+    lines = out.splitlines()
+    header = lines[0]
+    starts = [header.index(title) for title in ("name", "kind", "licence", "fetched", "description")]
+    assert header.split() == ["name", "kind", "licence", "fetched", "description"]
+    rows = []
+    for line in lines[1:lines.index("")]:
+        for start in starts[1:]:
+            assert line[start - 1] == " " and line[start] != " ", (start, line)  # a cell starts there
+        rows.append([line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])])
+    return starts, rows
+
+
+def test_list_lines_up_its_columns_for_every_entry(env, monkeypatch, capsys):
+    def expected(entries, fetched) -> list:
+        return [[name, e.kind, e.license.spdx + (" (!)" if e.license.restricted else ""), fetched.get(name, "no"),
+                 e.description] for name, e in sorted(entries.items())]
+
+    assert fetch.main(["list"]) == 0  # the bundled registry
+    assert list_table(capsys.readouterr().out)[1] == expected(registry.load(), {})
+    long = dctnet_entry("https://x.invalid/a", b"x")
+    long["license"] = {"spdx": "LicenseRef-" + "x" * 40, "text": "t", "restricted": True}
+    models = {"a" * 64: long, "b": dctnet_entry("https://x.invalid/b", b"x"), "c": dctnet_entry("https://x.invalid/c", b"x")}
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", models))
+    for path in (registry.model_file("b"), registry.model_file("c"), registry.package_file("c", "bf16")):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+    assert fetch.main(["list"]) == 0
+    assert list_table(capsys.readouterr().out)[1] == expected(registry.load(), {"b": "yes", "c": "+bf16"})
+
+
 # ---- Compiling for this CPU ----------------------------------------------------------------------
 
 
