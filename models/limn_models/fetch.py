@@ -26,8 +26,13 @@ device, and says why.
 for machines without internet. ``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends
 requests for a host to a mirror that keeps the host's layout.
 
-Exit status: 0 done, 1 the download, check or conversion failed, 2 bad command line (an unknown
-name, a licence not accepted).
+The cache must be a folder that can be read; ``fetch`` and ``remove`` must also write there. A
+cache that cannot be used (``$LIMN_HOME`` naming a file, no permission, a read-only filesystem)
+fails the command with one line naming the folder and the problem. A read-only cache filled
+beforehand still serves ``list``, ``path`` and models already fetched.
+
+Exit status: 0 done, 1 the download, check or conversion failed or the cache cannot be used,
+2 bad command line (an unknown name, a licence not accepted).
 """
 
 from __future__ import annotations
@@ -336,24 +341,36 @@ def _source_of(spec: FileSpec, origin: Optional[str]) -> str:
     return os.path.join(origin, spec.name)
 
 
+def _already_fetched(entry: Entry, out: str, compile: bool, say: Callable[[str], None]) -> str:
+    say(f"{entry.name}: already fetched: {out}")
+    original = os.path.join(registry.cache_dir(), "downloads", entry.name, entry.files[0].name)
+    if compile and not registry.package_files(entry.name) and os.path.isfile(original):
+        try:  # fetched before packages existed, or an earlier compile failed
+            registry.check_cache(write=True)
+        except registry.CacheError as e:
+            say(f"{entry.name}: not compiled for this CPU: {e}")
+            return out
+        package = compile_for_this_cpu(entry, original, say)
+        if package:
+            say(f"{entry.name}: {package} (on this CPU)")
+    return out
+
+
 def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False, force: bool = False,
           timeout: float = 30.0, retries: int = 4, quiet: bool = False,
           say: Callable[[str], None] = lambda s: print(s, file=sys.stderr), compile: bool = True) -> str:
     """Fetches, verifies and converts registry model ``name`` (and with ``compile`` compiles it for
-    this CPU); returns the limn file's path."""
+    this CPU); returns the limn file's path. Raises FetchError (LicenseNotAccepted for a licence
+    not accepted), registry.CacheError for a cache it cannot use, KeyError for an unknown name."""
     entries = registry.load()
     if name not in entries:
         raise KeyError(f"no model '{name}' in limn's registry; known: {', '.join(sorted(entries))}")
     entry = entries[name]
+    registry.check_cache()
     out = registry.model_file(name)
     if os.path.isfile(out) and not force:
-        say(f"{name}: already fetched: {out}")
-        original = os.path.join(registry.cache_dir(), "downloads", name, entry.files[0].name)
-        if compile and not registry.package_files(name) and os.path.isfile(original):
-            package = compile_for_this_cpu(entry, original, say)  # fetched before packages existed
-            if package:
-                say(f"{name}: {package} (on this CPU)")
-        return out
+        return _already_fetched(entry, out, compile, say)
+    registry.check_cache(write=True)
     say(f"{name}: {entry.description}")
     say(f"licence ({entry.license.spdx}): {entry.license.text}")
     if entry.license.restricted and not accept_license:
@@ -408,16 +425,23 @@ def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False,
 
 
 def remove(name: str) -> List[str]:
-    """Deletes the converted file and the downloads of ``name``; returns what was removed."""
-    removed = []
-    for out in [registry.model_file(name)] + registry.package_files(name):
-        if os.path.isfile(out):
-            os.remove(out)
-            removed.append(out)
+    """Deletes the converted file, the CPU packages and the downloads of ``name``; returns what
+    was removed. Raises registry.CacheError where the cache cannot be read or a file deleted."""
+    registry.check_cache()
     folder = os.path.join(registry.cache_dir(), "downloads", name)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-        removed.append(folder)
+    targets = [p for p in [registry.model_file(name)] + registry.package_files(name) if os.path.isfile(p)]
+    targets += [folder] if os.path.isdir(folder) else []
+    removed: List[str] = []
+    for path in targets:
+        try:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError as e:
+            done = f" (removed {', '.join(removed)})" if removed else ""
+            raise registry.CacheError(f"cannot remove {path} from the model cache: {e.strerror}{done}") from None
+        removed.append(path)
     return removed
 
 
@@ -433,11 +457,12 @@ def _list(entries: Dict[str, Entry]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]  # the description runs on
     for row in rows:
         print("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  " + row[4])
-    print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license   "
+    writable = "" if registry.cache_writable() else " (not writable: fetch and remove will fail)"
+    print(f"\ncache: {registry.cache_dir()}{writable}   (!) restricted licence: fetch needs --accept-license   "
           f"+P: also compiled for this CPU in precision P")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="limn models", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="list|fetch|path|remove")
@@ -457,13 +482,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("name")
     r = sub.add_parser("remove", help="delete a model's limn file and downloads from the cache")
     r.add_argument("name")
-    args = parser.parse_args(argv)
-    try:
-        entries = registry.load()
-    except registry.RegistryError as e:
-        print(f"limn models: {e}", file=sys.stderr)
-        return 1
+    return parser
+
+
+def _run(args: argparse.Namespace, entries: Dict[str, Entry]) -> int:
     if args.command == "list":
+        registry.check_cache()
         _list(entries)
         return 0
     if args.name not in entries:
@@ -471,6 +495,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
     if args.command == "path":
+        registry.check_cache()
         path = registry.model_file(args.name)
         if not os.path.isfile(path):
             print(f"limn models: '{args.name}' is not fetched yet: run `limn models fetch {args.name}`",
@@ -483,16 +508,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"removed {', '.join(removed)}" if removed else f"'{args.name}' was not in the cache",
               file=sys.stderr)
         return 0
+    print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
+                max(0, args.retries), args.quiet, compile=not args.no_compile))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
-                    max(0, args.retries), args.quiet, compile=not args.no_compile))
+        return _run(args, registry.load())
     except LicenseNotAccepted as e:
         print(f"limn models: {e}", file=sys.stderr)
         return 2
-    except FetchError as e:
+    except (registry.RegistryError, registry.CacheError, FetchError) as e:
         print(f"limn models: {e}", file=sys.stderr)
         return 1
-    return 0
+    except OSError as e:  # what the cache checks cannot foresee: a full disk, a folder changed meanwhile
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        print(f"limn models: {what}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -355,6 +356,91 @@ def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatc
     assert len(faces) == 1
     with pytest.raises(limn.FileError, match="limn models fetch dctnet-anime"):
         limn.Model("dctnet-anime")
+
+
+# ---- A cache that cannot be used -----------------------------------------------------------------
+
+
+def models_cli(cache: str, *args: str, prefix=()) -> subprocess.CompletedProcess:
+    """`limn models ARGS` (python -m limn_models.fetch) with $LIMN_HOME at ``cache``."""
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "models"), "LIMN_HOME": cache}
+    return subprocess.run([*prefix, sys.executable, "-m", "limn_models.fetch", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def one_line_error(run: subprocess.CompletedProcess, *words: str) -> str:
+    """Checks that ``run`` failed with status 1 and one line of `limn models: ...` holding
+    ``words``, and no traceback; returns the line."""
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1, run.stderr
+    assert lines[0].startswith("limn models: ") and "Traceback" not in run.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def one_model(env, pb_bytes, monkeypatch) -> str:
+    """A registry of one model whose original is in env/originals."""
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"m": dctnet_entry("https://x.invalid/a", pb_bytes)}))
+    (env / "originals").mkdir()
+    (env / "originals" / "cartoon_bg.pb").write_bytes(pb_bytes)
+    return str(env / "originals")
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_a_cache_that_is_a_file_fails_every_command_in_one_line(env, one_model, where):
+    (env / "plain").write_text("a file, not a folder")
+    cache = str(env / "plain") if where == "file" else str(env / "plain" / "cache")
+    for args in (["list"], ["path", "m"], ["remove", "m"], ["fetch", "m", "--from", one_model, "-q", "--no-compile"]):
+        one_line_error(models_cli(cache, *args), cache, f"{env / 'plain'} is a file, not a folder", "$LIMN_HOME")
+    assert (env / "plain").read_text() == "a file, not a folder"
+
+
+def unprivileged_prefix(folder) -> tuple:
+    """A command prefix under which permission bits stop writes in ``folder`` (mode 0o500): none
+    for an ordinary user; as root, setpriv dropping CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH.
+    Skips the test, saying why, where neither stops writes."""
+    prefix: tuple = ()
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+    probe = os.path.join(str(folder), "probe")
+    run = subprocess.run([*prefix, sys.executable, "-c", f"open({probe!r}, 'w')"], capture_output=True, text=True)
+    if run.returncode == 0:
+        os.remove(probe)
+        pytest.skip("permission bits do not stop writes here (root, and setpriv cannot drop "
+                    "CAP_DAC_OVERRIDE): a read-only cache cannot be made")
+    if "PermissionError" not in run.stderr:
+        pytest.skip(f"cannot run a command without write permission here: {run.stderr.strip()[-200:]}")
+    return prefix
+
+
+def test_a_cache_without_write_permission_fails_fetch_and_remove_in_one_line(env, one_model):
+    """fetch and remove need to write and say so; list and path only read, so a read-only cache
+    filled beforehand (a shared or image-baked one) still answers them."""
+    cache = env / "ro"
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "m.pt").write_bytes(b"stands for a fetched model")
+    os.chmod(cache / "models", 0o500)
+    os.chmod(cache, 0o500)
+    try:
+        prefix = unprivileged_prefix(cache)
+        line = one_line_error(models_cli(str(cache), "fetch", "m", "--force", "--from", one_model, "-q",
+                                         "--no-compile", prefix=prefix),
+                              str(cache), "Permission denied")
+        assert "cannot write" in line
+        one_line_error(models_cli(str(cache), "remove", "m", prefix=prefix), str(cache), "Permission denied")
+        assert (cache / "models" / "m.pt").is_file()
+        run = models_cli(str(cache), "path", "m", prefix=prefix)
+        assert run.returncode == 0 and run.stdout.strip() == str(cache / "models" / "m.pt"), run.stderr
+        run = models_cli(str(cache), "list", prefix=prefix)
+        assert run.returncode == 0 and "not writable" in run.stdout, run.stderr
+        os.chmod(cache, 0o000)  # not even readable: list and path cannot tell what is there
+        for args in (["list"], ["path", "m"]):
+            one_line_error(models_cli(str(cache), *args, prefix=prefix), str(cache), "Permission denied")
+    finally:
+        os.chmod(cache, 0o700)
+        os.chmod(cache / "models", 0o700)
 
 
 # ---- Listing -------------------------------------------------------------------------------------
