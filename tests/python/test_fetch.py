@@ -358,6 +358,80 @@ def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatc
         limn.Model("dctnet-anime")
 
 
+
+def test_an_original_nothing_vouches_for_is_not_kept_when_it_fails_to_convert(env, pb_bytes, monkeypatch, capsys):
+    """No SHA-256 known: a file that fails to convert is deleted, so the next fetch takes the
+    corrected copy from --from (it was reused until --force before); the failure says how to retry,
+    in one line."""
+    entry = dctnet_entry("https://example.org/never/cartoon_bg.pb", None, sha=None)
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"unvouched": entry}))
+    folder = env / "originals"
+    folder.mkdir()
+    (folder / "cartoon_bg.pb").write_bytes(b"not a frozen graph")
+    assert fetch.main(["fetch", "unvouched", "--from", str(folder), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("limn models: converting cartoon_bg.pb from ") and "failed:" in err
+    assert "not kept" in err and f"`limn models fetch unvouched --from {folder}`" in err
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "unvouched", "cartoon_bg.pb")
+    assert not os.path.exists(downloaded)
+    assert not os.path.exists(os.path.join(registry.cache_dir(), "trusted.json"))  # nothing trusted
+    (folder / "cartoon_bg.pb").write_bytes(pb_bytes)  # the corrected file
+    out = fetch.fetch("unvouched", origin=str(folder), quiet=True, say=quiet)
+    assert os.path.isfile(out)
+    with open(downloaded, "rb") as f:
+        assert f.read() == pb_bytes
+
+
+def test_a_verified_original_is_kept_when_the_conversion_fails_and_from_is_still_taken(env, pb_bytes, monkeypatch):
+    """SHA-256 known and matched: the conversion's failure is not the file's, so it is kept (the
+    message says --force downloads it again) and the next fetch converts it without downloading;
+    --from takes the file from the folder it names, not the kept copy."""
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    served = Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"vouched": dctnet_entry(url, pb_bytes)}))
+    real_convert = fetch.convert
+
+    def out_of_memory(entry, original, out, **target):
+        raise MemoryError("out of memory\nmore detail")
+
+    monkeypatch.setattr(fetch, "convert", out_of_memory)
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.fetch("vouched", quiet=True, say=quiet)
+    text = str(e.value)
+    assert "converting" in text and "out of memory" in text and "\n" not in text
+    assert "kept" in text and "`limn models fetch vouched`" in text and "--force" in text
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "vouched", "cartoon_bg.pb")
+    assert os.path.isfile(downloaded) and len(served.requests) == 1
+    folder = env / "originals"
+    folder.mkdir()
+    (folder / "cartoon_bg.pb").write_bytes(pb_bytes)
+    said = []
+    with pytest.raises(fetch.FetchError, match="--force"):
+        fetch.fetch("vouched", origin=str(folder), quiet=True, say=said.append)
+    assert f"copying cartoon_bg.pb from {folder / 'cartoon_bg.pb'}" in said
+    monkeypatch.setattr(fetch, "convert", real_convert)
+    assert os.path.isfile(fetch.fetch("vouched", quiet=True, say=quiet))
+    assert len(served.requests) == 1  # converted from the kept file
+
+
+def test_a_kept_original_that_no_longer_verifies_is_deleted(env, pb_bytes, monkeypatch):
+    """A reused download that fails its check is deleted, as a fresh one is ("nothing kept"), so
+    the next fetch downloads it again rather than failing the same way until --force."""
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    served = Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"m": dctnet_entry(url, pb_bytes)}))
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "m", "cartoon_bg.pb")
+    os.makedirs(os.path.dirname(downloaded))
+    with open(downloaded, "wb") as f:  # what an interrupted or older fetch could leave
+        f.write(b"x" * len(pb_bytes))
+    with pytest.raises(fetch.FetchError, match="nothing kept"):
+        fetch.fetch("m", quiet=True, say=quiet)
+    assert not os.path.exists(downloaded)
+    assert os.path.isfile(fetch.fetch("m", quiet=True, say=quiet)) and len(served.requests) == 1
+
+
 # ---- A cache that cannot be used -----------------------------------------------------------------
 
 
