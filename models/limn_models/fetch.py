@@ -23,11 +23,25 @@ faster format for them. A compile that fails leaves the TorchScript file, which 
 device, and says why.
 
 ``--from`` takes the original files by their original names from a local folder or a mirror URL,
-for machines without internet. ``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends
-requests for a host to a mirror that keeps the host's layout.
+for machines without internet; given, it is always used, never a copy downloaded before.
+``$LIMN_FETCH_HOSTS`` (``https://host=http://mirror,...``) sends requests for a host to a mirror
+that keeps the host's layout.
 
-Exit status: 0 done, 1 the download, check or conversion failed, 2 bad command line (an unknown
-name, a licence not accepted).
+What is kept after a failure: nothing of a download that fails its size or SHA-256 check (a
+kept original that no longer matches is deleted too). A conversion that fails deletes the
+original unless a known SHA-256 (the registry's, or one recorded on first use) vouches for it:
+an unvouched file may be the broken part, so the next fetch takes a fresh copy (from ``--from``
+or the publisher); a vouched one is the published file, the fault lies elsewhere (memory, a
+converter bug), so it is kept, the next fetch converts it again and ``--force`` downloads it
+again. The message says which happened and what to run.
+
+The cache must be a folder that can be read; ``fetch`` and ``remove`` must also write there. A
+cache that cannot be used (``$LIMN_HOME`` naming a file, no permission, a read-only filesystem)
+fails the command with one line naming the folder and the problem. A read-only cache filled
+beforehand still serves ``list``, ``path`` and models already fetched.
+
+Exit status: 0 done, 1 the download, check or conversion failed or the cache cannot be used,
+2 bad command line (an unknown name, a licence not accepted).
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import http.client
 import json
 import math
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -310,9 +325,8 @@ def compile_for_this_cpu(entry: Entry, original: str, say: Callable[[str], None]
         except Exception as e:  # no compiler, out of memory, ...: the TorchScript file still works
             if os.path.exists(out):
                 os.remove(out)
-            why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            say(f"{entry.name}: could not compile it for this CPU ({why}); the TorchScript file runs "
-                f"it everywhere, only slower")
+            say(f"{entry.name}: could not compile it for this CPU ({_first_line(e)}); the TorchScript file "
+                f"runs it everywhere, only slower (`limn models fetch {entry.name}` tries the compile again)")
             return None
         if precision != "bf16":
             return out
@@ -336,66 +350,123 @@ def _source_of(spec: FileSpec, origin: Optional[str]) -> str:
     return os.path.join(origin, spec.name)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _obtain(entry: Entry, spec: FileSpec, src: str, origin: Optional[str], final: str, timeout: float,
+            retries: int, quiet: bool, say: Callable[[str], None]) -> str:
+    """Downloads or copies the original from ``src`` into ``final`` (through ``final``.part),
+    verified; returns its SHA-256. Raises FetchError, leaving no unverified file."""
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    part = final + ".part"
+    if src.startswith(("http://", "https://")):
+        say(f"downloading {spec.name} from {src}")
+        try:
+            download(src, part, spec.size, timeout, retries, quiet, spec.name)
+        except FetchError as e:
+            where = f"--from with a folder holding {spec.name}" if not origin else "another --from"
+            raise FetchError(f"{e}. Without a network: download it by hand from {spec.url} and run "
+                             f"`limn models fetch {entry.name} --from FOLDER` ({where})") from None
+    else:
+        local = src[len("file://"):] if src.startswith("file://") else src
+        if not os.path.isfile(local):
+            raise FetchError(f"no {spec.name} in {origin} (looked for {local})")
+        say(f"copying {spec.name} from {local}")
+        shutil.copyfile(local, part)
+    try:
+        sha = verify(entry, spec, part, src)
+    except FetchError:
+        os.remove(part)
+        raise
+    os.replace(part, final)
+    return sha
+
+
+def _conversion_failed(e: BaseException, entry: Entry, final: str, src: str, origin: Optional[str],
+                       vouched: bool) -> FetchError:
+    """The error for a failed conversion of ``final``, which is deleted first unless a known
+    SHA-256 vouches for it (then the file is the published one and the fault lies elsewhere)."""
+    name, file = entry.name, os.path.basename(final)
+    if vouched:
+        return FetchError(f"converting {final} failed: {_first_line(e)}. The file matches its known SHA-256, so "
+                          f"it was kept: `limn models fetch {name}` converts it again (once the cause is fixed), "
+                          f"`limn models fetch {name} --force` downloads it again first")
+    try:
+        os.remove(final)
+    except OSError as r:
+        return FetchError(f"converting {final} failed: {_first_line(e)}, and the file could not be deleted "
+                          f"({r.strerror}): delete it, then run `limn models fetch {name}` again")
+    if origin:
+        retry = f"put a good {file} there and run `limn models fetch {name} --from {shlex.quote(origin)}` again"
+    else:
+        retry = f"`limn models fetch {name}` downloads it again, or pass a good copy with `--from FOLDER`"
+    return FetchError(f"converting {file} from {src} failed: {_first_line(e)}. No known SHA-256 vouches for "
+                      f"the file, so it was not kept: {retry}")
+
+
+def _already_fetched(entry: Entry, out: str, compile: bool, say: Callable[[str], None]) -> str:
+    say(f"{entry.name}: already fetched: {out}")
+    original = os.path.join(registry.cache_dir(), "downloads", entry.name, entry.files[0].name)
+    if compile and not registry.package_files(entry.name) and os.path.isfile(original):
+        try:  # fetched before packages existed, or an earlier compile failed
+            registry.check_cache(write=True)
+        except registry.CacheError as e:
+            say(f"{entry.name}: not compiled for this CPU: {e}")
+            return out
+        package = compile_for_this_cpu(entry, original, say)
+        if package:
+            say(f"{entry.name}: {package} (on this CPU)")
+    return out
+
+
 def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False, force: bool = False,
           timeout: float = 30.0, retries: int = 4, quiet: bool = False,
           say: Callable[[str], None] = lambda s: print(s, file=sys.stderr), compile: bool = True) -> str:
     """Fetches, verifies and converts registry model ``name`` (and with ``compile`` compiles it for
-    this CPU); returns the limn file's path."""
+    this CPU); returns the limn file's path. Raises FetchError (LicenseNotAccepted for a licence
+    not accepted), registry.CacheError for a cache it cannot use, KeyError for an unknown name.
+
+    The original comes from ``origin`` whenever one is given, else from the copy downloaded
+    before (checked again; deleted if it no longer matches), else from its publisher. A
+    conversion that fails deletes an original that no known SHA-256 vouches for, so the next
+    fetch takes a fresh copy; one that matched a known SHA-256 is kept (``force`` downloads it
+    again)."""
     entries = registry.load()
     if name not in entries:
         raise KeyError(f"no model '{name}' in limn's registry; known: {', '.join(sorted(entries))}")
     entry = entries[name]
+    registry.check_cache()
     out = registry.model_file(name)
     if os.path.isfile(out) and not force:
-        say(f"{name}: already fetched: {out}")
-        original = os.path.join(registry.cache_dir(), "downloads", name, entry.files[0].name)
-        if compile and not registry.package_files(name) and os.path.isfile(original):
-            package = compile_for_this_cpu(entry, original, say)  # fetched before packages existed
-            if package:
-                say(f"{name}: {package} (on this CPU)")
-        return out
+        return _already_fetched(entry, out, compile, say)
+    registry.check_cache(write=True)
     say(f"{name}: {entry.description}")
     say(f"licence ({entry.license.spdx}): {entry.license.text}")
     if entry.license.restricted and not accept_license:
         raise LicenseNotAccepted(f"the weights of '{name}' are under a licence that restricts their use "
                                  f"(above); fetch them only if you accept it, with --accept-license")
-    folder = os.path.join(registry.cache_dir(), "downloads", name)
-    os.makedirs(folder, exist_ok=True)
     spec = entry.files[0]
-    final = os.path.join(folder, spec.name)
+    final = os.path.join(registry.cache_dir(), "downloads", name, spec.name)
     src = _source_of(spec, origin)
-    if force or not os.path.isfile(final):
-        part = final + ".part"
-        if src.startswith(("http://", "https://")):
-            say(f"downloading {spec.name} from {src}")
-            try:
-                download(src, part, spec.size, timeout, retries, quiet, spec.name)
-            except FetchError as e:
-                where = f"--from with a folder holding {spec.name}" if not origin else "another --from"
-                raise FetchError(f"{e}. Without a network: download it by hand from {spec.url} and run "
-                                 f"`limn models fetch {name} --from FOLDER` ({where})") from None
-        else:
-            local = src[len("file://"):] if src.startswith("file://") else src
-            if not os.path.isfile(local):
-                raise FetchError(f"no {spec.name} in {origin} (looked for {local})")
-            say(f"copying {spec.name} from {local}")
-            shutil.copyfile(local, part)
-        try:
-            sha = verify(entry, spec, part, src)
-        except FetchError:
-            os.remove(part)
-            raise
-        os.replace(part, final)
+    vouched = bool(spec.sha256) or f"{name}/{spec.name}" in _trusted()  # a SHA-256 it must match
+    if force or origin or not os.path.isfile(final):
+        sha = _obtain(entry, spec, src, origin, final, timeout, retries, quiet, say)
     else:
-        sha = verify(entry, spec, final, final)
-    first_use = not spec.sha256 and f"{name}/{spec.name}" not in _trusted()
+        say(f"using {spec.name} downloaded before ({final})")
+        try:
+            sha = verify(entry, spec, final, final)
+        except FetchError:
+            os.remove(final)  # as a fresh download's: the next fetch downloads it again
+            raise
     os.makedirs(os.path.dirname(out), exist_ok=True)
     say(f"converting {spec.name} to a limn file")
     try:
         convert(entry, final, out)
-    except Exception as e:  # the converters raise ValueError, OSError, RuntimeError ...
-        raise FetchError(f"converting {final} failed: {e}") from None
-    if first_use:
+    except Exception as e:  # the converters raise ValueError, OSError, RuntimeError, MemoryError ...
+        raise _conversion_failed(e, entry, final, src, origin, vouched) from None
+    if not vouched:
         _record_trusted(f"{name}/{spec.name}", sha, os.path.getsize(final))
         say(f"{spec.name}: the registry has no SHA-256 for it; recorded this download's ({sha}) in "
             f"{_trusted_path()}: later fetches must match it (trust on first use)")
@@ -408,33 +479,44 @@ def fetch(name: str, origin: Optional[str] = None, accept_license: bool = False,
 
 
 def remove(name: str) -> List[str]:
-    """Deletes the converted file and the downloads of ``name``; returns what was removed."""
-    removed = []
-    for out in [registry.model_file(name)] + registry.package_files(name):
-        if os.path.isfile(out):
-            os.remove(out)
-            removed.append(out)
+    """Deletes the converted file, the CPU packages and the downloads of ``name``; returns what
+    was removed. Raises registry.CacheError where the cache cannot be read or a file deleted."""
+    registry.check_cache()
     folder = os.path.join(registry.cache_dir(), "downloads", name)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-        removed.append(folder)
+    targets = [p for p in [registry.model_file(name)] + registry.package_files(name) if os.path.isfile(p)]
+    targets += [folder] if os.path.isdir(folder) else []
+    removed: List[str] = []
+    for path in targets:
+        try:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError as e:
+            done = f" (removed {', '.join(removed)})" if removed else ""
+            raise registry.CacheError(f"cannot remove {path} from the model cache: {e.strerror}{done}") from None
+        removed.append(path)
     return removed
 
 
 def _list(entries: Dict[str, Entry]) -> None:
-    print(f"{'name':<26} {'kind':<12} {'licence':<26} {'fetched':<8} description")
+    rows = [("name", "kind", "licence", "fetched", "description")]
     for name, e in sorted(entries.items()):
         fetched = "yes" if os.path.isfile(registry.model_file(name)) else "no"
         packages = registry.package_files(name)
         if packages and fetched == "yes":
             fetched = "+" + packages[0].rsplit(".cpu-", 1)[1][:-len(".pt2")]  # e.g. "+bf16": and a package
         lic = e.license.spdx + (" (!)" if e.license.restricted else "")
-        print(f"{name:<26} {e.kind:<12} {lic:<26} {fetched:<8} {e.description}")
-    print(f"\ncache: {registry.cache_dir()}   (!) restricted licence: fetch needs --accept-license   "
+        rows.append((name, e.kind, lic, fetched, e.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]  # the description runs on
+    for row in rows:
+        print("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  " + row[4])
+    writable = "" if registry.cache_writable() else " (not writable: fetch and remove will fail)"
+    print(f"\ncache: {registry.cache_dir()}{writable}   (!) restricted licence: fetch needs --accept-license   "
           f"+P: also compiled for this CPU in precision P")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="limn models", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="list|fetch|path|remove")
@@ -454,13 +536,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("name")
     r = sub.add_parser("remove", help="delete a model's limn file and downloads from the cache")
     r.add_argument("name")
-    args = parser.parse_args(argv)
-    try:
-        entries = registry.load()
-    except registry.RegistryError as e:
-        print(f"limn models: {e}", file=sys.stderr)
-        return 1
+    return parser
+
+
+def _run(args: argparse.Namespace, entries: Dict[str, Entry]) -> int:
     if args.command == "list":
+        registry.check_cache()
         _list(entries)
         return 0
     if args.name not in entries:
@@ -468,6 +549,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 2
     if args.command == "path":
+        registry.check_cache()
         path = registry.model_file(args.name)
         if not os.path.isfile(path):
             print(f"limn models: '{args.name}' is not fetched yet: run `limn models fetch {args.name}`",
@@ -480,16 +562,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"removed {', '.join(removed)}" if removed else f"'{args.name}' was not in the cache",
               file=sys.stderr)
         return 0
+    print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
+                max(0, args.retries), args.quiet, compile=not args.no_compile))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        print(fetch(args.name, args.origin, args.accept_license, args.force, args.timeout,
-                    max(0, args.retries), args.quiet, compile=not args.no_compile))
+        return _run(args, registry.load())
     except LicenseNotAccepted as e:
         print(f"limn models: {e}", file=sys.stderr)
         return 2
-    except FetchError as e:
+    except (registry.RegistryError, registry.CacheError, FetchError) as e:
         print(f"limn models: {e}", file=sys.stderr)
         return 1
-    return 0
+    except OSError as e:  # what the cache checks cannot foresee: a full disk, a folder changed meanwhile
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        print(f"limn models: {what}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

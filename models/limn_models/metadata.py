@@ -5,7 +5,6 @@ reads it in ``src/torchscript.cpp`` and validates it in ``src/metadata.cpp``.
 
 
 
-import copy
 import dataclasses
 import os
 import tempfile
@@ -14,6 +13,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
+
+from .pt2 import compile_package, is_package, read_record
 
 FORMAT_VERSION = 1
 KINDS = ("cartoon", "face_restore", "face_detect")
@@ -201,8 +202,6 @@ def export(
     if validate:
         meta.validate()
     if fmt == "pt2":
-        from .pt2 import compile_package
-
         pair = None
         if selftest:
             x = _selftest_input(meta, seed)
@@ -231,12 +230,6 @@ def _selftest_input(meta: Metadata, seed: int) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=gen)
 
 
-def metadata_record(meta: Metadata) -> Dict[str, Any]:
-    """The ``limn_*`` fields of ``meta`` by name (ints, floats, strings and lists): what a compiled
-    package's ``limn.json`` holds beside its package fields."""
-    return {"limn_" + f.name: copy.deepcopy(getattr(meta, f.name)) for f in dataclasses.fields(meta)}
-
-
 def metadata_from(lookup: Callable[[str], Any]) -> Metadata:
     """Metadata from ``lookup("limn_<field>")`` (a module's attribute or a record's entry); fields
     added after the first files were written may be absent and take their defaults."""
@@ -257,8 +250,6 @@ def metadata_from(lookup: Callable[[str], Any]) -> Metadata:
 def read_metadata(path_or_module: Union[str, torch.jit.ScriptModule]) -> Optional[Metadata]:
     """Reads the metadata of a limn file, TorchScript or compiled package (None if it has none)."""
     if isinstance(path_or_module, str):
-        from .pt2 import is_package, read_record
-
         if is_package(path_or_module):
             record = read_record(path_or_module)
             return None if record is None else metadata_from(record.__getitem__)

@@ -14,6 +14,8 @@ instruction set of the machine that compiled it. Load only packages you trust.
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
 import json
 import os
 import platform
@@ -23,8 +25,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-
-from .metadata import metadata_record
 
 METADATA_FILE = "limn.json"  # stored as extra/limn.json in the archive
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -55,6 +55,12 @@ def cpu_features() -> List[str]:
     except OSError:
         pass
     return []
+
+
+def metadata_record(meta: Any) -> Dict[str, Any]:
+    """The ``limn_*`` fields of ``meta`` (a ``limn_models.metadata.Metadata``) by name (ints,
+    floats, strings and lists): what a package's ``limn.json`` holds beside its package fields."""
+    return {"limn_" + f.name: copy.deepcopy(getattr(meta, f.name)) for f in dataclasses.fields(meta)}
 
 
 def _tensor_json(t: torch.Tensor) -> Dict[str, Any]:

@@ -17,7 +17,10 @@ The cache is ``$LIMN_HOME``, else ``$XDG_CACHE_HOME/limn``, else ``~/.cache/limn
     trusted.json            SHA-256 of originals the registry has no checksum for, recorded at
                             their first verified download (trust on first use)
 
-``$LIMN_REGISTRY`` names another registry file (tests, private mirrors).
+``$LIMN_REGISTRY`` names another registry file (tests, private mirrors). :func:`check_cache`
+raises CacheError, naming the folder and the problem, where the cache cannot be read (not a
+folder) or, for fetching and removing, written (no permission, a read-only filesystem); a cache
+filled beforehand and then made read-only still serves its models.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-__all__ = ["FileSpec", "License", "Entry", "RegistryError", "load", "cache_dir", "model_file",
+__all__ = ["FileSpec", "License", "Entry", "RegistryError", "CacheError", "load", "cache_dir", "check_cache",
+           "cache_writable", "model_file",
            "package_file", "package_files", "candidates",
            "looks_like_name", "resolve", "REGISTRY_FILE"]
 
@@ -41,6 +46,10 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class RegistryError(ValueError):
     """The registry file is missing, not JSON, or an entry is malformed."""
+
+
+class CacheError(RuntimeError):
+    """The cache folder cannot be used; the message names the folder and why."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,64 @@ def cache_dir() -> str:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "limn")
+
+
+def _cache_setting() -> str:
+    if os.environ.get("LIMN_HOME"):
+        return "$LIMN_HOME"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return "$XDG_CACHE_HOME" if xdg and os.path.isabs(xdg) else "the default, ~/.cache/limn"
+
+
+def _unreadable(root: str) -> Optional[str]:
+    """Why the cache cannot be read, or None (a cache not made yet is fine where it can be)."""
+    existing = root
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # the nearest part of the path that exists
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder" if os.path.isfile(existing) else f"{existing} is not a folder"
+    if existing == root:
+        try:
+            os.listdir(root)
+        except OSError as e:
+            return f"cannot read it: {e.strerror}"
+    return None
+
+
+def _unwritable(root: str) -> Optional[str]:
+    """Why new files cannot be written in the cache's folders (made if missing), or None."""
+    for folder in (root, os.path.join(root, "models"), os.path.join(root, "downloads")):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            return f"cannot create {folder}: {e.strerror}"
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".limn-probe-", dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as e:
+            return f"cannot write in {folder}: {e.strerror}"
+    return None
+
+
+def check_cache(write: bool = False) -> str:
+    """The cache folder, checked: it can be read (or made), and with ``write`` new files can be
+    written in it and in its ``models`` and ``downloads`` folders (made if missing). Raises
+    CacheError naming the folder, the problem and the setting that chose it."""
+    root = cache_dir()
+    problem = _unreadable(root) or (_unwritable(root) if write else None)
+    if problem:
+        raise CacheError(f"cannot use the model cache {root} (from {_cache_setting()}): {problem}; "
+                         f"set $LIMN_HOME to a folder you can write to")
+    return root
+
+
+def cache_writable() -> bool:
+    """Whether the cache looks writable (a cheap check for listings; :func:`check_cache` tries)."""
+    existing = cache_dir()
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    return os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK)
 
 
 def model_file(name: str) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -355,6 +356,200 @@ def test_retinaface_by_name_from_the_served_shared_copy(env, bin_dir, monkeypatc
     assert len(faces) == 1
     with pytest.raises(limn.FileError, match="limn models fetch dctnet-anime"):
         limn.Model("dctnet-anime")
+
+
+
+def test_an_original_nothing_vouches_for_is_not_kept_when_it_fails_to_convert(env, pb_bytes, monkeypatch, capsys):
+    """No SHA-256 known: a file that fails to convert is deleted, so the next fetch takes the
+    corrected copy from --from (it was reused until --force before); the failure says how to retry,
+    in one line."""
+    entry = dctnet_entry("https://example.org/never/cartoon_bg.pb", None, sha=None)
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"unvouched": entry}))
+    folder = env / "originals"
+    folder.mkdir()
+    (folder / "cartoon_bg.pb").write_bytes(b"not a frozen graph")
+    assert fetch.main(["fetch", "unvouched", "--from", str(folder), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("limn models: converting cartoon_bg.pb from ") and "failed:" in err
+    assert "not kept" in err and f"`limn models fetch unvouched --from {folder}`" in err
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "unvouched", "cartoon_bg.pb")
+    assert not os.path.exists(downloaded)
+    assert not os.path.exists(os.path.join(registry.cache_dir(), "trusted.json"))  # nothing trusted
+    (folder / "cartoon_bg.pb").write_bytes(pb_bytes)  # the corrected file
+    out = fetch.fetch("unvouched", origin=str(folder), quiet=True, say=quiet)
+    assert os.path.isfile(out)
+    with open(downloaded, "rb") as f:
+        assert f.read() == pb_bytes
+
+
+def test_a_verified_original_is_kept_when_the_conversion_fails_and_from_is_still_taken(env, pb_bytes, monkeypatch):
+    """SHA-256 known and matched: the conversion's failure is not the file's, so it is kept (the
+    message says --force downloads it again) and the next fetch converts it without downloading;
+    --from takes the file from the folder it names, not the kept copy."""
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    served = Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"vouched": dctnet_entry(url, pb_bytes)}))
+    real_convert = fetch.convert
+
+    def out_of_memory(entry, original, out, **target):
+        raise MemoryError("out of memory\nmore detail")
+
+    monkeypatch.setattr(fetch, "convert", out_of_memory)
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.fetch("vouched", quiet=True, say=quiet)
+    text = str(e.value)
+    assert "converting" in text and "out of memory" in text and "\n" not in text
+    assert "kept" in text and "`limn models fetch vouched`" in text and "--force" in text
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "vouched", "cartoon_bg.pb")
+    assert os.path.isfile(downloaded) and len(served.requests) == 1
+    folder = env / "originals"
+    folder.mkdir()
+    (folder / "cartoon_bg.pb").write_bytes(pb_bytes)
+    said = []
+    with pytest.raises(fetch.FetchError, match="--force"):
+        fetch.fetch("vouched", origin=str(folder), quiet=True, say=said.append)
+    assert f"copying cartoon_bg.pb from {folder / 'cartoon_bg.pb'}" in said
+    monkeypatch.setattr(fetch, "convert", real_convert)
+    assert os.path.isfile(fetch.fetch("vouched", quiet=True, say=quiet))
+    assert len(served.requests) == 1  # converted from the kept file
+
+
+def test_a_kept_original_that_no_longer_verifies_is_deleted(env, pb_bytes, monkeypatch):
+    """A reused download that fails its check is deleted, as a fresh one is ("nothing kept"), so
+    the next fetch downloads it again rather than failing the same way until --force."""
+    path = modelscope_path("damo/test-dctnet", "cartoon_bg.pb")
+    served = Handler.routes[path] = Served(pb_bytes)
+    url = MODELSCOPE + path[len("/modelscope"):]
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"m": dctnet_entry(url, pb_bytes)}))
+    downloaded = os.path.join(registry.cache_dir(), "downloads", "m", "cartoon_bg.pb")
+    os.makedirs(os.path.dirname(downloaded))
+    with open(downloaded, "wb") as f:  # what an interrupted or older fetch could leave
+        f.write(b"x" * len(pb_bytes))
+    with pytest.raises(fetch.FetchError, match="nothing kept"):
+        fetch.fetch("m", quiet=True, say=quiet)
+    assert not os.path.exists(downloaded)
+    assert os.path.isfile(fetch.fetch("m", quiet=True, say=quiet)) and len(served.requests) == 1
+
+
+# ---- A cache that cannot be used -----------------------------------------------------------------
+
+
+def models_cli(cache: str, *args: str, prefix=()) -> subprocess.CompletedProcess:
+    """`limn models ARGS` (python -m limn_models.fetch) with $LIMN_HOME at ``cache``."""
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "models"), "LIMN_HOME": cache}
+    return subprocess.run([*prefix, sys.executable, "-m", "limn_models.fetch", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def one_line_error(run: subprocess.CompletedProcess, *words: str) -> str:
+    """Checks that ``run`` failed with status 1 and one line of `limn models: ...` holding
+    ``words``, and no traceback; returns the line."""
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1, run.stderr
+    assert lines[0].startswith("limn models: ") and "Traceback" not in run.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def one_model(env, pb_bytes, monkeypatch) -> str:
+    """A registry of one model whose original is in env/originals."""
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", {"m": dctnet_entry("https://x.invalid/a", pb_bytes)}))
+    (env / "originals").mkdir()
+    (env / "originals" / "cartoon_bg.pb").write_bytes(pb_bytes)
+    return str(env / "originals")
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_a_cache_that_is_a_file_fails_every_command_in_one_line(env, one_model, where):
+    (env / "plain").write_text("a file, not a folder")
+    cache = str(env / "plain") if where == "file" else str(env / "plain" / "cache")
+    for args in (["list"], ["path", "m"], ["remove", "m"], ["fetch", "m", "--from", one_model, "-q", "--no-compile"]):
+        one_line_error(models_cli(cache, *args), cache, f"{env / 'plain'} is a file, not a folder", "$LIMN_HOME")
+    assert (env / "plain").read_text() == "a file, not a folder"
+
+
+def unprivileged_prefix(folder) -> tuple:
+    """A command prefix under which permission bits stop writes in ``folder`` (mode 0o500): none
+    for an ordinary user; as root, setpriv dropping CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH.
+    Skips the test, saying why, where neither stops writes."""
+    prefix: tuple = ()
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+    probe = os.path.join(str(folder), "probe")
+    run = subprocess.run([*prefix, sys.executable, "-c", f"open({probe!r}, 'w')"], capture_output=True, text=True)
+    if run.returncode == 0:
+        os.remove(probe)
+        pytest.skip("permission bits do not stop writes here (root, and setpriv cannot drop "
+                    "CAP_DAC_OVERRIDE): a read-only cache cannot be made")
+    if "PermissionError" not in run.stderr:
+        pytest.skip(f"cannot run a command without write permission here: {run.stderr.strip()[-200:]}")
+    return prefix
+
+
+def test_a_cache_without_write_permission_fails_fetch_and_remove_in_one_line(env, one_model):
+    """fetch and remove need to write and say so; list and path only read, so a read-only cache
+    filled beforehand (a shared or image-baked one) still answers them."""
+    cache = env / "ro"
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "m.pt").write_bytes(b"stands for a fetched model")
+    os.chmod(cache / "models", 0o500)
+    os.chmod(cache, 0o500)
+    try:
+        prefix = unprivileged_prefix(cache)
+        line = one_line_error(models_cli(str(cache), "fetch", "m", "--force", "--from", one_model, "-q",
+                                         "--no-compile", prefix=prefix),
+                              str(cache), "Permission denied")
+        assert "cannot write" in line
+        one_line_error(models_cli(str(cache), "remove", "m", prefix=prefix), str(cache), "Permission denied")
+        assert (cache / "models" / "m.pt").is_file()
+        run = models_cli(str(cache), "path", "m", prefix=prefix)
+        assert run.returncode == 0 and run.stdout.strip() == str(cache / "models" / "m.pt"), run.stderr
+        run = models_cli(str(cache), "list", prefix=prefix)
+        assert run.returncode == 0 and "not writable" in run.stdout, run.stderr
+        os.chmod(cache, 0o000)  # not even readable: list and path cannot tell what is there
+        for args in (["list"], ["path", "m"]):
+            one_line_error(models_cli(str(cache), *args, prefix=prefix), str(cache), "Permission denied")
+    finally:
+        os.chmod(cache, 0o700)
+        os.chmod(cache / "models", 0o700)
+
+
+# ---- Listing -------------------------------------------------------------------------------------
+
+
+def list_table(out: str) -> tuple:
+    """The header's column starts and the rows of `limn models list`, each cut at those starts."""
+    lines = out.splitlines()
+    header = lines[0]
+    starts = [header.index(title) for title in ("name", "kind", "licence", "fetched", "description")]
+    assert header.split() == ["name", "kind", "licence", "fetched", "description"]
+    rows = []
+    for line in lines[1:lines.index("")]:
+        for start in starts[1:]:
+            assert line[start - 1] == " " and line[start] != " ", (start, line)  # a cell starts there
+        rows.append([line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])])
+    return starts, rows
+
+
+def test_list_lines_up_its_columns_for_every_entry(env, monkeypatch, capsys):
+    def expected(entries, fetched) -> list:
+        return [[name, e.kind, e.license.spdx + (" (!)" if e.license.restricted else ""), fetched.get(name, "no"),
+                 e.description] for name, e in sorted(entries.items())]
+
+    assert fetch.main(["list"]) == 0  # the bundled registry
+    assert list_table(capsys.readouterr().out)[1] == expected(registry.load(), {})
+    long = dctnet_entry("https://x.invalid/a", b"x")
+    long["license"] = {"spdx": "LicenseRef-" + "x" * 40, "text": "t", "restricted": True}
+    models = {"a" * 64: long, "b": dctnet_entry("https://x.invalid/b", b"x"), "c": dctnet_entry("https://x.invalid/c", b"x")}
+    monkeypatch.setenv("LIMN_REGISTRY", write_registry(env / "r.json", models))
+    for path in (registry.model_file("b"), registry.model_file("c"), registry.package_file("c", "bf16")):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").close()
+    assert fetch.main(["list"]) == 0
+    assert list_table(capsys.readouterr().out)[1] == expected(registry.load(), {"b": "yes", "c": "+bf16"})
 
 
 # ---- Compiling for this CPU ----------------------------------------------------------------------

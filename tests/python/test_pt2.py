@@ -1,6 +1,7 @@
 """Compiled packages (.pt2): the exporter's output equals the eager module at sizes it never saw,
 carries the limn metadata and self-test, records what it was compiled for, and refuses what it
 cannot build. Each compile takes a few seconds on two cores, so the networks here are tiny."""
+import ast
 import re
 import subprocess
 import sys
@@ -89,3 +90,35 @@ def test_export_cli_writes_a_package(tmp_path):
     run = subprocess.run([sys.executable, "-m", "limn_models.export", "face-standin", "--help"],
                          capture_output=True, text=True, env=env)
     assert "--format" in run.stdout and "--device" in run.stdout and "--precision" in run.stdout
+
+
+def test_no_module_of_limn_models_imports_one_that_imports_it_back():
+    """The package's imports (at the top or inside functions) form no cycle: pt2 builds packages
+    without the metadata module, which uses pt2 to write and read them."""
+    package = ROOT / "models" / "limn_models"
+    modules = {p.stem for p in package.glob("*.py")}
+    imports = {}
+    for name in modules:
+        found = set()
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("limn_models")):
+                parts = (node.module or "").split(".")[1 if node.level == 0 else 0:]
+                found |= {parts[0]} if parts and parts[0] else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("limn_models.")}
+        imports[name] = found & modules
+
+    def cycle_from(start, path):
+        for dep in sorted(imports[path[-1]]):
+            if dep == start:
+                return path + [dep]
+            if dep not in path:
+                found = cycle_from(start, path + [dep])
+                if found:
+                    return found
+        return None
+
+    assert imports["metadata"] == {"pt2"}  # the scan sees imports inside functions
+    for name in sorted(modules):
+        cycle = cycle_from(name, [name])
+        assert cycle is None, " -> ".join(cycle)
