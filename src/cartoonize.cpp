@@ -15,13 +15,11 @@
 #include "memory.h"
 #include "model.h"
 #include "pipeline.h"
-#include "restore_faces.h"
+#include "faces.h"
 #include "tiling.h"
 
 namespace limn::core {
 namespace {
-
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // float [1, 3, y1 - y0, x1 - x0] RGB in [0, 1]: a region of the picture the network works on.
 using Source = std::function<at::Tensor(int64_t y0, int64_t y1, int64_t x0, int64_t x1)>;
@@ -109,11 +107,17 @@ void check_options(const CartoonizeOptions& o) {
     if (o.working_size < 0) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "invalid working_size " + std::to_string(o.working_size));
     }
-    if (!std::isfinite(o.feather) || o.feather < 0.0f || o.feather > 0.5f) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid feather " + std::to_string(o.feather) + ": expected 0..0.5");
+    check_feather(o.feather);
+    check_faces(o.faces, o.face_count);
+}
+
+void check_model(const Model& model) {
+    if (model.metadata().kind != LIMN_MODEL_KIND_CARTOON) {
+        fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + model.origin() + "' is not a cartoon model");
     }
-    if (o.face_count > 0 && !o.faces) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "faces is NULL but face_count is " + std::to_string(o.face_count));
+    if (model.metadata().fixed_width > 0) {
+        fail(LIMN_ERR_UNSUPPORTED, "model '" + model.origin() + "' takes a fixed size; cartoonize needs a "
+                                   "model that takes any size");
     }
 }
 
@@ -138,6 +142,93 @@ void check_head_model(const Model& model, const CartoonizeOptions& o) {
     }
 }
 
+// The sizes a run works at: the photo (H x W), the picture the network sees (h x w, downscaled
+// for max_side and, with a head model, working_size), the area the tiles cover (plan_h x plan_w:
+// the picture padded to the size rule and the smallest input), and the tiles' side.
+struct Plan {
+    int64_t H = 0, W = 0, h = 0, w = 0, plan_h = 0, plan_w = 0;
+    double scale = 1.0;
+    int64_t side = 0, min_side = 0, multiple = 1;
+};
+
+// Sizes, and the tile side: as given, or the largest the memory budget allows after the
+// whole-picture buffers (input pixels, accumulated result, blend) are accounted for.
+Plan plan_run(const Model& model, const limn_image& input, const CartoonizeOptions& options) {
+    const ModelMetadata& meta = model.metadata();
+    Plan p;
+    p.H = input.height;
+    p.W = input.width;
+    p.scale = max_side_scale(p.H, p.W, options.max_side);
+    if (options.head_model && options.working_size > 0 && std::min(p.H, p.W) > options.working_size) {
+        p.scale = std::min(p.scale, double(options.working_size) / double(std::min(p.H, p.W)));
+    }
+    p.h = p.scale < 1.0 ? std::max<int64_t>(1, std::llround(double(p.H) * p.scale)) : p.H;
+    p.w = p.scale < 1.0 ? std::max<int64_t>(1, std::llround(double(p.W) * p.scale)) : p.W;
+    const int64_t m = p.multiple = meta.size_multiple;
+    p.plan_h = std::max(round_up(p.h, m), round_up(model.min_height(), m));
+    p.plan_w = std::max(round_up(p.w, m), round_up(model.min_width(), m));
+    const int64_t overlap = tile_overlap(meta.tile_margin, m);
+    const int64_t smallest = round_up(std::max(model.min_height(), model.min_width()), m);
+    p.min_side = std::max({round_up(2 * overlap + m, m), round_up(32, m), smallest});
+    const int64_t whole = std::max(p.plan_h, p.plan_w);
+    if (options.tile_size > 0) {
+        p.side = std::min(whole, std::max(smallest, options.tile_size / m * m));
+        if (p.side < whole && options.tile_size < smallest_tile_size(model)) {
+            fail(LIMN_ERR_INVALID_ARGUMENT, "tile_size " + std::to_string(options.tile_size) +
+                                                " is too small for model '" + model.origin() +
+                                                "': tiles must be larger than " + std::to_string(overlap + m) +
+                                                " (twice its tile margin plus its size multiple)");
+        }
+        return p;
+    }
+    const double budget = options.memory_budget > 0 ? static_cast<double>(options.memory_budget)
+                                                    : static_cast<double>(available_memory(model.device()));
+    const double picture_bytes = static_cast<double>(p.H * p.W) * (bytes_per_pixel(input.format) + 2 * 12.0) +
+                                 static_cast<double>(p.h * p.w) * 12.0;
+    const MemoryProfile profile = model.memory_profile();
+    const double tile_budget = budget - picture_bytes;
+    const double whole_cost = profile.fixed_bytes + profile.bytes_per_pixel * double(p.plan_h * p.plan_w);
+    p.side = whole_cost <= tile_budget ? whole
+                                       : std::min(whole, tile_side_for_budget(tile_budget, profile, m, p.min_side));
+    return p;
+}
+
+// The tiles, run again with tiles half the side after running out of memory (down to the
+// smallest the model takes).
+at::Tensor run_with_retries(const Model& model, const Source& source, Plan& plan, int32_t later_steps,
+                            const Progress& progress, PipelineStats& stats) {
+    for (;;) {
+        try {
+            return run_tiles(model, source, plan.h, plan.w, plan.plan_h, plan.plan_w, plan.side, later_steps,
+                             progress, stats);
+        } catch (const std::exception& e) {
+            // The failed pass's tensors are back in the allocator's cache for the next one.
+            if (!is_out_of_memory(e) || plan.side <= plan.min_side) throw;
+            plan.side = std::max(plan.min_side, plan.side / 2 / plan.multiple * plan.multiple);
+            ++stats.oom_retries;
+        }
+    }
+}
+
+// Each face: aligned from the working picture (white beyond its edges, as DCT-Net's pipeline
+// pads), stylized by the head model, blended back over the result.
+void stylize_faces(const Model& head, const Source& source, at::Tensor& result, const std::vector<Similarity>& to_crop,
+                   const Plan& plan, float feather, const Progress& progress, PipelineStats& stats) {
+    stats.faces = stats.faces_skipped = 0;  // a rerun in fp32 counts again
+    const int64_t S = head.metadata().crop_size;
+    const int32_t total = stats.tiles + static_cast<int32_t>(to_crop.size());
+    for (size_t i = 0; i < to_crop.size(); ++i) {
+        const FaceRegion region = face_region(to_crop[i], S, plan.w, plan.h);
+        if (region.empty()) {
+            ++stats.faces_skipped;
+        } else {
+            blend_face(head, source, result, to_crop[i], region, feather * double(S), 1.0f, true);
+            ++stats.faces;
+        }
+        progress.step(stats.tiles + static_cast<int32_t>(i) + 1, total, "cartoonize");
+    }
+}
+
 }  // namespace
 
 int32_t smallest_tile_size(const Model& model) {
@@ -153,29 +244,20 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
                 const CartoonizeOptions& options, PipelineStats* stats_out) {
     const Progress progress(options.progress, options.progress_user_data, options.timeout_ms);
     check_options(options);
-    const ModelMetadata& meta = model.metadata();
-    if (meta.kind != LIMN_MODEL_KIND_CARTOON) {
-        fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + model.origin() + "' is not a cartoon model");
-    }
-    if (meta.fixed_width > 0) {
-        fail(LIMN_ERR_UNSUPPORTED, "model '" + model.origin() + "' takes a fixed size; cartoonize needs a "
-                                   "model that takes any size");
-    }
+    check_model(model);
     check_image_pair(input, output, "input", "output", model.max_pixels());
     const Model* head = options.head_model;
-    std::vector<limn_face> faces;  // compound: in input pixels
-    if (head) {
-        check_head_model(model, options);
-        faces = options.face_count > 0 ? std::vector<limn_face>(options.faces, options.faces + options.face_count)
-                                       : detect_faces(*options.detector, input, options.detect);
-    }
+    if (head) check_head_model(model, options);
+    // Compound: the faces in input pixels, then (once the sizes are known, and before any work)
+    // their transforms to the head model's crop in the working picture's pixels.
+    const std::vector<limn_face> faces =
+        head ? faces_for(options.faces, options.face_count, options.detector, input, options.detect)
+             : std::vector<limn_face>();
     PipelineStats stats;
     stats.faces_found = static_cast<int32_t>(faces.size());
-    const int64_t H = input.height, W = input.width;
     c10::InferenceMode guard;
     const StreamScope stream(model.device());
-    const c10::Device device = model.tensor_device();
-    const at::Tensor pixels = images_to_device(&input, 1, device);  // [1, H, W, C]
+    const at::Tensor pixels = images_to_device(&input, 1, model.tensor_device());  // [1, H, W, C]
     if (options.strength == 0.0f) {
         // Nothing of the cartoon is kept: the input, exactly, in the output's format.
         write_images(to_network_input(pixels, input.format), pixels, input.format, &output, 1);
@@ -183,110 +265,26 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
         if (stats_out) *stats_out = stats;
         return;
     }
-
-    // The picture the network works on: the input, or a copy downscaled with antialiasing (its
-    // longer side to max_side; with a head model, its shorter side to working_size).
-    int64_t h = H, w = W;
-    at::Tensor small;
-    double scale = 1.0;
-    if (options.max_side > 0 && std::max(H, W) > options.max_side) {
-        scale = static_cast<double>(options.max_side) / static_cast<double>(std::max(H, W));
-    }
-    if (head && options.working_size > 0 && std::min(H, W) > options.working_size) {
-        scale = std::min(scale, static_cast<double>(options.working_size) / static_cast<double>(std::min(H, W)));
-    }
-    if (scale < 1.0) {
-        h = std::max<int64_t>(1, std::llround(H * scale));
-        w = std::max<int64_t>(1, std::llround(W * scale));
-        small = at::_upsample_bilinear2d_aa(to_network_input(pixels, input.format).contiguous(), {h, w},
-                                            /*align_corners=*/false);
-    }
+    Plan plan = plan_run(model, input, options);
+    const at::Tensor small = plan.scale < 1.0 ? downscale(to_network_input(pixels, input.format), plan.scale) : at::Tensor();
     const Source source = [&](int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
         if (small.defined()) return small.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0);
         return to_network_input(pixels.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0), input.format,
                                 model.input_channels_last());
     };
-    stats.width = static_cast<int32_t>(w);
-    stats.height = static_cast<int32_t>(h);
-    // Each face's transform to the head model's crop, in the working picture's pixels (pixel
-    // centres at integers), computed first so bad landmarks fail before any work.
-    std::vector<Similarity> to_crop(faces.size());
-    for (size_t i = 0; i < faces.size(); ++i) {
-        float points[10];
-        for (int k = 0; k < 10; ++k) {
-            const double s = k % 2 ? double(h) / double(H) : double(w) / double(W);
-            points[k] = static_cast<float>((faces[i].landmarks[k] + 0.5) * s - 0.5);
-        }
-        try {
-            to_crop[i] = estimate_similarity(points, head->metadata().face_template.data(), 5);
-        } catch (const Failure& e) {
-            fail(e.status(), "face " + std::to_string(i) + ": " + e.what());
-        }
-    }
-
-    // Tiles: as given, or the largest the memory budget allows after the whole-picture buffers
-    // (input pixels, accumulated result, blend) are accounted for.
-    const int64_t m = meta.size_multiple;
-    const int64_t overlap = tile_overlap(meta.tile_margin, m);
-    // The area the tiles cover: the picture padded to the size rule and the smallest input.
-    const int64_t plan_h = std::max(round_up(h, m), round_up(model.min_height(), m));
-    const int64_t plan_w = std::max(round_up(w, m), round_up(model.min_width(), m));
-    const int64_t smallest = round_up(std::max(model.min_height(), model.min_width()), m);
-    const int64_t min_side = std::max({round_up(2 * overlap + m, m), round_up(32, m), smallest});
-    const int64_t whole = std::max(plan_h, plan_w);
-    int64_t side;
-    if (options.tile_size > 0) {
-        side = std::min(whole, std::max(smallest, options.tile_size / m * m));
-        if (side < whole && options.tile_size < smallest_tile_size(model)) {
-            fail(LIMN_ERR_INVALID_ARGUMENT, "tile_size " + std::to_string(options.tile_size) +
-                                                " is too small for model '" + model.origin() +
-                                                "': tiles must be larger than " + std::to_string(overlap + m) +
-                                                " (twice its tile margin plus its size multiple)");
-        }
-    } else {
-        const double budget = options.memory_budget > 0 ? static_cast<double>(options.memory_budget)
-                                                        : static_cast<double>(available_memory(model.device()));
-        const double picture_bytes =
-            static_cast<double>(H * W) * (bytes_per_pixel(input.format) + 2 * 12.0) + static_cast<double>(h * w) * 12.0;
-        const MemoryProfile profile = model.memory_profile();
-        const double tile_budget = budget - picture_bytes;
-        const double whole_cost = profile.fixed_bytes + profile.bytes_per_pixel * double(plan_h * plan_w);
-        side = whole_cost <= tile_budget ? whole
-                                         : std::min(whole, tile_side_for_budget(tile_budget, profile, m, min_side));
-    }
-
-    const int32_t face_steps = static_cast<int32_t>(faces.size());
+    stats.width = static_cast<int32_t>(plan.w);
+    stats.height = static_cast<int32_t>(plan.h);
+    const std::vector<Similarity> to_crop =
+        head ? crop_transforms(faces, head->metadata().face_template, double(plan.w) / double(plan.W),
+                               double(plan.h) / double(plan.H))
+             : std::vector<Similarity>();
     const at::Tensor result = model.checked([&] {
-        at::Tensor r;
-        for (;;) {
-            try {
-                r = run_tiles(model, source, h, w, plan_h, plan_w, side, face_steps, progress, stats);
-                break;
-            } catch (const std::exception& e) {
-                // The failed pass's tensors are back in the allocator's cache for the next one.
-                if (!is_out_of_memory(e) || side <= min_side) throw;
-                side = std::max(min_side, side / 2 / m * m);
-                ++stats.oom_retries;
-            }
-        }
+        at::Tensor r = run_with_retries(model, source, plan, static_cast<int32_t>(faces.size()), progress, stats);
         if (head) {
-            // Each face: aligned from the working picture (white beyond its edges, as DCT-Net's
-            // pipeline pads), stylized by the head model, blended back over the result.
             r = r.contiguous();
-            stats.faces = stats.faces_skipped = 0;  // a rerun in fp32 counts again
-            const int64_t S = head->metadata().crop_size;
-            for (size_t i = 0; i < faces.size(); ++i) {
-                const FaceRegion region = face_region(to_crop[i], S, w, h);
-                if (region.empty()) {
-                    ++stats.faces_skipped;
-                } else {
-                    blend_face(*head, source, r, to_crop[i], region, options.feather * double(S), 1.0f, true);
-                    ++stats.faces;
-                }
-                progress.step(stats.tiles + static_cast<int32_t>(i) + 1, stats.tiles + face_steps, "cartoonize");
-            }
+            stylize_faces(*head, source, r, to_crop, plan, options.feather, progress, stats);
         }
-        if (small.defined()) r = at::upsample_bilinear2d(r, {H, W}, /*align_corners=*/false);
+        if (small.defined()) r = at::upsample_bilinear2d(r, {plan.H, plan.W}, /*align_corners=*/false);
         if (options.strength < 1.0f) {
             r.mul_(options.strength).add_(to_network_input(pixels, input.format), 1.0f - options.strength);
         }

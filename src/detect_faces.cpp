@@ -11,6 +11,7 @@
 #include "image.h"
 #include "memory.h"
 #include "model.h"
+#include "tiling.h"
 
 namespace limn::core {
 namespace {
@@ -64,18 +65,14 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
     const at::Tensor pixels = images_to_device(&input, 1, detector.tensor_device());
     at::Tensor x = to_network_input(pixels, input.format);
     // Working size: the longer side at most max_side, keeping the aspect ratio.
-    int64_t h = H, w = W;
-    if (options.max_side > 0 && std::max(H, W) > options.max_side) {
-        const double s = double(options.max_side) / double(std::max(H, W));
-        h = std::max<int64_t>(1, std::llround(double(H) * s));
-        w = std::max<int64_t>(1, std::llround(double(W) * s));
-        x = at::_upsample_bilinear2d_aa(x.contiguous(), {h, w}, /*align_corners=*/false);
-    }
+    const double scale = max_side_scale(H, W, options.max_side);
+    if (scale < 1.0) x = downscale(x, scale);
+    const int64_t h = x.size(2), w = x.size(3);
     // The size rule and the smallest input: pad the bottom and right edges with black (detections
     // stay in place).
     const int64_t m = meta.size_multiple;
-    const int64_t ph = (std::max(h, detector.min_height()) + m - 1) / m * m;
-    const int64_t pw = (std::max(w, detector.min_width()) + m - 1) / m * m;
+    const int64_t ph = round_up(std::max(h, detector.min_height()), m);
+    const int64_t pw = round_up(std::max(w, detector.min_width()), m);
     if (ph != h || pw != w) x = at::constant_pad_nd(x, {0, pw - w, 0, ph - h}, 0.0);
 
     const at::Tensor y = detector.checked([&] { return detector.forward(x)[0]; });  // [P, 15]

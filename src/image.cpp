@@ -39,6 +39,17 @@ at::Tensor images_to_device(const limn_image* images, size_t count, const c10::D
     return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
 }
 
+double max_side_scale(int64_t height, int64_t width, int64_t max_side) {
+    const int64_t longer = std::max(height, width);
+    return max_side > 0 && longer > max_side ? double(max_side) / double(longer) : 1.0;
+}
+
+at::Tensor downscale(const at::Tensor& x, double scale) {
+    const int64_t h = std::max<int64_t>(1, std::llround(double(x.size(2)) * scale));
+    const int64_t w = std::max<int64_t>(1, std::llround(double(x.size(3)) * scale));
+    return at::_upsample_bilinear2d_aa(x.contiguous(), {h, w}, /*align_corners=*/false);
+}
+
 at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format, bool channels_last) {
     at::Tensor rgb = pixels.narrow(3, 0, 3);
     if (is_bgr(format)) rgb = rgb.flip({3});

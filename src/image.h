@@ -26,6 +26,13 @@ at::Tensor images_to_device(const limn_image* images, size_t count, const c10::D
 // one pass. `channels_last` picks the layout of the result (NHWC in memory, or NCHW).
 at::Tensor to_network_input(const at::Tensor& pixels, limn_pixel_format format, bool channels_last = true);
 
+// The factor (<= 1) that brings an H x W picture's longer side to at most `max_side` (0: none).
+double max_side_scale(int64_t height, int64_t width, int64_t max_side);
+
+// float [N, 3, H, W] resized by `scale` (< 1) with antialiasing, to at least 1 x 1: the working
+// picture of the pipelines that downscale (cartoonize's max_side, the detector's).
+at::Tensor downscale(const at::Tensor& x, double scale);
+
 // float [N, 3, H, W] RGB (any range and layout; clamped to [0, 1]) plus the input pixels (for
 // alpha; may be undefined when the input format has none) -> outputs[i] in their own formats and
 // strides; 8-bit outputs round to nearest. On the CPU one pass straight into the caller's memory.

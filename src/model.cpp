@@ -18,6 +18,7 @@
 #include "network.h"
 #include "precision.h"
 #include "sha256.h"
+#include "tiling.h"
 
 namespace limn::core {
 namespace {
@@ -483,7 +484,7 @@ MemoryProfile Model::memory_profile() const {
         }
         const int64_t m = meta.size_multiple;
         const int64_t floor = std::max<int64_t>({64, impl_->min_size.first, impl_->min_size.second});
-        const int64_t small = (floor + m - 1) / m * m, large = (2 * floor + m - 1) / m * m;
+        const int64_t small = round_up(floor, m), large = round_up(2 * floor, m);
         const double p_small = peak_at(small, small), p_large = peak_at(large, large);
         const double per_pixel = std::max(0.0, (p_large - p_small) / double(large * large - small * small));
         impl_->profile = MemoryProfile{std::max(0.0, p_small - per_pixel * double(small * small)), per_pixel};

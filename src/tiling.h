@@ -19,9 +19,12 @@ struct TileSpan {
     std::vector<float> weights;
 };
 
+// `v` rounded up to a multiple of `m` (the size rules of networks).
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
 // How much neighbouring tiles overlap for a network that needs `margin` pixels of context on each
 // side: twice the margin, rounded up to `align`.
-inline int64_t tile_overlap(int64_t margin, int64_t align) { return (2 * margin + align - 1) / align * align; }
+inline int64_t tile_overlap(int64_t margin, int64_t align) { return round_up(2 * margin, align); }
 
 // Spans of `tile` (a multiple of `align`) covering [0, size), neighbours overlapping by at least
 // tile_overlap(margin, align), starts on multiples of `align`. size <= tile gives one
