@@ -5,6 +5,9 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <string>
+
+#include "error.h"
 
 namespace limn::core {
 namespace {
@@ -196,7 +199,26 @@ std::vector<uint8_t> webp_with_icc(const std::vector<uint8_t>& webp, const std::
 
 }  // namespace
 
-std::vector<uint8_t> find_icc_profile(const uint8_t* data, size_t size) {
+void check_icc_profile(const std::vector<uint8_t>& profile) {
+    if (profile.empty()) return;
+    const size_t n = profile.size();
+    if (n > kMaxIccProfileBytes) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "ICC profile of " + std::to_string(n) + " bytes is over the " +
+                                            std::to_string(kMaxIccProfileBytes) + " allowed");
+    }
+    const auto bad = [&](const std::string& why) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "the " + std::to_string(n) + " bytes given as an ICC profile are not one: " + why);
+    };
+    if (n < 128) bad("shorter than a profile's 128-byte header");
+    const uint32_t declared = (uint32_t{profile[0]} << 24) | (uint32_t{profile[1]} << 16) |
+                              (uint32_t{profile[2]} << 8) | uint32_t{profile[3]};
+    if (declared != n) bad("its header gives its size as " + std::to_string(declared) + " bytes");
+    if (std::memcmp(profile.data() + 36, "acsp", 4) != 0) bad("no 'acsp' signature at byte 36");
+}
+
+namespace {
+
+std::vector<uint8_t> contained_icc(const uint8_t* data, size_t size) {
     if (!data) return {};
     if (size >= 4 && data[0] == 0xFF && data[1] == 0xD8) return jpeg_icc(data, size);
     if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return png_icc(data, size);
@@ -204,6 +226,18 @@ std::vector<uint8_t> find_icc_profile(const uint8_t* data, size_t size) {
         return webp_icc(data, size);
     }
     return {};
+}
+
+}  // namespace
+
+std::vector<uint8_t> find_icc_profile(const uint8_t* data, size_t size) {
+    std::vector<uint8_t> profile = contained_icc(data, size);
+    try {
+        check_icc_profile(profile);  // what a file carries that is no profile is none
+    } catch (const Failure&) {
+        return {};
+    }
+    return profile;
 }
 
 std::vector<uint8_t> embed_icc_profile(std::vector<uint8_t> encoded, limn_file_format format,

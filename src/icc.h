@@ -15,8 +15,14 @@ namespace limn::core {
 // holds at most 255 APP2 parts of 65519 bytes.
 constexpr size_t kMaxIccProfileBytes = 16'000'000;
 
+// Failure(LIMN_ERR_INVALID_ARGUMENT) unless `profile` is empty or looks like an ICC profile: at
+// most kMaxIccProfileBytes, at least its 128-byte header, the size in that header its own, and the
+// 'acsp' signature at byte 36 (ICC.1, 7.2). Checked before a profile is embedded.
+void check_icc_profile(const std::vector<uint8_t>& profile);
+
 // The profile in encoded JPEG, PNG or WebP bytes; empty when there is none, the container is
-// damaged (missing or inconsistent APP2 parts, a bad iCCP stream) or the format carries none.
+// damaged (missing or inconsistent APP2 parts, a bad iCCP stream), what it holds is not a profile
+// (check_icc_profile), or the format carries none.
 std::vector<uint8_t> find_icc_profile(const uint8_t* data, size_t size);
 
 // `encoded` (as written by encode_image in `format`) with `profile` embedded: PNG iCCP after IHDR,

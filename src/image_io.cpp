@@ -754,7 +754,11 @@ limn_file_format file_format_for_path(const std::string& path) {
                                         "' from its extension (supported: .png, .jpg, .jpeg, .bmp, .tga, .webp)");
 }
 
-std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& options) {
+namespace {
+
+// The checks encode_image makes before any work: the image, the options, the format's size limits
+// and the ICC profile. Returns the channels to write (3 for JPEG, else the image's).
+int check_encode(const limn_image& image, const SaveOptions& options) {
     check_image(&image, "encoded", 0);
     if (options.file_format == LIMN_FILE_FORMAT_AUTO) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "file format AUTO needs a file name; choose PNG, JPEG, BMP, TGA or WebP");
@@ -769,6 +773,7 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
              "JPEG quality " + std::to_string(options.jpeg_quality) + " is outside 1..100");
     }
     const bool jpeg = options.file_format == LIMN_FILE_FORMAT_JPEG;
+    const bool webp = options.file_format == LIMN_FILE_FORMAT_WEBP;
     const int w = image.width, h = image.height;
     const auto too_large = [&](const std::string& limit) {
         fail(LIMN_ERR_IMAGE_TOO_LARGE, "image " + std::to_string(w) + "x" + std::to_string(h) +
@@ -778,7 +783,6 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
     if (sides_16bit && (w > kMaxJpegTgaSide || h > kMaxJpegTgaSide)) {
         too_large("at most " + std::to_string(kMaxJpegTgaSide) + " pixels a side");
     }
-    const bool webp = options.file_format == LIMN_FILE_FORMAT_WEBP;
 #if !LIMN_WITH_WEBP
     if (webp) fail(LIMN_ERR_UNSUPPORTED, "this limn was built without libwebp: it cannot write WebP "
                                          "(install libwebp-dev and rebuild)");
@@ -788,7 +792,51 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
     if (static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * oc > kMaxPackedBytes) {
         too_large("at most " + std::to_string(kMaxPackedBytes) + " bytes of pixels");
     }
+    check_icc_profile(options.icc_profile);
+    return oc;
+}
 
+// libwebp: quality 100 is lossless, exact (the colour under transparent pixels kept too); below
+// it, lossy at that quality. False if it failed.
+bool encode_webp(const std::vector<uint8_t>& packed, int w, int h, int oc, int quality, Sink& sink) {
+#if LIMN_WITH_WEBP
+    WebPConfig config;
+    WebPPicture picture;
+    WebPMemoryWriter writer;
+    WebPMemoryWriterInit(&writer);
+    bool ok = false;
+    if (WebPConfigInit(&config) && WebPPictureInit(&picture)) {
+        const bool lossless = quality == 100;
+        if (lossless) {
+            WebPConfigLosslessPreset(&config, 3);
+            config.exact = 1;
+        } else {
+            config.quality = static_cast<float>(quality);
+        }
+        picture.use_argb = lossless ? 1 : 0;
+        picture.width = w;
+        picture.height = h;
+        picture.writer = WebPMemoryWrite;
+        picture.custom_ptr = &writer;
+        const int imported = oc == 4 ? WebPPictureImportRGBA(&picture, packed.data(), w * oc)
+                                     : WebPPictureImportRGB(&picture, packed.data(), w * oc);
+        ok = imported && WebPEncode(&config, &picture);
+        if (ok) sink.bytes.assign(writer.mem, writer.mem + writer.size);
+        WebPPictureFree(&picture);
+    }
+    WebPMemoryWriterClear(&writer);
+    return ok;
+#else
+    (void)packed, (void)w, (void)h, (void)oc, (void)quality, (void)sink;
+    return false;
+#endif
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& options) {
+    const int oc = check_encode(image, options);
+    const int w = image.width, h = image.height;
     const std::vector<uint8_t> packed = pack_rgb(image, oc);
     Sink sink;
     int ok = 0;
@@ -805,48 +853,17 @@ std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& op
         case LIMN_FILE_FORMAT_TGA:
             ok = stbi_write_tga_to_func(&Sink::append, &sink, w, h, oc, packed.data());
             break;
-        case LIMN_FILE_FORMAT_WEBP: {
-#if LIMN_WITH_WEBP
-            // Quality 100 is lossless, exact (the colour under transparent pixels kept too); below
-            // it, lossy at that quality.
-            WebPConfig config;
-            WebPPicture picture;
-            WebPMemoryWriter writer;
-            WebPMemoryWriterInit(&writer);
-            if (WebPConfigInit(&config) && WebPPictureInit(&picture)) {
-                const bool lossless = options.jpeg_quality == 100;
-                if (lossless) {
-                    WebPConfigLosslessPreset(&config, 3);
-                    config.exact = 1;
-                } else {
-                    config.quality = static_cast<float>(options.jpeg_quality);
-                }
-                picture.use_argb = lossless ? 1 : 0;
-                picture.width = w;
-                picture.height = h;
-                picture.writer = WebPMemoryWrite;
-                picture.custom_ptr = &writer;
-                const int imported = oc == 4 ? WebPPictureImportRGBA(&picture, packed.data(), w * oc)
-                                             : WebPPictureImportRGB(&picture, packed.data(), w * oc);
-                ok = imported && WebPEncode(&config, &picture);
-                if (ok) sink.bytes.assign(writer.mem, writer.mem + writer.size);
-                WebPPictureFree(&picture);
-            }
-            WebPMemoryWriterClear(&writer);
-#endif
+        case LIMN_FILE_FORMAT_WEBP:
+            ok = encode_webp(packed, w, h, oc, options.jpeg_quality, sink);
             break;
-        }
         case LIMN_FILE_FORMAT_AUTO: break;
     }
     if (sink.out_of_memory) throw std::bad_alloc();
     if (!ok || sink.bytes.empty()) {
         // With the arguments checked above, stb_image_write fails only when its allocations do.
+        const bool webp = options.file_format == LIMN_FILE_FORMAT_WEBP;
         fail(LIMN_ERR_INTERNAL, std::string(webp ? "libwebp" : "stb_image_write") + " could not encode the image as " +
-                                    name + " (out of memory?)");
-    }
-    if (options.icc_profile.size() > kMaxIccProfileBytes) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "ICC profile of " + std::to_string(options.icc_profile.size()) +
-                                            " bytes is over the " + std::to_string(kMaxIccProfileBytes) + " allowed");
+                                    file_format_name(options.file_format) + " (out of memory?)");
     }
     return embed_icc_profile(std::move(sink.bytes), options.file_format, options.icc_profile, oc == 4, w, h);
 }

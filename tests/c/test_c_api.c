@@ -657,6 +657,12 @@ static void test_icc_profiles(void) {
     size_t i, k;
 
     for (i = 0; i < sizeof profile; ++i) profile[i] = (unsigned char)(i * 31 + i / 256);
+    /* An ICC header's size (big-endian) and signature: what the library checks. */
+    profile[0] = 0;
+    profile[1] = (unsigned char)(sizeof profile >> 16);
+    profile[2] = (unsigned char)(sizeof profile >> 8);
+    profile[3] = (unsigned char)(sizeof profile);
+    memcpy(profile + 36, "acsp", 4);
     CHECK(limn_image_alloc(9, 7, LIMN_PIXEL_RGBA8, &img) == LIMN_OK);
     for (i = 0; i < 9 * 7 * 4; ++i) img->data[i] = (uint8_t)(i * 5);
     for (k = 0; k < sizeof formats / sizeof formats[0]; ++k) {
@@ -698,6 +704,17 @@ static void test_icc_profiles(void) {
         CHECK_ERR(limn_image_read_icc_profile("/nonexistent/a.jpg", &data, &size), LIMN_ERR_IO, "/nonexistent/a.jpg");
         CHECK_ERR(limn_image_read_icc_profile_from_memory(profile, 10, NULL, &size), LIMN_ERR_INVALID_ARGUMENT,
                   "profile");
+    }
+    /* Bytes that are not a profile are refused, naming why. */
+    limn_image_save_options_init(&so);
+    so.file_format = LIMN_FILE_FORMAT_PNG;
+    so.icc_profile = "garbage";
+    so.icc_profile_size = 7;
+    {
+        void* data = (void*)0x1;
+        size_t size = 3;
+        CHECK_ERR(limn_image_encode(img, &so, &data, &size), LIMN_ERR_INVALID_ARGUMENT, "128-byte header");
+        CHECK(data == (void*)0x1 && size == 3);
     }
     limn_image_free(img);
 }

@@ -1259,9 +1259,13 @@ TEST_CASE("saved files get the usual permissions, not a temporary file's") {
 
 namespace {
 
+// n bytes with an ICC header's size and signature (what check_icc_profile looks at), the rest
+// varied so that every byte's place is checked.
 Bytes test_profile(size_t n) {
     Bytes p(n);
     for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+    for (int k = 0; k < 4; ++k) p[k] = static_cast<uint8_t>(n >> (24 - 8 * k));
+    std::memcpy(p.data() + 36, "acsp", 4);
     return p;
 }
 
@@ -1288,7 +1292,7 @@ std::vector<size_t> app2_segments(const Bytes& jpeg) {
 TEST_CASE("ICC profiles go into PNG, JPEG (in parts) and WebP, come back whole, and leave the pixels alone") {
     TestImage src(19, 11, LIMN_PIXEL_RGBA8);
     src.fill_random(3);
-    for (size_t n : {size_t{1}, size_t{3144}, size_t{65519}, size_t{65520}, size_t{200000}}) {
+    for (size_t n : {size_t{128}, size_t{3144}, size_t{65519}, size_t{65520}, size_t{200000}}) {
         CAPTURE(n);
         const Bytes profile = test_profile(n);
         std::vector<limn_file_format> formats = {LIMN_FILE_FORMAT_PNG, LIMN_FILE_FORMAT_JPEG};
@@ -1311,11 +1315,35 @@ TEST_CASE("ICC profiles go into PNG, JPEG (in parts) and WebP, come back whole, 
         }
     }
     // BMP and TGA cannot hold one: written as without.
-    const Bytes bmp = encode_with_profile(src.img, LIMN_FILE_FORMAT_BMP, 95, test_profile(100));
+    const Bytes bmp = encode_with_profile(src.img, LIMN_FILE_FORMAT_BMP, 95, test_profile(200));
     CHECK(bmp == encode(src.img, LIMN_FILE_FORMAT_BMP, 95));
     // Over the limit: refused.
     CHECK_THROWS_AS(encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, Bytes(limn::core::kMaxIccProfileBytes + 1)),
                     limn::core::Failure);
+}
+
+TEST_CASE("bytes that are not an ICC profile are refused, never embedded") {
+    TestImage src(4, 4, LIMN_PIXEL_RGB8);
+    src.fill_random(7);
+    Bytes wrong_size = test_profile(300);
+    wrong_size[3] ^= 1;
+    Bytes no_signature = test_profile(300);
+    no_signature[36] = 'x';
+    const std::vector<std::pair<Bytes, const char*>> cases = {
+        {Bytes{'g', 'a', 'r', 'b', 'a', 'g', 'e'}, "128-byte header"},
+        {wrong_size, "gives its size as 301 bytes"},
+        {no_signature, "'acsp' signature"}};
+    for (const auto& [bytes, said] : cases) {
+        for (limn_file_format f : {LIMN_FILE_FORMAT_PNG, LIMN_FILE_FORMAT_JPEG, LIMN_FILE_FORMAT_BMP}) {
+            const Outcome o = outcome([&] { encode_with_profile(src.img, f, 90, bytes); });
+            CHECK(o.status == LIMN_ERR_INVALID_ARGUMENT);
+            CHECK(contains(o.message, said));
+        }
+        // A file that carries such bytes (written by another program) reads as carrying no profile.
+        const Bytes png = limn::core::embed_icc_profile(encode(src.img, LIMN_FILE_FORMAT_PNG), LIMN_FILE_FORMAT_PNG,
+                                                        bytes, false, 4, 4);
+        CHECK(limn::core::find_icc_profile(png.data(), png.size()).empty());
+    }
 }
 
 TEST_CASE("damaged ICC containers give no profile, never a wrong one") {
@@ -1355,7 +1383,10 @@ TEST_CASE("damaged ICC containers give no profile, never a wrong one") {
     stream_only[stream_only.size() - 1] ^= 1;
     CHECK_FALSE(limn::core::inflate_zlib(stream_only.data(), stream_only.size(), profile.size(), inflated));
     // A deflate bomb: more than the 16 MB a profile may have is not inflated.
-    const Bytes bomb = encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, Bytes(limn::core::kMaxIccProfileBytes, 0));
+    Bytes largest(limn::core::kMaxIccProfileBytes, 0);  // compresses to almost nothing
+    const Bytes header = test_profile(limn::core::kMaxIccProfileBytes);
+    std::copy(header.begin(), header.begin() + 128, largest.begin());
+    const Bytes bomb = encode_with_profile(src.img, LIMN_FILE_FORMAT_PNG, 95, largest);
     CHECK(limn::core::find_icc_profile(bomb.data(), bomb.size()).size() == limn::core::kMaxIccProfileBytes);
     Bytes stream = limn::core::deflate_zlib(Bytes(limn::core::kMaxIccProfileBytes + 1, 0));
     Bytes out;

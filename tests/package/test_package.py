@@ -663,7 +663,10 @@ def test_icc_profiles_and_library_defaults(fixtures, astronaut, tmp_path):
     import io
 
     Image = pytest.importorskip("PIL.Image")
-    profile = bytes(range(256)) * 30
+    profile = bytearray(range(256)) * 30  # an ICC header's size and signature, the rest arbitrary
+    profile[:4] = len(profile).to_bytes(4, "big")
+    profile[36:40] = b"acsp"
+    profile = bytes(profile)
     img = Image.fromarray(astronaut[:48, :64])
     img.save(tmp_path / "a.jpg", icc_profile=profile)
     assert limn.read_icc_profile(tmp_path / "a.jpg") == profile
