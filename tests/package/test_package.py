@@ -873,3 +873,57 @@ def test_a_fetched_name_runs_its_cpu_package_first_and_falls_back_to_its_torchsc
     run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(src), "-o", str(tmp_path / "o.png"),
                           "-m", "toy", "-d", "cpu", "--overwrite"], capture_output=True, text=True, env=dict(os.environ))
     assert run.returncode == 0 and "(torchscript) on cpu" in run.stderr, run.stderr
+
+
+# ---- Issue 23: arguments the C types cannot hold, PIL modes, ICC profiles, atomic writes -------
+
+INT32, UINT64 = "-2147483648..2147483647 (int32)", "0..18446744073709551615 (uint64)"
+
+
+def test_integers_the_c_types_cannot_hold_are_value_errors_naming_the_argument(fixtures, astronaut, tmp_path):
+    """An int beyond the C type of its argument is an InvalidArgumentError saying which argument,
+    the value and the range, not pybind11's 'incompatible function arguments' and the array; True
+    and ints in range work as before, None stays a TypeError, and the library still refuses what
+    is in range but invalid with its own words."""
+    small = np.ascontiguousarray(astronaut[:32, :32])
+    png = limn.encode_image(small)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m, cpu(os.path.join(fixtures, "tiny_detect.pt")) as det, \
+            cpu(os.path.join(fixtures, "identity_face.pt")) as face:
+        marks = np.zeros((5, 2), np.float32)
+        calls = [
+            ("max_side", 2**40, INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("max_side", -2**40, INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("max_side", float("inf"), INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("tile", 2**40, INT32, lambda v: m.cartoonize(small, tile=v)),
+            ("memory_budget", -1, UINT64, lambda v: m.cartoonize(small, memory_budget=v)),
+            ("memory_budget", 2**64, UINT64, lambda v: m.cartoonize(small, memory_budget=v)),
+            ("working_size", 2**31, INT32, lambda v: m.cartoonize(small, working_size=v)),
+            ("max_faces", 2**31, INT32, lambda v: m.cartoonize(small, max_faces=v)),
+            ("detect_max_side", -2**31 - 1, INT32, lambda v: m.cartoonize(small, detect_max_side=v)),
+            ("max_faces", 2**40, INT32, lambda v: det.detect_faces(small, max_faces=v)),
+            ("max_side", 2**40, INT32, lambda v: det.detect_faces(small, max_side=v)),
+            ("max_faces", 2**40, INT32, lambda v: face.restore_faces(small, marks, max_faces=v)),
+            ("max_side", 2**40, INT32, lambda v: face.restore_faces(small, marks, max_side=v)),
+            ("max_pixels", -1, UINT64, lambda v: limn.load_image(png, max_pixels=v)),
+            ("max_pixels", 2**64, UINT64, lambda v: limn.load_image(png, max_pixels=v)),
+            ("quality", 2**40, INT32, lambda v: limn.encode_image(small, "jpeg", quality=v)),
+            ("quality", 2**40, INT32, lambda v: limn.save_image(tmp_path / "q.jpg", small, quality=v)),
+            ("max_pixels", -1, UINT64, lambda v: cpu(os.path.join(fixtures, "tiny_unet.pt"), max_pixels=v)),
+            ("bytes", 2**70, UINT64, lambda v: limn.set_memory_limit("cpu", v)),
+        ]
+        for name, value, accepted, call in calls:
+            with pytest.raises(limn.InvalidArgumentError) as e:
+                call(value)
+            assert str(e.value) == f"{name}={value!r} is out of range: {accepted}", (name, value)
+        assert not (tmp_path / "q.jpg").exists()
+        # As before: True is 1, None is a TypeError, and in range the library judges.
+        assert m.cartoonize(small, max_faces=True).shape == small.shape
+        assert limn.load_image(limn.encode_image(small, "jpeg", quality=True)).shape == small.shape
+        with pytest.raises(TypeError):
+            m.cartoonize(small, max_side=None)
+        with pytest.raises(limn.InvalidArgumentError, match="max_side -1"):
+            m.cartoonize(small, max_side=-1)
+        with pytest.raises(limn.InvalidArgumentError, match="1..100"):
+            limn.encode_image(small, "jpeg", quality=1000)
+        # A timeout longer than any float is as long as the library can wait, as 1e9 seconds is.
+        assert m.cartoonize(small, timeout=10**400).shape == small.shape

@@ -166,12 +166,32 @@ def _tristate(value: Optional[bool]) -> int:
     return -1 if value is None else int(bool(value))
 
 
+# The values each C integer type of the bindings' arguments (module.cpp) can hold.
+_C_INT_RANGES = {"int32": (-2**31, 2**31 - 1), "uint64": (0, 2**64 - 1)}
+
+
+def _c_int(value: Any, name: str, c_type: str) -> int:
+    """``value`` as int() makes it (True is 1; None stays a TypeError) for an argument of C type
+    ``c_type``; one the type cannot hold is refused here, by name, as pybind11 would only say
+    'incompatible function arguments' and print the whole call. Values in range but invalid are
+    the library's to refuse, in its words."""
+    low, high = _C_INT_RANGES[c_type]
+    try:
+        number = int(value)
+    except OverflowError:  # float("inf")
+        number = None
+    if number is None or not low <= number <= high:
+        raise InvalidArgumentError(f"{name}={value!r} is out of range: {low}..{high} ({c_type})")
+    return number
+
+
 def _timeout_ms(timeout: Optional[float]) -> int:
     if timeout is None:
         return 0
-    if not (timeout > 0 and math.isfinite(timeout)):
+    # An int is checked as an int: one past any float (10**400) waits as long as the C type allows.
+    if not (timeout > 0 and (isinstance(timeout, int) or math.isfinite(timeout))):
         raise ValueError(f"invalid timeout {timeout!r}: expected seconds > 0, or None")
-    return max(1, min(2**32 - 1, math.ceil(timeout * 1000.0)))
+    return max(1, min(2**32 - 1, math.ceil(timeout * 1000)))
 
 
 # ---- Library, devices and memory ---------------------------------------------------------------
@@ -230,7 +250,7 @@ def set_memory_limit(device: str, bytes: int) -> None:
     the cap fail with :class:`OutOfMemoryError`; on the CPU it is a budget for tile sizes."""
     if not isinstance(bytes, int) or isinstance(bytes, bool) or bytes < 0:
         raise ValueError(f"set_memory_limit: bytes must be an integer >= 0 (0 removes the cap), not {bytes!r}")
-    _limn.set_memory_limit(device, bytes)
+    _limn.set_memory_limit(device, _c_int(bytes, "bytes", "uint64"))
 
 
 def release_cached_memory(device: str) -> None:
@@ -264,7 +284,7 @@ def load_image(source: Union[PathLike, bytes, bytearray, memoryview, "typing.Bin
     ``io.BytesIO``) is read to its end.
     """
     return _limn.load_image(_image_source(source, "load_image"), _choice(mode, _LOAD_MODES, "mode"),
-                            bool(apply_orientation), int(max_pixels))
+                            bool(apply_orientation), _c_int(max_pixels, "max_pixels", "uint64"))
 
 
 def _image_source(source: object, what: str) -> Union[str, bytes, bytearray, memoryview]:
@@ -300,14 +320,16 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
             format = ext
         path.write(encode_image(image, format, quality=quality, icc_profile=icc_profile))
         return
-    _limn.save_image(os.fspath(path), image, _file_format(format), int(quality), _icc(icc_profile))
+    _limn.save_image(os.fspath(path), image, _file_format(format), _c_int(quality, "quality", "int32"),
+                     _icc(icc_profile))
 
 
 def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["quality"],
                  icc_profile: Optional[bytes] = None) -> bytes:
     """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless
     WebP), with ``icc_profile`` embedded where the format can hold it."""
-    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality), _icc(icc_profile))
+    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"),
+                              _c_int(quality, "quality", "int32"), _icc(icc_profile))
 
 
 def _icc(profile: Optional[bytes]) -> Optional[bytes]:
@@ -493,8 +515,8 @@ class Model:
                 self._model = _limn.Model(
                     src, device, _choice(precision, _PRECISIONS, "precision"),
                     0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
-                    _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "",
-                    expected_sha256 or "")
+                    _tristate(channels_last), _tristate(cudnn_benchmark), _c_int(max_pixels, "max_pixels", "uint64"),
+                    name or "", expected_sha256 or "")
                 break
             except (UnsupportedError, InvalidModelError):
                 # A name's package this CPU (or this torch) cannot run: its TorchScript file next.
@@ -584,10 +606,12 @@ class Model:
                 raise TypeError(f"{what} must be a limn.Model, not {type(m).__name__}")
         rows = None if faces is None else _faces_to_rows(faces)
         out, stats = self._model.cartoonize(
-            image, float(strength), int(max_side), int(tile), int(memory_budget), _timeout_ms(timeout),
+            image, float(strength), _c_int(max_side, "max_side", "int32"), _c_int(tile, "tile", "int32"),
+            _c_int(memory_budget, "memory_budget", "uint64"), _timeout_ms(timeout),
             progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
-            int(max_faces), int(detect_max_side), int(working_size), float(feather))
+            _c_int(max_faces, "max_faces", "int32"), _c_int(detect_max_side, "detect_max_side", "int32"),
+            _c_int(working_size, "working_size", "int32"), float(feather))
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
 
@@ -600,8 +624,8 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(image, float(score_threshold), float(nms_iou), int(max_faces),
-                                        int(max_side))
+        rows = self._model.detect_faces(image, float(score_threshold), float(nms_iou),
+                                        _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"))
         return _faces_from_rows(rows)
 
     def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
@@ -629,7 +653,8 @@ class Model:
         rows = None if landmarks is None else _faces_to_rows(landmarks)
         out, stats = self._model.restore_faces(
             image, rows, detector._model if detector is not None else None, float(score_threshold),
-            float(nms_iou), int(max_faces), int(max_side), float(strength), float(min_face_size),
+            float(nms_iou), _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"),
+            float(strength), float(min_face_size),
             float(feather), _timeout_ms(timeout), progress)
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
