@@ -927,3 +927,29 @@ def test_integers_the_c_types_cannot_hold_are_value_errors_naming_the_argument(f
             limn.encode_image(small, "jpeg", quality=1000)
         # A timeout longer than any float is as long as the library can wait, as 1e9 seconds is.
         assert m.cartoonize(small, timeout=10**400).shape == small.shape
+
+
+def test_pil_modes_pillow_cannot_convert_to_rgba_are_converted_first(fixtures, astronaut):
+    """A PIL image in mode "La" (premultiplied grey and alpha) raised Pillow's own ValueError
+    ('conversion from La to RGBA not supported'); it goes in as "LA", and "RGBX" (RGB padded to 4
+    bytes, refused before) as "RGB". Modes limn cannot take are still refused by name; load_image, which reads
+    files, says what it takes when given a PIL image."""
+    Image = pytest.importorskip("PIL.Image")
+    crop = np.ascontiguousarray(astronaut[:40, :56])
+    alpha = (np.arange(40 * 56).reshape(40, 56) % 251 + 5).astype(np.uint8)
+    la = Image.fromarray(np.dstack([crop[..., 0], alpha]), "LA").convert("La")
+    straight = np.asarray(la.convert("LA").convert("RGBA")).astype(int)
+    rgbx = Image.fromarray(crop).convert("RGBX")
+    with cpu(os.path.join(fixtures, "identity.pt")) as m:
+        out = m.run(la)
+        assert out.mode == "LA" and out.size == la.size
+        assert np.abs(np.asarray(out.convert("RGBA")).astype(int) - straight).max() <= 3
+        assert m.run_batch([la])[0].mode == "LA"
+        out = m.run(rgbx)
+        assert out.mode == "RGB" and np.abs(np.asarray(out).astype(int) - crop.astype(int)).max() <= 3
+        with pytest.raises(TypeError, match="mode 'I;16'"):
+            m.run(Image.new("I;16", (8, 8)))
+    assert (limn.load_image(limn.encode_image(la)) == np.asarray(la.convert("LA").convert("RGBA"))).all()
+    assert (limn.load_image(limn.encode_image(rgbx)) == crop).all()
+    with pytest.raises(TypeError, match="load_image reads a path, encoded bytes or a binary file object, not a PIL"):
+        limn.load_image(Image.fromarray(crop))

@@ -296,6 +296,9 @@ def _image_source(source: object, what: str) -> Union[str, bytes, bytearray, mem
             raise TypeError(f"{what} needs a binary file object (open(path, 'rb'), io.BytesIO), not a text one")
     if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
         source = os.fsdecode(source)
+    if _is_pil(source):
+        raise TypeError(f"{what} reads a path, encoded bytes or a binary file object, not a PIL image; "
+                        "pass the PIL image itself to the model's methods or save_image, or use np.asarray(image)")
     if not isinstance(source, (bytes, bytearray, memoryview)):
         source = os.fspath(source)
     return source
@@ -320,7 +323,7 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
             format = ext
         path.write(encode_image(image, format, quality=quality, icc_profile=icc_profile))
         return
-    _limn.save_image(os.fspath(path), image, _file_format(format), _c_int(quality, "quality", "int32"),
+    _limn.save_image(os.fspath(path), _pixels(image), _file_format(format), _c_int(quality, "quality", "int32"),
                      _icc(icc_profile))
 
 
@@ -328,7 +331,7 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["q
                  icc_profile: Optional[bytes] = None) -> bytes:
     """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless
     WebP), with ``icc_profile`` embedded where the format can hold it."""
-    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"),
+    return _limn.encode_image(_pixels(image), _choice(format, _FILE_FORMATS, "format"),
                               _c_int(quality, "quality", "int32"), _icc(icc_profile))
 
 
@@ -352,6 +355,20 @@ def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typi
 
 def _is_pil(image: object) -> bool:
     return hasattr(image, "mode") and hasattr(image, "convert") and hasattr(image, "getbands")
+
+
+# PIL modes the bindings' converter (module.cpp's pil_as_rgb) cannot take as they are, and the
+# lossless conversion that lets them in: Pillow converts premultiplied "La" to nothing but "LA"
+# (its own error said 'conversion from La to RGBA not supported'); "RGBX" is RGB padded to 4 bytes.
+_PIL_CONVERT_FIRST = {"La": "LA", "RGBX": "RGB"}
+
+
+def _pixels(image: object) -> object:
+    """``image`` as the bindings take it: a PIL image in a mode of _PIL_CONVERT_FIRST converted,
+    anything else as it is (other modes are converted or refused by name in module.cpp)."""
+    if _is_pil(image) and image.mode in _PIL_CONVERT_FIRST:
+        return image.convert(_PIL_CONVERT_FIRST[image.mode])
+    return image
 
 
 def _like(result: ImageArray, image: object) -> object:
@@ -563,7 +580,7 @@ class Model:
         """One network run on ``image``, whose size must fit the model's size rule (see
         :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
         :meth:`cartoonize` or :meth:`restore_faces`."""
-        return _like(self._model.run(image), image)
+        return _like(self._model.run(_pixels(image)), image)
 
     def run_batch(self, images: Union[Sequence[ImageArray], ImageArray]) -> Union[List[ImageArray], ImageArray]:
         """One network run on several images of one size and channel count: a sequence (of arrays
@@ -572,7 +589,7 @@ class Model:
         if isinstance(images, np.ndarray) and images.ndim == 4:
             return np.stack(self._model.run_batch(list(images)))
         images = list(images)
-        return [_like(out, img) for out, img in zip(self._model.run_batch(images), images)]
+        return [_like(out, img) for out, img in zip(self._model.run_batch([_pixels(i) for i in images]), images)]
 
     def cartoonize(self, image: ImageArray, *, strength: float = _D["strength"], max_side: int = _D["max_side"],
                    tile: int = _D["tile"], memory_budget: int = _D["memory_budget"], timeout: Optional[float] = None,
@@ -606,7 +623,7 @@ class Model:
                 raise TypeError(f"{what} must be a limn.Model, not {type(m).__name__}")
         rows = None if faces is None else _faces_to_rows(faces)
         out, stats = self._model.cartoonize(
-            image, float(strength), _c_int(max_side, "max_side", "int32"), _c_int(tile, "tile", "int32"),
+            _pixels(image), float(strength), _c_int(max_side, "max_side", "int32"), _c_int(tile, "tile", "int32"),
             _c_int(memory_budget, "memory_budget", "uint64"), _timeout_ms(timeout),
             progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
@@ -624,7 +641,7 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(image, float(score_threshold), float(nms_iou),
+        rows = self._model.detect_faces(_pixels(image), float(score_threshold), float(nms_iou),
                                         _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"))
         return _faces_from_rows(rows)
 
@@ -652,7 +669,7 @@ class Model:
                              "detector (a face_detect limn.Model) that finds them")
         rows = None if landmarks is None else _faces_to_rows(landmarks)
         out, stats = self._model.restore_faces(
-            image, rows, detector._model if detector is not None else None, float(score_threshold),
+            _pixels(image), rows, detector._model if detector is not None else None, float(score_threshold),
             float(nms_iou), _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"),
             float(strength), float(min_face_size),
             float(feather), _timeout_ms(timeout), progress)
