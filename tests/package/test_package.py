@@ -663,7 +663,7 @@ def test_icc_profiles_and_library_defaults(fixtures, astronaut, tmp_path):
     import io
 
     Image = pytest.importorskip("PIL.Image")
-    profile = bytes(range(256)) * 30
+    profile = _icc_profile()
     img = Image.fromarray(astronaut[:48, :64])
     img.save(tmp_path / "a.jpg", icc_profile=profile)
     assert limn.read_icc_profile(tmp_path / "a.jpg") == profile
@@ -953,3 +953,44 @@ def test_pil_modes_pillow_cannot_convert_to_rgba_are_converted_first(fixtures, a
     assert (limn.load_image(limn.encode_image(rgbx)) == crop).all()
     with pytest.raises(TypeError, match="load_image reads a path, encoded bytes or a binary file object, not a PIL"):
         limn.load_image(Image.fromarray(crop))
+
+
+def _icc_profile(size: int = 7680) -> bytes:
+    """Bytes with an ICC profile's header, which is what limn checks: the size, big-endian, in
+    bytes 0..3 and the signature 'acsp' at byte 36."""
+    profile = bytearray((bytes(range(256)) * (size // 256 + 1))[:size])
+    profile[0:4] = size.to_bytes(4, "big")
+    profile[36:40] = b"acsp"
+    return bytes(profile)
+
+
+def test_icc_profiles_without_an_icc_header_are_refused(astronaut, tmp_path):
+    """save_image and encode_image embedded any bytes as icc_profile, making files whose profile
+    readers reject; a profile must have the ICC header (128 bytes at least, its own size in bytes
+    0..3, 'acsp' at 36), or it is an InvalidArgumentError saying what is wrong, and nothing is
+    written."""
+    import io
+
+    small = np.ascontiguousarray(astronaut[:16, :24])
+    good = _icc_profile(300)
+    for profile, said in ((b"garbage", "7 bytes, shorter than the 128-byte header"),
+                          (good + b"\0", "its header declares 300 bytes .bytes 0..3. but it has 301"),
+                          (good[:299], "its header declares 300 bytes .bytes 0..3. but it has 299"),
+                          (good[:36] + b"RIFF" + good[40:], "bytes 36..39 are b'RIFF', not the signature b'acsp'")):
+        for fmt in ("png", "jpeg", "bmp"):
+            with pytest.raises(limn.InvalidArgumentError, match="icc_profile is not an ICC profile.*" + said):
+                limn.encode_image(small, fmt, icc_profile=profile)
+        with pytest.raises(limn.InvalidArgumentError, match=said):
+            limn.save_image(tmp_path / "a.png", small, icc_profile=profile)
+        with pytest.raises(limn.InvalidArgumentError, match=said):
+            limn.save_image(io.BytesIO(), small, format="webp", icc_profile=bytearray(profile))
+    assert os.listdir(tmp_path) == []
+    for profile in (good, bytearray(good), memoryview(good)):
+        assert limn.read_icc_profile(limn.encode_image(small, "png", icc_profile=profile)) == good
+    try:
+        from PIL import ImageCms
+    except ImportError:
+        return
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    limn.save_image(tmp_path / "srgb.jpg", small, icc_profile=srgb)
+    assert limn.read_icc_profile(tmp_path / "srgb.jpg") == srgb

@@ -314,7 +314,8 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
     "bmp", "tga" or "webp"), through a temporary file renamed into place: never a half-written file. A
     binary file object (``io.BytesIO``, ``open(..., "wb")``) receives the encoded bytes; its format
     is ``format``, else its name's extension. ``icc_profile`` (e.g. from :func:`read_icc_profile`)
-    is embedded in PNG, JPEG and WebP files; BMP and TGA cannot hold one."""
+    is embedded in PNG, JPEG and WebP files; BMP and TGA cannot hold one. Bytes without an ICC
+    profile's header raise :class:`InvalidArgumentError`."""
     if hasattr(path, "write"):
         if format is None:
             ext = os.path.splitext(str(getattr(path, "name", "")))[1].lower().lstrip(".")
@@ -336,11 +337,25 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["q
 
 
 def _icc(profile: Optional[bytes]) -> Optional[bytes]:
-    if profile is None or isinstance(profile, bytes):
-        return profile or None
+    """The profile to embed (None for none), refused unless it has an ICC profile's header: the
+    library embeds any bytes it is given, and readers reject a file whose profile is not one."""
     if isinstance(profile, (bytearray, memoryview)):
-        return bytes(profile) or None
-    raise TypeError(f"icc_profile must be bytes or None, not {type(profile).__name__}")
+        profile = bytes(profile)
+    if profile is not None and not isinstance(profile, bytes):
+        raise TypeError(f"icc_profile must be bytes or None, not {type(profile).__name__}")
+    if not profile:
+        return None
+    problem, declared = "", int.from_bytes(profile[:4], "big")
+    if len(profile) < 128:
+        problem = f"{len(profile)} bytes, shorter than the 128-byte header every profile starts with"
+    elif declared != len(profile):
+        problem = (f"its header declares {declared} bytes (bytes 0..3) but it has {len(profile)}: another kind "
+                   "of data, or a truncated profile")
+    elif profile[36:40] != b"acsp":
+        problem = f"bytes 36..39 are {profile[36:40]!r}, not the signature b'acsp'"
+    if problem:
+        raise InvalidArgumentError(f"icc_profile is not an ICC profile: {problem}")
+    return profile
 
 
 def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typing.BinaryIO"]) -> Optional[bytes]:
