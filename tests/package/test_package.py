@@ -994,3 +994,37 @@ def test_icc_profiles_without_an_icc_header_are_refused(astronaut, tmp_path):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     limn.save_image(tmp_path / "srgb.jpg", small, icc_profile=srgb)
     assert limn.read_icc_profile(tmp_path / "srgb.jpg") == srgb
+
+
+def test_ray_batch_writes_names_of_255_bytes_and_through_symbolic_links(tmp_path):
+    """limn.ray.batch.write_atomically named its temporary file after the output ('.NAME.XXXX.limn-tmp'),
+    too long for an output name of 239 to 255 bytes (NAME_MAX); and replaced a symbolic link by a
+    file. Its temporary name is short now, and a link is written through, as the library does:
+    the target gets the data, the link stays. It imports without starting Ray."""
+    import errno
+
+    from limn.ray.batch import write_atomically
+
+    long_name = "a" * 251 + ".png"
+    assert len(long_name.encode()) == 255
+    write_atomically(str(tmp_path / long_name), b"long")
+    assert (tmp_path / long_name).read_bytes() == b"long"
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "target.png").write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to("real/target.png")
+    (tmp_path / "chain.png").symlink_to("link.png")  # a link to a link
+    (tmp_path / "dangling.png").symlink_to(real / "new.png")  # absolute, to nothing yet: created, as cp does
+    write_atomically(str(tmp_path / "link.png"), b"new")
+    assert os.readlink(tmp_path / "link.png") == "real/target.png" and (real / "target.png").read_bytes() == b"new"
+    write_atomically(str(tmp_path / "chain.png"), b"chain")
+    assert os.readlink(tmp_path / "chain.png") == "link.png" and (real / "target.png").read_bytes() == b"chain"
+    write_atomically(str(tmp_path / "dangling.png"), b"made")
+    assert (tmp_path / "dangling.png").is_symlink() and (real / "new.png").read_bytes() == b"made"
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    with pytest.raises(OSError) as e:
+        write_atomically(str(tmp_path / "loop.png"), b"x")
+    assert e.value.errno == errno.ELOOP and (tmp_path / "loop.png").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted([long_name, "real", "link.png", "chain.png", "dangling.png",
+                                                   "loop.png"])
+    assert sorted(os.listdir(real)) == ["new.png", "target.png"]  # no temporary file left anywhere
