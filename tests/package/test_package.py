@@ -663,10 +663,7 @@ def test_icc_profiles_and_library_defaults(fixtures, astronaut, tmp_path):
     import io
 
     Image = pytest.importorskip("PIL.Image")
-    profile = bytearray(range(256)) * 30  # an ICC header's size and signature, the rest arbitrary
-    profile[:4] = len(profile).to_bytes(4, "big")
-    profile[36:40] = b"acsp"
-    profile = bytes(profile)
+    profile = _icc_profile()
     img = Image.fromarray(astronaut[:48, :64])
     img.save(tmp_path / "a.jpg", icc_profile=profile)
     assert limn.read_icc_profile(tmp_path / "a.jpg") == profile
@@ -876,3 +873,159 @@ def test_a_fetched_name_runs_its_cpu_package_first_and_falls_back_to_its_torchsc
     run = subprocess.run([os.path.join(bin_dir, "limn"), "cartoonize", str(src), "-o", str(tmp_path / "o.png"),
                           "-m", "toy", "-d", "cpu", "--overwrite"], capture_output=True, text=True, env=dict(os.environ))
     assert run.returncode == 0 and "(torchscript) on cpu" in run.stderr, run.stderr
+
+
+# ---- Issue 23: arguments the C types cannot hold, PIL modes, ICC profiles, atomic writes -------
+
+INT32, UINT64 = "-2147483648..2147483647 (int32)", "0..18446744073709551615 (uint64)"
+
+
+def test_integers_the_c_types_cannot_hold_are_value_errors_naming_the_argument(fixtures, astronaut, tmp_path):
+    """An int beyond the C type of its argument is an InvalidArgumentError saying which argument,
+    the value and the range, not pybind11's 'incompatible function arguments' and the array; True
+    and ints in range work as before, None stays a TypeError, and the library still refuses what
+    is in range but invalid with its own words."""
+    small = np.ascontiguousarray(astronaut[:32, :32])
+    png = limn.encode_image(small)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m, cpu(os.path.join(fixtures, "tiny_detect.pt")) as det, \
+            cpu(os.path.join(fixtures, "identity_face.pt")) as face:
+        marks = np.zeros((5, 2), np.float32)
+        calls = [
+            ("max_side", 2**40, INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("max_side", -2**40, INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("max_side", float("inf"), INT32, lambda v: m.cartoonize(small, max_side=v)),
+            ("tile", 2**40, INT32, lambda v: m.cartoonize(small, tile=v)),
+            ("memory_budget", -1, UINT64, lambda v: m.cartoonize(small, memory_budget=v)),
+            ("memory_budget", 2**64, UINT64, lambda v: m.cartoonize(small, memory_budget=v)),
+            ("working_size", 2**31, INT32, lambda v: m.cartoonize(small, working_size=v)),
+            ("max_faces", 2**31, INT32, lambda v: m.cartoonize(small, max_faces=v)),
+            ("detect_max_side", -2**31 - 1, INT32, lambda v: m.cartoonize(small, detect_max_side=v)),
+            ("max_faces", 2**40, INT32, lambda v: det.detect_faces(small, max_faces=v)),
+            ("max_side", 2**40, INT32, lambda v: det.detect_faces(small, max_side=v)),
+            ("max_faces", 2**40, INT32, lambda v: face.restore_faces(small, marks, max_faces=v)),
+            ("max_side", 2**40, INT32, lambda v: face.restore_faces(small, marks, max_side=v)),
+            ("max_pixels", -1, UINT64, lambda v: limn.load_image(png, max_pixels=v)),
+            ("max_pixels", 2**64, UINT64, lambda v: limn.load_image(png, max_pixels=v)),
+            ("quality", 2**40, INT32, lambda v: limn.encode_image(small, "jpeg", quality=v)),
+            ("quality", 2**40, INT32, lambda v: limn.save_image(tmp_path / "q.jpg", small, quality=v)),
+            ("max_pixels", -1, UINT64, lambda v: cpu(os.path.join(fixtures, "tiny_unet.pt"), max_pixels=v)),
+            ("bytes", 2**70, UINT64, lambda v: limn.set_memory_limit("cpu", v)),
+        ]
+        for name, value, accepted, call in calls:
+            with pytest.raises(limn.InvalidArgumentError) as e:
+                call(value)
+            assert str(e.value) == f"{name}={value!r} is out of range: {accepted}", (name, value)
+        assert not (tmp_path / "q.jpg").exists()
+        # As before: True is 1, None is a TypeError, and in range the library judges.
+        assert m.cartoonize(small, max_faces=True).shape == small.shape
+        assert limn.load_image(limn.encode_image(small, "jpeg", quality=True)).shape == small.shape
+        with pytest.raises(TypeError):
+            m.cartoonize(small, max_side=None)
+        with pytest.raises(limn.InvalidArgumentError, match="max_side -1"):
+            m.cartoonize(small, max_side=-1)
+        with pytest.raises(limn.InvalidArgumentError, match="1..100"):
+            limn.encode_image(small, "jpeg", quality=1000)
+        # A timeout longer than any float is as long as the library can wait, as 1e9 seconds is.
+        assert m.cartoonize(small, timeout=10**400).shape == small.shape
+
+
+def test_pil_modes_pillow_cannot_convert_to_rgba_are_converted_first(fixtures, astronaut):
+    """A PIL image in mode "La" (premultiplied grey and alpha) raised Pillow's own ValueError
+    ('conversion from La to RGBA not supported'); it goes in as "LA", and "RGBX" (RGB padded to 4
+    bytes, refused before) as "RGB". Modes limn cannot take are still refused by name; load_image, which reads
+    files, says what it takes when given a PIL image."""
+    Image = pytest.importorskip("PIL.Image")
+    crop = np.ascontiguousarray(astronaut[:40, :56])
+    alpha = (np.arange(40 * 56).reshape(40, 56) % 251 + 5).astype(np.uint8)
+    la = Image.fromarray(np.dstack([crop[..., 0], alpha]), "LA").convert("La")
+    straight = np.asarray(la.convert("LA").convert("RGBA")).astype(int)
+    rgbx = Image.fromarray(crop).convert("RGBX")
+    with cpu(os.path.join(fixtures, "identity.pt")) as m:
+        out = m.run(la)
+        assert out.mode == "LA" and out.size == la.size
+        assert np.abs(np.asarray(out.convert("RGBA")).astype(int) - straight).max() <= 3
+        assert m.run_batch([la])[0].mode == "LA"
+        out = m.run(rgbx)
+        assert out.mode == "RGB" and np.abs(np.asarray(out).astype(int) - crop.astype(int)).max() <= 3
+        with pytest.raises(TypeError, match="mode 'I;16'"):
+            m.run(Image.new("I;16", (8, 8)))
+    assert (limn.load_image(limn.encode_image(la)) == np.asarray(la.convert("LA").convert("RGBA"))).all()
+    assert (limn.load_image(limn.encode_image(rgbx)) == crop).all()
+    with pytest.raises(TypeError, match="load_image reads a path, encoded bytes or a binary file object, not a PIL"):
+        limn.load_image(Image.fromarray(crop))
+
+
+def _icc_profile(size: int = 7680) -> bytes:
+    """Bytes with an ICC profile's header, which is what limn checks: the size, big-endian, in
+    bytes 0..3 and the signature 'acsp' at byte 36."""
+    profile = bytearray((bytes(range(256)) * (size // 256 + 1))[:size])
+    profile[0:4] = size.to_bytes(4, "big")
+    profile[36:40] = b"acsp"
+    return bytes(profile)
+
+
+def test_icc_profiles_without_an_icc_header_are_refused(astronaut, tmp_path):
+    """save_image and encode_image embedded any bytes as icc_profile, making files whose profile
+    readers reject; a profile must have the ICC header (128 bytes at least, its own size in bytes
+    0..3, 'acsp' at 36), or it is an InvalidArgumentError saying what is wrong, and nothing is
+    written."""
+    import io
+
+    small = np.ascontiguousarray(astronaut[:16, :24])
+    good = _icc_profile(300)
+    for profile, said in ((b"garbage", "7 bytes given as an ICC profile are not one: shorter than a profile's "
+                                       "128-byte header"),
+                          (good + b"\0", "301 bytes .* its header gives its size as 300 bytes"),
+                          (good[:299], "299 bytes .* its header gives its size as 300 bytes"),
+                          (good[:36] + b"RIFF" + good[40:], "no 'acsp' signature at byte 36")):
+        for fmt in ("png", "jpeg", "bmp"):
+            with pytest.raises(limn.InvalidArgumentError, match=said):
+                limn.encode_image(small, fmt, icc_profile=profile)
+        with pytest.raises(limn.InvalidArgumentError, match=said):
+            limn.save_image(tmp_path / "a.png", small, icc_profile=profile)
+        with pytest.raises(limn.InvalidArgumentError, match=said):
+            limn.save_image(io.BytesIO(), small, format="webp", icc_profile=bytearray(profile))
+    assert os.listdir(tmp_path) == []
+    for profile in (good, bytearray(good), memoryview(good)):
+        assert limn.read_icc_profile(limn.encode_image(small, "png", icc_profile=profile)) == good
+    try:
+        from PIL import ImageCms
+    except ImportError:
+        return
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    limn.save_image(tmp_path / "srgb.jpg", small, icc_profile=srgb)
+    assert limn.read_icc_profile(tmp_path / "srgb.jpg") == srgb
+
+
+def test_ray_batch_writes_names_of_255_bytes_and_through_symbolic_links(tmp_path):
+    """limn.ray.batch.write_atomically named its temporary file after the output ('.NAME.XXXX.limn-tmp'),
+    too long for an output name of 239 to 255 bytes (NAME_MAX); and replaced a symbolic link by a
+    file. Its temporary name is short now, and a link is written through, as the library does:
+    the target gets the data, the link stays. It imports without starting Ray."""
+    import errno
+
+    from limn.ray.batch import write_atomically
+
+    long_name = "a" * 251 + ".png"
+    assert len(long_name.encode()) == 255
+    write_atomically(str(tmp_path / long_name), b"long")
+    assert (tmp_path / long_name).read_bytes() == b"long"
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "target.png").write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to("real/target.png")
+    (tmp_path / "chain.png").symlink_to("link.png")  # a link to a link
+    (tmp_path / "dangling.png").symlink_to(real / "new.png")  # absolute, to nothing yet: created, as cp does
+    write_atomically(str(tmp_path / "link.png"), b"new")
+    assert os.readlink(tmp_path / "link.png") == "real/target.png" and (real / "target.png").read_bytes() == b"new"
+    write_atomically(str(tmp_path / "chain.png"), b"chain")
+    assert os.readlink(tmp_path / "chain.png") == "link.png" and (real / "target.png").read_bytes() == b"chain"
+    write_atomically(str(tmp_path / "dangling.png"), b"made")
+    assert (tmp_path / "dangling.png").is_symlink() and (real / "new.png").read_bytes() == b"made"
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    with pytest.raises(OSError) as e:
+        write_atomically(str(tmp_path / "loop.png"), b"x")
+    assert e.value.errno == errno.ELOOP and (tmp_path / "loop.png").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted([long_name, "real", "link.png", "chain.png", "dangling.png",
+                                                   "loop.png"])
+    assert sorted(os.listdir(real)) == ["new.png", "target.png"]  # no temporary file left anywhere

@@ -166,12 +166,32 @@ def _tristate(value: Optional[bool]) -> int:
     return -1 if value is None else int(bool(value))
 
 
+# The values each C integer type of the bindings' arguments (module.cpp) can hold.
+_C_INT_RANGES = {"int32": (-2**31, 2**31 - 1), "uint64": (0, 2**64 - 1)}
+
+
+def _c_int(value: Any, name: str, c_type: str) -> int:
+    """``value`` as int() makes it (True is 1; None stays a TypeError) for an argument of C type
+    ``c_type``; one the type cannot hold is refused here, by name, as pybind11 would only say
+    'incompatible function arguments' and print the whole call. Values in range but invalid are
+    the library's to refuse, in its words."""
+    low, high = _C_INT_RANGES[c_type]
+    try:
+        number = int(value)
+    except OverflowError:  # float("inf")
+        number = None
+    if number is None or not low <= number <= high:
+        raise InvalidArgumentError(f"{name}={value!r} is out of range: {low}..{high} ({c_type})")
+    return number
+
+
 def _timeout_ms(timeout: Optional[float]) -> int:
     if timeout is None:
         return 0
-    if not (timeout > 0 and math.isfinite(timeout)):
+    # An int is checked as an int: one past any float (10**400) waits as long as the C type allows.
+    if not (timeout > 0 and (isinstance(timeout, int) or math.isfinite(timeout))):
         raise ValueError(f"invalid timeout {timeout!r}: expected seconds > 0, or None")
-    return max(1, min(2**32 - 1, math.ceil(timeout * 1000.0)))
+    return max(1, min(2**32 - 1, math.ceil(timeout * 1000)))
 
 
 # ---- Library, devices and memory ---------------------------------------------------------------
@@ -230,7 +250,7 @@ def set_memory_limit(device: str, bytes: int) -> None:
     the cap fail with :class:`OutOfMemoryError`; on the CPU it is a budget for tile sizes."""
     if not isinstance(bytes, int) or isinstance(bytes, bool) or bytes < 0:
         raise ValueError(f"set_memory_limit: bytes must be an integer >= 0 (0 removes the cap), not {bytes!r}")
-    _limn.set_memory_limit(device, bytes)
+    _limn.set_memory_limit(device, _c_int(bytes, "bytes", "uint64"))
 
 
 def release_cached_memory(device: str) -> None:
@@ -264,7 +284,7 @@ def load_image(source: Union[PathLike, bytes, bytearray, memoryview, "typing.Bin
     ``io.BytesIO``) is read to its end.
     """
     return _limn.load_image(_image_source(source, "load_image"), _choice(mode, _LOAD_MODES, "mode"),
-                            bool(apply_orientation), int(max_pixels))
+                            bool(apply_orientation), _c_int(max_pixels, "max_pixels", "uint64"))
 
 
 def _image_source(source: object, what: str) -> Union[str, bytes, bytearray, memoryview]:
@@ -276,6 +296,9 @@ def _image_source(source: object, what: str) -> Union[str, bytes, bytearray, mem
             raise TypeError(f"{what} needs a binary file object (open(path, 'rb'), io.BytesIO), not a text one")
     if isinstance(source, bytes) and len(source) < 4096 and b"\0" not in source and os.path.isfile(source):
         source = os.fsdecode(source)
+    if _is_pil(source):
+        raise TypeError(f"{what} reads a path, encoded bytes or a binary file object, not a PIL image; "
+                        "pass the PIL image itself to the model's methods or save_image, or use np.asarray(image)")
     if not isinstance(source, (bytes, bytearray, memoryview)):
         source = os.fspath(source)
     return source
@@ -291,7 +314,8 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
     "bmp", "tga" or "webp"), through a temporary file renamed into place: never a half-written file. A
     binary file object (``io.BytesIO``, ``open(..., "wb")``) receives the encoded bytes; its format
     is ``format``, else its name's extension. ``icc_profile`` (e.g. from :func:`read_icc_profile`)
-    is embedded in PNG, JPEG and WebP files; BMP and TGA cannot hold one."""
+    is embedded in PNG, JPEG and WebP files; BMP and TGA cannot hold one. Bytes without an ICC
+    profile's header raise :class:`InvalidArgumentError`."""
     if hasattr(path, "write"):
         if format is None:
             ext = os.path.splitext(str(getattr(path, "name", "")))[1].lower().lstrip(".")
@@ -300,22 +324,25 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
             format = ext
         path.write(encode_image(image, format, quality=quality, icc_profile=icc_profile))
         return
-    _limn.save_image(os.fspath(path), image, _file_format(format), int(quality), _icc(icc_profile))
+    _limn.save_image(os.fspath(path), _pixels(image), _file_format(format), _c_int(quality, "quality", "int32"),
+                     _icc(icc_profile))
 
 
 def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["quality"],
                  icc_profile: Optional[bytes] = None) -> bytes:
     """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless
     WebP), with ``icc_profile`` embedded where the format can hold it."""
-    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"), int(quality), _icc(icc_profile))
+    return _limn.encode_image(_pixels(image), _choice(format, _FILE_FORMATS, "format"),
+                              _c_int(quality, "quality", "int32"), _icc(icc_profile))
 
 
 def _icc(profile: Optional[bytes]) -> Optional[bytes]:
-    if profile is None or isinstance(profile, bytes):
-        return profile or None
+    """The profile to embed (None for none); the library refuses bytes that are not a profile."""
     if isinstance(profile, (bytearray, memoryview)):
-        return bytes(profile) or None
-    raise TypeError(f"icc_profile must be bytes or None, not {type(profile).__name__}")
+        profile = bytes(profile)
+    if profile is not None and not isinstance(profile, bytes):
+        raise TypeError(f"icc_profile must be bytes or None, not {type(profile).__name__}")
+    return profile or None
 
 
 def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typing.BinaryIO"]) -> Optional[bytes]:
@@ -330,6 +357,20 @@ def read_icc_profile(source: Union[PathLike, bytes, bytearray, memoryview, "typi
 
 def _is_pil(image: object) -> bool:
     return hasattr(image, "mode") and hasattr(image, "convert") and hasattr(image, "getbands")
+
+
+# PIL modes the bindings' converter (module.cpp's pil_as_rgb) cannot take as they are, and the
+# lossless conversion that lets them in: Pillow converts premultiplied "La" to nothing but "LA"
+# (its own error said 'conversion from La to RGBA not supported'); "RGBX" is RGB padded to 4 bytes.
+_PIL_CONVERT_FIRST = {"La": "LA", "RGBX": "RGB"}
+
+
+def _pixels(image: object) -> object:
+    """``image`` as the bindings take it: a PIL image in a mode of _PIL_CONVERT_FIRST converted,
+    anything else as it is (other modes are converted or refused by name in module.cpp)."""
+    if _is_pil(image) and image.mode in _PIL_CONVERT_FIRST:
+        return image.convert(_PIL_CONVERT_FIRST[image.mode])
+    return image
 
 
 def _like(result: ImageArray, image: object) -> object:
@@ -493,8 +534,8 @@ class Model:
                 self._model = _limn.Model(
                     src, device, _choice(precision, _PRECISIONS, "precision"),
                     0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
-                    _tristate(channels_last), _tristate(cudnn_benchmark), int(max_pixels), name or "",
-                    expected_sha256 or "")
+                    _tristate(channels_last), _tristate(cudnn_benchmark), _c_int(max_pixels, "max_pixels", "uint64"),
+                    name or "", expected_sha256 or "")
                 break
             except (UnsupportedError, InvalidModelError):
                 # A name's package this CPU (or this torch) cannot run: its TorchScript file next.
@@ -541,7 +582,7 @@ class Model:
         """One network run on ``image``, whose size must fit the model's size rule (see
         :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
         :meth:`cartoonize` or :meth:`restore_faces`."""
-        return _like(self._model.run(image), image)
+        return _like(self._model.run(_pixels(image)), image)
 
     def run_batch(self, images: Union[Sequence[ImageArray], ImageArray]) -> Union[List[ImageArray], ImageArray]:
         """One network run on several images of one size and channel count: a sequence (of arrays
@@ -550,7 +591,7 @@ class Model:
         if isinstance(images, np.ndarray) and images.ndim == 4:
             return np.stack(self._model.run_batch(list(images)))
         images = list(images)
-        return [_like(out, img) for out, img in zip(self._model.run_batch(images), images)]
+        return [_like(out, img) for out, img in zip(self._model.run_batch([_pixels(i) for i in images]), images)]
 
     def cartoonize(self, image: ImageArray, *, strength: float = _D["strength"], max_side: int = _D["max_side"],
                    tile: int = _D["tile"], memory_budget: int = _D["memory_budget"], timeout: Optional[float] = None,
@@ -584,10 +625,12 @@ class Model:
                 raise TypeError(f"{what} must be a limn.Model, not {type(m).__name__}")
         rows = None if faces is None else _faces_to_rows(faces)
         out, stats = self._model.cartoonize(
-            image, float(strength), int(max_side), int(tile), int(memory_budget), _timeout_ms(timeout),
+            _pixels(image), float(strength), _c_int(max_side, "max_side", "int32"), _c_int(tile, "tile", "int32"),
+            _c_int(memory_budget, "memory_budget", "uint64"), _timeout_ms(timeout),
             progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
-            int(max_faces), int(detect_max_side), int(working_size), float(feather))
+            _c_int(max_faces, "max_faces", "int32"), _c_int(detect_max_side, "detect_max_side", "int32"),
+            _c_int(working_size, "working_size", "int32"), float(feather))
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
 
@@ -600,8 +643,8 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(image, float(score_threshold), float(nms_iou), int(max_faces),
-                                        int(max_side))
+        rows = self._model.detect_faces(_pixels(image), float(score_threshold), float(nms_iou),
+                                        _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"))
         return _faces_from_rows(rows)
 
     def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
@@ -628,8 +671,9 @@ class Model:
                              "detector (a face_detect limn.Model) that finds them")
         rows = None if landmarks is None else _faces_to_rows(landmarks)
         out, stats = self._model.restore_faces(
-            image, rows, detector._model if detector is not None else None, float(score_threshold),
-            float(nms_iou), int(max_faces), int(max_side), float(strength), float(min_face_size),
+            _pixels(image), rows, detector._model if detector is not None else None, float(score_threshold),
+            float(nms_iou), _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"),
+            float(strength), float(min_face_size),
             float(feather), _timeout_ms(timeout), progress)
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out

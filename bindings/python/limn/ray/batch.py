@@ -20,6 +20,7 @@ model, the device or the cluster could not be used.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -182,10 +183,23 @@ class _Worker:
         return out
 
 
+def _write_target(path: str) -> str:
+    """The file a write to ``path`` replaces: a symbolic link's target, followed link by link (to
+    a file that may not exist yet), so that the link stays, as with cp and the library's writes."""
+    target = path
+    for _ in range(40):
+        if not os.path.islink(target):
+            return target
+        target = os.path.join(os.path.dirname(target), os.readlink(target))  # an absolute link: itself
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+
+
 def write_atomically(path: str, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary file in the same folder, renamed into place."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".limn-tmp")
+    """``data`` into ``path`` (through a symbolic link, into its target) by a temporary file in the
+    same folder, renamed into place. The temporary name is short (".limn-tmp-" and 8 characters,
+    as the library's), so an output name of up to NAME_MAX bytes can be written."""
+    target = _write_target(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=".limn-tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -194,7 +208,7 @@ def write_atomically(path: str, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
