@@ -24,6 +24,8 @@
 #include "memory.h"
 #include "metadata.h"
 #include "model.h"
+#include "model_names.h"
+#include "names.h"
 #include "pixels.h"
 #include "precision.h"
 
@@ -382,26 +384,8 @@ const char* limn_build_info(void) {
 }
 
 const char* limn_status_string(limn_status status) {
-    const auto known = known_enum(status, LIMN_OK, LIMN_ERR_INVALID_IMAGE);
-    if (!known) return "unknown status";
-    switch (*known) {
-        case LIMN_OK: return "ok";
-        case LIMN_ERR_INVALID_ARGUMENT: return "invalid argument";
-        case LIMN_ERR_IO: return "I/O error";
-        case LIMN_ERR_INVALID_MODEL: return "invalid model";
-        case LIMN_ERR_WRONG_MODEL_KIND: return "wrong model kind";
-        case LIMN_ERR_DEVICE_UNAVAILABLE: return "device unavailable";
-        case LIMN_ERR_UNSUPPORTED: return "unsupported";
-        case LIMN_ERR_OUT_OF_MEMORY: return "out of memory";
-        case LIMN_ERR_IMAGE_TOO_LARGE: return "image too large";
-        case LIMN_ERR_SIZE_RULE: return "image size does not fit the model";
-        case LIMN_ERR_NON_FINITE: return "non-finite result";
-        case LIMN_ERR_CANCELLED: return "cancelled";
-        case LIMN_ERR_TIMEOUT: return "deadline expired";
-        case LIMN_ERR_INTERNAL: return "internal error";
-        case LIMN_ERR_INVALID_IMAGE: return "invalid image";
-    }
-    return "unknown status";
+    const char* text = limn::core::text_of(LIMN_NAMES_STATUS, raw_enum(status));
+    return text ? text : "unknown status";
 }
 
 const char* limn_last_error(void) { return last_error.c_str(); }
@@ -501,13 +485,48 @@ int32_t limn_pixel_format_bytes_per_pixel(limn_pixel_format format) {
 }
 
 const char* limn_precision_name(limn_precision precision) {
-    const auto known = known_enum(precision, LIMN_PRECISION_AUTO, LIMN_PRECISION_TF32);
-    return known ? limn::core::precision_name(*known) : nullptr;
+    return limn::core::name_of(LIMN_NAMES_PRECISION, raw_enum(precision));
 }
 
-const char* limn_model_kind_name(limn_model_kind kind) {
-    const auto known = known_enum(kind, LIMN_MODEL_KIND_ANY, LIMN_MODEL_KIND_FACE_DETECT);
-    return known ? limn::core::kind_name(*known) : nullptr;
+const char* limn_model_kind_name(limn_model_kind kind) { return limn::core::name_of(LIMN_NAMES_MODEL_KIND, raw_enum(kind)); }
+
+const char* limn_name(limn_name_table table, int32_t value) { return limn::core::name_of(table, value); }
+
+limn_status limn_name_value(limn_name_table table, const char* name, int32_t* value) {
+    return guarded([&] {
+        require(name, "name");
+        require(value, "value");
+        const char* what = limn::core::text_of(LIMN_NAMES_TABLES, raw_enum(table));
+        if (!what || table == LIMN_NAMES_TABLES) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "unknown name table " + std::to_string(raw_enum(table)));
+        }
+        const auto found = limn::core::value_of(table, name);
+        if (!found) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "unknown " + std::string(limn::core::name_of(LIMN_NAMES_TABLES, raw_enum(table))) +
+                                                          " '" + limn::core::valid_utf8(name) + "' (expected " +
+                                                          limn::core::name_list(table) + ")");
+        }
+        *value = *found;
+    });
+}
+
+const char* limn_names_entry(limn_name_table table, size_t index, int32_t* value) {
+    return limn::core::name_at(table, index, value);
+}
+
+limn_status limn_model_path(const char* source, char* out, size_t out_size) {
+    return guarded([&] {
+        require(source, "source");
+        require(out, "out");
+        const std::string path = limn::core::model_path(source);
+        if (path.size() + 1 > out_size) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "the path of model '" + std::string(source) + "' is " +
+                                                          std::to_string(path.size()) + " bytes; out_size " +
+                                                          std::to_string(out_size) + " holds at most " +
+                                                          std::to_string(out_size ? out_size - 1 : 0));
+        }
+        std::memcpy(out, path.c_str(), path.size() + 1);
+    });
 }
 
 limn_status limn_image_alloc(int32_t width, int32_t height, limn_pixel_format format, limn_image** out) {
@@ -600,7 +619,7 @@ limn_status limn_model_load(const char* path, const limn_model_options* options,
         require(out, "out");
         const limn::core::ModelOptions o = model_options(options);
         auto handle = std::make_unique<limn_model>();
-        handle->impl = limn::core::Model::load_file(path, o);
+        handle->impl = limn::core::Model::load_source(path, o);
         *out = handle.release();
     });
 }

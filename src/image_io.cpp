@@ -12,12 +12,14 @@
 #include <functional>
 #include <limits>
 #include <new>
+#include <optional>
 #include <system_error>
 
 #include "error.h"
 #include "exif.h"
 #include "file_io.h"
 #include "icc.h"
+#include "names.h"
 
 #if LIMN_WITH_WEBP
 #include <webp/decode.h>
@@ -132,16 +134,9 @@ private:
 
 std::string file_label(const std::string& path) { return "image file '" + path + "'"; }
 
+// "PNG", "JPEG", ...; nullptr for AUTO and unknown values.
 const char* file_format_name(limn_file_format format) {
-    switch (format) {
-        case LIMN_FILE_FORMAT_PNG: return "PNG";
-        case LIMN_FILE_FORMAT_JPEG: return "JPEG";
-        case LIMN_FILE_FORMAT_BMP: return "BMP";
-        case LIMN_FILE_FORMAT_TGA: return "TGA";
-        case LIMN_FILE_FORMAT_WEBP: return "WebP";
-        case LIMN_FILE_FORMAT_AUTO: break;
-    }
-    return nullptr;
+    return format == LIMN_FILE_FORMAT_AUTO ? nullptr : text_of(LIMN_NAMES_FILE_FORMAT, format);
 }
 
 void check_load_options(const LoadOptions& options) {
@@ -744,11 +739,8 @@ limn_file_format file_format_for_path(const std::string& path) {
         for (char& c : ext) {
             if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
         }
-        if (ext == "png") return LIMN_FILE_FORMAT_PNG;
-        if (ext == "jpg" || ext == "jpeg") return LIMN_FILE_FORMAT_JPEG;
-        if (ext == "bmp") return LIMN_FILE_FORMAT_BMP;
-        if (ext == "tga") return LIMN_FILE_FORMAT_TGA;
-        if (ext == "webp") return LIMN_FILE_FORMAT_WEBP;
+        const std::optional<int32_t> format = value_of(LIMN_NAMES_FILE_FORMAT, ext);
+        if (format && *format != LIMN_FILE_FORMAT_AUTO) return static_cast<limn_file_format>(*format);
     }
     fail(LIMN_ERR_INVALID_ARGUMENT, "cannot tell the image file format of '" + path +
                                         "' from its extension (supported: .png, .jpg, .jpeg, .bmp, .tga, .webp)");

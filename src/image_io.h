@@ -1,5 +1,6 @@
-// Image files: decoding (stb_image) with EXIF orientation, encoding (stb_image_write) with atomic
-// replacement of the target file. No LibTorch here.
+// Image files: decoding (stb_image, libwebp, libtiff) with EXIF orientation, encoding
+// (stb_image_write, libwebp) with ICC profiles, and atomic replacement of the target file
+// (file_io.h). No LibTorch here.
 #pragma once
 
 #include <cstddef>

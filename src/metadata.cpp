@@ -1,8 +1,10 @@
 #include "metadata.h"
 
 #include <cmath>
+#include <optional>
 
 #include "error.h"
+#include "names.h"
 
 namespace limn::core {
 namespace {
@@ -49,41 +51,14 @@ int checked_int(int64_t value, int64_t lo, int64_t hi, const char* key, const st
 }  // namespace
 
 const char* kind_name(limn_model_kind kind) {
-    switch (kind) {
-        case LIMN_MODEL_KIND_ANY: return "any";
-        case LIMN_MODEL_KIND_CARTOON: return "cartoon";
-        case LIMN_MODEL_KIND_FACE_RESTORE: return "face_restore";
-        case LIMN_MODEL_KIND_FACE_DETECT: return "face_detect";
-    }
-    return "unknown";
+    const char* name = name_of(LIMN_NAMES_MODEL_KIND, kind);
+    return name ? name : "unknown";
 }
 
-ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) {
-    if (!find(raw, "limn_format_version")) {
-        bad(origin, "no limn metadata (attribute 'limn_format_version' is missing); "
-                    "export the model with limn_models (python -m limn_models.export)");
-    }
-    ModelMetadata m;
-    const int64_t version = get_int(raw, "limn_format_version", origin, true, 0);
-    if (version != kMetadataFormatVersion) {
-        bad(origin, "unknown metadata format version " + std::to_string(version) +
-                        " (this limn reads version " + std::to_string(kMetadataFormatVersion) + ")");
-    }
-    m.format_version = static_cast<int>(version);
+namespace {
 
-    const std::string kind = get_string(raw, "limn_kind", origin, true);
-    if (kind == "cartoon") {
-        m.kind = LIMN_MODEL_KIND_CARTOON;
-    } else if (kind == "face_restore") {
-        m.kind = LIMN_MODEL_KIND_FACE_RESTORE;
-    } else if (kind == "face_detect") {
-        m.kind = LIMN_MODEL_KIND_FACE_DETECT;
-    } else {
-        bad(origin, "unknown model kind '" + kind + "' (expected cartoon, face_restore or face_detect)");
-    }
-    m.name = get_string(raw, "limn_name", origin, true);
-    if (m.name.empty()) bad(origin, "metadata attribute 'limn_name' is empty");
-
+// limn_size_multiple, the fixed size and the tile margin.
+void parse_sizes(const RawMetadata& raw, const std::string& origin, ModelMetadata& m) {
     constexpr int64_t kMaxSide = 1 << 16;
     m.size_multiple = checked_int(get_int(raw, "limn_size_multiple", origin, true, 1), 1, 4096,
                                   "limn_size_multiple", origin);
@@ -101,7 +76,10 @@ ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) 
     }
     m.tile_margin = checked_int(get_int(raw, "limn_tile_margin", origin, false, 0), 0, 4096,
                                 "limn_tile_margin", origin);
+}
 
+// limn_face_template, and what face_restore models need.
+void parse_face_template(const RawMetadata& raw, const std::string& origin, ModelMetadata& m) {
     if (const MetaValue* t = find(raw, "limn_face_template")) {
         const auto* values = std::get_if<std::vector<double>>(t);
         if (!values) bad(origin, "metadata attribute 'limn_face_template' must be a List[float]");
@@ -118,8 +96,12 @@ ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) 
         if (m.face_template.empty()) bad(origin, "a face_restore model needs 'limn_face_template'");
         if (m.fixed_width == 0) bad(origin, "a face_restore model needs a fixed size");
     }
+}
+
+// limn_role and limn_crop_size: a head model is a cartoon model of aligned face crops.
+void parse_role(const RawMetadata& raw, const std::string& origin, ModelMetadata& m) {
     m.role = get_string(raw, "limn_role", origin, false);
-    m.crop_size = checked_int(get_int(raw, "limn_crop_size", origin, false, 0), 0, kMaxSide, "limn_crop_size",
+    m.crop_size = checked_int(get_int(raw, "limn_crop_size", origin, false, 0), 0, 1 << 16, "limn_crop_size",
                               origin);
     if (m.role == "head") {
         if (m.kind != LIMN_MODEL_KIND_CARTOON) bad(origin, "role 'head' is for cartoon models only");
@@ -128,14 +110,40 @@ ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) 
             bad(origin, "a head model needs 'limn_crop_size' > 0, a multiple of limn_size_multiple " +
                             std::to_string(m.size_multiple));
         }
-    } else if (!m.role.empty()) {
+    } else if (!value_of(LIMN_NAMES_MODEL_ROLE, m.role)) {
         bad(origin, "unknown role '" + m.role.substr(0, 40) + "' (expected \"head\" or none)");
     } else if (m.crop_size != 0) {
         bad(origin, "'limn_crop_size' is for head models (limn_role \"head\") only");
     }
+}
+
+}  // namespace
+
+ModelMetadata parse_metadata(const RawMetadata& raw, const std::string& origin) {
+    if (!find(raw, "limn_format_version")) {
+        bad(origin, "no limn metadata (attribute 'limn_format_version' is missing); "
+                    "export the model with limn_models (python -m limn_models.export)");
+    }
+    ModelMetadata m;
+    const int64_t version = get_int(raw, "limn_format_version", origin, true, 0);
+    if (version != kMetadataFormatVersion) {
+        bad(origin, "unknown metadata format version " + std::to_string(version) +
+                        " (this limn reads version " + std::to_string(kMetadataFormatVersion) + ")");
+    }
+    m.format_version = static_cast<int>(version);
+    const std::string kind = get_string(raw, "limn_kind", origin, true);
+    const std::optional<int32_t> kind_value = value_of(LIMN_NAMES_MODEL_KIND, kind);
+    if (!kind_value || *kind_value == LIMN_MODEL_KIND_ANY) {
+        bad(origin, "unknown model kind '" + kind + "' (expected " + name_list(LIMN_NAMES_MODEL_KIND, LIMN_MODEL_KIND_ANY) + ")");
+    }
+    m.kind = static_cast<limn_model_kind>(*kind_value);
+    m.name = get_string(raw, "limn_name", origin, true);
+    if (m.name.empty()) bad(origin, "metadata attribute 'limn_name' is empty");
+    parse_sizes(raw, origin, m);
+    parse_face_template(raw, origin, m);
+    parse_role(raw, origin, m);
     m.source = get_string(raw, "limn_source", origin, false);
     m.license = get_string(raw, "limn_license", origin, false);
-
     const MetaValue* in = find(raw, "limn_selftest_input");
     const MetaValue* out = find(raw, "limn_selftest_output");
     const auto present = [](const MetaValue* v) {

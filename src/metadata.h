@@ -1,5 +1,5 @@
 // The metadata a limn model file carries (format described in models/FORMAT.md), and its
-// validation. model.cpp reads the attributes out of the TorchScript module into RawMetadata;
+// validation. torchscript.cpp and pt2.cpp read the attributes out of a model file into RawMetadata;
 // everything here is plain C++ so it can be tested without a model.
 #pragma once
 

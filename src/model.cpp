@@ -15,6 +15,7 @@
 #include "error.h"
 #include "image.h"
 #include "memory.h"
+#include "model_names.h"
 #include "network.h"
 #include "precision.h"
 #include "sha256.h"
@@ -437,6 +438,20 @@ std::unique_ptr<Model> Model::load_file(const std::string& path, const ModelOpti
     auto net = load_network_file(path);
     adapt_to_package(*net, options, path, r);
     return std::unique_ptr<Model>(new Model(prepare_impl(std::move(net), path, options, r.device, r.precision)));
+}
+
+std::unique_ptr<Model> Model::load_source(const std::string& source, const ModelOptions& options) {
+    const bool on_cpu = !is_model_name(source) ? false : !resolve_device(options.device.c_str()).is_cuda();
+    const std::vector<std::string> files = model_files(source, on_cpu, options.precision);
+    for (size_t i = 0;; ++i) {
+        try {
+            return load_file(files[i], options);
+        } catch (const Failure& e) {
+            // A name's package this CPU (or this torch) cannot run: its TorchScript file next.
+            const bool next = e.status() == LIMN_ERR_UNSUPPORTED || e.status() == LIMN_ERR_INVALID_MODEL;
+            if (!next || i + 1 == files.size()) throw;
+        }
+    }
 }
 
 std::unique_ptr<Model> Model::load_memory(const void* data, size_t size, const ModelOptions& options) {

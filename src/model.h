@@ -43,6 +43,9 @@ constexpr int64_t kDetectionColumns = 15;
 class Model {
 public:
     static std::unique_ptr<Model> load_file(const std::string& path, const ModelOptions& options);
+    // A file, or a model name fetched into the cache (model_names.h): the package compiled for this
+    // CPU first where it applies, then the TorchScript file when the package cannot run here.
+    static std::unique_ptr<Model> load_source(const std::string& source, const ModelOptions& options);
     static std::unique_ptr<Model> load_memory(const void* data, size_t size,
                                               const ModelOptions& options);
     ~Model();

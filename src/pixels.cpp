@@ -7,6 +7,7 @@
 #include <string>
 
 #include "error.h"
+#include "names.h"
 
 namespace limn::core {
 
@@ -30,15 +31,8 @@ int bytes_per_channel(limn_pixel_format format) {
 int bytes_per_pixel(limn_pixel_format format) { return channels_of(format) * bytes_per_channel(format); }
 
 const char* format_name(limn_pixel_format format) {
-    switch (format) {
-        case LIMN_PIXEL_RGB8: return "RGB8";
-        case LIMN_PIXEL_RGBA8: return "RGBA8";
-        case LIMN_PIXEL_BGR8: return "BGR8";
-        case LIMN_PIXEL_BGRA8: return "BGRA8";
-        case LIMN_PIXEL_RGB32F: return "RGB32F";
-        case LIMN_PIXEL_RGBA32F: return "RGBA32F";
-    }
-    return "unknown";
+    const char* text = text_of(LIMN_NAMES_PIXEL_FORMAT, format);
+    return text ? text : "unknown";
 }
 
 bool has_alpha(limn_pixel_format format) { return channels_of(format) == 4; }

@@ -3,18 +3,13 @@
 #include <string>
 
 #include "error.h"
+#include "names.h"
 
 namespace limn::core {
 
 const char* precision_name(limn_precision precision) {
-    switch (precision) {
-        case LIMN_PRECISION_AUTO: return "auto";
-        case LIMN_PRECISION_FP32: return "fp32";
-        case LIMN_PRECISION_FP16: return "fp16";
-        case LIMN_PRECISION_BF16: return "bf16";
-        case LIMN_PRECISION_TF32: return "tf32";
-    }
-    return "unknown";
+    const char* name = name_of(LIMN_NAMES_PRECISION, precision);
+    return name ? name : "unknown";
 }
 
 namespace {

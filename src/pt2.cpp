@@ -24,6 +24,7 @@
 #include "error.h"
 #include "file_io.h"
 #include "json.h"
+#include "names.h"
 #include "network.h"
 
 namespace limn::core {
@@ -270,10 +271,11 @@ private:
         else if (device == "cuda") info_.device = LIMN_DEVICE_CUDA;
         else bad("unknown package device '" + device + "' (expected cpu or cuda)");
         const std::string precision = text("limn_package_precision");
-        if (precision == "fp32") info_.precision = LIMN_PRECISION_FP32;
-        else if (precision == "fp16") info_.precision = LIMN_PRECISION_FP16;
-        else if (precision == "bf16") info_.precision = LIMN_PRECISION_BF16;
-        else bad("unknown package precision '" + precision + "' (expected fp32, fp16 or bf16)");
+        const std::optional<int32_t> p = value_of(LIMN_NAMES_PRECISION, precision);
+        if (!p || *p == LIMN_PRECISION_AUTO || *p == LIMN_PRECISION_TF32) {
+            bad("unknown package precision '" + precision + "' (expected fp32, fp16 or bf16)");
+        }
+        info_.precision = static_cast<limn_precision>(*p);
         const std::string layout = text("limn_package_input_layout");
         if (layout == "channels_last") info_.channels_last_input = true;
         else if (layout != "contiguous") bad("unknown package input layout '" + layout + "'");

@@ -39,8 +39,29 @@ public:
     }
 
     std::vector<ZipEntry> run() {
+        const Directory dir = find_directory();
+        const std::vector<uint8_t> cdir = bytes(dir.offset, dir.size, "the central directory");
+        std::vector<ZipEntry> entries;
+        std::set<std::string> names;
+        size_t pos = 0;
+        for (uint64_t i = 0; i < dir.count; ++i) {
+            entries.push_back(central_entry(cdir, pos, "entry " + std::to_string(i), dir.offset, names));
+        }
+        check_no_overlap(entries);
+        return entries;
+    }
+
+private:
+    // Where the central directory is, and how many entries it holds.
+    struct Directory {
+        uint64_t count = 0, size = 0, offset = 0;
+        uint64_t limit = 0;  // it ends before the records that describe it
+    };
+
+    // The end-of-central-directory record (the last in the file, as miniz finds it; it must end
+    // the file), and the ZIP64 end record when there is one.
+    Directory find_directory() const {
         if (size_ < kEndSize) bad("too short for an end-of-central-directory record");
-        // The last end record in the file, as miniz finds it; it must end the file.
         const uint64_t window = std::min<uint64_t>(size_, kEndSize + 0xFFFF);
         const std::vector<uint8_t> tail = bytes(size_ - window, window, "the end of the file");
         size_t at = tail.size() - kEndSize + 1;
@@ -52,124 +73,130 @@ public:
         const uint64_t end_offset = size_ - window + at;
         if (end_offset + kEndSize + u16(end + 20) != size_) bad("bytes after the end-of-central-directory record");
         if (u16(end + 4) != 0 || u16(end + 6) != 0) bad("a multi-disk archive");
-        uint64_t count = u16(end + 10), cdir_size = u32(end + 12), cdir_offset = u32(end + 16);
-        if (u16(end + 8) != count) bad("entry counts disagree");
-        uint64_t cdir_limit = end_offset;  // the directory ends before the records that describe it
-
-        // ZIP64: a locator right before the end record points at the 64-bit end record, whose
-        // values miniz takes instead; the 32-bit ones must agree (or say "see ZIP64").
-        if (end_offset >= kLocator64Size) {
-            const std::vector<uint8_t> loc = bytes(end_offset - kLocator64Size, kLocator64Size, "the ZIP64 locator");
-            if (u32(loc.data()) == kLocator64Sig) {
-                const uint64_t end64_offset = u64(&loc[8]);
-                if (u32(&loc[4]) != 0 || u32(&loc[16]) != 1) bad("a multi-disk ZIP64 archive");
-                if (end64_offset > end_offset - kLocator64Size ||
-                    end_offset - kLocator64Size - end64_offset < kEnd64Size) {
-                    bad("the ZIP64 end record is not before its locator");
-                }
-                const std::vector<uint8_t> e64 = bytes(end64_offset, kEnd64Size, "the ZIP64 end record");
-                if (u32(e64.data()) != kEnd64Sig) bad("no ZIP64 end record where its locator points");
-                if (u64(&e64[4]) < kEnd64Size - 12) bad("a ZIP64 end record too short");
-                if (u32(&e64[16]) != 0 || u32(&e64[20]) != 0 || u64(&e64[24]) != u64(&e64[32])) {
-                    bad("a multi-disk ZIP64 archive");
-                }
-                const uint64_t count64 = u64(&e64[32]), size64 = u64(&e64[40]), offset64 = u64(&e64[48]);
-                if ((count != 0xFFFF && count != count64) || (cdir_size != 0xFFFFFFFF && cdir_size != size64) ||
-                    (cdir_offset != 0xFFFFFFFF && cdir_offset != offset64)) {
-                    bad("the ZIP64 end record disagrees with the end record");
-                }
-                count = count64;
-                cdir_size = size64;
-                cdir_offset = offset64;
-                cdir_limit = end64_offset;
-            }
+        Directory d;
+        d.count = u16(end + 10);
+        d.size = u32(end + 12);
+        d.offset = u32(end + 16);
+        d.limit = end_offset;
+        if (u16(end + 8) != d.count) bad("entry counts disagree");
+        if (end_offset >= kLocator64Size) apply_zip64(end_offset, d);
+        if (d.count == 0) bad("no entries");
+        if (d.offset > d.limit || d.size > d.limit - d.offset) bad("the central directory lies outside the file");
+        if (d.size / kCentralSize < d.count) {
+            bad("the central directory is too small for its " + std::to_string(d.count) + " entries");
         }
-        if (count == 0) bad("no entries");
-        if (cdir_offset > cdir_limit || cdir_size > cdir_limit - cdir_offset) {
-            bad("the central directory lies outside the file");
-        }
-        if (cdir_size / kCentralSize < count) bad("the central directory is too small for its " +
-                                                  std::to_string(count) + " entries");
-        const std::vector<uint8_t> cdir = bytes(cdir_offset, cdir_size, "the central directory");
+        return d;
+    }
 
-        std::vector<ZipEntry> entries;
-        std::set<std::string> names;
-        size_t pos = 0;
-        for (uint64_t i = 0; i < count; ++i) {
-            const std::string which = "entry " + std::to_string(i);
-            if (cdir.size() - pos < kCentralSize || u32(&cdir[pos]) != kCentralSig) {
-                bad(which + " of the central directory is missing or damaged");
-            }
-            const uint8_t* h = &cdir[pos];
-            const size_t name_len = u16(h + 28), extra_len = u16(h + 30), comment_len = u16(h + 32);
-            if (cdir.size() - pos - kCentralSize < name_len + extra_len + comment_len) {
-                bad(which + " runs past the central directory");
-            }
-            ZipEntry e;
-            e.name.assign(reinterpret_cast<const char*>(h + kCentralSize), name_len);
-            const std::string named = which + " ('" + e.name.substr(0, 80) + "')";
-            if (e.name.empty() || e.name.find('\0') != std::string::npos) {
-                bad(which + " has an empty name or a NUL in it");
-            }
-            if (!names.insert(e.name).second) bad(named + " appears twice");
-            const uint16_t flags = u16(h + 8);
-            if (flags & (1u | 1u << 6 | 1u << 13)) bad(named + " is encrypted");
-            e.method = u16(h + 10);
-            if (e.method != 0 && e.method != 8) bad(named + " uses compression method " + std::to_string(e.method));
-            e.compressed_size = u32(h + 20);
-            e.size = u32(h + 24);
-            e.header_offset = u32(h + 42);
-            uint32_t disk = u16(h + 34);
-            // ZIP64 extra field: the values whose 32-bit field is saturated, in this order.
-            const uint8_t* x = h + kCentralSize + name_len;
-            for (size_t k = 0; k + 4 <= extra_len;) {
-                const uint16_t id = u16(x + k), len = u16(x + k + 2);
-                if (k + 4 + len > extra_len) bad(named + " has a damaged extra field");
-                if (id == 0x0001) {
-                    const uint8_t* v = x + k + 4;
-                    size_t left = len;
-                    for (uint64_t* field : {&e.size, &e.compressed_size, &e.header_offset}) {
-                        if (*field != 0xFFFFFFFF) continue;
-                        if (left < 8) bad(named + " has a short ZIP64 extra field");
-                        *field = u64(v);
-                        v += 8;
-                        left -= 8;
-                    }
-                    if (disk == 0xFFFF && left >= 4) disk = u32(v);
+    // ZIP64: a locator right before the end record points at the 64-bit end record, whose values
+    // miniz takes instead; the 32-bit ones must agree (or say "see ZIP64").
+    void apply_zip64(uint64_t end_offset, Directory& d) const {
+        const std::vector<uint8_t> loc = bytes(end_offset - kLocator64Size, kLocator64Size, "the ZIP64 locator");
+        if (u32(loc.data()) != kLocator64Sig) return;
+        const uint64_t end64_offset = u64(&loc[8]);
+        if (u32(&loc[4]) != 0 || u32(&loc[16]) != 1) bad("a multi-disk ZIP64 archive");
+        if (end64_offset > end_offset - kLocator64Size || end_offset - kLocator64Size - end64_offset < kEnd64Size) {
+            bad("the ZIP64 end record is not before its locator");
+        }
+        const std::vector<uint8_t> e64 = bytes(end64_offset, kEnd64Size, "the ZIP64 end record");
+        if (u32(e64.data()) != kEnd64Sig) bad("no ZIP64 end record where its locator points");
+        if (u64(&e64[4]) < kEnd64Size - 12) bad("a ZIP64 end record too short");
+        if (u32(&e64[16]) != 0 || u32(&e64[20]) != 0 || u64(&e64[24]) != u64(&e64[32])) {
+            bad("a multi-disk ZIP64 archive");
+        }
+        const uint64_t count64 = u64(&e64[32]), size64 = u64(&e64[40]), offset64 = u64(&e64[48]);
+        if ((d.count != 0xFFFF && d.count != count64) || (d.size != 0xFFFFFFFF && d.size != size64) ||
+            (d.offset != 0xFFFFFFFF && d.offset != offset64)) {
+            bad("the ZIP64 end record disagrees with the end record");
+        }
+        d.count = count64;
+        d.size = size64;
+        d.offset = offset64;
+        d.limit = end64_offset;
+    }
+
+    // The entry whose central header is at `pos` in the directory (`pos` moves past it), checked
+    // against its local header.
+    ZipEntry central_entry(const std::vector<uint8_t>& cdir, size_t& pos, const std::string& which,
+                           uint64_t cdir_offset, std::set<std::string>& names) const {
+        if (cdir.size() - pos < kCentralSize || u32(&cdir[pos]) != kCentralSig) {
+            bad(which + " of the central directory is missing or damaged");
+        }
+        const uint8_t* h = &cdir[pos];
+        const size_t name_len = u16(h + 28), extra_len = u16(h + 30), comment_len = u16(h + 32);
+        if (cdir.size() - pos - kCentralSize < name_len + extra_len + comment_len) {
+            bad(which + " runs past the central directory");
+        }
+        ZipEntry e;
+        e.name.assign(reinterpret_cast<const char*>(h + kCentralSize), name_len);
+        const std::string named = which + " ('" + e.name.substr(0, 80) + "')";
+        if (e.name.empty() || e.name.find('\0') != std::string::npos) bad(which + " has an empty name or a NUL in it");
+        if (!names.insert(e.name).second) bad(named + " appears twice");
+        const uint16_t flags = u16(h + 8);
+        if (flags & (1u | 1u << 6 | 1u << 13)) bad(named + " is encrypted");
+        e.method = u16(h + 10);
+        if (e.method != 0 && e.method != 8) bad(named + " uses compression method " + std::to_string(e.method));
+        e.compressed_size = u32(h + 20);
+        e.size = u32(h + 24);
+        e.header_offset = u32(h + 42);
+        uint32_t disk = u16(h + 34);
+        read_zip64_extra(h + kCentralSize + name_len, extra_len, named, e, disk);
+        if (disk != 0) bad(named + " is on another disk");
+        if (e.method == 0 && e.size != e.compressed_size) bad(named + " is stored but its two sizes differ");
+        if (e.method == 8 && e.size / kMaxDeflateRatio > e.compressed_size) {
+            bad(named + " claims " + std::to_string(e.size) + " bytes from " + std::to_string(e.compressed_size));
+        }
+        check_local_header(e, name_len, named, cdir_offset);
+        pos += kCentralSize + name_len + extra_len + comment_len;
+        return e;
+    }
+
+    // The ZIP64 extra field: the values whose 32-bit field is saturated, in this order.
+    void read_zip64_extra(const uint8_t* x, size_t extra_len, const std::string& named, ZipEntry& e,
+                          uint32_t& disk) const {
+        for (size_t k = 0; k + 4 <= extra_len;) {
+            const uint16_t id = u16(x + k), len = u16(x + k + 2);
+            if (k + 4 + len > extra_len) bad(named + " has a damaged extra field");
+            if (id == 0x0001) {
+                const uint8_t* v = x + k + 4;
+                size_t left = len;
+                for (uint64_t* field : {&e.size, &e.compressed_size, &e.header_offset}) {
+                    if (*field != 0xFFFFFFFF) continue;
+                    if (left < 8) bad(named + " has a short ZIP64 extra field");
+                    *field = u64(v);
+                    v += 8;
+                    left -= 8;
                 }
-                k += 4 + len;
+                if (disk == 0xFFFF && left >= 4) disk = u32(v);
             }
-            if (e.size == 0xFFFFFFFF || e.compressed_size == 0xFFFFFFFF || e.header_offset == 0xFFFFFFFF) {
-                bad(named + " lacks its ZIP64 sizes");
-            }
-            if (disk != 0) bad(named + " is on another disk");
-            if (e.method == 0 && e.size != e.compressed_size) bad(named + " is stored but its two sizes differ");
-            if (e.method == 8 && e.size / kMaxDeflateRatio > e.compressed_size) {
-                bad(named + " claims " + std::to_string(e.size) + " bytes from " + std::to_string(e.compressed_size));
-            }
-            // Its local header: where the directory says, the same name and method.
-            if (e.header_offset > cdir_offset || cdir_offset - e.header_offset < kLocalSize) {
-                bad(named + " has its local header outside the entries");
-            }
-            const std::vector<uint8_t> local = bytes(e.header_offset, kLocalSize, "a local header");
-            if (u32(local.data()) != kLocalSig) bad(named + " has no local header at offset " +
-                                                    std::to_string(e.header_offset));
-            if (u16(&local[8]) != e.method) bad(named + ": its local header names another compression method");
-            const uint64_t local_name_len = u16(&local[26]), local_extra_len = u16(&local[28]);
-            if (local_name_len != name_len ||
-                bytes(e.header_offset + kLocalSize, name_len, "a local header's name") !=
-                    std::vector<uint8_t>(e.name.begin(), e.name.end())) {
-                bad(named + ": its local header names another file");
-            }
-            e.data_offset = e.header_offset + kLocalSize + local_name_len + local_extra_len;
-            if (e.data_offset > cdir_offset || e.compressed_size > cdir_offset - e.data_offset) {
-                bad(named + "'s data runs into the central directory or past the end of the file");
-            }
-            entries.push_back(std::move(e));
-            pos += kCentralSize + name_len + extra_len + comment_len;
+            k += 4 + len;
         }
+        if (e.size == 0xFFFFFFFF || e.compressed_size == 0xFFFFFFFF || e.header_offset == 0xFFFFFFFF) {
+            bad(named + " lacks its ZIP64 sizes");
+        }
+    }
 
-        // No two entries share bytes.
+    // Its local header: where the directory says, the same name and method; sets data_offset.
+    void check_local_header(ZipEntry& e, size_t name_len, const std::string& named, uint64_t cdir_offset) const {
+        if (e.header_offset > cdir_offset || cdir_offset - e.header_offset < kLocalSize) {
+            bad(named + " has its local header outside the entries");
+        }
+        const std::vector<uint8_t> local = bytes(e.header_offset, kLocalSize, "a local header");
+        if (u32(local.data()) != kLocalSig) bad(named + " has no local header at offset " + std::to_string(e.header_offset));
+        if (u16(&local[8]) != e.method) bad(named + ": its local header names another compression method");
+        const uint64_t local_name_len = u16(&local[26]), local_extra_len = u16(&local[28]);
+        if (local_name_len != name_len || bytes(e.header_offset + kLocalSize, name_len, "a local header's name") !=
+                                              std::vector<uint8_t>(e.name.begin(), e.name.end())) {
+            bad(named + ": its local header names another file");
+        }
+        e.data_offset = e.header_offset + kLocalSize + local_name_len + local_extra_len;
+        if (e.data_offset > cdir_offset || e.compressed_size > cdir_offset - e.data_offset) {
+            bad(named + "'s data runs into the central directory or past the end of the file");
+        }
+    }
+
+    // No two entries share bytes.
+    void check_no_overlap(const std::vector<ZipEntry>& entries) const {
         std::vector<const ZipEntry*> by_offset;
         for (const ZipEntry& e : entries) by_offset.push_back(&e);
         std::sort(by_offset.begin(), by_offset.end(),
@@ -180,10 +207,8 @@ public:
                 bad("entries '" + prev.name.substr(0, 80) + "' and '" + by_offset[i]->name.substr(0, 80) + "' overlap");
             }
         }
-        return entries;
     }
 
-private:
     uint64_t size_;
     const ZipReader& read_;
     const std::string& origin_;

@@ -134,7 +134,8 @@ std::string device_arg(const std::string& v) {
 }
 
 void set_format(Args& a, const std::string& v) {
-    if (v != "png" && v != "jpg" && v != "jpeg" && v != "bmp" && v != "tga" && v != "webp") {
+    const std::optional<int32_t> format = limn::name_value(LIMN_NAMES_FILE_FORMAT, v);
+    if (!format || *format == LIMN_FILE_FORMAT_AUTO) {
         throw UsageError("--format expects png, jpg, bmp, tga or webp, not '" + v + "'");
     }
     a.format = v;

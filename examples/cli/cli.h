@@ -91,7 +91,7 @@ void say_skipped(const Plan& plan);
 
 // The built-in cartoon model installed beside the tool, or $LIMN_CARTOON_MODEL when set.
 std::string default_cartoon_model(const char* argv0);
-// A model argument as a file (a registry name as its fetched file); limn::Error if not fetched.
+// A model argument as a file (a fetched name as its file, limn_model_path); limn::Error if not fetched.
 std::string model_file(const std::string& arg);
 // Loads a model of `kind` on the device and precision asked for (limn::Error on failure).
 std::unique_ptr<limn::Model> load_model(const Args& a, const std::string& arg, limn_model_kind kind);

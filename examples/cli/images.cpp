@@ -137,14 +137,6 @@ bool has_transparency(const limn_image& img) {
     return false;
 }
 
-limn_file_format stdout_format(const std::string& format) {
-    return format == "png"                     ? LIMN_FILE_FORMAT_PNG
-           : format == "jpg" || format == "jpeg" ? LIMN_FILE_FORMAT_JPEG
-           : format == "bmp"                   ? LIMN_FILE_FORMAT_BMP
-           : format == "webp"                  ? LIMN_FILE_FORMAT_WEBP
-                                               : LIMN_FILE_FORMAT_TGA;
-}
-
 // One run of the command: the models, the progress bar and what the summary counts.
 class Run {
 public:
@@ -221,7 +213,8 @@ void Run::write(const Job& j, const limn::Image& img, const std::vector<uint8_t>
         limn::save_image(j.out.string(), img.view(), a_.quality, LIMN_FILE_FORMAT_AUTO, icc);
         return;
     }
-    const std::vector<uint8_t> encoded = limn::encode_image(img.view(), stdout_format(a_.format), a_.quality, icc);
+    const std::vector<uint8_t> encoded = limn::encode_image(
+        img.view(), static_cast<limn_file_format>(*limn::name_value(LIMN_NAMES_FILE_FORMAT, a_.format)), a_.quality, icc);
     // Straight to the descriptor (nothing else goes to stdout here), so a failure is this one's.
     for (size_t done = 0; done < encoded.size();) {
         const ssize_t n = ::write(STDOUT_FILENO, encoded.data() + done, encoded.size() - done);

@@ -361,6 +361,52 @@ typedef enum limn_precision {
 LIMN_API const char* limn_precision_name(limn_precision precision);
 LIMN_API const char* limn_model_kind_name(limn_model_kind kind);
 
+/* A model's role (limn_model_info.role names it): a head model stylizes aligned face crops. */
+typedef enum limn_model_role {
+    LIMN_MODEL_ROLE_NONE = 0,       /* named "" */
+    LIMN_MODEL_ROLE_HEAD = 1        /* named "head" */
+} limn_model_role;
+
+/* ---- Names ------------------------------------------------------------------------------- */
+/* The names of limn's enums, one table each, as model files, the command line and the Python
+ * package spell them ("fp32", "face_restore", "jpeg", "rgba8", "out_of_memory"). Every layer and
+ * binding takes its names from here. Table LIMN_NAMES_TABLES names the tables themselves. */
+
+typedef enum limn_name_table {
+    LIMN_NAMES_TABLES = 0,
+    LIMN_NAMES_STATUS = 1,          /* limn_status */
+    LIMN_NAMES_PRECISION = 2,       /* limn_precision */
+    LIMN_NAMES_MODEL_KIND = 3,      /* limn_model_kind */
+    LIMN_NAMES_MODEL_ROLE = 4,      /* limn_model_role */
+    LIMN_NAMES_FILE_FORMAT = 5,     /* limn_file_format */
+    LIMN_NAMES_PIXEL_FORMAT = 6     /* limn_pixel_format */
+} limn_name_table;
+
+/* Static text naming `value` in `table`; NULL for a value (or table) that is not one of them. */
+LIMN_API const char* limn_name(limn_name_table table, int32_t value);
+
+/* The value `name` names in `table` into *value (file formats also take "jpg"). An unknown name is
+ * LIMN_ERR_INVALID_ARGUMENT, listing the names; *value is then untouched. */
+LIMN_NODISCARD LIMN_API limn_status limn_name_value(limn_name_table table, const char* name, int32_t* value);
+
+/* Entry `index` (0, 1, ...) of `table`: its name, and its value into *value (may be NULL); NULL
+ * past the last. The entries in value order come first, then other spellings limn_name_value
+ * takes (such as "jpg"). For listing a table. */
+LIMN_API const char* limn_names_entry(limn_name_table table, size_t index, int32_t* value);
+
+/* ---- Models by name ---------------------------------------------------------------------- */
+
+/* The file a model argument stands for: `source` itself when it names an existing file or is not
+ * a model name (lowercase letters, digits, '-' and '_', at most 64); for a model name, its file
+ * fetched by `limn models fetch` into the model cache: $LIMN_HOME, else $XDG_CACHE_HOME/limn (an
+ * absolute XDG_CACHE_HOME), else ~/.cache/limn; the file is models/NAME.pt there. Written
+ * NUL-terminated into `out` (`out_size` bytes). A name not fetched is LIMN_ERR_IO, saying the
+ * command that fetches it; a path longer than out_size - 1 is LIMN_ERR_INVALID_ARGUMENT.
+ * limn_model_load takes such names too: on the CPU in precision AUTO (or the package's), it loads
+ * the package `limn models fetch` compiled for this CPU (models/NAME.cpu-bf16.pt2, then
+ * NAME.cpu-fp32.pt2) when there is one this CPU can run, else models/NAME.pt. */
+LIMN_NODISCARD LIMN_API limn_status limn_model_path(const char* source, char* out, size_t out_size);
+
 typedef struct limn_model_options {
     size_t struct_size;           /* sizeof(limn_model_options), set by limn_model_options_init */
     const char* device;           /* NULL or "auto" (default), "cpu", "cuda", "cuda:N" */
@@ -394,6 +440,7 @@ static inline limn_status limn_model_options_init(limn_model_options* options) {
 }
 
 /* Loads a limn model file onto the chosen device and precision. `options` may be NULL (defaults).
+ * `path` may also be a model name fetched into the cache (limn_model_path says which file).
  * On success the caller owns *out and frees it with limn_model_free.
  * Two formats, told apart by content: a TorchScript archive (.pt) runs on any device in any
  * precision; a compiled package (.pt2, torch.export + AOTInductor) is native code built for one
@@ -440,7 +487,8 @@ typedef struct limn_model_info {
                                    crop_size pixels, the face on face_template (DCT-Net's head) */
     int32_t crop_size;          /* head models: the side of the aligned crop; else 0 */
     int32_t min_tile_size;      /* the smallest cartoonize tile_size for a picture larger than one
-                                   tile (smaller is LIMN_ERR_INVALID_ARGUMENT) */
+                                   tile (smaller is LIMN_ERR_INVALID_ARGUMENT); 0 from a library
+                                   older than this field */
 } limn_model_info;
 
 /* Fills *out (out->struct_size must be set; only that many bytes are written). */

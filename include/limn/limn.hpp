@@ -192,24 +192,38 @@ inline std::vector<uint8_t> read_icc_profile_from_memory(const void* encoded, si
     return detail::take_buffer(data, size);
 }
 
-// Names of precisions and model kinds, as files and the command line spell them ("" if unknown).
-inline std::string precision_name(limn_precision p) {
-    const char* name = limn_precision_name(p);
-    return name ? name : "";
+// Names of limn's enums (limn_name and its tables), as files and the command line spell them.
+inline std::string name(limn_name_table table, int32_t value) {
+    const char* n = limn_name(table, value);
+    return n ? n : "";
 }
-inline std::string model_kind_name(limn_model_kind kind) {
-    const char* name = limn_model_kind_name(kind);
-    return name ? name : "";
+inline std::string precision_name(limn_precision p) { return name(LIMN_NAMES_PRECISION, p); }
+inline std::string model_kind_name(limn_model_kind kind) { return name(LIMN_NAMES_MODEL_KIND, kind); }
+// The value a name stands for in `table` ("jpg" too for file formats); none if unknown.
+inline std::optional<int32_t> name_value(limn_name_table table, const std::string& n) {
+    int32_t value = 0;
+    if (limn_name_value(table, n.c_str(), &value) != LIMN_OK) return std::nullopt;
+    return value;
+}
+// Every (name, value) of `table`, in value order, then the other spellings ("jpg").
+inline std::vector<std::pair<std::string, int32_t>> names(limn_name_table table) {
+    std::vector<std::pair<std::string, int32_t>> out;
+    int32_t value = 0;
+    for (size_t i = 0; const char* n = limn_names_entry(table, i, &value); ++i) out.emplace_back(n, value);
+    return out;
 }
 // The precision a name ("fp16", ...) stands for; false if none.
-inline bool parse_precision(const std::string& name, limn_precision* out) {
-    for (int p = LIMN_PRECISION_AUTO; limn_precision_name(static_cast<limn_precision>(p)); ++p) {
-        if (name == limn_precision_name(static_cast<limn_precision>(p))) {
-            *out = static_cast<limn_precision>(p);
-            return true;
-        }
-    }
-    return false;
+inline bool parse_precision(const std::string& n, limn_precision* out) {
+    const std::optional<int32_t> value = name_value(LIMN_NAMES_PRECISION, n);
+    if (value) *out = static_cast<limn_precision>(*value);
+    return value.has_value();
+}
+// The file a model argument stands for: itself, or a fetched name's file in the model cache
+// (limn_model_path); limn::Error(LIMN_ERR_IO) with the fetch command for a name not fetched.
+inline std::string model_path(const std::string& source) {
+    std::vector<char> out(4096);
+    detail::check(limn_model_path(source.c_str(), out.data(), out.size()));
+    return out.data();
 }
 
 // Chainable model options over limn_model_options.

@@ -1,5 +1,6 @@
 /* The public C ABI as an engine sees it: only limn.h, compiled as C99 -pedantic -Werror, linked
  * against liblimn.so. Usage: test_c_api FIXTURE_DIR */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <limn/limn.h>
 
 #include <stdio.h>
@@ -719,6 +720,53 @@ static void test_icc_profiles(void) {
     limn_image_free(img);
 }
 
+/* The name tables: every layer takes its names from here (issue 23). */
+static void test_names(void) {
+    int32_t v = -7;
+    size_t i, n = 0;
+    const char* name;
+    CHECK(strcmp(limn_name(LIMN_NAMES_PRECISION, LIMN_PRECISION_BF16), "bf16") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_MODEL_KIND, LIMN_MODEL_KIND_FACE_RESTORE), "face_restore") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_FILE_FORMAT, LIMN_FILE_FORMAT_JPEG), "jpeg") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_PIXEL_FORMAT, LIMN_PIXEL_RGBA32F), "rgba32f") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_STATUS, LIMN_ERR_OUT_OF_MEMORY), "out_of_memory") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_MODEL_ROLE, LIMN_MODEL_ROLE_HEAD), "head") == 0);
+    CHECK(strcmp(limn_name(LIMN_NAMES_TABLES, LIMN_NAMES_PIXEL_FORMAT), "pixel_format") == 0);
+    CHECK(limn_name(LIMN_NAMES_PRECISION, 99) == NULL && limn_name((limn_name_table)99, 0) == NULL);
+    CHECK(limn_name_value(LIMN_NAMES_FILE_FORMAT, "jpg", &v) == LIMN_OK && v == LIMN_FILE_FORMAT_JPEG);
+    CHECK(limn_name_value(LIMN_NAMES_PRECISION, "tf32", &v) == LIMN_OK && v == LIMN_PRECISION_TF32);
+    v = -7;
+    CHECK_ERR(limn_name_value(LIMN_NAMES_PRECISION, "fp8", &v), LIMN_ERR_INVALID_ARGUMENT, "fp32, fp16, bf16 or tf32");
+    CHECK_ERR(limn_name_value((limn_name_table)99, "png", &v), LIMN_ERR_INVALID_ARGUMENT, "table 99");
+    CHECK_ERR(limn_name_value(LIMN_NAMES_PRECISION, NULL, &v), LIMN_ERR_INVALID_ARGUMENT, "name");
+    CHECK(v == -7);
+    /* Every status is named, in value order, and limn_status_string's text comes from the same table. */
+    for (i = 0; (name = limn_names_entry(LIMN_NAMES_STATUS, i, &v)) != NULL; ++i) {
+        CHECK(v == (int32_t)i && strcmp(limn_name(LIMN_NAMES_STATUS, v), name) == 0);
+        CHECK(strcmp(limn_status_string((limn_status)v), "unknown status") != 0);
+        ++n;
+    }
+    CHECK(n == LIMN_ERR_INVALID_IMAGE + 1);
+    /* Other spellings follow the entries: "jpg" after webp. */
+    for (i = 0; limn_names_entry(LIMN_NAMES_FILE_FORMAT, i, NULL) != NULL; ++i) name = limn_names_entry(LIMN_NAMES_FILE_FORMAT, i, &v);
+    CHECK(strcmp(name, "jpg") == 0 && v == LIMN_FILE_FORMAT_JPEG);
+}
+
+/* Models by name: limn_model_path and the cache (issue 23). */
+static void test_model_names(void) {
+    char out[4096], tiny[8];
+    CHECK(setenv("LIMN_HOME", "/nonexistent/limn-home", 1) == 0);
+    CHECK(limn_model_path(fixture("tiny_unet.pt"), out, sizeof out) == LIMN_OK);
+    CHECK(strcmp(out, fixture("tiny_unet.pt")) == 0);                  /* a file: itself */
+    CHECK(limn_model_path("Not a name.pt", out, sizeof out) == LIMN_OK); /* not a name: itself */
+    CHECK(strcmp(out, "Not a name.pt") == 0);
+    CHECK_ERR(limn_model_path("nosuch", out, sizeof out), LIMN_ERR_IO, "limn models fetch nosuch");
+    CHECK(strstr(limn_last_error(), "/nonexistent/limn-home/models") != NULL);
+    CHECK_ERR(limn_model_path(fixture("tiny_unet.pt"), tiny, sizeof tiny), LIMN_ERR_INVALID_ARGUMENT, "out_size");
+    CHECK_ERR(limn_model_path(NULL, out, sizeof out), LIMN_ERR_INVALID_ARGUMENT, "source");
+    CHECK(unsetenv("LIMN_HOME") == 0);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -738,6 +786,8 @@ int main(int argc, char** argv) {
     test_growable_structs();
     test_enum_values();
     test_icc_profiles();
+    test_names();
+    test_model_names();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -49,8 +49,8 @@ for t in $TARGETS; do
       # a smaller pixel limit keeps those inputs fast. stb_image (Debian's header) shifts signed
       # values and, for an empty PNG IDAT chunk, calls memcpy(NULL, p, 0): harmless, not limn's.
       build image_load -fno-sanitize=shift-base,nonnull-attribute -DLIMN_FUZZ_MAX_PIXELS=262144 -I "$STB" "$ROOT/src/pixels.cpp" \
-        "$ROOT/src/exif.cpp" "$ROOT/src/icc.cpp" "$ROOT/src/image_io.cpp" "$ROOT/src/file_io.cpp" "${WEBP[@]}" ;;
-    package_metadata) build package_metadata "$ROOT/src/json.cpp" "$ROOT/src/metadata.cpp" ;;
+        "$ROOT/src/exif.cpp" "$ROOT/src/icc.cpp" "$ROOT/src/image_io.cpp" "$ROOT/src/file_io.cpp" "$ROOT/src/names.cpp" "${WEBP[@]}" ;;
+    package_metadata) build package_metadata "$ROOT/src/json.cpp" "$ROOT/src/metadata.cpp" "$ROOT/src/names.cpp" ;;
     landmarks) build landmarks -I "$ROOT/examples/cli" "$ROOT/examples/cli/landmarks.cpp" ;;
     model_load) build model_load "$ROOT/src/zip_check.cpp" -L "$LIB" -Wl,-rpath,"$LIB" -llimn ;;
     # Out-of-range enum values are the point: legal C, passed as a C caller would.

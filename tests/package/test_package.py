@@ -180,7 +180,7 @@ def test_image_files(tmp_path, astronaut):
 
 
 def test_every_status_has_its_exception_class():
-    classes = {cls.status: cls for cls in limn._ERRORS[1:]}
+    classes = limn._ERROR_CLASSES  # by status value, from the library's status table
     assert sorted(classes) == list(range(1, 15))
     for cls in classes.values():
         assert issubclass(cls, limn.Error) and cls.__name__ in limn.__all__
@@ -1029,3 +1029,44 @@ def test_ray_batch_writes_names_of_255_bytes_and_through_symbolic_links(tmp_path
     assert sorted(os.listdir(tmp_path)) == sorted([long_name, "real", "link.png", "chain.png", "dangling.png",
                                                    "loop.png"])
     assert sorted(os.listdir(real)) == ["new.png", "target.png"]  # no temporary file left anywhere
+
+
+def test_names_come_from_the_library_and_limn_models_copies_equal_them(tmp_path, monkeypatch):
+    """One table of names (limn_name, issue 23): the package's options, error classes and
+    limn_models' own copies (it must work without the library) all equal the library's."""
+    from limn_models import metadata, pt2, registry
+
+    names = limn._limn.names()
+    assert set(names["tables"]) == {"tables", "status", "precision", "model_kind", "model_role", "file_format",
+                                    "pixel_format"}
+    assert limn._PRECISIONS == names["precision"] and set(limn._KINDS) == set(names["model_kind"]) - {"any"}
+    assert limn._FILE_FORMATS["jpg"] == limn._FILE_FORMATS["jpeg"] == names["file_format"]["jpeg"]
+    for status, value in names["status"].items():  # each status raises its own class
+        cls = limn._ERROR_CLASSES.get(value)
+        assert (cls is None) == (status == "ok"), status
+        if cls is not None:
+            assert cls.status == value and f"LIMN_ERR_{status.upper()}" in cls.__doc__
+    assert set(metadata.KINDS) == set(registry.KINDS) == set(names["model_kind"]) - {"any"}
+    assert set(pt2.PRECISIONS) | {"auto", "tf32"} == set(names["precision"])
+    assert set(registry.PACKAGE_PRECISIONS) <= set(names["precision"])
+    assert set(names["model_role"]) == {"", "head"}
+    # The model cache and the name rule: the library's (limn_model_path) and registry.py's.
+    for word in ("dctnet", "gpen-bfr-512", "a_b", "9x", "Dctnet", "-x", "x.pt", "dir/x", "x" * 64, "x" * 65, ""):
+        try:
+            said = limn.model_path(word) != word
+        except limn.FileError:
+            said = True
+        assert said == registry.looks_like_name(word), word
+    monkeypatch.chdir(tmp_path)
+    for env in ({"LIMN_HOME": str(tmp_path / "home")}, {"LIMN_HOME": "rel/home"},
+                {"XDG_CACHE_HOME": str(tmp_path / "xdg")}, {"XDG_CACHE_HOME": "relative"}, {"HOME": str(tmp_path)}):
+        for key in ("LIMN_HOME", "XDG_CACHE_HOME"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        os.makedirs(os.path.dirname(registry.model_file("toy")), exist_ok=True)
+        open(registry.model_file("toy"), "wb").close()
+        assert limn.model_path("toy") == registry.model_file("toy"), env
+        os.remove(registry.model_file("toy"))
+        with pytest.raises(limn.FileError, match="limn models fetch toy"):
+            limn.model_path("toy")

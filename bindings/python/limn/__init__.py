@@ -41,7 +41,7 @@ from . import _limn
 __all__ = [
     "__version__", "build_info", "cuda_available", "devices", "resolve_device",
     "set_memory_limit", "release_cached_memory", "reset_peak_memory", "memory_stats",
-    "load_image", "save_image", "encode_image", "read_icc_profile",
+    "load_image", "save_image", "encode_image", "read_icc_profile", "model_path",
     "Model", "ModelInfo", "Face", "PipelineStats", "DeviceInfo", "MemoryStats",
     "Error", "InvalidArgumentError", "FileError", "InvalidModelError", "WrongModelKindError",
     "DeviceUnavailableError", "UnsupportedError", "OutOfMemoryError", "ImageTooLargeError",
@@ -57,99 +57,104 @@ Progress = Callable[[int, int], Optional[bool]]
 
 # ---- Errors --------------------------------------------------------------------------------
 
+# The library's name tables (limn_name, limn.h): statuses, precisions, kinds, file and pixel formats.
+_NAMES: Dict[str, Dict[str, int]] = _limn.names()
+_STATUS = _NAMES["status"]
+
 
 class Error(Exception):
     """A failure reported by the limn library; ``str(e)`` is the library's message."""
 
-    status: int = 13
+    status: int = _STATUS["internal"]
     """The ``limn_status`` value (see ``limn.h``)."""
 
 
 class InvalidArgumentError(Error, ValueError):
     """A bad argument: option value, image description, closed model (``LIMN_ERR_INVALID_ARGUMENT``)."""
-    status = 1
+    status = _STATUS["invalid_argument"]
 
 
 class FileError(Error, OSError):
     """A file could not be opened, read or written (``LIMN_ERR_IO``)."""
-    status = 2
+    status = _STATUS["io"]
 
 
 class InvalidModelError(Error, ValueError):
     """Not a limn model file, corrupt, truncated, or failing its self-test (``LIMN_ERR_INVALID_MODEL``)."""
-    status = 3
+    status = _STATUS["invalid_model"]
 
 
 class WrongModelKindError(Error, ValueError):
     """A valid model of another kind than the call needs (``LIMN_ERR_WRONG_MODEL_KIND``)."""
-    status = 4
+    status = _STATUS["wrong_model_kind"]
 
 
 class DeviceUnavailableError(Error, RuntimeError):
     """The device does not exist or cannot be used (``LIMN_ERR_DEVICE_UNAVAILABLE``)."""
-    status = 5
+    status = _STATUS["device_unavailable"]
 
 
 class UnsupportedError(Error, RuntimeError):
     """Something the device or model cannot do, e.g. a precision (``LIMN_ERR_UNSUPPORTED``)."""
-    status = 6
+    status = _STATUS["unsupported"]
 
 
 class OutOfMemoryError(Error, MemoryError):
     """Device or host memory exhausted; the model stays usable (``LIMN_ERR_OUT_OF_MEMORY``)."""
-    status = 7
+    status = _STATUS["out_of_memory"]
 
 
 class ImageTooLargeError(Error, ValueError):
     """More pixels than the model's ``max_pixels`` (``LIMN_ERR_IMAGE_TOO_LARGE``)."""
-    status = 8
+    status = _STATUS["image_too_large"]
 
 
 class SizeRuleError(Error, ValueError):
     """The image size does not fit the model's size rule, for raw runs (``LIMN_ERR_SIZE_RULE``)."""
-    status = 9
+    status = _STATUS["size_rule"]
 
 
 class NonFiniteError(Error, ArithmeticError):
     """The network produced NaN or Inf (``LIMN_ERR_NON_FINITE``)."""
-    status = 10
+    status = _STATUS["non_finite"]
 
 
 class CancelledError(Error):
     """A progress callback returned False (``LIMN_ERR_CANCELLED``)."""
-    status = 11
+    status = _STATUS["cancelled"]
 
 
 class DeadlineExceededError(Error, builtins.TimeoutError):
     """The call's ``timeout`` expired (``LIMN_ERR_TIMEOUT``)."""
-    status = 12
+    status = _STATUS["timeout"]
 
 
 class InternalError(Error, RuntimeError):
     """Anything else; the message says what (``LIMN_ERR_INTERNAL``)."""
-    status = 13
+    status = _STATUS["internal"]
 
 
 class InvalidImageError(Error, ValueError):
     """An image file that is corrupt, truncated or of no known format (``LIMN_ERR_INVALID_IMAGE``)."""
-    status = 14
+    status = _STATUS["invalid_image"]
 
 
-_ERRORS = [Error, InvalidArgumentError, FileError, InvalidModelError, WrongModelKindError,
-           DeviceUnavailableError, UnsupportedError, OutOfMemoryError, ImageTooLargeError,
-           SizeRuleError, NonFiniteError, CancelledError, DeadlineExceededError, InternalError,
-           InvalidImageError]
-_limn._set_error_classes(_ERRORS)
+_ERROR_CLASSES = {c.status: c for c in (InvalidArgumentError, FileError, InvalidModelError, WrongModelKindError,
+                                         DeviceUnavailableError, UnsupportedError, OutOfMemoryError,
+                                         ImageTooLargeError, SizeRuleError, NonFiniteError, CancelledError,
+                                         DeadlineExceededError, InternalError, InvalidImageError)}
+# One class per status value (the library's order); a status without its own class is an Error.
+_limn._set_error_classes([_ERROR_CLASSES.get(v, Error) for v in sorted(_STATUS.values())])
 
 # ---- Names of the C enums ----------------------------------------------------------------------
 
-# The library's defaults and enum names (its *_options_init and limn_*_name): never retyped here.
+# The library's defaults and enum names (its *_options_init and name tables): never retyped here.
 # C floats are shown as the decimals they were written as (0.1, not 0.10000000149011612).
 _D = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in _limn.defaults().items()}
-_PRECISIONS = dict(_D["precisions"])
-_KINDS = {name: value for name, value in _D["kinds"].items() if name != "any"}
-_FILE_FORMATS = {"png": 1, "jpeg": 2, "jpg": 2, "bmp": 3, "tga": 4, "webp": 5}
-_LOAD_MODES = {"auto": 0, "rgb": 1, "rgba": 2}
+_PRECISIONS = dict(_NAMES["precision"])
+_KINDS = {name: value for name, value in _NAMES["model_kind"].items() if name != "any"}
+_FILE_FORMATS = {name: value for name, value in _NAMES["file_format"].items() if name != "auto"}
+_LOAD_MODES = {"auto": 0, "rgb": _NAMES["pixel_format"]["rgb8"], "rgba": _NAMES["pixel_format"]["rgba8"]}
 
 
 def _choice(value: str, table: Dict[str, int], what: str) -> int:
@@ -391,23 +396,12 @@ def _like(result: ImageArray, image: object) -> object:
     return out
 
 
-def _model_paths(source: str, device: str, precision: str) -> List[str]:
-    """The files to try, in order: a path as it is; a registry name's CPU package compiled by
-    `limn models fetch` (when the model will run on the CPU in precision "auto" or the package's),
-    then its TorchScript file."""
-    if os.path.exists(source):
-        return [source]
-    try:
-        from limn_models import registry
-    except ImportError:  # the model zoo is not installed: a plain path
-        return [source]
-    if not registry.looks_like_name(source):
-        return [source]
-    on_cpu = device == "cpu" or (device == "auto" and not _limn.cuda_available())
-    try:
-        return registry.candidates(source, on_cpu, precision if isinstance(precision, str) else "")
-    except FileNotFoundError as e:
-        raise FileError(str(e)) from None
+def model_path(source: PathLike) -> str:
+    """The file a model argument stands for: itself when it is a file (or not a model name); for a
+    name fetched by ``limn models fetch``, its file in the model cache ($LIMN_HOME, else
+    $XDG_CACHE_HOME/limn, else ~/.cache/limn). A name not fetched is a FileError saying how to
+    fetch it. ``Model(name)`` resolves names the same way (preferring the CPU package)."""
+    return _limn.model_path(os.fspath(source))
 
 
 @dataclass(frozen=True, eq=False)
@@ -526,21 +520,15 @@ class Model:
                  expected_sha256: Optional[str] = None) -> None:
         if not isinstance(device, str):
             raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', not {type(device).__name__}")
-        sources: List[Any] = [source]
+        # A file, or a model name: the library resolves names (limn_model_path), trying the
+        # package `limn models fetch` compiled for this CPU before the TorchScript file.
         if not isinstance(source, (bytes, bytearray, memoryview)):
-            sources = _model_paths(os.fspath(source), device, precision)
-        for i, src in enumerate(sources):
-            try:
-                self._model = _limn.Model(
-                    src, device, _choice(precision, _PRECISIONS, "precision"),
-                    0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
-                    _tristate(channels_last), _tristate(cudnn_benchmark), _c_int(max_pixels, "max_pixels", "uint64"),
-                    name or "", expected_sha256 or "")
-                break
-            except (UnsupportedError, InvalidModelError):
-                # A name's package this CPU (or this torch) cannot run: its TorchScript file next.
-                if i == len(sources) - 1:
-                    raise
+            source = os.fspath(source)
+        self._model = _limn.Model(
+            source, device, _choice(precision, _PRECISIONS, "precision"),
+            0 if kind is None else _choice(kind, _KINDS, "kind"), _tristate(fp32_fallback), bool(warmup),
+            _tristate(channels_last), _tristate(cudnn_benchmark), _c_int(max_pixels, "max_pixels", "uint64"),
+            name or "", expected_sha256 or "")
         raw = self._model.info()
         fixed = (raw["fixed_width"], raw["fixed_height"]) if raw["fixed_width"] > 0 else None
         template = np.asarray(raw["face_template"], np.float32).reshape(5, 2) if raw["face_template"] else None

@@ -22,23 +22,26 @@ namespace {
 
 // ---- Errors ----------------------------------------------------------------------------------
 
-// The exception class for each limn_status, set once by limn/__init__.py (kept for the process's
-// life: the translator may run during interpreter shutdown).
-constexpr int kStatusCount = 15;
-PyObject* g_error_classes[kStatusCount] = {};
+// The exception class for each limn_status (by value, from the library's status table), set once
+// by limn/__init__.py (kept for the process's life: the translator may run during interpreter
+// shutdown).
+std::vector<PyObject*> g_error_classes;
 
 void set_error_classes(const std::vector<py::object>& classes) {
-    if (classes.size() != kStatusCount) throw py::value_error("expected one class per limn_status");
-    for (int i = 0; i < kStatusCount; ++i) {
-        Py_XDECREF(g_error_classes[i]);
-        g_error_classes[i] = classes[i].ptr();
-        Py_INCREF(g_error_classes[i]);
+    if (classes.size() != limn::names(LIMN_NAMES_STATUS).size()) {
+        throw py::value_error("expected one class per limn_status");
+    }
+    for (PyObject* old : g_error_classes) Py_XDECREF(old);
+    g_error_classes.clear();
+    for (const py::object& c : classes) {
+        Py_INCREF(c.ptr());
+        g_error_classes.push_back(c.ptr());
     }
 }
 
 void raise_status(limn_status status, const char* message) {
-    const int s = static_cast<int>(status);
-    PyObject* cls = s > 0 && s < kStatusCount && g_error_classes[s] ? g_error_classes[s] : PyExc_RuntimeError;
+    const size_t s = static_cast<size_t>(status);
+    PyObject* cls = s > 0 && s < g_error_classes.size() ? g_error_classes[s] : PyExc_RuntimeError;
     // Decoded defensively: limn's messages are valid UTF-8, but a caller's own text may not be.
     PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace");
     if (!text) {
@@ -574,16 +577,18 @@ py::dict defaults() {
     limn_model_options mo;
     limn_model_options_init(&mo);
     d["model_max_pixels"] = mo.max_pixels;
-    py::dict precisions, kinds;
-    for (int p = LIMN_PRECISION_AUTO; limn_precision_name(static_cast<limn_precision>(p)); ++p) {
-        precisions[limn_precision_name(static_cast<limn_precision>(p))] = p;
-    }
-    for (int k = LIMN_MODEL_KIND_ANY; limn_model_kind_name(static_cast<limn_model_kind>(k)); ++k) {
-        kinds[limn_model_kind_name(static_cast<limn_model_kind>(k))] = k;
-    }
-    d["precisions"] = precisions;
-    d["kinds"] = kinds;
     return d;
+}
+
+// The library's name tables: {"precision": {"auto": 0, ...}, "status": {...}, ...}.
+py::dict names() {
+    py::dict out;
+    for (const auto& [table, id] : limn::names(LIMN_NAMES_TABLES)) {
+        py::dict entries;
+        for (const auto& [name, value] : limn::names(static_cast<limn_name_table>(id))) entries[py::str(name)] = value;
+        out[py::str(table)] = entries;
+    }
+    return out;
 }
 
 }  // namespace
@@ -615,6 +620,8 @@ PYBIND11_MODULE(_limn, m) {
           py::arg("icc_profile").none(true));
     m.def("read_icc_profile", &read_icc_profile, py::arg("source"));
     m.def("defaults", &defaults);
+    m.def("names", &names);
+    m.def("model_path", &limn::model_path, py::arg("source"));
     m.def("describe_image", &describe_image, py::arg("image"));
 
     py::class_<PyModel>(m, "Model")

@@ -147,7 +147,7 @@ class _Worker:
             out, stats = self.model.cartoonize(image, return_stats=True, **kw)
         fmt = os.path.splitext(dst)[1].lower().lstrip(".")  # the library's format names take the extension
         warnings = []
-        if fmt in ("jpg", "jpeg") and image.ndim == 3 and image.shape[2] == 4:
+        if fmt in ("jpg", "jpeg") and image.ndim == 3 and image.shape[2] == 4 and (image[..., 3] < 255).any():
             warnings.append(f"{dst}: JPEG has no alpha; the transparency of {src} is dropped (PNG keeps it)")
         if icc and fmt in ("bmp", "tga"):
             warnings.append(f"{dst}: BMP and TGA cannot hold the ICC colour profile of {src}; it is dropped "
