@@ -218,8 +218,37 @@ void check_icc_profile(const std::vector<uint8_t>& profile) {
 
 namespace {
 
+// The profile in a TIFF file's first image (tag 34675, ICC Profile); BigTIFF is not read.
+std::vector<uint8_t> tiff_icc(const uint8_t* data, size_t size) {
+    if (size < 8) return {};
+    const bool le = data[0] == 'I';
+    const auto r16 = [&](uint64_t at) -> uint32_t {
+        return le ? data[at] | uint32_t{data[at + 1]} << 8 : uint32_t{data[at]} << 8 | data[at + 1];
+    };
+    const auto r32 = [&](uint64_t at) -> uint64_t {
+        return le ? r16(at) | uint64_t{r16(at + 2)} << 16 : uint64_t{r16(at)} << 16 | r16(at + 2);
+    };
+    const uint64_t ifd = r32(4);
+    if (r16(2) != 42 || ifd > size - 2) return {};
+    const uint64_t entries = r16(ifd);
+    for (uint64_t i = 0; i < entries; ++i) {
+        const uint64_t at = ifd + 2 + 12 * i;
+        if (at + 12 > size) return {};
+        if (r16(at) != 34675) continue;
+        const uint32_t type = r16(at + 2);
+        const uint64_t count = r32(at + 4);
+        const uint64_t from = count <= 4 ? at + 8 : r32(at + 8);
+        if ((type != 7 && type != 1) || count > kMaxIccProfileBytes || from > size || count > size - from) return {};
+        return std::vector<uint8_t>(data + from, data + from + count);
+    }
+    return {};
+}
+
 std::vector<uint8_t> contained_icc(const uint8_t* data, size_t size) {
     if (!data) return {};
+    if (size >= 8 && (std::memcmp(data, "II*\0", 4) == 0 || std::memcmp(data, "MM\0*", 4) == 0)) {
+        return tiff_icc(data, size);
+    }
     if (size >= 4 && data[0] == 0xFF && data[1] == 0xD8) return jpeg_icc(data, size);
     if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return png_icc(data, size);
     if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {

@@ -20,7 +20,7 @@ constexpr size_t kMaxIccProfileBytes = 16'000'000;
 // 'acsp' signature at byte 36 (ICC.1, 7.2). Checked before a profile is embedded.
 void check_icc_profile(const std::vector<uint8_t>& profile);
 
-// The profile in encoded JPEG, PNG or WebP bytes; empty when there is none, the container is
+// The profile in encoded JPEG, PNG, WebP or TIFF bytes; empty when there is none, the container is
 // damaged (missing or inconsistent APP2 parts, a bad iCCP stream), what it holds is not a profile
 // (check_icc_profile), or the format carries none.
 std::vector<uint8_t> find_icc_profile(const uint8_t* data, size_t size);

@@ -459,6 +459,54 @@ int tiff_close(thandle_t) { return 0; }
 toff_t tiff_size(thandle_t h) { return static_cast<TiffSource*>(h)->size; }
 #endif
 
+bool is_gif(const uint8_t* data, size_t size) { return size >= 6 && std::memcmp(data, "GIF8", 4) == 0; }
+
+// Whether every pixel of 8-bit RGBA pixels is opaque.
+bool all_opaque(const uint8_t* rgba, int w, int h) {
+    const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
+    for (size_t i = 0; i < n; ++i)
+        if (rgba[4 * i + 3] != 255) return false;
+    return true;
+}
+
+// The images in a GIF (its image descriptors), counted by walking its blocks; a damaged file
+// counts what it has before the damage.
+size_t gif_frames(const uint8_t* data, size_t size) {
+    if (!is_gif(data, size) || size < 13) return 0;
+    size_t pos = 13, frames = 0;
+    if (data[10] & 0x80) pos += size_t{3} << ((data[10] & 7) + 1);  // the global colour table
+    const auto skip_sub_blocks = [&] {
+        while (pos < size) {
+            const size_t n = data[pos++];
+            if (n == 0) return true;
+            pos += n;
+        }
+        return false;
+    };
+    while (pos < size) {
+        const uint8_t block = data[pos++];
+        if (block == 0x21 && pos < size) {  // an extension: its label, then sub-blocks
+            ++pos;
+            if (!skip_sub_blocks()) break;
+        } else if (block == 0x2C && pos + 9 <= size) {  // an image: descriptor, colours, LZW data
+            const uint8_t flags = data[pos + 8];
+            pos += 9;
+            if (flags & 0x80) pos += size_t{3} << ((flags & 7) + 1);
+            ++frames;
+            ++pos;  // the LZW minimum code size
+            if (pos > size || !skip_sub_blocks()) break;
+        } else {
+            break;  // the trailer (0x3B), or damage
+        }
+    }
+    return frames;
+}
+
+[[noreturn]] void fail_animated(const std::string& label, const std::string& what) {
+    fail(LIMN_ERR_UNSUPPORTED, label + " is " + what + "; limn reads still pictures: save the one you want as a "
+                                                       "file of its own (e.g. PNG) and give limn that");
+}
+
 // TIFF (its first image) through libtiff, as stored (`orientation` receives its orientation tag,
 // 1..8, which the caller applies as for JPEG); the size from the header is checked before the pixels
 // are decoded. RGBA when the file has extra (alpha) samples.
@@ -478,6 +526,14 @@ Pixels decode_tiff(const uint8_t* data, size_t size, const std::string& label,
                        nullptr),
         [](TIFF* t) { if (t) TIFFClose(t); });
     if (!tif) fail_decode(label, "is a corrupt or truncated TIFF file");
+    size_t pages = 0;
+    do {
+        uint32_t type = 0;
+        TIFFGetFieldDefaulted(tif.get(), TIFFTAG_SUBFILETYPE, &type);
+        if (!(type & FILETYPE_REDUCEDIMAGE)) ++pages;
+    } while (pages <= 1 && TIFFReadDirectory(tif.get()));
+    if (pages > 1) fail_animated(label, "a TIFF file of several pages");
+    if (!TIFFSetDirectory(tif.get(), 0)) fail_decode(label, "is a corrupt or truncated TIFF file");
     uint32_t width = 0, height = 0;
     uint16_t extra = 0, *kinds = nullptr;
     if (!TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &width) || !TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &height) ||
@@ -530,6 +586,7 @@ Pixels decode_webp(const uint8_t* data, size_t size, const std::string& label,
     if (WebPGetFeatures(data, size, &features) != VP8_STATUS_OK || features.width <= 0 || features.height <= 0) {
         fail_decode(label, "is a corrupt or truncated WebP file");
     }
+    if (features.has_animation) fail_animated(label, "an animated WebP file");
     check_size(static_cast<uint64_t>(features.width), static_cast<uint64_t>(features.height));
     n = features.has_alpha ? 4 : 3;
     uint8_t* p = n == 4 ? WebPDecodeRGBA(data, size, &w, &h) : WebPDecodeRGB(data, size, &w, &h);
@@ -571,6 +628,9 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
     int w = 0, h = 0, n = 0;
     bool wide = false;  // 16-bit samples, kept only when they survive the conversion, i.e. into float
     Pixels pixels(nullptr, &stb_free);
+    if (gif_frames(data, size) > 1) {
+        fail_animated(label, "an animated GIF file (" + std::to_string(gif_frames(data, size)) + " frames)");
+    }
     const bool other = is_webp(data, size) || is_tiff(data, size);  // not stb_image's
     const size_t jpeg_at = other ? 0 : decode_stb(data, size, label, options, check_size, w, h, n, wide, pixels);
     if (is_webp(data, size)) pixels = decode_webp(data, size, label, check_size, w, h, n);
@@ -588,8 +648,11 @@ OwnedImage decode(const uint8_t* data, size_t size, const std::string& label, co
                             : jpeg_at > 0 ? jpeg_exif_orientation(data + jpeg_at - 2, size - (jpeg_at - 2))
                             : is_png(data, size) ? png_exif_orientation(data, size)
                                                  : tiff_orientation;
-    const limn_pixel_format format =
-        options.format != 0 ? options.format : (n == 2 || n == 4 ? LIMN_PIXEL_RGBA8 : LIMN_PIXEL_RGB8);
+    // stb gives every GIF an alpha channel; one without a transparent colour is an RGB picture.
+    const bool opaque_gif = is_gif(data, size) && n == 4 && !wide && all_opaque(static_cast<const uint8_t*>(pixels.get()), w, h);
+    const limn_pixel_format format = options.format != 0                    ? options.format
+                                     : (n == 2 || n == 4) && !opaque_gif ? LIMN_PIXEL_RGBA8
+                                                                          : LIMN_PIXEL_RGB8;
     const bool swapped = orientation >= 5;
     OwnedImage out = allocate_image(swapped ? h : w, swapped ? w : h, format);
     const Walk walk = walk_for(orientation, w, h);

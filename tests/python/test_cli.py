@@ -690,3 +690,34 @@ def test_transparency_warning_only_when_there_is_transparency(bin_dir, cartoon_m
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(tmp_path / "opaque.png")
     r = _run(bin_dir, cartoon_model, str(tmp_path / "opaque.png"), "-o", str(tmp_path / "o.jpg"))
     assert r.returncode == 0 and "JPEG has no alpha" not in r.stderr, r.stderr
+
+
+def test_pictures_of_several_frames_are_refused_with_the_reason(bin_dir, cartoon_model, tmp_path):
+    """Animated GIF and WebP and multi-page TIFF: refused, saying so (an animated WebP was called
+    corrupt, and the first frame of the others was used without a word)."""
+    frames = [photo((64, 48)), photo((64, 48)).transpose(Image.FLIP_LEFT_RIGHT)]
+    files = {"g.gif": {}, "t.tif": {}, "w.webp": {"lossless": True}}
+    for name, kw in files.items():
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], **kw)
+    r = _run(bin_dir, cartoon_model, *(str(tmp_path / n) for n in files), "-o", str(tmp_path / "out"))
+    assert r.returncode == 1 and "0 of 3 images done" in r.stderr, r.stderr
+    assert "is an animated GIF file (2 frames); limn reads still pictures" in r.stderr
+    assert "is a TIFF file of several pages; limn reads still pictures" in r.stderr
+    assert "is an animated WebP file; limn reads still pictures" in r.stderr
+    for name in files:  # one frame of each is a picture like any other
+        frames[0].save(tmp_path / ("one-" + name))
+        r = _run(bin_dir, cartoon_model, str(tmp_path / ("one-" + name)), "-o", str(tmp_path / (name + ".png")), "-q")
+        assert r.returncode == 0, (name, r.stderr)
+
+
+def test_a_gif_without_transparency_is_rgb_and_a_tiff_keeps_its_profile(bin_dir, cartoon_model, tmp_path):
+    photo().convert("P").save(tmp_path / "opaque.gif")
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "opaque.gif"), "-o", str(tmp_path / "o.jpg"))
+    assert r.returncode == 0 and "JPEG has no alpha" not in r.stderr, r.stderr
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "opaque.gif"), "-o", str(tmp_path / "o.png"), "-q")
+    assert r.returncode == 0 and Image.open(tmp_path / "o.png").mode == "RGB"
+    profile = _icc_profile()
+    photo().save(tmp_path / "p.tif", icc_profile=profile)
+    r = _run(bin_dir, cartoon_model, str(tmp_path / "p.tif"), "-o", str(tmp_path / "p.png"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "p.png").info.get("icc_profile") == profile
