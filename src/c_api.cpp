@@ -162,31 +162,31 @@ void defaults(limn_model_options& o) {
     o.expected_sha256 = nullptr;
 }
 
-void defaults(limn_cartoonize_options& o) {
-    const limn::core::CartoonizeOptions d;
-    o.strength = d.strength;
-    o.max_side = d.max_side;
-    o.tile_size = d.tile_size;
-    o.memory_budget = d.memory_budget;
-    o.timeout_ms = d.timeout_ms;
-    o.working_size = d.working_size;
-    o.feather = d.feather;
+// The fields a pipeline's C options struct and its core struct share by name and type, one list
+// each: the C defaults are copied from the core struct's, and the caller's values back into a core
+// struct, from the same list. A new plain option is one name here (CONTRIBUTING.md); fields that
+// need converting (handles, callbacks, nested options) are copied by hand below.
+#define LIMN_CARTOONIZE_FIELDS(X) X(strength) X(max_side) X(tile_size) X(memory_budget) X(timeout_ms) \
+    X(working_size) X(feather) X(progress) X(progress_user_data) X(faces) X(face_count)
+#define LIMN_RESTORE_FACES_FIELDS(X) X(strength) X(min_face_size) X(feather) X(timeout_ms) X(progress) \
+    X(progress_user_data)
+#define LIMN_DETECT_FACES_FIELDS(X) X(score_threshold) X(nms_iou) X(max_faces) X(max_side)
+#define LIMN_FROM_CORE(field) c.field = core.field;
+#define LIMN_TO_CORE(field) core.field = c.field;
+
+void defaults(limn_cartoonize_options& c) {
+    const limn::core::CartoonizeOptions core;
+    LIMN_CARTOONIZE_FIELDS(LIMN_FROM_CORE)
 }
 
-void defaults(limn_detect_faces_options& o) {
-    const limn::core::DetectFacesOptions d;
-    o.score_threshold = d.score_threshold;
-    o.nms_iou = d.nms_iou;
-    o.max_faces = d.max_faces;
-    o.max_side = d.max_side;
+void defaults(limn_detect_faces_options& c) {
+    const limn::core::DetectFacesOptions core;
+    LIMN_DETECT_FACES_FIELDS(LIMN_FROM_CORE)
 }
 
-void defaults(limn_restore_faces_options& o) {
-    const limn::core::RestoreFacesOptions d;
-    o.strength = d.strength;
-    o.min_face_size = d.min_face_size;
-    o.feather = d.feather;
-    o.timeout_ms = d.timeout_ms;
+void defaults(limn_restore_faces_options& c) {
+    const limn::core::RestoreFacesOptions core;
+    LIMN_RESTORE_FACES_FIELDS(LIMN_FROM_CORE)
 }
 
 // limn_<struct>_init_sized: defaults into the caller's struct_size bytes.
@@ -252,47 +252,29 @@ limn::core::ModelOptions model_options(const limn_model_options* in) {
 }
 
 limn::core::DetectFacesOptions detect_faces_options(const limn_detect_faces_options* in) {
-    const limn_detect_faces_options o = read_options(in, defaults);
-    limn::core::DetectFacesOptions m;
-    m.score_threshold = o.score_threshold;
-    m.nms_iou = o.nms_iou;
-    m.max_faces = o.max_faces;
-    m.max_side = o.max_side;
-    return m;
+    const limn_detect_faces_options c = read_options(in, defaults);
+    limn::core::DetectFacesOptions core;
+    LIMN_DETECT_FACES_FIELDS(LIMN_TO_CORE)
+    return core;
 }
 
 limn::core::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
-    const limn_cartoonize_options o = read_options(in, defaults);
-    limn::core::CartoonizeOptions m;
-    m.strength = o.strength;
-    m.max_side = o.max_side;
-    m.tile_size = o.tile_size;
-    m.memory_budget = o.memory_budget;
-    m.timeout_ms = o.timeout_ms;
-    m.progress = o.progress;
-    m.progress_user_data = o.progress_user_data;
-    m.head_model = o.head_model ? o.head_model->impl.get() : nullptr;
-    m.detector = o.detector ? o.detector->impl.get() : nullptr;
-    m.detect = detect_faces_options(o.detect_options);
-    m.faces = o.faces;
-    m.face_count = o.face_count;
-    m.working_size = o.working_size;
-    m.feather = o.feather;
-    return m;
+    const limn_cartoonize_options c = read_options(in, defaults);
+    limn::core::CartoonizeOptions core;
+    LIMN_CARTOONIZE_FIELDS(LIMN_TO_CORE)
+    core.head_model = c.head_model ? c.head_model->impl.get() : nullptr;
+    core.detector = c.detector ? c.detector->impl.get() : nullptr;
+    core.detect = detect_faces_options(c.detect_options);
+    return core;
 }
 
 limn::core::RestoreFacesOptions restore_faces_options(const limn_restore_faces_options* in) {
-    const limn_restore_faces_options o = read_options(in, defaults);
-    limn::core::RestoreFacesOptions m;
-    m.strength = o.strength;
-    m.min_face_size = o.min_face_size;
-    m.feather = o.feather;
-    m.timeout_ms = o.timeout_ms;
-    m.progress = o.progress;
-    m.progress_user_data = o.progress_user_data;
-    m.detector = o.detector ? o.detector->impl.get() : nullptr;
-    m.detect = detect_faces_options(o.detect_options);
-    return m;
+    const limn_restore_faces_options c = read_options(in, defaults);
+    limn::core::RestoreFacesOptions core;
+    LIMN_RESTORE_FACES_FIELDS(LIMN_TO_CORE)
+    core.detector = c.detector ? c.detector->impl.get() : nullptr;
+    core.detect = detect_faces_options(c.detect_options);
+    return core;
 }
 
 void write_stats(const limn::core::PipelineStats& s, limn_pipeline_stats* out) {
