@@ -260,7 +260,7 @@ void Run::process(const Job& j) {
         warn(j, img, icc);
         write(j, img, icc);
         done(j, img, st, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    } catch (const limn::Error& e) {
+    } catch (const std::exception& e) {  // limn::Error, and std::bad_alloc: this photo fails, the rest go on
         say("limn: " + j.in.string() + ": " + e.what());
         const std::lock_guard<std::mutex> lock(mutex_);
         ++failed_;
