@@ -261,6 +261,7 @@ private:
 class DetectFacesOptions {
 public:
     DetectFacesOptions() { limn_detect_faces_options_init(&o_); }
+    explicit DetectFacesOptions(const limn_detect_faces_options& o) : o_(o) {}  // a filled C struct
     DetectFacesOptions& score_threshold(float t) { o_.score_threshold = t; return *this; }
     DetectFacesOptions& nms_iou(float t) { o_.nms_iou = t; return *this; }
     DetectFacesOptions& max_faces(int32_t n) { o_.max_faces = n; return *this; }

@@ -492,6 +492,12 @@ def test_the_extension_stubs_match_the_bindings():
         if isinstance(member, property):
             continue
         assert stub_methods[name] == _parameters(member.__doc__.splitlines()[0]), name
+    # The pipelines' option classes (the C structs): the same fields, made with the library's defaults.
+    for cls in ("CartoonizeOptions", "DetectFacesOptions", "RestoreFacesOptions"):
+        stub = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+        stub_fields = [n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)]
+        assert sorted(stub_fields) == sorted(k for k in dir(getattr(_limn, cls)) if not k.startswith("_")), cls
+    assert _limn.CartoonizeOptions().working_size == 720 and _limn.DetectFacesOptions().score_threshold > 0.89
 
 
 # ---- DCT-Net's compound stylization against an eager reference ---------------------------------

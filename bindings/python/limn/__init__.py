@@ -150,11 +150,37 @@ _limn._set_error_classes([_ERROR_CLASSES.get(v, Error) for v in sorted(_STATUS.v
 
 # The library's defaults and enum names (its *_options_init and name tables): never retyped here.
 # C floats are shown as the decimals they were written as (0.1, not 0.10000000149011612).
-_D = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in _limn.defaults().items()}
+def _decimal(value: Any) -> Any:
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def _fields(options: Any, **renamed: str) -> Dict[str, Any]:
+    """The fields of a C options object with the library's defaults, some under the keyword name
+    the package gives them."""
+    return {renamed.get(k, k): _decimal(getattr(options, k)) for k in dir(options) if not k.startswith("_")}
+
+
+_D = {k: _decimal(v) for k, v in _limn.defaults().items()}
+_D.update(_fields(_limn.RestoreFacesOptions(), strength="restore_strength", feather="restore_feather",
+                  timeout_ms="restore_timeout_ms"))
+_D.update(_fields(_limn.DetectFacesOptions(), max_side="detect_max_side"))
+_D.update(_fields(_limn.CartoonizeOptions(), tile_size="tile"))
 _PRECISIONS = dict(_NAMES["precision"])
 _KINDS = {name: value for name, value in _NAMES["model_kind"].items() if name != "any"}
 _FILE_FORMATS = {name: value for name, value in _NAMES["file_format"].items() if name != "auto"}
 _LOAD_MODES = {"auto": 0, "rgb": _NAMES["pixel_format"]["rgb8"], "rgba": _NAMES["pixel_format"]["rgba8"]}
+
+
+def _options(options: Any, **values: Any) -> Any:
+    """A C options object (made with the library's defaults) with `values` set, by field name."""
+    for name, value in values.items():
+        setattr(options, name, value)
+    return options
+
+
+def _detect_options(score_threshold: float, nms_iou: float, max_faces: int, max_side: int, side_name: str) -> Any:
+    return _options(_limn.DetectFacesOptions(), score_threshold=float(score_threshold), nms_iou=float(nms_iou),
+                    max_faces=_c_int(max_faces, "max_faces", "int32"), max_side=_c_int(max_side, side_name, "int32"))
 
 
 def _choice(value: str, table: Dict[str, int], what: str) -> int:
@@ -612,13 +638,15 @@ class Model:
             if m is not None and not isinstance(m, Model):
                 raise TypeError(f"{what} must be a limn.Model, not {type(m).__name__}")
         rows = None if faces is None else _faces_to_rows(faces)
+        options = _options(
+            _limn.CartoonizeOptions(), strength=float(strength), max_side=_c_int(max_side, "max_side", "int32"),
+            tile_size=_c_int(tile, "tile", "int32"), memory_budget=_c_int(memory_budget, "memory_budget", "uint64"),
+            timeout_ms=_timeout_ms(timeout), working_size=_c_int(working_size, "working_size", "int32"),
+            feather=float(feather))
         out, stats = self._model.cartoonize(
-            _pixels(image), float(strength), _c_int(max_side, "max_side", "int32"), _c_int(tile, "tile", "int32"),
-            _c_int(memory_budget, "memory_budget", "uint64"), _timeout_ms(timeout),
-            progress, head_model._model if head_model is not None else None, rows,
-            detector._model if detector is not None else None, float(score_threshold), float(nms_iou),
-            _c_int(max_faces, "max_faces", "int32"), _c_int(detect_max_side, "detect_max_side", "int32"),
-            _c_int(working_size, "working_size", "int32"), float(feather))
+            _pixels(image), options, progress, head_model._model if head_model is not None else None, rows,
+            detector._model if detector is not None else None,
+            _detect_options(score_threshold, nms_iou, max_faces, detect_max_side, "detect_max_side"))
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out
 
@@ -631,8 +659,8 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(_pixels(image), float(score_threshold), float(nms_iou),
-                                        _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"))
+        rows = self._model.detect_faces(_pixels(image),
+                                        _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"))
         return _faces_from_rows(rows)
 
     def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
@@ -658,10 +686,10 @@ class Model:
             raise ValueError("restore_faces needs the faces: give landmarks (e.g. from detect_faces) or a "
                              "detector (a face_detect limn.Model) that finds them")
         rows = None if landmarks is None else _faces_to_rows(landmarks)
+        options = _options(_limn.RestoreFacesOptions(), strength=float(strength),
+                           min_face_size=float(min_face_size), feather=float(feather), timeout_ms=_timeout_ms(timeout))
         out, stats = self._model.restore_faces(
-            _pixels(image), rows, detector._model if detector is not None else None, float(score_threshold),
-            float(nms_iou), _c_int(max_faces, "max_faces", "int32"), _c_int(max_side, "max_side", "int32"),
-            float(strength), float(min_face_size),
-            float(feather), _timeout_ms(timeout), progress)
+            _pixels(image), rows, detector._model if detector is not None else None,
+            _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"), options, progress)
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out

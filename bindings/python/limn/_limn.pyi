@@ -25,6 +25,30 @@ def names() -> Dict[str, Dict[str, int]]: ...
 def model_path(source: str) -> str: ...
 def describe_image(image: np.ndarray) -> Dict[str, Any]: ...
 
+class CartoonizeOptions:
+    strength: float
+    max_side: int
+    tile_size: int
+    memory_budget: int
+    timeout_ms: int
+    working_size: int
+    feather: float
+    def __init__(self) -> None: ...
+
+class DetectFacesOptions:
+    score_threshold: float
+    nms_iou: float
+    max_faces: int
+    max_side: int
+    def __init__(self) -> None: ...
+
+class RestoreFacesOptions:
+    strength: float
+    min_face_size: float
+    feather: float
+    timeout_ms: int
+    def __init__(self) -> None: ...
+
 class Model:
     def __init__(self, source: _Source, device: str, precision: int, expected_kind: int, fp32_fallback: int,
                  warmup: bool, channels_last: int, cudnn_benchmark: int, max_pixels: int, name: str,
@@ -32,15 +56,12 @@ class Model:
     def info(self) -> Dict[str, Any]: ...
     def run(self, image: np.ndarray) -> np.ndarray: ...
     def run_batch(self, images: Sequence[np.ndarray]) -> List[np.ndarray]: ...
-    def cartoonize(self, image: np.ndarray, strength: float, max_side: int, tile: int, memory_budget: int,
-                   timeout_ms: int, progress: _Progress, head_model: Optional["Model"], faces: Optional[np.ndarray],
-                   detector: Optional["Model"], score_threshold: float, nms_iou: float, max_faces: int,
-                   detect_max_side: int, working_size: int, feather: float) -> Tuple[np.ndarray, Dict[str, Any]]: ...
-    def detect_faces(self, image: np.ndarray, score_threshold: float, nms_iou: float, max_faces: int,
-                     max_side: int) -> np.ndarray: ...
+    def cartoonize(self, image: np.ndarray, options: CartoonizeOptions, progress: _Progress,
+                   head_model: Optional["Model"], faces: Optional[np.ndarray], detector: Optional["Model"],
+                   detect_options: DetectFacesOptions) -> Tuple[np.ndarray, Dict[str, Any]]: ...
+    def detect_faces(self, image: np.ndarray, options: DetectFacesOptions) -> np.ndarray: ...
     def restore_faces(self, image: np.ndarray, faces: Optional[np.ndarray], detector: Optional["Model"],
-                      score_threshold: float, nms_iou: float, max_faces: int, max_side: int, strength: float,
-                      min_face_size: float, feather: float, timeout_ms: int,
+                      detect_options: DetectFacesOptions, options: RestoreFacesOptions,
                       progress: _Progress) -> Tuple[np.ndarray, Dict[str, Any]]: ...
     def close(self) -> None: ...
     @property

@@ -185,9 +185,12 @@ py::dict describe_image(const py::handle& obj) {
 }
 
 // The detection options of detect_faces, and of the pipelines that detect their own faces.
-limn::DetectFacesOptions detect_options(float score_threshold, float nms_iou, int32_t max_faces, int32_t max_side) {
-    return limn::DetectFacesOptions().score_threshold(score_threshold).nms_iou(nms_iou).max_faces(max_faces).max_side(
-        max_side);
+// A C options struct with the library's defaults.
+template <typename T>
+T options_init(limn_status (*init_sized)(T*, size_t)) {
+    T o{};
+    limn::detail::check(init_sized(&o, sizeof o));
+    return o;
 }
 
 // ---- Progress callbacks ---------------------------------------------------------------------
@@ -372,25 +375,24 @@ public:
         return result;
     }
 
-    py::tuple cartoonize(const py::handle& image, float strength, int32_t max_side, int32_t tile,
-                         uint64_t memory_budget, uint32_t timeout_ms, const py::object& progress,
+    // `options` (the C struct, its plain fields set by the package) gets the models, faces and
+    // progress here, which the struct holds only as pointers.
+    py::tuple cartoonize(const py::handle& image, limn_cartoonize_options options, const py::object& progress,
                          const PyModel* head_model, const py::object& faces, const PyModel* detector,
-                         float score_threshold, float nms_iou, int32_t max_faces, int32_t detect_max_side,
-                         int32_t working_size, float feather) const {
+                         const limn_detect_faces_options& detect) const {
         const auto model = acquire();
         const auto head = head_model ? head_model->acquire() : nullptr;
         const auto det = detector ? detector->acquire() : nullptr;
         const ImageArg in = image_arg(image, "image");
         auto out = new_image(in.image);
         const auto p = progress_arg(progress);
-        limn::CartoonizeOptions o;
-        o.strength(strength).max_side(max_side).tile_size(tile).memory_budget(memory_budget).timeout_ms(timeout_ms);
-        o.working_size(working_size).feather(feather);
-        if (head) o.head_model(*head);
-        if (!faces.is_none()) o.faces(faces_from_array(faces));
-        if (det) o.detector(*det, detect_options(score_threshold, nms_iou, max_faces, detect_max_side));
+        const std::vector<limn_face> given = faces.is_none() ? std::vector<limn_face>() : faces_from_array(faces);
+        options.head_model = head ? head->get() : nullptr;
+        options.faces = given.empty() ? nullptr : given.data();
+        options.face_count = given.size();
+        options.detector = det ? det->get() : nullptr;
+        options.detect_options = det ? &detect : nullptr;
         limn_pipeline_stats stats{};
-        auto options = *o.get();
         if (p) {
             options.progress = &Progress::call;
             options.progress_user_data = p.get();
@@ -402,19 +404,17 @@ public:
         return py::make_tuple(out.first, stats_dict(stats));
     }
 
-    py::array_t<float> detect_faces(const py::handle& image, float score_threshold, float nms_iou,
-                                    int32_t max_faces, int32_t max_side) const {
+    py::array_t<float> detect_faces(const py::handle& image, const limn_detect_faces_options& options) const {
         const auto model = acquire();
         const ImageArg in = image_arg(image, "image");
-        const limn::DetectFacesOptions o = detect_options(score_threshold, nms_iou, max_faces, max_side);
+        const limn::DetectFacesOptions o(options);
         std::vector<limn_face> faces;
         without_gil(nullptr, [&] { faces = model->detect_faces(in.image, o); });
         return faces_to_array(faces);
     }
 
     py::tuple restore_faces(const py::handle& image, const py::object& faces, const PyModel* detector,
-                            float score_threshold, float nms_iou, int32_t max_faces, int32_t max_side,
-                            float strength, float min_face_size, float feather, uint32_t timeout_ms,
+                            const limn_detect_faces_options& detect, limn_restore_faces_options options,
                             const py::object& progress) const {
         const auto model = acquire();
         const auto det = detector ? detector->acquire() : nullptr;
@@ -422,10 +422,8 @@ public:
         const std::vector<limn_face> given = faces.is_none() ? std::vector<limn_face>() : faces_from_array(faces);
         auto out = new_image(in.image);
         const auto p = progress_arg(progress);
-        limn::RestoreFacesOptions o;
-        o.strength(strength).min_face_size(min_face_size).feather(feather).timeout_ms(timeout_ms);
-        if (det) o.detector(*det, detect_options(score_threshold, nms_iou, max_faces, max_side));
-        auto options = *o.get();
+        options.detector = det ? det->get() : nullptr;
+        options.detect_options = det ? &detect : nullptr;
         if (p) {
             options.progress = &Progress::call;
             options.progress_user_data = p.get();
@@ -545,8 +543,9 @@ py::object read_icc_profile(const py::object& source) {
     return py::bytes(reinterpret_cast<const char*>(profile.data()), profile.size());
 }
 
-// Every default of the C options structs, as their init functions set them: the Python signatures
-// take theirs from here, so each default is written once, in the library.
+// The defaults of the C options structs that are not bound as classes below (image files, model
+// loading), as their init functions set them: the Python signatures take theirs from here and from
+// those classes, so each default is written once, in the library.
 py::dict defaults() {
     py::dict d;
     limn_image_load_options load;
@@ -555,25 +554,6 @@ py::dict defaults() {
     limn_image_save_options save;
     limn_image_save_options_init(&save);
     d["quality"] = save.jpeg_quality;
-    limn_cartoonize_options c;
-    limn_cartoonize_options_init(&c);
-    d["strength"] = c.strength;
-    d["max_side"] = c.max_side;
-    d["tile"] = c.tile_size;
-    d["memory_budget"] = c.memory_budget;
-    d["working_size"] = c.working_size;
-    d["feather"] = c.feather;
-    limn_detect_faces_options det;
-    limn_detect_faces_options_init(&det);
-    d["score_threshold"] = det.score_threshold;
-    d["nms_iou"] = det.nms_iou;
-    d["max_faces"] = det.max_faces;
-    d["detect_max_side"] = det.max_side;
-    limn_restore_faces_options r;
-    limn_restore_faces_options_init(&r);
-    d["restore_strength"] = r.strength;
-    d["min_face_size"] = r.min_face_size;
-    d["restore_feather"] = r.feather;
     limn_model_options mo;
     limn_model_options_init(&mo);
     d["model_max_pixels"] = mo.max_pixels;
@@ -624,6 +604,31 @@ PYBIND11_MODULE(_limn, m) {
     m.def("model_path", &limn::model_path, py::arg("source"));
     m.def("describe_image", &describe_image, py::arg("image"));
 
+    // The pipelines' C options structs as Python objects made with the library's defaults (their
+    // *_options_init); each plain field is an attribute of the same name. The package sets them
+    // from its keywords: a new plain option is one def_readwrite line here.
+    py::class_<limn_cartoonize_options>(m, "CartoonizeOptions")
+        .def(py::init([] { return options_init<limn_cartoonize_options>(limn_cartoonize_options_init_sized); }))
+        .def_readwrite("strength", &limn_cartoonize_options::strength)
+        .def_readwrite("max_side", &limn_cartoonize_options::max_side)
+        .def_readwrite("tile_size", &limn_cartoonize_options::tile_size)
+        .def_readwrite("memory_budget", &limn_cartoonize_options::memory_budget)
+        .def_readwrite("timeout_ms", &limn_cartoonize_options::timeout_ms)
+        .def_readwrite("working_size", &limn_cartoonize_options::working_size)
+        .def_readwrite("feather", &limn_cartoonize_options::feather);
+    py::class_<limn_detect_faces_options>(m, "DetectFacesOptions")
+        .def(py::init([] { return options_init<limn_detect_faces_options>(limn_detect_faces_options_init_sized); }))
+        .def_readwrite("score_threshold", &limn_detect_faces_options::score_threshold)
+        .def_readwrite("nms_iou", &limn_detect_faces_options::nms_iou)
+        .def_readwrite("max_faces", &limn_detect_faces_options::max_faces)
+        .def_readwrite("max_side", &limn_detect_faces_options::max_side);
+    py::class_<limn_restore_faces_options>(m, "RestoreFacesOptions")
+        .def(py::init([] { return options_init<limn_restore_faces_options>(limn_restore_faces_options_init_sized); }))
+        .def_readwrite("strength", &limn_restore_faces_options::strength)
+        .def_readwrite("min_face_size", &limn_restore_faces_options::min_face_size)
+        .def_readwrite("feather", &limn_restore_faces_options::feather)
+        .def_readwrite("timeout_ms", &limn_restore_faces_options::timeout_ms);
+
     py::class_<PyModel>(m, "Model")
         .def(py::init<const py::object&, const std::string&, int, int, int, bool, int, int, uint64_t,
                       const std::string&, const std::string&>(),
@@ -633,17 +638,12 @@ PYBIND11_MODULE(_limn, m) {
         .def("info", &PyModel::info)
         .def("run", &PyModel::run, py::arg("image"))
         .def("run_batch", &PyModel::run_batch, py::arg("images"))
-        .def("cartoonize", &PyModel::cartoonize, py::arg("image"), py::arg("strength"), py::arg("max_side"),
-             py::arg("tile"), py::arg("memory_budget"), py::arg("timeout_ms"), py::arg("progress"),
+        .def("cartoonize", &PyModel::cartoonize, py::arg("image"), py::arg("options"), py::arg("progress"),
              py::arg("head_model").none(true), py::arg("faces"), py::arg("detector").none(true),
-             py::arg("score_threshold"), py::arg("nms_iou"), py::arg("max_faces"), py::arg("detect_max_side"),
-             py::arg("working_size"), py::arg("feather"))
-        .def("detect_faces", &PyModel::detect_faces, py::arg("image"), py::arg("score_threshold"),
-             py::arg("nms_iou"), py::arg("max_faces"), py::arg("max_side"))
+             py::arg("detect_options"))
+        .def("detect_faces", &PyModel::detect_faces, py::arg("image"), py::arg("options"))
         .def("restore_faces", &PyModel::restore_faces, py::arg("image"), py::arg("faces"),
-             py::arg("detector").none(true), py::arg("score_threshold"), py::arg("nms_iou"),
-             py::arg("max_faces"), py::arg("max_side"), py::arg("strength"), py::arg("min_face_size"),
-             py::arg("feather"), py::arg("timeout_ms"), py::arg("progress"))
+             py::arg("detector").none(true), py::arg("detect_options"), py::arg("options"), py::arg("progress"))
         .def("close", &PyModel::close)
         .def_property_readonly("closed", &PyModel::closed)
         .def_property_readonly("origin", &PyModel::origin);
