@@ -345,6 +345,11 @@ limn::core::Model& model_arg(limn_model* model) {
     return *model->impl;
 }
 
+// `table` when it is one of limn_name_table's values (read without loading an invalid enum).
+std::optional<limn_name_table> known_table(const limn_name_table& table) {
+    return known_enum(table, LIMN_NAMES_TABLES, LIMN_NAMES_PIXEL_FORMAT);
+}
+
 }  // namespace
 
 extern "C" {
@@ -472,28 +477,32 @@ const char* limn_precision_name(limn_precision precision) {
 
 const char* limn_model_kind_name(limn_model_kind kind) { return limn::core::name_of(LIMN_NAMES_MODEL_KIND, raw_enum(kind)); }
 
-const char* limn_name(limn_name_table table, int32_t value) { return limn::core::name_of(table, value); }
+const char* limn_name(limn_name_table table, int32_t value) {
+    const auto known = known_table(table);
+    return known ? limn::core::name_of(*known, value) : nullptr;
+}
 
 limn_status limn_name_value(limn_name_table table, const char* name, int32_t* value) {
     return guarded([&] {
         require(name, "name");
         require(value, "value");
-        const char* what = limn::core::text_of(LIMN_NAMES_TABLES, raw_enum(table));
-        if (!what || table == LIMN_NAMES_TABLES) {
+        const auto known = known_table(table);
+        if (!known || *known == LIMN_NAMES_TABLES) {
             limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "unknown name table " + std::to_string(raw_enum(table)));
         }
-        const auto found = limn::core::value_of(table, name);
+        const auto found = limn::core::value_of(*known, name);
         if (!found) {
-            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "unknown " + std::string(limn::core::name_of(LIMN_NAMES_TABLES, raw_enum(table))) +
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "unknown " + std::string(limn::core::name_of(LIMN_NAMES_TABLES, *known)) +
                                                           " '" + limn::core::valid_utf8(name) + "' (expected " +
-                                                          limn::core::name_list(table) + ")");
+                                                          limn::core::name_list(*known) + ")");
         }
         *value = *found;
     });
 }
 
 const char* limn_names_entry(limn_name_table table, size_t index, int32_t* value) {
-    return limn::core::name_at(table, index, value);
+    const auto known = known_table(table);
+    return known ? limn::core::name_at(*known, index, value) : nullptr;
 }
 
 limn_status limn_model_path(const char* source, char* out, size_t out_size) {
