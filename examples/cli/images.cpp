@@ -354,9 +354,7 @@ int print_plan(const Args& a, const Plan& plan, const std::string& model_path) {
         return kOk;
     }
     for (const Job& j : plan.jobs) std::cout << j.in.string() << " -> " << j.out.string() << "\n";
-    if (!a.quiet && plan.existing_outputs > 0) {
-        std::cerr << "limn: " << plan.existing_outputs << " input(s) skipped, their output exists (--skip-existing)\n";
-    }
+    if (!a.quiet) say_skipped(plan);
     return kOk;
 }
 

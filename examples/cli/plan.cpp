@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
+#include <optional>
 
 namespace limn_cli {
 namespace {
@@ -25,12 +26,11 @@ bool is_image_name(const fs::path& p) {
     return false;
 }
 
-// The extensions limn writes (limn_file_format's AUTO rule).
+// The extensions limn writes: the library's file-format names (its AUTO rule), "jpg" too.
 bool is_writable_name(const fs::path& p) {
     const std::string e = lower_extension(p);
-    for (const char* x : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".webp"})
-        if (e == x) return true;
-    return false;
+    const std::optional<int32_t> format = e.empty() ? std::nullopt : limn::name_value(LIMN_NAMES_FILE_FORMAT, e.substr(1));
+    return format && *format != LIMN_FILE_FORMAT_AUTO;
 }
 
 void check_writable(const fs::path& out) {
