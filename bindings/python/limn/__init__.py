@@ -355,7 +355,7 @@ def save_image(path: Union[PathLike, "typing.BinaryIO"], image: ImageArray, *, q
             format = ext
         path.write(encode_image(image, format, quality=quality, icc_profile=icc_profile))
         return
-    _limn.save_image(os.fspath(path), _pixels(image), _file_format(format), _c_int(quality, "quality", "int32"),
+    _limn.save_image(os.fspath(path), image, _file_format(format), _c_int(quality, "quality", "int32"),
                      _icc(icc_profile))
 
 
@@ -363,7 +363,7 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["q
                  icc_profile: Optional[bytes] = None) -> bytes:
     """Encodes ``image`` in memory as "png", "jpeg", "bmp", "tga" or "webp" (quality 100: lossless
     WebP), with ``icc_profile`` embedded where the format can hold it."""
-    return _limn.encode_image(_pixels(image), _choice(format, _FILE_FORMATS, "format"),
+    return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"),
                               _c_int(quality, "quality", "int32"), _icc(icc_profile))
 
 
@@ -390,18 +390,6 @@ def _is_pil(image: object) -> bool:
     return hasattr(image, "mode") and hasattr(image, "convert") and hasattr(image, "getbands")
 
 
-# PIL modes the bindings' converter (module.cpp's pil_as_rgb) cannot take as they are, and the
-# lossless conversion that lets them in: Pillow converts premultiplied "La" to nothing but "LA"
-# (its own error said 'conversion from La to RGBA not supported'); "RGBX" is RGB padded to 4 bytes.
-_PIL_CONVERT_FIRST = {"La": "LA", "RGBX": "RGB"}
-
-
-def _pixels(image: object) -> object:
-    """``image`` as the bindings take it: a PIL image in a mode of _PIL_CONVERT_FIRST converted,
-    anything else as it is (other modes are converted or refused by name in module.cpp)."""
-    if _is_pil(image) and image.mode in _PIL_CONVERT_FIRST:
-        return image.convert(_PIL_CONVERT_FIRST[image.mode])
-    return image
 
 
 def _like(result: ImageArray, image: object) -> object:
@@ -596,7 +584,7 @@ class Model:
         """One network run on ``image``, whose size must fit the model's size rule (see
         :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
         :meth:`cartoonize` or :meth:`restore_faces`."""
-        return _like(self._model.run(_pixels(image)), image)
+        return _like(self._model.run(image), image)
 
     def run_batch(self, images: Union[Sequence[ImageArray], ImageArray]) -> Union[List[ImageArray], ImageArray]:
         """One network run on several images of one size and channel count: a sequence (of arrays
@@ -605,7 +593,7 @@ class Model:
         if isinstance(images, np.ndarray) and images.ndim == 4:
             return np.stack(self._model.run_batch(list(images)))
         images = list(images)
-        return [_like(out, img) for out, img in zip(self._model.run_batch([_pixels(i) for i in images]), images)]
+        return [_like(out, img) for out, img in zip(self._model.run_batch(list(images)), images)]
 
     def cartoonize(self, image: ImageArray, *, strength: float = _D["strength"], max_side: int = _D["max_side"],
                    tile: int = _D["tile"], memory_budget: int = _D["memory_budget"], timeout: Optional[float] = None,
@@ -644,7 +632,7 @@ class Model:
             timeout_ms=_timeout_ms(timeout), working_size=_c_int(working_size, "working_size", "int32"),
             feather=float(feather))
         out, stats = self._model.cartoonize(
-            _pixels(image), options, progress, head_model._model if head_model is not None else None, rows,
+            image, options, progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None,
             _detect_options(score_threshold, nms_iou, max_faces, detect_max_side, "detect_max_side"))
         out = _like(out, image)
@@ -659,7 +647,7 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(_pixels(image),
+        rows = self._model.detect_faces(image,
                                         _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"))
         return _faces_from_rows(rows)
 
@@ -689,7 +677,7 @@ class Model:
         options = _options(_limn.RestoreFacesOptions(), strength=float(strength),
                            min_face_size=float(min_face_size), feather=float(feather), timeout_ms=_timeout_ms(timeout))
         out, stats = self._model.restore_faces(
-            _pixels(image), rows, detector._model if detector is not None else None,
+            image, rows, detector._model if detector is not None else None,
             _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"), options, progress)
         out = _like(out, image)
         return (out, PipelineStats(**stats)) if return_stats else out

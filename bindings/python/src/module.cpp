@@ -72,17 +72,20 @@ std::string shape_text(const py::array& a) {
 }
 
 // A PIL image in a mode limn can take as RGB or RGBA: converted (CMYK, YCbCr, HSV, LAB, grayscale,
-// palette, premultiplied alpha); other modes raise TypeError naming the mode. Anything else as it is.
+// palette, RGBX, premultiplied alpha); other modes raise TypeError naming the mode. Anything else as it is.
 py::object pil_as_rgb(const py::handle& obj, const char* what) {
     if (!py::hasattr(obj, "mode") || !py::hasattr(obj, "convert") || !py::hasattr(obj, "getbands")) {
         return py::reinterpret_borrow<py::object>(obj);
     }
     const std::string mode = py::str(obj.attr("mode"));
     if (mode == "RGB" || mode == "RGBA") return py::reinterpret_borrow<py::object>(obj);
-    if (mode == "CMYK" || mode == "YCbCr" || mode == "HSV" || mode == "LAB" || mode == "L" || mode == "1") {
+    if (mode == "CMYK" || mode == "YCbCr" || mode == "HSV" || mode == "LAB" || mode == "L" || mode == "1" ||
+        mode == "RGBX") {
         return obj.attr("convert")("RGB");
     }
-    if (mode == "LA" || mode == "La" || mode == "RGBa" || mode == "PA") return obj.attr("convert")("RGBA");
+    // Pillow converts premultiplied "La" to nothing but "LA".
+    if (mode == "La") return obj.attr("convert")("LA").attr("convert")("RGBA");
+    if (mode == "LA" || mode == "RGBa" || mode == "PA") return obj.attr("convert")("RGBA");
     if (mode == "P") {
         const bool alpha = py::bool_(obj.attr("info").attr("__contains__")("transparency"));
         return obj.attr("convert")(alpha ? "RGBA" : "RGB");
