@@ -162,15 +162,15 @@ void defaults(limn_model_options& o) {
     o.expected_sha256 = nullptr;
 }
 
-// The fields a pipeline's C options struct and its core struct share by name and type, one list
-// each: the C defaults are copied from the core struct's, and the caller's values back into a core
-// struct, from the same list. A new plain option is one name here (CONTRIBUTING.md); fields that
-// need converting (handles, callbacks, nested options) are copied by hand below.
-#define LIMN_CARTOONIZE_FIELDS(X) X(strength) X(max_side) X(tile_size) X(memory_budget) X(timeout_ms) \
-    X(working_size) X(feather) X(progress) X(progress_user_data) X(faces) X(face_count)
-#define LIMN_RESTORE_FACES_FIELDS(X) X(strength) X(min_face_size) X(feather) X(timeout_ms) X(progress) \
-    X(progress_user_data)
-#define LIMN_DETECT_FACES_FIELDS(X) X(score_threshold) X(nms_iou) X(max_faces) X(max_side)
+// The fields a pipeline's C options struct and its core struct share by name and type: the number
+// fields limn.h lists (LIMN_*_OPTIONS_NUMBERS, so a new number option is named there only, see
+// CONTRIBUTING.md) and the callbacks and face arrays here. The C defaults are copied from the core
+// struct's, and the caller's values back into a core struct, from these lists; fields that need
+// converting (handles, nested options) are copied by hand below.
+#define LIMN_CARTOONIZE_FIELDS(X) LIMN_CARTOONIZE_OPTIONS_NUMBERS(X) X(progress) X(progress_user_data) \
+    X(faces) X(face_count)
+#define LIMN_RESTORE_FACES_FIELDS(X) LIMN_RESTORE_FACES_OPTIONS_NUMBERS(X) X(progress) X(progress_user_data)
+#define LIMN_DETECT_FACES_FIELDS(X) LIMN_DETECT_FACES_OPTIONS_NUMBERS(X)
 #define LIMN_FROM_CORE(field) c.field = core.field;
 #define LIMN_TO_CORE(field) core.field = c.field;
 

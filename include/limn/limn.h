@@ -570,6 +570,12 @@ typedef struct limn_cartoonize_options {
                                      (0..0.5); default 0.1 */
 } limn_cartoonize_options;
 
+/* The number fields of limn_cartoonize_options by name, as an X-macro (X(field) for each), for
+ * bindings that set or copy options generically: limn's C boundary and its Python package read
+ * this list, so a new number field is appended to the struct and named here, nowhere else. */
+#define LIMN_CARTOONIZE_OPTIONS_NUMBERS(X) X(strength) X(max_side) X(tile_size) X(memory_budget) \
+    X(timeout_ms) X(working_size) X(feather)
+
 /* Defaults for the caller's struct, through the inline limn_cartoonize_options_init below (see
  * "Growable structs" at the top). */
 LIMN_NODISCARD LIMN_API limn_status
@@ -609,6 +615,9 @@ typedef struct limn_detect_faces_options {
                                      0: full size */
 } limn_detect_faces_options;
 
+/* The number fields of limn_detect_faces_options by name (see LIMN_CARTOONIZE_OPTIONS_NUMBERS). */
+#define LIMN_DETECT_FACES_OPTIONS_NUMBERS(X) X(score_threshold) X(nms_iou) X(max_faces) X(max_side)
+
 /* Defaults for the caller's struct, through the inline limn_detect_faces_options_init below (see
  * "Growable structs" at the top). */
 LIMN_NODISCARD LIMN_API limn_status
@@ -639,6 +648,9 @@ typedef struct limn_restore_faces_options {
                                      face_count 0); default NULL: restore only the faces given */
     const limn_detect_faces_options* detect_options;  /* for the detector; NULL: its defaults */
 } limn_restore_faces_options;
+
+/* The number fields of limn_restore_faces_options by name (see LIMN_CARTOONIZE_OPTIONS_NUMBERS). */
+#define LIMN_RESTORE_FACES_OPTIONS_NUMBERS(X) X(strength) X(min_face_size) X(feather) X(timeout_ms)
 
 /* Defaults for the caller's struct, through the inline limn_restore_faces_options_init below (see
  * "Growable structs" at the top). */

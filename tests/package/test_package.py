@@ -1,6 +1,7 @@
 """The installed limn package: import, numpy images in and out, errors, threads, closing, faces."""
 import json
 import os
+import re
 import subprocess
 import sys
 import shutil
@@ -465,6 +466,19 @@ def _parameters(doc: str) -> List[str]:
     return [n for n in names if n != "self"]
 
 
+def _limn_header() -> str:
+    """The source tree's include/limn/limn.h (this test lives in the same tree)."""
+    return open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "limn", "limn.h")).read()
+
+
+def _number_fields(header: str, struct: str) -> List[str]:
+    """The fields of C struct ``struct`` in limn.h whose type is a number (float, [u]intN_t; not
+    struct_size or a size_t count, which go with their arrays), in order."""
+    body = re.search(r"typedef struct " + struct + r" \{(.*?)\} " + struct + ";", header, re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    return re.findall(r"^\s*(?:float|u?int(?:8|16|32|64)_t)\s+(\w+);", body, re.M)
+
+
 def test_the_extension_stubs_match_the_bindings():
     """_limn.pyi names every function and method of the extension with its parameters in order (the
     stubs had drifted: cartoonize's face options and read_icc_profile were missing)."""
@@ -492,11 +506,18 @@ def test_the_extension_stubs_match_the_bindings():
         if isinstance(member, property):
             continue
         assert stub_methods[name] == _parameters(member.__doc__.splitlines()[0]), name
-    # The pipelines' option classes (the C structs): the same fields, made with the library's defaults.
-    for cls in ("CartoonizeOptions", "DetectFacesOptions", "RestoreFacesOptions"):
+    # The pipelines' option classes (the C structs): every number field of the C struct in limn.h is
+    # named in its LIMN_*_OPTIONS_NUMBERS list (so a new one is bound, copied and given a default),
+    # and is an attribute; the stub declares them generically.
+    header = _limn_header()
+    for cls, struct in (("CartoonizeOptions", "limn_cartoonize_options"),
+                        ("DetectFacesOptions", "limn_detect_faces_options"),
+                        ("RestoreFacesOptions", "limn_restore_faces_options")):
+        options = getattr(_limn, cls)()
+        assert [k for k in dir(options) if not k.startswith("_")] == sorted(options._fields), cls
+        assert list(options._fields) == _number_fields(header, struct), cls
         stub = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
-        stub_fields = [n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)]
-        assert sorted(stub_fields) == sorted(k for k in dir(getattr(_limn, cls)) if not k.startswith("_")), cls
+        assert [b.id for b in stub.bases] == ["_Options"], cls
     assert _limn.CartoonizeOptions().working_size == 720 and _limn.DetectFacesOptions().score_threshold > 0.89
 
 

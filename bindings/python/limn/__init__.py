@@ -157,7 +157,7 @@ def _decimal(value: Any) -> Any:
 def _fields(options: Any, **renamed: str) -> Dict[str, Any]:
     """The fields of a C options object with the library's defaults, some under the keyword name
     the package gives them."""
-    return {renamed.get(k, k): _decimal(getattr(options, k)) for k in dir(options) if not k.startswith("_")}
+    return {renamed.get(k, k): _decimal(getattr(options, k)) for k in options._fields}
 
 
 _D = {k: _decimal(v) for k, v in _limn.defaults().items()}

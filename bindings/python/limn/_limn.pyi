@@ -1,5 +1,5 @@
 """Type stubs of the extension limn._limn (the low-level bindings; use the `limn` package)."""
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,29 +25,18 @@ def names() -> Dict[str, Dict[str, int]]: ...
 def model_path(source: str) -> str: ...
 def describe_image(image: np.ndarray) -> Dict[str, Any]: ...
 
-class CartoonizeOptions:
-    strength: float
-    max_side: int
-    tile_size: int
-    memory_budget: int
-    timeout_ms: int
-    working_size: int
-    feather: float
+# The pipelines' C options structs, made with the library's defaults. Their attributes are the
+# number fields limn.h lists (LIMN_*_OPTIONS_NUMBERS), named in `_fields`; the package's tests
+# check that list against the C structs, so it is not repeated here (_Options is only in this stub).
+class _Options:
+    _fields: ClassVar[Tuple[str, ...]]
     def __init__(self) -> None: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __setattr__(self, name: str, value: Any) -> None: ...
 
-class DetectFacesOptions:
-    score_threshold: float
-    nms_iou: float
-    max_faces: int
-    max_side: int
-    def __init__(self) -> None: ...
-
-class RestoreFacesOptions:
-    strength: float
-    min_face_size: float
-    feather: float
-    timeout_ms: int
-    def __init__(self) -> None: ...
+class CartoonizeOptions(_Options): ...
+class DetectFacesOptions(_Options): ...
+class RestoreFacesOptions(_Options): ...
 
 class Model:
     def __init__(self, source: _Source, device: str, precision: int, expected_kind: int, fp32_fallback: int,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <string>
@@ -608,29 +609,27 @@ PYBIND11_MODULE(_limn, m) {
     m.def("describe_image", &describe_image, py::arg("image"));
 
     // The pipelines' C options structs as Python objects made with the library's defaults (their
-    // *_options_init); each plain field is an attribute of the same name. The package sets them
-    // from its keywords: a new plain option is one def_readwrite line here.
-    py::class_<limn_cartoonize_options>(m, "CartoonizeOptions")
-        .def(py::init([] { return options_init<limn_cartoonize_options>(limn_cartoonize_options_init_sized); }))
-        .def_readwrite("strength", &limn_cartoonize_options::strength)
-        .def_readwrite("max_side", &limn_cartoonize_options::max_side)
-        .def_readwrite("tile_size", &limn_cartoonize_options::tile_size)
-        .def_readwrite("memory_budget", &limn_cartoonize_options::memory_budget)
-        .def_readwrite("timeout_ms", &limn_cartoonize_options::timeout_ms)
-        .def_readwrite("working_size", &limn_cartoonize_options::working_size)
-        .def_readwrite("feather", &limn_cartoonize_options::feather);
-    py::class_<limn_detect_faces_options>(m, "DetectFacesOptions")
-        .def(py::init([] { return options_init<limn_detect_faces_options>(limn_detect_faces_options_init_sized); }))
-        .def_readwrite("score_threshold", &limn_detect_faces_options::score_threshold)
-        .def_readwrite("nms_iou", &limn_detect_faces_options::nms_iou)
-        .def_readwrite("max_faces", &limn_detect_faces_options::max_faces)
-        .def_readwrite("max_side", &limn_detect_faces_options::max_side);
-    py::class_<limn_restore_faces_options>(m, "RestoreFacesOptions")
-        .def(py::init([] { return options_init<limn_restore_faces_options>(limn_restore_faces_options_init_sized); }))
-        .def_readwrite("strength", &limn_restore_faces_options::strength)
-        .def_readwrite("min_face_size", &limn_restore_faces_options::min_face_size)
-        .def_readwrite("feather", &limn_restore_faces_options::feather)
-        .def_readwrite("timeout_ms", &limn_restore_faces_options::timeout_ms);
+    // *_options_init); each number field limn.h lists (LIMN_*_OPTIONS_NUMBERS) is an attribute of
+    // the same name, and `_fields` names them in order. The package sets them from its keywords.
+#define LIMN_PY_FIELD(field) cls.def_readwrite(#field, &Options::field);
+#define LIMN_PY_FIELD_NAME(field) #field,
+#define LIMN_PY_OPTIONS(Type, python_name, NUMBERS)                                   \
+    {                                                                                 \
+        using Options = Type;                                                         \
+        py::class_<Options> cls(m, python_name);                                      \
+        cls.def(py::init([] { return options_init<Options>(Type##_init_sized); }));   \
+        NUMBERS(LIMN_PY_FIELD)                                                        \
+        static const char* const fields[] = {NUMBERS(LIMN_PY_FIELD_NAME)};            \
+        py::tuple names(std::size(fields));                                           \
+        for (size_t i = 0; i < std::size(fields); ++i) names[i] = py::str(fields[i]); \
+        cls.attr("_fields") = names;                                                  \
+    }
+    LIMN_PY_OPTIONS(limn_cartoonize_options, "CartoonizeOptions", LIMN_CARTOONIZE_OPTIONS_NUMBERS)
+    LIMN_PY_OPTIONS(limn_detect_faces_options, "DetectFacesOptions", LIMN_DETECT_FACES_OPTIONS_NUMBERS)
+    LIMN_PY_OPTIONS(limn_restore_faces_options, "RestoreFacesOptions", LIMN_RESTORE_FACES_OPTIONS_NUMBERS)
+#undef LIMN_PY_OPTIONS
+#undef LIMN_PY_FIELD
+#undef LIMN_PY_FIELD_NAME
 
     py::class_<PyModel>(m, "Model")
         .def(py::init<const py::object&, const std::string&, int, int, int, bool, int, int, uint64_t,
