@@ -17,6 +17,7 @@
 #include "device.h"
 #include "restore_faces.h"
 #include "error.h"
+#include "file_io.h"
 #include "icc.h"
 #include "image.h"
 #include "image_io.h"
@@ -307,10 +308,6 @@ limn::core::LoadOptions load_options(const limn_image_load_options* in) {
 
 limn::core::SaveOptions save_options(const limn_image_save_options* in) {
     const limn_image_save_options o = read_options(in, defaults);
-    if (o.jpeg_quality < 1 || o.jpeg_quality > 100) {
-        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "invalid options->jpeg_quality " +
-                                                  std::to_string(o.jpeg_quality) + ": expected 1..100");
-    }
     limn::core::SaveOptions m;
     m.file_format = checked_enum(o.file_format, LIMN_FILE_FORMAT_AUTO, LIMN_FILE_FORMAT_WEBP, "options->file_format");
     m.jpeg_quality = o.jpeg_quality;
@@ -555,6 +552,23 @@ limn_status limn_image_save_options_init_sized(limn_image_save_options* options,
     return init_sized(options, struct_size, defaults);
 }
 
+limn_status limn_image_save_options_check(const limn_image_save_options* options) {
+    return guarded([&] {
+        require(options, "options");
+        const auto o = save_options(options);
+        limn::core::check_save_options(o);
+    });
+}
+
+limn_status limn_file_write(const char* path, const void* data, size_t size) {
+    return guarded([&] {
+        require(path, "path");
+        if (size > 0) require(data, "data");
+        if (!*path) limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "cannot write to an empty path");
+        limn::core::write_file_atomic(path, data, size, std::string("cannot write '") + path + "'");
+    });
+}
+
 limn_status limn_image_save(const char* path, const limn_image* image,
                             const limn_image_save_options* options) {
     return guarded([&] {
@@ -706,6 +720,15 @@ limn_status limn_cartoonize_options_init_sized(limn_cartoonize_options* options,
     return init_sized(options, struct_size, defaults);
 }
 
+limn_status limn_cartoonize_options_check(const limn_cartoonize_options* options) {
+    return guarded([&] {
+        require(options, "options");
+        const auto o = cartoonize_options(options);
+        limn::core::check_options(o);
+        if (o.detector) limn::core::check_options(o.detect);
+    });
+}
+
 limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
                             const limn_cartoonize_options* options, limn_pipeline_stats* stats) {
     return guarded([&] {
@@ -721,6 +744,14 @@ limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_ima
 
 limn_status limn_detect_faces_options_init_sized(limn_detect_faces_options* options, size_t struct_size) {
     return init_sized(options, struct_size, defaults);
+}
+
+limn_status limn_detect_faces_options_check(const limn_detect_faces_options* options) {
+    return guarded([&] {
+        require(options, "options");
+        const auto o = detect_faces_options(options);
+        limn::core::check_options(o);
+    });
 }
 
 limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
@@ -739,6 +770,15 @@ limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
 
 limn_status limn_restore_faces_options_init_sized(limn_restore_faces_options* options, size_t struct_size) {
     return init_sized(options, struct_size, defaults);
+}
+
+limn_status limn_restore_faces_options_check(const limn_restore_faces_options* options) {
+    return guarded([&] {
+        require(options, "options");
+        const auto o = restore_faces_options(options);
+        limn::core::check_options(o);
+        if (o.detector) limn::core::check_options(o.detect);
+    });
 }
 
 limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_image* output,

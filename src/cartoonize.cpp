@@ -100,17 +100,6 @@ at::Tensor run_tiles(const Model& model, const Source& source, int64_t h, int64_
     return acc;
 }
 
-void check_options(const CartoonizeOptions& o) {
-    check_strength(o.strength);
-    if (o.max_side < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_side " + std::to_string(o.max_side));
-    if (o.tile_size < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid tile_size " + std::to_string(o.tile_size));
-    if (o.working_size < 0) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid working_size " + std::to_string(o.working_size));
-    }
-    check_feather(o.feather);
-    check_faces(o.faces, o.face_count);
-}
-
 void check_model(const Model& model) {
     if (model.metadata().kind != LIMN_MODEL_KIND_CARTOON) {
         fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + model.origin() + "' is not a cartoon model");
@@ -230,6 +219,17 @@ void stylize_faces(const Model& head, const Source& source, at::Tensor& result, 
 }
 
 }  // namespace
+
+void check_options(const CartoonizeOptions& o) {
+    check_strength(o.strength);
+    if (o.max_side < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_side " + std::to_string(o.max_side));
+    if (o.tile_size < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid tile_size " + std::to_string(o.tile_size));
+    if (o.working_size < 0) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid working_size " + std::to_string(o.working_size));
+    }
+    check_feather(o.feather);
+    check_faces(o.faces, o.face_count);
+}
 
 int32_t smallest_tile_size(const Model& model) {
     const int64_t m = model.metadata().size_multiple;

@@ -33,6 +33,10 @@ struct CartoonizeOptions {
     float feather = 0.1f;        // soft edge of the head mask, a fraction of the crop side
 };
 
+// The checks that need no model (values and ranges): Failure(LIMN_ERR_INVALID_ARGUMENT) naming the
+// field. cartoonize() makes them first; limn_cartoonize_options_check offers them to wrappers.
+void check_options(const CartoonizeOptions& options);
+
 // The smallest tile_size that works for every picture larger than one tile (a smaller one is
 // refused; a picture that fits one tile takes any).
 int32_t smallest_tile_size(const Model& model);

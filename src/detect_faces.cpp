@@ -19,21 +19,6 @@ namespace {
 // Candidates considered by the suppression, best first (RetinaFace's reference code keeps 5000).
 constexpr int64_t kMaxCandidates = 5000;
 
-void check_options(const DetectFacesOptions& o) {
-    if (!(o.score_threshold >= 0.0f && o.score_threshold <= 1.0f)) {
-        fail(LIMN_ERR_INVALID_ARGUMENT,
-             "invalid score_threshold " + std::to_string(o.score_threshold) + ": expected 0..1");
-    }
-    if (!(o.nms_iou > 0.0f && o.nms_iou <= 1.0f)) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid nms_iou " + std::to_string(o.nms_iou) + ": expected (0, 1]");
-    }
-    if (o.max_faces < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_faces " + std::to_string(o.max_faces));
-    if (o.max_side < 0 || (o.max_side > 0 && o.max_side < 16)) {
-        fail(LIMN_ERR_INVALID_ARGUMENT,
-             "invalid max_side " + std::to_string(o.max_side) + ": expected 0 (full size) or >= 16");
-    }
-}
-
 float iou(const limn_face& a, const limn_face& b) {
     const float iw = std::min(a.box[2], b.box[2]) - std::max(a.box[0], b.box[0]);
     const float ih = std::min(a.box[3], b.box[3]) - std::max(a.box[1], b.box[1]);
@@ -45,6 +30,21 @@ float iou(const limn_face& a, const limn_face& b) {
 }
 
 }  // namespace
+
+void check_options(const DetectFacesOptions& o) {
+    if (!(o.score_threshold >= 0.0f && o.score_threshold <= 1.0f)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT,
+             "invalid score_threshold " + number_text(o.score_threshold) + ": expected 0..1");
+    }
+    if (!(o.nms_iou > 0.0f && o.nms_iou <= 1.0f)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid nms_iou " + number_text(o.nms_iou) + ": expected (0, 1]");
+    }
+    if (o.max_faces < 0) fail(LIMN_ERR_INVALID_ARGUMENT, "invalid max_faces " + std::to_string(o.max_faces));
+    if (o.max_side < 0 || (o.max_side > 0 && o.max_side < 16)) {
+        fail(LIMN_ERR_INVALID_ARGUMENT,
+             "invalid max_side " + std::to_string(o.max_side) + ": expected 0 (full size) or >= 16");
+    }
+}
 
 std::vector<limn_face> detect_faces(const Model& detector, const limn_image& input,
                                     const DetectFacesOptions& options) {

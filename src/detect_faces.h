@@ -19,6 +19,9 @@ struct DetectFacesOptions {
 };
 
 // Validates everything first; returns the faces best score first.
+// The checks that need no model: Failure(LIMN_ERR_INVALID_ARGUMENT) naming the field.
+void check_options(const DetectFacesOptions& options);
+
 std::vector<limn_face> detect_faces(const Model& detector, const limn_image& input,
                                     const DetectFacesOptions& options);
 

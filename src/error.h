@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -24,6 +25,13 @@ private:
 
 [[noreturn]] inline void fail(limn_status status, const std::string& message) {
     throw Failure(status, message);
+}
+
+// A number for a message as a person writes it (1.5, 0.1, 1e+30), not std::to_string's 1.500000.
+inline std::string number_text(double value) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", value);
+    return buf;
 }
 
 // `text` as valid UTF-8: well-formed sequences kept, every other byte written as \xNN. Messages can

@@ -14,7 +14,7 @@ namespace limn::core {
 
 void check_feather(float feather) {
     if (!std::isfinite(feather) || feather < 0.0f || feather > 0.5f) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid feather " + std::to_string(feather) + ": expected 0..0.5");
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid feather " + number_text(feather) + ": expected 0..0.5");
     }
 }
 

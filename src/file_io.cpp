@@ -104,7 +104,7 @@ void TempFile::commit(const std::string& target) {
     sync_folder(folder_of(target));
 }
 
-std::string write_target(const std::string& path) {
+std::string write_target(const std::string& path, const std::string& what) {
     std::string target = path;
     for (int hops = 0; hops < 40; ++hops) {
         struct stat st {};
@@ -115,11 +115,13 @@ std::string write_target(const std::string& path) {
         link.resize(static_cast<size_t>(n));
         target = link.front() == '/' ? link : folder_of(target) + "/" + link;
     }
-    return target;  // a loop of links: the write fails on it with the system's reason
+    // A loop of links (or a chain longer than the system follows): renaming onto it would replace
+    // the link by a file, so it fails as open(2) would.
+    fail_errno(what, ELOOP);
 }
 
 void write_file_atomic(const std::string& path, const void* data, size_t size, const std::string& what) {
-    const std::string target = write_target(path);
+    const std::string target = write_target(path, what);
     TempFile temp(folder_of(target), what);
     temp.write(data, size);
     temp.commit(target);

@@ -36,7 +36,8 @@ private:
 
 // The file a write to `path` should replace: `path` itself, or where a symbolic link at `path`
 // points (followed as cp follows it), so that the link stays and its target gets the new bytes.
-std::string write_target(const std::string& path);
+// Failure(LIMN_ERR_IO) with `what` for a loop of links.
+std::string write_target(const std::string& path, const std::string& what);
 
 // Writes `size` bytes to `path` through a temporary file in the same folder, renamed into place:
 // readers see the old file or the new one, never a part. A symbolic link is written through.

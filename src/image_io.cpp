@@ -809,6 +809,13 @@ limn_file_format file_format_for_path(const std::string& path) {
                                         "' from its extension (supported: .png, .jpg, .jpeg, .bmp, .tga, .webp)");
 }
 
+void check_save_options(const SaveOptions& options) {
+    if (options.jpeg_quality < 1 || options.jpeg_quality > 100) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid jpeg_quality " + std::to_string(options.jpeg_quality) +
+                                            ": expected 1..100");
+    }
+}
+
 namespace {
 
 // The checks encode_image makes before any work: the image, the options, the format's size limits
@@ -823,10 +830,7 @@ int check_encode(const limn_image& image, const SaveOptions& options) {
         fail(LIMN_ERR_INVALID_ARGUMENT,
              "unknown image file format " + std::to_string(static_cast<int>(options.file_format)));
     }
-    if (options.jpeg_quality < 1 || options.jpeg_quality > 100) {
-        fail(LIMN_ERR_INVALID_ARGUMENT,
-             "JPEG quality " + std::to_string(options.jpeg_quality) + " is outside 1..100");
-    }
+    check_save_options(options);
     const bool jpeg = options.file_format == LIMN_FILE_FORMAT_JPEG;
     const bool webp = options.file_format == LIMN_FILE_FORMAT_WEBP;
     const int w = image.width, h = image.height;

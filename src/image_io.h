@@ -41,6 +41,8 @@ limn_file_format file_format_for_path(const std::string& path);
 
 // Writes to a temporary file next to `path`, then renames it over `path`; on any failure nothing
 // is left behind. LIMN_ERR_IO for an unwritable place.
+// Failure(LIMN_ERR_INVALID_ARGUMENT) unless jpeg_quality is 1..100; saving and encoding check it.
+void check_save_options(const SaveOptions& options);
 void save_image_file(const std::string& path, const limn_image& image, const SaveOptions& options);
 // options.file_format must not be AUTO.
 std::vector<uint8_t> encode_image(const limn_image& image, const SaveOptions& options);

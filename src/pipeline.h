@@ -26,7 +26,7 @@ struct PipelineStats {
 // Failure(LIMN_ERR_INVALID_ARGUMENT) unless 0 <= strength <= 1.
 inline void check_strength(float strength) {
     if (!(strength >= 0.0f && strength <= 1.0f)) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + std::to_string(strength) + ": expected 0..1");
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid strength " + number_text(strength) + ": expected 0..1");
     }
 }
 

@@ -20,14 +20,6 @@ namespace limn::core {
 
 namespace {
 
-void check_options(const RestoreFacesOptions& o) {
-    check_strength(o.strength);
-    if (!std::isfinite(o.min_face_size) || o.min_face_size < 0.0f) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid min_face_size " + std::to_string(o.min_face_size));
-    }
-    check_feather(o.feather);
-}
-
 void check_model(const Model& model) {
     const ModelMetadata& meta = model.metadata();
     if (meta.kind != LIMN_MODEL_KIND_FACE_RESTORE) {
@@ -62,6 +54,14 @@ void restore_each(const Model& model, const RegionSource& photo, at::Tensor& res
 }
 
 }  // namespace
+
+void check_options(const RestoreFacesOptions& o) {
+    check_strength(o.strength);
+    if (!std::isfinite(o.min_face_size) || o.min_face_size < 0.0f) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "invalid min_face_size " + number_text(o.min_face_size));
+    }
+    check_feather(o.feather);
+}
 
 void restore_faces(const Model& model, const limn_image& input, limn_image& output, const limn_face* faces,
                    size_t face_count, const RestoreFacesOptions& options, PipelineStats* stats_out) {

@@ -25,6 +25,9 @@ struct RestoreFacesOptions {
     DetectFacesOptions detect;
 };
 
+// The checks that need no model: Failure(LIMN_ERR_INVALID_ARGUMENT) naming the field.
+void check_options(const RestoreFacesOptions& options);
+
 // `output` (same size as `input`, any format, may be the same buffer) is written only on success.
 // With no faces given and options.detector set, the faces are detected first.
 void restore_faces(const Model& model, const limn_image& input, limn_image& output, const limn_face* faces,

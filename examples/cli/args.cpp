@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -72,11 +73,22 @@ long long parse_int(const std::string& flag, const std::string& v, long long lo,
     return n;
 }
 
-float parse_float(const std::string& flag, const std::string& v, float lo, float hi, const char* range) {
+float parse_float(const std::string& flag, const std::string& v) {
     char* end = nullptr;
     const float x = std::strtof(v.c_str(), &end);
-    if (v.empty() || *end || !(x >= lo && x <= hi)) {
-        throw UsageError(flag + " expects a number in " + range + ", not '" + v + "'");
+    if (v.empty() || *end) throw UsageError(flag + " expects a number, not '" + v + "'");
+    return x;
+}
+
+// A value whose range the library checks: `check` (a limn_*_options_check through the C++
+// wrapper) refuses what the call would, before any model loads, so the range is written once, in
+// the core.
+template <typename T, typename Check>
+T library_checked(const std::string& flag, const std::string& v, T x, Check check) {
+    try {
+        check(x);
+    } catch (const limn::Error& e) {
+        throw UsageError(flag + " " + v + ": " + e.what());
     }
     return x;
 }
@@ -187,14 +199,20 @@ const std::vector<Option>& options() {
          "cartoonize: work at most N pixels on the longer side, then scale back",
          [](Args& a, S f, S v) { a.max_side = static_cast<int32_t>(parse_int(f, v, 1, 1 << 20)); }},
         {nullptr, "--strength", "S", kImages, "0..1 blend over the input (default 1)",
-         [](Args& a, S f, S v) { a.strength = parse_float(f, v, 0.0f, 1.0f, "0..1"); }},
+         [](Args& a, S f, S v) {
+             a.strength = library_checked(f, v, parse_float(f, v),
+                                          [](float x) { limn::CartoonizeOptions().strength(x).check(); });
+         }},
         {nullptr, "--tile", "N", kCartoonize, "cartoonize: tile side (default: from the memory budget)",
          [](Args& a, S f, S v) { a.tile = static_cast<int32_t>(parse_int(f, v, 1, 1 << 20)); }},
         {nullptr, "--format", "EXT", kImages,
          "output format for folder outputs: png (default), jpg, bmp, tga, webp",
          [](Args& a, S, S v) { set_format(a, v); }},
         {nullptr, "--quality", "Q", kImages, "JPEG and WebP quality 1..100 (default 95; WebP 100: lossless)",
-         [](Args& a, S f, S v) { a.quality = static_cast<int32_t>(parse_int(f, v, 1, 100)); }},
+         [](Args& a, S f, S v) {
+             const auto q = static_cast<int32_t>(parse_int(f, v, INT32_MIN, INT32_MAX));
+             a.quality = library_checked(f, v, q, [](int32_t x) { limn::check_jpeg_quality(x); });
+         }},
         {nullptr, "--detector", "MODEL", kLoads, "face_detect model (e.g. retinaface) that finds the faces",
          [](Args& a, S, S v) { a.detector = v; }},
         {nullptr, "--landmarks", "FILE", kImages,
@@ -210,10 +228,16 @@ const std::vector<Option>& options() {
          "(default 720, as DCT-Net's pipeline; 0: full size)",
          [](Args& a, S f, S v) { a.working_size = static_cast<int32_t>(parse_int(f, v, 0, 1 << 20)); }},
         {nullptr, "--threshold", "T", kLoads, "detector score threshold 0..1 (default 0.9)",
-         [](Args& a, S f, S v) { a.threshold = parse_float(f, v, 0.0f, 1.0f, "0..1"); }},
+         [](Args& a, S f, S v) {
+             a.threshold = library_checked(f, v, parse_float(f, v),
+                                           [](float x) { limn::DetectFacesOptions().score_threshold(x).check(); });
+         }},
         {nullptr, "--min-face-size", "N", kRestoreFaces,
          "restore-faces: leave faces under N pixels across alone (default 16)",
-         [](Args& a, S f, S v) { a.min_face_size = parse_float(f, v, 0.0f, 1e6f, "0..1000000"); }},
+         [](Args& a, S f, S v) {
+             a.min_face_size = library_checked(f, v, parse_float(f, v),
+                                               [](float x) { limn::RestoreFacesOptions().min_face_size(x).check(); });
+         }},
         {nullptr, "--max-pixels", "N", kLoads, "refuse images over N pixels (default 64 Mpx)",
          [](Args& a, S f, S v) { a.max_pixels = static_cast<uint64_t>(parse_int(f, v, 1, 1ll << 40)); }},
         {nullptr, "--overwrite", nullptr, kLoads, "replace output files even when they are read-only",

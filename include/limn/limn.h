@@ -304,6 +304,19 @@ static inline limn_status limn_image_save_options_init(limn_image_save_options* 
     return limn_image_save_options_init_sized(options, sizeof(*options));
 }
 
+/* Checks the values saving and encoding check (jpeg_quality): LIMN_ERR_INVALID_ARGUMENT naming
+ * the field and its range, as the call would fail. For wrappers that refuse a bad value before
+ * loading a model; nothing else is done. */
+LIMN_NODISCARD LIMN_API limn_status
+limn_image_save_options_check(const limn_image_save_options* options);
+
+/* Writes `size` bytes to `path` as limn_image_save writes its files: through a temporary file in
+ * the same folder that is renamed into place, so readers see the old file or the new one, never a
+ * part, and a failure leaves none; a symbolic link is written through (the link stays). For bytes
+ * encoded elsewhere (limn_image_encode on another thread, process or machine). `data` may be NULL
+ * when size is 0. LIMN_ERR_IO names the path and the system's reason. */
+LIMN_NODISCARD LIMN_API limn_status limn_file_write(const char* path, const void* data, size_t size);
+
 /* Encodes `image` (any pixel format; float is quantized to 8 bits, BGR reordered; JPEG drops
  * alpha) and writes it to `path` through a temporary file in the same folder that is renamed into
  * place, so a failure never leaves a partial file. options may be NULL. */
@@ -584,6 +597,13 @@ static inline limn_status limn_cartoonize_options_init(limn_cartoonize_options* 
     return limn_cartoonize_options_init_sized(options, sizeof(*options));
 }
 
+/* Checks the values limn_cartoonize checks before it needs the model (strength, sizes, feather,
+ * faces, and detect_options when a detector is set): LIMN_ERR_INVALID_ARGUMENT naming the field
+ * and its range, as the call would fail. For wrappers that refuse a bad value before loading a
+ * model; nothing else is done. */
+LIMN_NODISCARD LIMN_API limn_status
+limn_cartoonize_options_check(const limn_cartoonize_options* options);
+
 /* Cartoonizes a whole photo of any size (up to the model's max_pixels) with a cartoon model:
  * pads to the model's size rule and crops back, tiles when memory requires, and on an
  * out-of-memory error retries with smaller tiles. `output` must have the input's size (any pixel
@@ -626,6 +646,12 @@ static inline limn_status limn_detect_faces_options_init(limn_detect_faces_optio
     return limn_detect_faces_options_init_sized(options, sizeof(*options));
 }
 
+/* Checks the values limn_detect_faces checks before it needs the model:
+ * LIMN_ERR_INVALID_ARGUMENT naming the field and its range, as the call would fail. For
+ * wrappers that refuse a bad value before loading a model; nothing else is done. */
+LIMN_NODISCARD LIMN_API limn_status
+limn_detect_faces_options_check(const limn_detect_faces_options* options);
+
 /* Finds faces in `input` with a face_detect model (e.g. RetinaFace): box, score and 5 landmarks
  * in the input's pixel coordinates, best score first. Writes min(found, capacity) faces into
  * faces[] (which may be NULL when capacity is 0) and the number found into *out_count, so a
@@ -659,6 +685,13 @@ limn_restore_faces_options_init_sized(limn_restore_faces_options* options, size_
 static inline limn_status limn_restore_faces_options_init(limn_restore_faces_options* options) {
     return limn_restore_faces_options_init_sized(options, sizeof(*options));
 }
+
+/* Checks the values limn_restore_faces checks before it needs the model (and detect_options
+ * when a detector is set): LIMN_ERR_INVALID_ARGUMENT naming the field and its range, as the
+ * call would fail. For wrappers that refuse a bad value before loading a model; nothing else is
+ * done. */
+LIMN_NODISCARD LIMN_API limn_status
+limn_restore_faces_options_check(const limn_restore_faces_options* options);
 
 /* Restores `face_count` faces of `input` with a face_restore model: each face is warped to the
  * model's 5-point template by a least-squares similarity transform, restored, warped back and

@@ -171,12 +171,22 @@ inline std::vector<uint8_t> encode_image(const limn_image& image, limn_file_form
     detail::check(limn_image_encode(&image, &o, &data, &size));
     return detail::take_buffer(data, size);
 }
+// Writes bytes (e.g. from encode_image) to a file through a temporary file renamed into place.
+inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
+    detail::check(limn_file_write(path.c_str(), bytes.data(), bytes.size()));
+}
 inline void save_image(const std::string& path, const limn_image& image,
                        std::optional<int32_t> jpeg_quality = std::nullopt,
                        limn_file_format file_format = LIMN_FILE_FORMAT_AUTO,
                        const std::vector<uint8_t>& icc_profile = {}) {
     const limn_image_save_options o = detail::save_options(file_format, jpeg_quality, icc_profile);
     detail::check(limn_image_save(path.c_str(), &image, &o));
+}
+// Throws limn::Error unless saving and encoding take this JPEG/WebP quality
+// (limn_image_save_options_check).
+inline void check_jpeg_quality(int32_t jpeg_quality) {
+    const limn_image_save_options o = detail::save_options(LIMN_FILE_FORMAT_AUTO, jpeg_quality, {});
+    detail::check(limn_image_save_options_check(&o));
 }
 // The ICC colour profile embedded in an image file or in encoded bytes; empty if none.
 inline std::vector<uint8_t> read_icc_profile(const std::string& path) {
@@ -267,6 +277,8 @@ public:
     DetectFacesOptions& max_faces(int32_t n) { o_.max_faces = n; return *this; }
     DetectFacesOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
     const limn_detect_faces_options* get() const { return &o_; }
+    // Throws limn::Error naming a value the library would refuse (limn_detect_faces_options_check).
+    void check() const { detail::check(limn_detect_faces_options_check(get())); }
 
 private:
     limn_detect_faces_options o_;
@@ -304,6 +316,8 @@ public:
         o_.face_count = faces_.size();
         return &o_;
     }
+    // Throws limn::Error naming a value the library would refuse (limn_cartoonize_options_check).
+    void check() const { detail::check(limn_cartoonize_options_check(get())); }
 
 private:
     mutable limn_cartoonize_options o_;
@@ -333,6 +347,8 @@ public:
         o_.detect_options = o_.detector ? detect_.get() : nullptr;
         return &o_;
     }
+    // Throws limn::Error naming a value the library would refuse (limn_restore_faces_options_check).
+    void check() const { detail::check(limn_restore_faces_options_check(get())); }
 
 private:
     mutable limn_restore_faces_options o_;

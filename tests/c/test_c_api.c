@@ -1,11 +1,13 @@
 /* The public C ABI as an engine sees it: only limn.h, compiled as C99 -pedantic -Werror, linked
  * against liblimn.so. Usage: test_c_api FIXTURE_DIR */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 #include <limn/limn.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int passed = 0, failed = 0;
 
@@ -767,6 +769,53 @@ static void test_model_names(void) {
     CHECK(unsetenv("LIMN_HOME") == 0);
 }
 
+/* The option checks a wrapper calls before loading a model refuse what the pipelines refuse, naming
+ * the field and range, and pass the defaults. */
+static void test_option_checks(void) {
+    limn_cartoonize_options c;
+    limn_detect_faces_options d;
+    limn_restore_faces_options r;
+    limn_image_save_options s;
+    CHECK(limn_cartoonize_options_init(&c) == LIMN_OK && limn_cartoonize_options_check(&c) == LIMN_OK);
+    CHECK(limn_detect_faces_options_init(&d) == LIMN_OK && limn_detect_faces_options_check(&d) == LIMN_OK);
+    CHECK(limn_restore_faces_options_init(&r) == LIMN_OK && limn_restore_faces_options_check(&r) == LIMN_OK);
+    CHECK(limn_image_save_options_init(&s) == LIMN_OK && limn_image_save_options_check(&s) == LIMN_OK);
+    c.strength = 1.5f;
+    CHECK_ERR(limn_cartoonize_options_check(&c), LIMN_ERR_INVALID_ARGUMENT, "invalid strength 1.5: expected 0..1");
+    c.strength = 1.0f;
+    c.feather = 0.75f;
+    CHECK_ERR(limn_cartoonize_options_check(&c), LIMN_ERR_INVALID_ARGUMENT, "invalid feather 0.75: expected 0..0.5");
+    c.feather = 0.1f;
+    c.face_count = 2; /* faces NULL */
+    CHECK_ERR(limn_cartoonize_options_check(&c), LIMN_ERR_INVALID_ARGUMENT, "face_count is 2");
+    d.score_threshold = NAN;
+    CHECK_ERR(limn_detect_faces_options_check(&d), LIMN_ERR_INVALID_ARGUMENT, "invalid score_threshold nan");
+    r.min_face_size = -1.0f;
+    CHECK_ERR(limn_restore_faces_options_check(&r), LIMN_ERR_INVALID_ARGUMENT, "invalid min_face_size -1");
+    s.jpeg_quality = 0;
+    CHECK_ERR(limn_image_save_options_check(&s), LIMN_ERR_INVALID_ARGUMENT, "invalid jpeg_quality 0: expected 1..100");
+    CHECK_ERR(limn_cartoonize_options_check(NULL), LIMN_ERR_INVALID_ARGUMENT, "options");
+}
+
+/* limn_file_write: the bytes land whole under the name, a failure names the path and leaves nothing. */
+static void test_file_write(void) {
+    char folder[] = "/tmp/limn-file-write-XXXXXX", path[4200], back[16] = {0};
+    CHECK(mkdtemp(folder) != NULL);
+    snprintf(path, sizeof path, "%s/out.bin", folder);
+    CHECK(limn_file_write(path, "hello", 5) == LIMN_OK);
+    FILE* f = fopen(path, "rb");
+    CHECK(f != NULL && fread(back, 1, sizeof back, f) == 5 && memcmp(back, "hello", 5) == 0);
+    if (f) fclose(f);
+    CHECK(limn_file_write(path, NULL, 0) == LIMN_OK); /* empty: replaces it */
+    f = fopen(path, "rb");
+    CHECK(f != NULL && fread(back, 1, sizeof back, f) == 0);
+    if (f) fclose(f);
+    CHECK_ERR(limn_file_write(path, NULL, 3), LIMN_ERR_INVALID_ARGUMENT, "data");
+    CHECK_ERR(limn_file_write("/nonexistent/dir/out.bin", "x", 1), LIMN_ERR_IO, "cannot write '/nonexistent/dir/out.bin'");
+    CHECK_ERR(limn_file_write("", "x", 1), LIMN_ERR_INVALID_ARGUMENT, "empty path");
+    CHECK(remove(path) == 0 && rmdir(folder) == 0); /* no temporary file left beside it */
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -788,6 +837,8 @@ int main(int argc, char** argv) {
     test_icc_profiles();
     test_names();
     test_model_names();
+    test_option_checks();
+    test_file_write();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -733,3 +733,22 @@ def test_a_gif_without_transparency_is_rgb_and_a_tiff_keeps_its_profile(bin_dir,
     r = _run(bin_dir, cartoon_model, str(tmp_path / "p.tif"), "-o", str(tmp_path / "p.png"), "-q")
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "p.png").info.get("icc_profile") == profile
+
+
+def test_option_values_are_checked_by_the_library_before_any_model_loads(bin_dir, tmp_path):
+    # The ranges are the library's (limn_*_options_check), said with the flag, exit 2; the model
+    # named does not exist, so a later check would have been exit 3.
+    photo().save(tmp_path / "a.png")
+    a, missing = str(tmp_path / "a.png"), str(tmp_path / "no-model.pt")
+    for command, flag, value, said in (
+            ("cartoonize", "--strength", "1.5", "--strength 1.5: invalid strength 1.5: expected 0..1"),
+            ("restore-faces", "--strength", "-0.5", "invalid strength -0.5: expected 0..1"),
+            ("detect-faces", "--threshold", "nan", "--threshold nan: invalid score_threshold nan: expected 0..1"),
+            ("restore-faces", "--min-face-size", "-1", "--min-face-size -1: invalid min_face_size -1"),
+            ("cartoonize", "--quality", "0", "--quality 0: invalid jpeg_quality 0: expected 1..100"),
+            ("cartoonize", "--quality", "101", "invalid jpeg_quality 101: expected 1..100"),
+            ("cartoonize", "--strength", "abc", "--strength expects a number, not 'abc'")):
+        model = ("--detector", missing) if command == "detect-faces" else ("-o", str(tmp_path / "b.png"), "-m", missing)
+        r = limn(bin_dir, command, a, *model, flag, value)
+        assert r.returncode == 2 and said in r.stderr, (command, flag, value, r.stderr)
+    assert not (tmp_path / "b.png").exists()

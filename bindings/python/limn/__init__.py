@@ -41,7 +41,7 @@ from . import _limn
 __all__ = [
     "__version__", "build_info", "cuda_available", "devices", "resolve_device",
     "set_memory_limit", "release_cached_memory", "reset_peak_memory", "memory_stats",
-    "load_image", "save_image", "encode_image", "read_icc_profile", "model_path",
+    "load_image", "save_image", "encode_image", "write_file", "read_icc_profile", "model_path",
     "Model", "ModelInfo", "Face", "PipelineStats", "DeviceInfo", "MemoryStats",
     "Error", "InvalidArgumentError", "FileError", "InvalidModelError", "WrongModelKindError",
     "DeviceUnavailableError", "UnsupportedError", "OutOfMemoryError", "ImageTooLargeError",
@@ -365,6 +365,14 @@ def encode_image(image: ImageArray, format: str = "png", *, quality: int = _D["q
     WebP), with ``icc_profile`` embedded where the format can hold it."""
     return _limn.encode_image(image, _choice(format, _FILE_FORMATS, "format"),
                               _c_int(quality, "quality", "int32"), _icc(icc_profile))
+
+
+def write_file(path: PathLike, data: Union[bytes, bytearray, memoryview]) -> None:
+    """Writes ``data`` (e.g. from :func:`encode_image`) to ``path`` as :func:`save_image` writes its
+    files: through a short-named temporary file in the same folder, renamed into place, so readers
+    see the old file or the new one and a failure leaves nothing; a symbolic link is written
+    through (the link stays). Raises :class:`FileError` naming the path and the reason."""
+    _limn.write_file(os.fspath(path), bytes(data))
 
 
 def _icc(profile: Optional[bytes]) -> Optional[bytes]:

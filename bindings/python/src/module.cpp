@@ -527,6 +527,12 @@ void save_image(const std::string& path, const py::handle& image, int file_forma
     limn::save_image(path, in.image, quality, static_cast<limn_file_format>(file_format), icc);
 }
 
+void write_file(const std::string& path, const py::object& data) {
+    const std::vector<uint8_t> bytes = bytes_arg(data);
+    py::gil_scoped_release nogil;
+    limn::write_file(path, bytes);
+}
+
 py::bytes encode_image(const py::handle& image, int file_format, int quality, const py::object& icc_profile) {
     const ImageArg in = image_arg(image, "image");
     const std::vector<uint8_t> icc = bytes_arg(icc_profile);
@@ -603,6 +609,7 @@ PYBIND11_MODULE(_limn, m) {
     m.def("encode_image", &encode_image, py::arg("image"), py::arg("file_format"), py::arg("quality"),
           py::arg("icc_profile").none(true));
     m.def("read_icc_profile", &read_icc_profile, py::arg("source"));
+    m.def("write_file", &write_file, py::arg("path"), py::arg("data"));
     m.def("defaults", &defaults);
     m.def("names", &names);
     m.def("model_path", &limn::model_path, py::arg("source"));

@@ -20,14 +20,12 @@ model, the device or the cluster could not be used.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -183,40 +181,6 @@ class _Worker:
         return out
 
 
-def _write_target(path: str) -> str:
-    """The file a write to ``path`` replaces: a symbolic link's target, followed link by link (to
-    a file that may not exist yet), so that the link stays, as with cp and the library's writes."""
-    target = path
-    for _ in range(40):
-        if not os.path.islink(target):
-            return target
-        target = os.path.join(os.path.dirname(target), os.readlink(target))  # an absolute link: itself
-    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """``data`` into ``path`` (through a symbolic link, into its target) by a temporary file in the
-    same folder, renamed into place. The temporary name is short (".limn-tmp-" and 8 characters,
-    as the library's), so an output name of up to NAME_MAX bytes can be written."""
-    target = _write_target(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", prefix=".limn-tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _describe(plan: Dict[str, Any], row: Dict[str, Any]) -> str:
     if plan["command"] == "restore-faces":
         what = f"{row['faces']} face{'s' * (row['faces'] != 1)} restored"
@@ -280,6 +244,8 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
     import ray
     import ray.data
 
+    import limn
+
     jobs = plan["jobs"]
     if not jobs:  # every output exists (--skip-existing): a finished batch, as locally
         if not quiet:
@@ -321,9 +287,9 @@ def _run(plan: Dict[str, Any], opts: Dict[str, Any], quiet: bool) -> int:
             error = row["error"]
             if not error:
                 try:
-                    write_atomically(job["out"], bytes(row["data"]))
-                except OSError as e:
-                    error = f"cannot write {job['out']}: {e.strerror or e}"
+                    limn.write_file(job["out"], bytes(row["data"]))  # atomically, as the library saves
+                except limn.Error as e:  # says "cannot write 'OUT': reason"
+                    error = str(e)
             if error:
                 failed.append((i, error))
                 failed_indices.add(i)
