@@ -17,10 +17,12 @@
 #include "device.h"
 #include "restore_faces.h"
 #include "error.h"
+#include "faces.h"
 #include "file_io.h"
 #include "icc.h"
 #include "image.h"
 #include "image_io.h"
+#include "jobs.h"
 #include "limn/limn.h"
 #include "memory.h"
 #include "metadata.h"
@@ -31,7 +33,7 @@
 #include "precision.h"
 
 struct limn_model {
-    std::unique_ptr<limn::core::Model> impl;
+    std::shared_ptr<limn::core::Model> impl;  // shared with the jobs that use it
 };
 
 namespace {
@@ -342,6 +344,17 @@ limn::core::Model& model_arg(limn_model* model) {
     return *model->impl;
 }
 
+// The model of a synchronous call, refused on a pool worker (in a job's callback), where waiting
+// for the call could take the worker the call itself needs.
+limn::core::Model& blocking_model_arg(limn_model* model, const char* call) {
+    if (limn::core::JobPool::on_worker()) {
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, std::string(call) +
+                                                        " from a job's callback would block a worker of the job "
+                                                        "pool; submit a job instead (limn_*_submit)");
+    }
+    return model_arg(model);
+}
+
 // `table` when it is one of limn_name_table's values (read without loading an invalid enum).
 std::optional<limn_name_table> known_table(const limn_name_table& table) {
     return known_enum(table, LIMN_NAMES_TABLES, LIMN_NAMES_PIXEL_FORMAT);
@@ -644,6 +657,8 @@ limn_status limn_model_load_from_memory(const void* data, size_t size, const lim
 void limn_model_free(limn_model* model) {
     try {
         const limn::core::CpuTensorScope counted;  // the weights leave limn's CPU tensor count
+        // Its jobs end as cancelled; a running one holds the model until it has stopped.
+        if (model) limn::core::JobPool::instance().cancel_uses(model->impl.get());
         delete model;
     } catch (...) {
     }
@@ -685,7 +700,7 @@ limn_status limn_model_get_info(const limn_model* model, limn_model_info* out) {
 
 limn_status limn_model_run(limn_model* model, const limn_image* input, limn_image* output) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(model);
+        limn::core::Model& m = blocking_model_arg(model, "limn_model_run");
         require(input, "input");
         require(output, "output");
         m.run(input, output, 1);
@@ -695,7 +710,7 @@ limn_status limn_model_run(limn_model* model, const limn_image* input, limn_imag
 limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, limn_pixel_format format,
                                  limn_image** out) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(model);
+        limn::core::Model& m = blocking_model_arg(model, "limn_model_run_alloc");
         require(input, "input");
         require(out, "out");
         limn::core::check_image(input, "input", m.max_pixels());
@@ -709,7 +724,7 @@ limn_status limn_model_run_alloc(limn_model* model, const limn_image* input, lim
 limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs, limn_image* outputs,
                                  size_t count) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(model);
+        limn::core::Model& m = blocking_model_arg(model, "limn_model_run_batch");
         require(inputs, "inputs");
         require(outputs, "outputs");
         m.run(inputs, outputs, count);
@@ -732,7 +747,7 @@ limn_status limn_cartoonize_options_check(const limn_cartoonize_options* options
 limn_status limn_cartoonize(limn_model* model, const limn_image* input, limn_image* output,
                             const limn_cartoonize_options* options, limn_pipeline_stats* stats) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(model);
+        limn::core::Model& m = blocking_model_arg(model, "limn_cartoonize");
         require(input, "input");
         require(output, "output");
         if (stats) require_struct_size(stats, "stats");
@@ -758,7 +773,7 @@ limn_status limn_detect_faces(limn_model* detector, const limn_image* input,
                               const limn_detect_faces_options* options, limn_face* faces, size_t capacity,
                               size_t* out_count) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(detector);
+        limn::core::Model& m = blocking_model_arg(detector, "limn_detect_faces");
         require(input, "input");
         require(out_count, "out_count");
         if (capacity > 0) require(faces, "faces");
@@ -785,7 +800,7 @@ limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_
                                const limn_face* faces, size_t face_count,
                                const limn_restore_faces_options* options, limn_pipeline_stats* stats) {
     return guarded([&] {
-        limn::core::Model& m = model_arg(model);
+        limn::core::Model& m = blocking_model_arg(model, "limn_restore_faces");
         require(input, "input");
         require(output, "output");
         if (stats) require_struct_size(stats, "stats");
@@ -794,5 +809,210 @@ limn_status limn_restore_faces(limn_model* model, const limn_image* input, limn_
         write_stats(s, stats);
     });
 }
+
+}  // extern "C"
+
+// ---- Asynchronous jobs -------------------------------------------------------------------------
+
+struct limn_job {
+    std::shared_ptr<limn::core::Job> impl;
+};
+
+namespace {
+
+using limn::core::Job;
+using limn::core::JobPool;
+
+void defaults(limn_job_options& o) {
+    o.callback = nullptr;
+    o.user_data = nullptr;
+}
+
+std::shared_ptr<const void> model_ref(const limn_model* model) { return model ? model->impl : nullptr; }
+
+// A pipeline's progress during a job: a cancelled job stops at the next step, else the caller's
+// callback decides.
+struct JobProgress {
+    const Job* job = nullptr;
+    limn_progress_callback callback = nullptr;
+    void* user_data = nullptr;
+
+    static int32_t call(int32_t done, int32_t total, void* self) {
+        const auto* p = static_cast<const JobProgress*>(self);
+        if (p->job->cancelled()) return 1;
+        return p->callback ? p->callback(done, total, p->user_data) : 0;
+    }
+};
+
+// Queues `work` (which runs the call in guarded(), so a job's failures read as the synchronous
+// call's) and hands the caller its job.
+template <typename Work>
+void submit(const limn_job_options* job_options, std::vector<std::shared_ptr<const void>> uses, Work work,
+            limn_job** out) {
+    require(out, "out");
+    const limn_job_options o = read_options(job_options, defaults);
+    Job::Done done;
+    if (o.callback) {
+        done = [callback = o.callback, user_data = o.user_data](limn_status status, const char* message) {
+            callback(status, message, user_data);
+        };
+    }
+    auto handle = std::make_unique<limn_job>();
+    handle->impl = std::make_shared<Job>(
+        [work = std::move(work)](const Job& job) mutable {
+            const limn_status status = guarded([&] { work(job); });
+            if (status != LIMN_OK) limn::core::fail(status, last_error);
+        },
+        std::move(done), std::move(uses));
+    JobPool::instance().submit(handle->impl);
+    *out = handle.release();
+}
+
+limn_image image_copy(const limn_image* image, const char* what) {
+    require(image, what);
+    return *image;
+}
+
+}  // namespace
+
+extern "C" {
+
+limn_status limn_job_options_init_sized(limn_job_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
+}
+
+limn_status limn_jobs_start(int32_t workers) {
+    return guarded([&] { JobPool::instance().start(workers); });
+}
+
+limn_status limn_jobs_shutdown(void) {
+    return guarded([&] { JobPool::instance().shutdown(); });
+}
+
+limn_status limn_model_run_submit(limn_model* model, const limn_image* input, limn_image* output,
+                                  const limn_job_options* job_options, limn_job** out) {
+    return guarded([&] {
+        model_arg(model);
+        const limn_image in = image_copy(input, "input");
+        limn_image result = image_copy(output, "output");
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
+        submit(job_options, {m}, [m, in, result](const Job&) mutable { m->run(&in, &result, 1); }, out);
+    });
+}
+
+limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, limn_image* output,
+                                   const limn_cartoonize_options* options, limn_pipeline_stats* stats,
+                                   const limn_job_options* job_options, limn_job** out) {
+    return guarded([&] {
+        model_arg(model);
+        const limn_image in = image_copy(input, "input");
+        limn_image result = image_copy(output, "output");
+        if (stats) require_struct_size(stats, "stats");
+        limn::core::CartoonizeOptions o = cartoonize_options(options);
+        limn::core::check_options(o);
+        if (o.detector) limn::core::check_options(o.detect);
+        std::vector<limn_face> faces(o.faces, o.faces + o.face_count);  // the caller's may go at once
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
+        std::vector<std::shared_ptr<const void>> uses{m};
+        if (options && options->head_model) uses.push_back(model_ref(options->head_model));
+        if (options && options->detector) uses.push_back(model_ref(options->detector));
+        submit(job_options, uses,
+               [m, in, result, o, faces, stats](const Job& job) mutable {
+                   JobProgress progress{&job, o.progress, o.progress_user_data};
+                   o.progress = &JobProgress::call;
+                   o.progress_user_data = &progress;
+                   o.faces = faces.empty() ? nullptr : faces.data();
+                   limn::core::PipelineStats s;
+                   limn::core::cartoonize(*m, in, result, o, &s);
+                   write_stats(s, stats);
+               },
+               out);
+    });
+}
+
+limn_status limn_detect_faces_submit(limn_model* detector, const limn_image* input,
+                                     const limn_detect_faces_options* options, limn_face* faces, size_t capacity,
+                                     size_t* out_count, const limn_job_options* job_options, limn_job** out) {
+    return guarded([&] {
+        model_arg(detector);
+        const limn_image in = image_copy(input, "input");
+        require(out_count, "out_count");
+        if (capacity > 0) require(faces, "faces");
+        const limn::core::DetectFacesOptions o = detect_faces_options(options);
+        limn::core::check_options(o);
+        const std::shared_ptr<limn::core::Model> m = detector->impl;
+        limn::core::check_image(&in, "input", m->max_pixels());
+        submit(job_options, {m},
+               [m, in, o, faces, capacity, out_count](const Job&) {
+                   const std::vector<limn_face> found = limn::core::detect_faces(*m, in, o);
+                   std::copy_n(found.begin(), std::min(found.size(), capacity), faces);
+                   *out_count = found.size();
+               },
+               out);
+    });
+}
+
+limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input, limn_image* output,
+                                      const limn_face* faces, size_t face_count,
+                                      const limn_restore_faces_options* options, limn_pipeline_stats* stats,
+                                      const limn_job_options* job_options, limn_job** out) {
+    return guarded([&] {
+        model_arg(model);
+        const limn_image in = image_copy(input, "input");
+        limn_image result = image_copy(output, "output");
+        if (stats) require_struct_size(stats, "stats");
+        limn::core::check_faces(faces, face_count);
+        limn::core::RestoreFacesOptions o = restore_faces_options(options);
+        limn::core::check_options(o);
+        if (o.detector) limn::core::check_options(o.detect);
+        const std::vector<limn_face> given(faces, faces + face_count);
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
+        std::vector<std::shared_ptr<const void>> uses{m};
+        if (options && options->detector) uses.push_back(model_ref(options->detector));
+        submit(job_options, uses,
+               [m, in, result, o, given, stats](const Job& job) mutable {
+                   JobProgress progress{&job, o.progress, o.progress_user_data};
+                   o.progress = &JobProgress::call;
+                   o.progress_user_data = &progress;
+                   limn::core::PipelineStats s;
+                   limn::core::restore_faces(*m, in, result, given.empty() ? nullptr : given.data(), given.size(), o,
+                                             &s);
+                   write_stats(s, stats);
+               },
+               out);
+    });
+}
+
+limn_status limn_job_wait(limn_job* job, int64_t timeout_ms, limn_status* job_status) {
+    return guarded([&] {
+        require(job, "job");
+        require(job_status, "job_status");
+        if (timeout_ms != 0 && JobPool::on_worker()) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT,
+                             "limn_job_wait from a job's callback would block a worker of the job pool (the job "
+                             "waited for may need it); poll with timeout_ms 0 or wait on a thread of your own");
+        }
+        if (!job->impl->wait(timeout_ms)) {
+            limn::core::fail(LIMN_ERR_TIMEOUT, "the job has not ended after " + std::to_string(timeout_ms) + " ms");
+        }
+        *job_status = job->impl->status();
+    });
+}
+
+const char* limn_job_message(const limn_job* job) {
+    return job && job->impl->finished() ? job->impl->message().c_str() : "";
+}
+
+limn_status limn_job_cancel(limn_job* job) {
+    return guarded([&] {
+        require(job, "job");
+        job->impl->cancel();
+    });
+}
+
+void limn_job_free(limn_job* job) { delete job; }
 
 }  // extern "C"

@@ -707,6 +707,97 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
                                                        const limn_restore_faces_options* options,
                                                        limn_pipeline_stats* stats);
 
+/* ---- Asynchronous jobs ---------------------------------------------------------------------
+ * limn_model_run_submit, limn_cartoonize_submit, limn_detect_faces_submit and
+ * limn_restore_faces_submit take the arguments of the synchronous calls and return at once with a
+ * job, which runs on the library's worker pool (limn_jobs_start; by default 2 workers, started at
+ * the first submit). Jobs on one model run concurrently, as calls from several threads do; memory
+ * limits, timeout_ms and progress apply as in the synchronous calls (timeout_ms counts from when
+ * the job starts, and progress is called on the worker).
+ *
+ * At submit the arguments are checked and the options struct copied (with its faces and
+ * detect_options); a failed submit returns its status and makes no job. The images' pixels,
+ * `stats`, and detect_faces' `faces` and `out_count` must stay valid until the job has ended: the
+ * worker reads the input and writes the outputs, which are complete when the callback runs.
+ *
+ * Every job ends exactly once, with LIMN_OK, the call's failure, or LIMN_ERR_CANCELLED, and its
+ * callback (if any) is then called exactly once, on a pool worker. limn_job_cancel stops a job
+ * that has not started (it never runs) and asks a running pipeline to stop at its next step (a
+ * tile or a face); a raw run or a detection that has started finishes. limn_model_free of a model
+ * a job uses (as its model, head_model or detector), and limn_jobs_shutdown, cancel its jobs the
+ * same way; the model's memory is freed when its last job has ended.
+ *
+ * The callback must not block: on a pool worker, the synchronous model calls (limn_model_run,
+ * limn_model_run_alloc, limn_model_run_batch, limn_cartoonize, limn_detect_faces,
+ * limn_restore_faces), limn_job_wait with a timeout other than 0, and limn_jobs_shutdown fail
+ * with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they run on. Submitting,
+ * polling and cancelling are allowed there. */
+typedef struct limn_job limn_job;
+
+/* status: how the job ended; message: "" or what failed (valid during the call); user_data: as
+ * given in limn_job_options. */
+typedef void (*limn_job_callback)(limn_status status, const char* message, void* user_data);
+
+typedef struct limn_job_options {
+    size_t struct_size;          /* sizeof(limn_job_options), set by the init function */
+    limn_job_callback callback;  /* may be NULL (default): poll or wait instead */
+    void* user_data;
+} limn_job_options;
+
+/* Defaults for the caller's struct (see "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status limn_job_options_init_sized(limn_job_options* options,
+                                                                size_t struct_size);
+static inline limn_status limn_job_options_init(limn_job_options* options) {
+    return limn_job_options_init_sized(options, sizeof(*options));
+}
+
+/* Starts the worker pool with `workers` threads (0: the default, 2; at most 256). Optional: the
+ * first submit starts the default pool. LIMN_ERR_INVALID_ARGUMENT if it runs with another size
+ * (limn_jobs_shutdown first). */
+LIMN_NODISCARD LIMN_API limn_status limn_jobs_start(int32_t workers);
+
+/* Cancels every job not yet ended, waits until each has ended and its callback has returned, and
+ * stops the workers; the next submit starts the pool again. Call it before the process exits
+ * while jobs may run. */
+LIMN_NODISCARD LIMN_API limn_status limn_jobs_shutdown(void);
+
+/* The asynchronous calls: the synchronous call's arguments, then job_options (may be NULL) and
+ * `out`, which receives the job (free it with limn_job_free). */
+LIMN_NODISCARD LIMN_API limn_status limn_model_run_submit(limn_model* model, const limn_image* input,
+                                                          limn_image* output,
+                                                          const limn_job_options* job_options,
+                                                          limn_job** out);
+LIMN_NODISCARD LIMN_API limn_status
+limn_cartoonize_submit(limn_model* model, const limn_image* input, limn_image* output,
+                       const limn_cartoonize_options* options, limn_pipeline_stats* stats,
+                       const limn_job_options* job_options, limn_job** out);
+LIMN_NODISCARD LIMN_API limn_status
+limn_detect_faces_submit(limn_model* detector, const limn_image* input,
+                         const limn_detect_faces_options* options, limn_face* faces,
+                         size_t capacity, size_t* out_count, const limn_job_options* job_options,
+                         limn_job** out);
+LIMN_NODISCARD LIMN_API limn_status
+limn_restore_faces_submit(limn_model* model, const limn_image* input, limn_image* output,
+                          const limn_face* faces, size_t face_count,
+                          const limn_restore_faces_options* options, limn_pipeline_stats* stats,
+                          const limn_job_options* job_options, limn_job** out);
+
+/* Waits until the job has ended and its callback has returned, at most timeout_ms (0: just look;
+ * < 0: no limit). LIMN_OK with *job_status set (the job's status; limn_job_message says why it
+ * failed) once it has, LIMN_ERR_TIMEOUT if it has not. */
+LIMN_NODISCARD LIMN_API limn_status limn_job_wait(limn_job* job, int64_t timeout_ms,
+                                                  limn_status* job_status);
+
+/* What the job's failure said; "" while it runs or when it succeeded. Valid until limn_job_free. */
+LIMN_API const char* limn_job_message(const limn_job* job);
+
+/* Cancels the job (see above). Cancelling a job that has ended does nothing. */
+LIMN_NODISCARD LIMN_API limn_status limn_job_cancel(limn_job* job);
+
+/* Releases the handle. A job that has not ended goes on (cancel it first to stop it); its
+ * callback is still called. NULL is allowed. */
+LIMN_API void limn_job_free(limn_job* job);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -8,6 +8,7 @@
 #ifndef LIMN_LIMN_HPP
 #define LIMN_LIMN_HPP
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -284,6 +285,79 @@ private:
     limn_detect_faces_options o_;
 };
 
+// An asynchronous call (Model::submit_*, over limn_*_submit), future-like. Move-only; destroying it
+// does not wait (the job goes on; cancel() first to stop it).
+class Job {
+public:
+    Job() = default;
+    explicit Job(limn_job* job) : ptr_(job) {}
+    bool valid() const { return ptr_ != nullptr; }
+    // True once the job has ended and its completion has run.
+    bool ready() const { return wait_for(std::chrono::milliseconds(0)); }
+    bool wait_for(std::chrono::milliseconds timeout) const {
+        limn_status status = LIMN_OK;
+        const limn_status s = limn_job_wait(ptr_.get(), static_cast<int64_t>(timeout.count()), &status);
+        if (s == LIMN_ERR_TIMEOUT) return false;
+        detail::check(s);
+        return true;
+    }
+    // Waits, then throws limn::Error if the job failed or was cancelled.
+    void get() const {
+        limn_status status = LIMN_OK;
+        detail::check(limn_job_wait(ptr_.get(), -1, &status));
+        if (status != LIMN_OK) throw Error(status, limn_job_message(ptr_.get()));
+    }
+    void cancel() const { detail::check(limn_job_cancel(ptr_.get())); }
+    limn_job* handle() const { return ptr_.get(); }
+
+private:
+    struct Free {
+        void operator()(limn_job* job) const { limn_job_free(job); }
+    };
+    std::unique_ptr<limn_job, Free> ptr_;
+};
+
+// Called once when a job ends, on a worker of the library's pool (see limn_job_callback).
+using JobDone = std::function<void(limn_status status, const char* message)>;
+
+namespace detail {
+// What a submitted call needs until it ends: the options (whose progress function the library
+// calls back into) and the caller's completion; freed by the completion.
+template <typename Options>
+struct JobState {
+    Options options;
+    JobDone done;
+
+    static void finish(limn_status status, const char* message, void* self) {
+        auto* state = static_cast<JobState*>(self);
+        if (state->done) {
+            try {
+                state->done(status, message);
+            } catch (...) {  // a completion cannot report to anyone: the worker goes on
+            }
+        }
+        delete state;
+    }
+};
+
+template <typename Options, typename Submit>
+Job submit(const Options& options, JobDone done, Submit&& call) {
+    auto* state = new JobState<Options>{options, std::move(done)};
+    limn_job_options o;
+    limn_job_options_init(&o);
+    o.callback = &JobState<Options>::finish;
+    o.user_data = state;
+    limn_job* job = nullptr;
+    const limn_status s = call(state->options, &o, &job);
+    if (s != LIMN_OK) {  // no job was made: the completion will not run
+        delete state;
+        check(s);
+    }
+    return Job(job);
+}
+struct NoOptions {};
+}  // namespace detail
+
 class Model;
 
 // Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function
@@ -422,6 +496,43 @@ public:
         }
         faces.resize(count < faces.size() ? count : faces.size());
         return faces;
+    }
+
+    // The asynchronous calls (limn_*_submit): they return at once; `input`, `output` (and `stats`,
+    // `faces`, `count`) must stay valid until the job has ended. `done`, if given, is called once
+    // on a pool worker when it has, and must not block (see limn.h).
+    Job submit_run(const limn_image& input, limn_image& output, JobDone done = {}) const {
+        return detail::submit(detail::NoOptions{}, std::move(done), [&](const detail::NoOptions&,
+                                                                        const limn_job_options* o, limn_job** j) {
+            return limn_model_run_submit(get(), &input, &output, o, j);
+        });
+    }
+    Job submit_cartoonize(const limn_image& input, limn_image& output,
+                          const CartoonizeOptions& options = CartoonizeOptions(), JobDone done = {},
+                          limn_pipeline_stats* stats = nullptr) const {
+        if (stats) stats->struct_size = sizeof *stats;
+        return detail::submit(options, std::move(done), [&](const CartoonizeOptions& opts,
+                                                            const limn_job_options* o, limn_job** j) {
+            return limn_cartoonize_submit(get(), &input, &output, opts.get(), stats, o, j);
+        });
+    }
+    Job submit_restore_faces(const limn_image& input, limn_image& output, const std::vector<limn_face>& faces,
+                             const RestoreFacesOptions& options = RestoreFacesOptions(), JobDone done = {},
+                             limn_pipeline_stats* stats = nullptr) const {
+        if (stats) stats->struct_size = sizeof *stats;
+        return detail::submit(options, std::move(done), [&](const RestoreFacesOptions& opts,
+                                                            const limn_job_options* o, limn_job** j) {
+            return limn_restore_faces_submit(get(), &input, &output, faces.data(), faces.size(), opts.get(), stats,
+                                             o, j);
+        });
+    }
+    // Writes up to `capacity` faces and the number found into *count.
+    Job submit_detect_faces(const limn_image& input, limn_face* faces, size_t capacity, size_t* count,
+                            const DetectFacesOptions& options = DetectFacesOptions(), JobDone done = {}) const {
+        return detail::submit(options, std::move(done), [&](const DetectFacesOptions& opts,
+                                                            const limn_job_options* o, limn_job** j) {
+            return limn_detect_faces_submit(get(), &input, opts.get(), faces, capacity, count, o, j);
+        });
     }
 
     // Frees the model (and its device memory) now; later calls throw.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The race detector and the undefined-behaviour checker over limn: builds liblimn, the C ABI test
-# and the 16-thread stress test with clang-14 and -fsanitize=thread,undefined (LibTorch itself is
+# the 16-thread stress test and the job-pool test with clang-14 and -fsanitize=thread,undefined (LibTorch itself is
 # not instrumented), then runs
 #   - test_c_api: every C argument check, bad enum values included (UBSan's enum, bounds, overflow
 #     and alignment checks; any report fails the run), and
 #   - test_stress: 16 threads mixing every call on shared models (ThreadSanitizer; any race
-#     report in limn's code fails the run).
+#     report in limn's code fails the run), and
+#   - test_jobs: the asynchronous job pool (submitting from 4 threads, cancelling, closing models
+#     and the pool with jobs pending, callbacks), under the same checks.
 # Opt-in (minutes to build): CTest label "tsan" (ctest -L tsan), or directly:
 #   tests/sanitize/run.sh [BUILD_DIR]      (default build-sanitize; LIMN_JOBS compile jobs, default 2)
 set -euo pipefail
@@ -20,7 +22,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >"$BUILD.configure.log" 2>&1 \
     || { cat "$BUILD.configure.log"; exit 1; }
 fi
-ninja -C "$BUILD" -j "${LIMN_JOBS:-2}" test_c_api test_stress >"$BUILD.build.log" 2>&1 || { tail -40 "$BUILD.build.log"; exit 1; }
+ninja -C "$BUILD" -j "${LIMN_JOBS:-2}" test_c_api test_stress test_jobs >"$BUILD.build.log" 2>&1 || { tail -40 "$BUILD.build.log"; exit 1; }
 FIXTURES=${LIMN_TEST_FIXTURES:-$BUILD/tests/fixtures}
 [ -f "$FIXTURES/tiny_unet.pt" ] || PYTHONPATH="$ROOT/models" "$PY" -m limn_models.fixtures "$FIXTURES" >/dev/null
 export LIMN_TEST_FIXTURES=$FIXTURES
@@ -35,4 +37,6 @@ echo "== test_c_api (UBSan + TSan)"
 "$BUILD/tests/test_c_api" "$FIXTURES" 2>&1 | tail -20 || status=1
 echo "== test_stress (TSan + UBSan), ${LIMN_STRESS_ROUNDS:-12} rounds x 16 threads"
 "$BUILD/tests/test_stress" 2>&1 | tail -60 || status=1
+echo "== test_jobs (TSan + UBSan): the job pool, cancelling, closing, callbacks"
+"$BUILD/tests/test_jobs" 2>&1 | tail -60 || status=1
 exit $status
