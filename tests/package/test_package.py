@@ -1,4 +1,5 @@
 """The installed limn package: import, numpy images in and out, errors, threads, closing, faces."""
+import dataclasses
 import json
 import os
 import re
@@ -1099,3 +1100,145 @@ def test_names_come_from_the_library_and_limn_models_copies_equal_them(tmp_path,
         os.remove(registry.model_file("toy"))
         with pytest.raises(limn.FileError, match="limn models fetch toy"):
             limn.model_path("toy")
+
+
+# ---- Asynchronous jobs (Model.submit) --------------------------------------------------------
+
+
+def test_submitted_jobs_from_4_threads_equal_the_synchronous_calls(fixtures, astronaut):
+    import concurrent.futures as cf
+
+    photo = np.ascontiguousarray(astronaut[100:164, 180:276])
+    marks = ASTRONAUT_LANDMARKS - np.array([180, 100], np.float32)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m, cpu(os.path.join(fixtures, "tiny_face.pt")) as face, \
+            cpu(os.path.join(fixtures, "tiny_detect.pt")) as det:
+        calls = [(m, "cartoonize", {"tile": 32, "strength": 0.5}), (m, "run", {}),
+                 (face, "restore_faces", {"landmarks": marks, "return_stats": True}), (det, "detect_faces", {})]
+        expected = [getattr(model, call)(photo, **kw) for model, call, kw in calls]
+        done_calls = []
+
+        def submit_some(t):
+            futures = []
+            for k in range(10):
+                model, call, kw = calls[(t + k) % 4]
+                f = model.submit(call, photo, **kw)
+                f.add_done_callback(done_calls.append)
+                futures.append(((t + k) % 4, f))
+            return futures
+
+        with cf.ThreadPoolExecutor(4) as pool:
+            submitted = [x for fs in pool.map(submit_some, range(4)) for x in fs]
+        assert len(submitted) == 40
+        for i, f in submitted:
+            got, want = f.result(timeout=120), expected[i]
+            if i == 2:
+                assert (got[0] == want[0]).all()
+                assert dataclasses.replace(got[1], seconds=0.0) == dataclasses.replace(want[1], seconds=0.0)
+            elif i == 3:
+                assert [(g.box, g.score) for g in got] == [(w.box, w.score) for w in want]
+                assert all((g.landmarks == w.landmarks).all() for g, w in zip(got, want))
+            else:
+                assert (got == want).all()
+        assert len(done_calls) == 40 and len({id(f) for f in done_calls}) == 40  # each callback once
+
+
+def test_future_cancel_reaches_the_library_and_closing_the_model_cancels_its_jobs(fixtures):
+    import concurrent.futures as cf
+
+    photo = np.full((48, 64, 3), 90, np.uint8)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        ref = m.cartoonize(photo, tile=24)
+        futures = [m.submit("cartoonize", photo, tile=24) for _ in range(60)]
+        cancels = [f.cancel() for f in futures[1::2]]
+        done, pending = cf.wait(futures, timeout=120)
+        assert not pending
+        assert all(f.cancelled() for f, c in zip(futures[1::2], cancels) if c)
+        for f in futures[::2]:
+            assert (f.result() == ref).all()
+        with pytest.raises(cf.CancelledError):
+            next(f for f in futures if f.cancelled()).result()
+        futures = [m.submit("cartoonize", photo, tile=24) for _ in range(30)]
+    # closed: each job ends, as cancelled or (the ones that had already ended) with its result
+    done, pending = cf.wait(futures, timeout=120)
+    assert not pending and any(f.cancelled() for f in futures)
+    assert all(f.cancelled() or (f.result() == ref).all() for f in futures)
+
+
+def test_a_submitted_job_runs_without_the_gil_and_result_takes_a_timeout(fixtures):
+    import concurrent.futures as cf
+
+    photo = np.full((600, 800, 3), 120, np.uint8)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        release = threading.Event()
+        steps = []
+
+        def progress(done, total):
+            steps.append(done)
+            if done == 1:
+                release.wait(60)  # the job holds here (on its worker) until the test lets it go
+
+        f = m.submit("cartoonize", photo, tile=128, progress=progress)
+        with pytest.raises(cf.TimeoutError):
+            f.result(timeout=0.05)
+        assert not f.done()
+        release.set()
+        loops = 0
+        while not f.done():  # the job works without the GIL: this thread keeps running meanwhile
+            loops += 1
+        assert loops > 100
+        assert f.result().shape == photo.shape and len(steps) > 1
+
+
+def test_submit_checks_arguments_at_once_and_jobs_report_their_errors(fixtures):
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        photo = np.zeros((26, 40, 3), np.uint8)
+        with pytest.raises(ValueError, match="invalid call 'paint'"):
+            m.submit("paint", photo)
+        with pytest.raises(limn.InvalidArgumentError, match="invalid strength 3"):
+            m.submit("cartoonize", photo, strength=3)
+        with pytest.raises(TypeError):
+            m.submit("cartoonize", photo, no_such_option=1)
+        odd = np.zeros((25, 39, 3), np.uint8)  # the raw run needs the size multiple: the job fails
+        error = m.submit("run", odd).exception(timeout=60)
+        assert isinstance(error, limn.SizeRuleError)
+
+        def boom(done, total):
+            raise KeyError("from progress")
+
+        error = m.submit("cartoonize", photo, tile=24, progress=boom).exception(timeout=60)
+        assert isinstance(error, KeyError)  # the callback's own exception, as in a synchronous call
+
+
+def test_blocking_calls_from_a_job_callback_are_refused_not_deadlocks(fixtures):
+    photo = np.zeros((26, 40, 3), np.uint8)
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        seen = {}
+
+        def inside(future):  # on a pool worker
+            try:
+                m.cartoonize(photo)
+            except limn.InvalidArgumentError as e:
+                seen["sync"] = str(e)
+            try:
+                limn.jobs_shutdown()
+            except limn.InvalidArgumentError as e:
+                seen["shutdown"] = str(e)
+            seen["nested"] = m.submit("run", photo)  # submitting is allowed there
+
+        release = threading.Event()
+        f = m.submit("cartoonize", photo, tile=24, progress=lambda done, total: release.wait(60))
+        f.add_done_callback(inside)  # before the job can end, so that it runs on the job's worker
+        release.set()
+        f.result(timeout=60)
+        for _ in range(600):
+            if "nested" in seen:
+                break
+            time.sleep(0.1)
+        assert "from a job's callback would block a worker" in seen["sync"]
+        assert "would wait for itself" in seen["shutdown"]
+        assert seen["nested"].result(timeout=60).shape == photo.shape
+    limn.jobs_shutdown()
+    limn.jobs_start(3)
+    with pytest.raises(limn.InvalidArgumentError, match="runs already with 3 workers"):
+        limn.jobs_start(2)
+    limn.jobs_shutdown()

@@ -16,9 +16,12 @@ message; each also derives from the matching built-in exception (``ValueError``,
 """
 from __future__ import annotations
 
+import atexit
 import builtins
+import concurrent.futures
 import math
 import os
+import threading
 import warnings
 import typing
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ __all__ = [
     "__version__", "build_info", "cuda_available", "devices", "resolve_device",
     "set_memory_limit", "release_cached_memory", "reset_peak_memory", "memory_stats",
     "load_image", "save_image", "encode_image", "write_file", "read_icc_profile", "model_path",
+    "jobs_start", "jobs_shutdown",
     "Model", "ModelInfo", "Face", "PipelineStats", "DeviceInfo", "MemoryStats",
     "Error", "InvalidArgumentError", "FileError", "InvalidModelError", "WrongModelKindError",
     "DeviceUnavailableError", "UnsupportedError", "OutOfMemoryError", "ImageTooLargeError",
@@ -120,7 +124,7 @@ class NonFiniteError(Error, ArithmeticError):
 
 
 class CancelledError(Error):
-    """A progress callback returned False (``LIMN_ERR_CANCELLED``)."""
+    """A progress callback returned False, or a job was cancelled (``LIMN_ERR_CANCELLED``)."""
     status = _STATUS["cancelled"]
 
 
@@ -398,6 +402,71 @@ def _is_pil(image: object) -> bool:
     return hasattr(image, "mode") and hasattr(image, "convert") and hasattr(image, "getbands")
 
 
+def _image_result(result: Tuple[ImageArray, Dict[str, Any]], image: object, return_stats: bool) -> Any:
+    """A pipeline's (image, stats) as its method returns it."""
+    out = _like(result[0], image)
+    return (out, PipelineStats(**result[1])) if return_stats else out
+
+
+# ---- Asynchronous jobs -----------------------------------------------------------------------
+
+def jobs_start(workers: int = 0) -> None:
+    """Starts the library's worker pool, which runs :meth:`Model.submit` jobs, with ``workers``
+    threads (0: the default, 2). Optional: the first submit starts the default pool. Raises
+    :class:`InvalidArgumentError` if it runs already with another size (:func:`jobs_shutdown` first)."""
+    _limn.jobs_start(_c_int(workers, "workers", "int32"))
+
+
+def jobs_shutdown() -> None:
+    """Cancels every job not yet ended, waits until each has ended (its future done) and stops the
+    pool's workers; the next submit starts it again. Called at exit."""
+    _limn.jobs_shutdown()
+
+
+atexit.register(_limn.jobs_shutdown)  # no job outlives the interpreter it reports to
+
+# The future a Model method returns instead of calling the library, while Model.submit calls it.
+_SUBMITTING = threading.local()
+
+
+class _JobFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """A job of the library's worker pool. cancel() reaches the library: a job not yet started never
+    runs, and a running pipeline stops at its next tile or face (a raw run or a detection that has
+    started finishes, and its result is dropped). A cancelled future counts as done for
+    concurrent.futures.wait() and as_completed() once its job has ended; running() stays False."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._job: Any = None
+
+    def _start(self, submit: Callable[..., Any], args: Tuple[Any, ...], finish: Callable[[Any], Any]) -> None:
+        def done(result: Any, error: Optional[BaseException]) -> None:  # on a pool worker, once
+            if error is None:
+                try:
+                    result = finish(result)
+                except BaseException as e:  # noqa: BLE001 (it belongs to the future)
+                    error = e
+            try:
+                if isinstance(error, CancelledError):  # by cancel(), a closed model or pool, or progress
+                    concurrent.futures.Future.cancel(self)
+                elif error is not None:
+                    self.set_exception(error)
+                else:
+                    self.set_result(result)
+            except concurrent.futures.InvalidStateError:
+                pass  # cancelled meanwhile: the result is dropped
+            if self.cancelled():  # now the job has ended: wait() and as_completed() count it
+                self.set_running_or_notify_cancel()
+
+        self._job = submit(*args, done)
+
+    def cancel(self) -> bool:
+        if self.done():
+            return False
+        job = self._job
+        if job is not None:
+            job.cancel()
+        return super().cancel()
 
 
 def _like(result: ImageArray, image: object) -> object:
@@ -588,11 +657,45 @@ class Model:
         state = "closed" if self.closed else f"{self._info.device}, {self._info.precision}"
         return f"<limn.Model {self._info.kind} {self._info.name!r} ({state})>"
 
+    def submit(self, call: str, image: ImageArray, **options: Any) -> "concurrent.futures.Future[Any]":
+        """Runs ``call`` ("cartoonize", "restore_faces", "detect_faces" or "run") of ``image`` with
+        that method's keywords as a job on the library's worker pool, and returns at once a
+        :class:`concurrent.futures.Future` of what the method returns. The arguments are checked
+        now (a bad one raises here); the work runs without the GIL. ``progress`` and the future's
+        callbacks run on a pool worker.
+
+        ``future.cancel()`` reaches the library: a job not yet started never runs, a running
+        pipeline stops at its next tile or face. Closing this model (or a head model or detector
+        the job uses) or :func:`jobs_shutdown` cancels its pending jobs the same way.
+        """
+        methods: Dict[str, Callable[..., Any]] = {"cartoonize": self.cartoonize, "restore_faces": self.restore_faces,
+                                                  "detect_faces": self.detect_faces, "run": self.run}
+        if call not in methods:
+            raise ValueError(f"invalid call {call!r}: expected one of {', '.join(methods)}")
+        future = _JobFuture()
+        _SUBMITTING.future = future
+        try:
+            returned = methods[call](image, **options)
+        finally:
+            _SUBMITTING.future = None
+        assert returned is future, "every Model call goes through Model._call"
+        return future
+
+    def _call(self, method: str, args: Tuple[Any, ...], finish: Callable[[Any], Any]) -> Any:
+        """The extension's ``method`` on ``args``, then ``finish`` of its result; inside
+        :meth:`submit`, the same call submitted as a job, whose future is returned."""
+        future = getattr(_SUBMITTING, "future", None)
+        if future is None:
+            return finish(getattr(self._model, method)(*args))
+        _SUBMITTING.future = None
+        future._start(getattr(self._model, method + "_submit"), args, finish)
+        return future
+
     def run(self, image: ImageArray) -> ImageArray:
         """One network run on ``image``, whose size must fit the model's size rule (see
         :attr:`ModelInfo.size_multiple`, :attr:`ModelInfo.fixed_size`); for whole photos use
         :meth:`cartoonize` or :meth:`restore_faces`."""
-        return _like(self._model.run(image), image)
+        return self._call("run", (image,), lambda out: _like(out, image))
 
     def run_batch(self, images: Union[Sequence[ImageArray], ImageArray]) -> Union[List[ImageArray], ImageArray]:
         """One network run on several images of one size and channel count: a sequence (of arrays
@@ -639,12 +742,11 @@ class Model:
             tile_size=_c_int(tile, "tile", "int32"), memory_budget=_c_int(memory_budget, "memory_budget", "uint64"),
             timeout_ms=_timeout_ms(timeout), working_size=_c_int(working_size, "working_size", "int32"),
             feather=float(feather))
-        out, stats = self._model.cartoonize(
+        return self._call("cartoonize", (
             image, options, progress, head_model._model if head_model is not None else None, rows,
             detector._model if detector is not None else None,
-            _detect_options(score_threshold, nms_iou, max_faces, detect_max_side, "detect_max_side"))
-        out = _like(out, image)
-        return (out, PipelineStats(**stats)) if return_stats else out
+            _detect_options(score_threshold, nms_iou, max_faces, detect_max_side, "detect_max_side")),
+            lambda result: _image_result(result, image, return_stats))
 
     def detect_faces(self, image: ImageArray, *, score_threshold: float = _D["score_threshold"],
                      nms_iou: float = _D["nms_iou"], max_faces: int = _D["max_faces"],
@@ -655,9 +757,9 @@ class Model:
         ``max_faces`` > 0 keeps only the best ones; ``nms_iou`` is the box overlap above which the
         weaker of two faces is dropped.
         """
-        rows = self._model.detect_faces(image,
-                                        _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"))
-        return _faces_from_rows(rows)
+        return self._call("detect_faces",
+                          (image, _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side")),
+                          _faces_from_rows)
 
     def restore_faces(self, image: ImageArray, landmarks: object = None, *, detector: Optional["Model"] = None,
                       strength: float = _D["restore_strength"], min_face_size: float = _D["min_face_size"],
@@ -684,8 +786,7 @@ class Model:
         rows = None if landmarks is None else _faces_to_rows(landmarks)
         options = _options(_limn.RestoreFacesOptions(), strength=float(strength),
                            min_face_size=float(min_face_size), feather=float(feather), timeout_ms=_timeout_ms(timeout))
-        out, stats = self._model.restore_faces(
+        return self._call("restore_faces", (
             image, rows, detector._model if detector is not None else None,
-            _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"), options, progress)
-        out = _like(out, image)
-        return (out, PipelineStats(**stats)) if return_stats else out
+            _detect_options(score_threshold, nms_iou, max_faces, max_side, "max_side"), options, progress),
+            lambda result: _image_result(result, image, return_stats))

@@ -6,9 +6,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <memory>
@@ -40,18 +42,28 @@ void set_error_classes(const std::vector<py::object>& classes) {
     }
 }
 
-void raise_status(limn_status status, const char* message) {
+PyObject* error_class(limn_status status) {
     const size_t s = static_cast<size_t>(status);
-    PyObject* cls = s > 0 && s < g_error_classes.size() ? g_error_classes[s] : PyExc_RuntimeError;
-    // Decoded defensively: limn's messages are valid UTF-8, but a caller's own text may not be.
+    return s > 0 && s < g_error_classes.size() ? g_error_classes[s] : PyExc_RuntimeError;
+}
+
+// Decoded defensively: limn's messages are valid UTF-8, but a caller's own text may not be.
+py::str error_text(const char* message) {
     PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)), "backslashreplace");
     if (!text) {
         PyErr_Clear();
-        PyErr_SetString(cls, "(an error message that could not be decoded)");
-        return;
+        return py::str("(an error message that could not be decoded)");
     }
-    PyErr_SetObject(cls, text);
-    Py_DECREF(text);
+    return py::reinterpret_steal<py::str>(text);
+}
+
+void raise_status(limn_status status, const char* message) {
+    PyErr_SetObject(error_class(status), error_text(message).ptr());
+}
+
+// The exception a failed job hands to its Python completion (not raised).
+py::object status_error(limn_status status, const char* message) {
+    return py::reinterpret_borrow<py::object>(error_class(status))(error_text(message));
 }
 
 [[noreturn]] void fail(limn_status status, const std::string& message) { throw limn::Error(status, message); }
@@ -288,6 +300,106 @@ std::vector<limn_face> faces_from_array(const py::handle& obj) {
 
 // ---- Model -----------------------------------------------------------------------------------
 
+// ---- Calls and jobs ---------------------------------------------------------------------------
+
+// The most faces one detection returns here (the detector keeps at most 5000 candidates).
+constexpr size_t kMaxFaces = 5000;
+
+// One call of a model: the handles it uses, its arrays and options (which the library reads
+// through pointers until the call returns, or until a submitted job ends), how to call the library
+// (job options NULL: synchronously) and what builds the Python result. It owns Python objects, so
+// it is destroyed with the GIL held.
+struct Call {
+    explicit Call(std::shared_ptr<limn::Model> m) : model(std::move(m)) { stats.struct_size = sizeof stats; }
+    std::shared_ptr<limn::Model> model;
+    std::vector<std::shared_ptr<limn::Model>> others;  // a head model, a detector
+    ImageArg in;
+    std::pair<py::array_t<uint8_t>, limn_image> out;
+    std::vector<limn_face> faces;
+    size_t face_count = 0;
+    limn_cartoonize_options cartoonize{};
+    limn_restore_faces_options restore{};
+    limn_detect_faces_options detect{};
+    limn_pipeline_stats stats{};
+    std::unique_ptr<Progress> progress;
+    std::function<limn_status(Call&, const limn_job_options*, limn_job**)> invoke;
+    std::function<py::object(Call&)> result;
+    py::object done;  // a submitted call's done(result, error)
+};
+
+bool python_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+// A submitted call's end, on a pool worker: done(result, None) or done(None, exception), with the
+// GIL taken. An exception done raises is reported as unraisable (no one is there to catch it).
+void finish_call(limn_status status, const char* message, void* user) {
+    if (!Py_IsInitialized() || python_finalizing()) return;  // too late for Python: the call is left
+    py::gil_scoped_acquire gil;
+    std::unique_ptr<Call> call(static_cast<Call*>(user));
+    try {
+        py::object result = py::none(), error = py::none();
+        if (status == LIMN_OK) {
+            result = call->result(*call);
+        } else if (call->progress && call->progress->error) {  // the progress callback's own exception
+            try {
+                std::rethrow_exception(call->progress->error);
+            } catch (py::error_already_set& e) {
+                error = e.value();
+            } catch (...) {
+                error = status_error(status, message);
+            }
+        } else {
+            error = status_error(status, message);
+        }
+        call->done(result, error);
+    } catch (py::error_already_set& e) {
+        e.discard_as_unraisable("limn: a job's completion");
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        PyErr_WriteUnraisable(nullptr);
+    }
+}
+
+// A submitted call (limn_job), as _limn.Job; the package's Future waits on its completion.
+class PyJob {
+public:
+    explicit PyJob(limn_job* job) : job_(job, Free()) {}
+    void cancel() const { limn::detail::check(limn_job_cancel(job_.get())); }
+
+private:
+    struct Free {
+        void operator()(limn_job* job) const { limn_job_free(job); }
+    };
+    std::shared_ptr<limn_job> job_;
+};
+
+// Runs a prepared call: at once when `done` is None (the GIL released while the library works;
+// returns the result), else as a job whose done(result, error) runs on a pool worker (returns a
+// Job). The submit itself holds the GIL, so the completion cannot run before it has returned.
+py::object start(std::unique_ptr<Call> call, const py::object& done) {
+    if (done.is_none()) {
+        without_gil(call->progress.get(), [&] { limn::detail::check(call->invoke(*call, nullptr, nullptr)); });
+        return call->result(*call);
+    }
+    if (!PyCallable_Check(done.ptr())) throw py::type_error("done must be callable as done(result, error)");
+    call->done = done;
+    limn_job_options jo;
+    limn::detail::check(limn_job_options_init(&jo));
+    jo.callback = &finish_call;
+    jo.user_data = call.get();
+    limn_job* job = nullptr;
+    limn::detail::check(call->invoke(*call, &jo, &job));
+    call->model.reset();  // the job holds the models now: closing one cancels it
+    call->others.clear();
+    call.release();  // finish_call frees it
+    return py::cast(PyJob(job));
+}
+
 // A model handle shared by the calls in flight: close() drops the handle's reference, so the model
 // (and its device memory) is freed at once, or when the last running call returns.
 class PyModel {
@@ -354,12 +466,9 @@ public:
         return d;
     }
 
-    py::array_t<uint8_t> run(const py::handle& image) const {
-        const auto model = acquire();
-        const ImageArg in = image_arg(image, "image");
-        auto out = new_image(in.image);
-        without_gil(nullptr, [&] { model->run(in.image, out.second); });
-        return out.first;
+    py::object run(const py::handle& image) const { return start(prepare_run(image), py::none()); }
+    py::object run_submit(const py::handle& image, const py::object& done) const {
+        return start(prepare_run(image), done);
     }
 
     py::list run_batch(const py::sequence& images) const {
@@ -380,65 +489,132 @@ public:
     }
 
     // `options` (the C struct, its plain fields set by the package) gets the models, faces and
-    // progress here, which the struct holds only as pointers.
-    py::tuple cartoonize(const py::handle& image, limn_cartoonize_options options, const py::object& progress,
-                         const PyModel* head_model, const py::object& faces, const PyModel* detector,
-                         const limn_detect_faces_options& detect) const {
-        const auto model = acquire();
-        const auto head = head_model ? head_model->acquire() : nullptr;
-        const auto det = detector ? detector->acquire() : nullptr;
-        const ImageArg in = image_arg(image, "image");
-        auto out = new_image(in.image);
-        const auto p = progress_arg(progress);
-        const std::vector<limn_face> given = faces.is_none() ? std::vector<limn_face>() : faces_from_array(faces);
-        options.head_model = head ? head->get() : nullptr;
-        options.faces = given.empty() ? nullptr : given.data();
-        options.face_count = given.size();
-        options.detector = det ? det->get() : nullptr;
-        options.detect_options = det ? &detect : nullptr;
-        limn_pipeline_stats stats{};
-        if (p) {
-            options.progress = &Progress::call;
-            options.progress_user_data = p.get();
-        }
-        stats.struct_size = sizeof stats;
-        without_gil(p.get(), [&] {
-            limn::detail::check(limn_cartoonize(model->get(), &in.image, &out.second, &options, &stats));
-        });
-        return py::make_tuple(out.first, stats_dict(stats));
+    // progress here, which the struct holds only as pointers. Returns (image, stats).
+    py::object cartoonize(const py::handle& image, const limn_cartoonize_options& options, const py::object& progress,
+                          const PyModel* head_model, const py::object& faces, const PyModel* detector,
+                          const limn_detect_faces_options& detect) const {
+        return start(prepare_cartoonize(image, options, progress, head_model, faces, detector, detect), py::none());
+    }
+    py::object cartoonize_submit(const py::handle& image, const limn_cartoonize_options& options,
+                                 const py::object& progress, const PyModel* head_model, const py::object& faces,
+                                 const PyModel* detector, const limn_detect_faces_options& detect,
+                                 const py::object& done) const {
+        return start(prepare_cartoonize(image, options, progress, head_model, faces, detector, detect), done);
     }
 
-    py::array_t<float> detect_faces(const py::handle& image, const limn_detect_faces_options& options) const {
-        const auto model = acquire();
-        const ImageArg in = image_arg(image, "image");
-        const limn::DetectFacesOptions o(options);
-        std::vector<limn_face> faces;
-        without_gil(nullptr, [&] { faces = model->detect_faces(in.image, o); });
-        return faces_to_array(faces);
+    // The faces as float32 [F, 15] (see faces_to_array).
+    py::object detect_faces(const py::handle& image, const limn_detect_faces_options& options) const {
+        return start(prepare_detect_faces(image, options), py::none());
+    }
+    py::object detect_faces_submit(const py::handle& image, const limn_detect_faces_options& options,
+                                   const py::object& done) const {
+        return start(prepare_detect_faces(image, options), done);
     }
 
-    py::tuple restore_faces(const py::handle& image, const py::object& faces, const PyModel* detector,
-                            const limn_detect_faces_options& detect, limn_restore_faces_options options,
-                            const py::object& progress) const {
-        const auto model = acquire();
-        const auto det = detector ? detector->acquire() : nullptr;
-        const ImageArg in = image_arg(image, "image");
-        const std::vector<limn_face> given = faces.is_none() ? std::vector<limn_face>() : faces_from_array(faces);
-        auto out = new_image(in.image);
-        const auto p = progress_arg(progress);
-        options.detector = det ? det->get() : nullptr;
-        options.detect_options = det ? &detect : nullptr;
-        if (p) {
-            options.progress = &Progress::call;
-            options.progress_user_data = p.get();
+    // Returns (image, stats).
+    py::object restore_faces(const py::handle& image, const py::object& faces, const PyModel* detector,
+                             const limn_detect_faces_options& detect, const limn_restore_faces_options& options,
+                             const py::object& progress) const {
+        return start(prepare_restore_faces(image, faces, detector, detect, options, progress), py::none());
+    }
+    py::object restore_faces_submit(const py::handle& image, const py::object& faces, const PyModel* detector,
+                                    const limn_detect_faces_options& detect, const limn_restore_faces_options& options,
+                                    const py::object& progress, const py::object& done) const {
+        return start(prepare_restore_faces(image, faces, detector, detect, options, progress), done);
+    }
+
+private:
+    // One call's arguments as the library takes them, made with the GIL held, and what builds its
+    // result; the same for a synchronous call and a submitted one.
+    std::unique_ptr<Call> prepare_run(const py::handle& image) const {
+        auto c = std::make_unique<Call>(acquire());
+        c->in = image_arg(image, "image");
+        c->out = new_image(c->in.image);
+        c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
+            return jo ? limn_model_run_submit(c.model->get(), &c.in.image, &c.out.second, jo, job)
+                      : limn_model_run(c.model->get(), &c.in.image, &c.out.second);
+        };
+        c->result = [](Call& c) -> py::object { return c.out.first; };
+        return c;
+    }
+
+    std::unique_ptr<Call> prepare_cartoonize(const py::handle& image, const limn_cartoonize_options& options,
+                                             const py::object& progress, const PyModel* head_model,
+                                             const py::object& faces, const PyModel* detector,
+                                             const limn_detect_faces_options& detect) const {
+        auto c = std::make_unique<Call>(acquire());
+        if (head_model) c->others.push_back(head_model->acquire());
+        if (detector) c->others.push_back(detector->acquire());
+        c->in = image_arg(image, "image");
+        c->out = new_image(c->in.image);
+        c->progress = progress_arg(progress);
+        if (!faces.is_none()) c->faces = faces_from_array(faces);
+        c->detect = detect;
+        c->cartoonize = options;
+        limn_cartoonize_options& o = c->cartoonize;
+        o.head_model = head_model ? head_model->acquire()->get() : nullptr;
+        o.faces = c->faces.empty() ? nullptr : c->faces.data();
+        o.face_count = c->faces.size();
+        o.detector = detector ? detector->acquire()->get() : nullptr;
+        o.detect_options = detector ? &c->detect : nullptr;
+        if (c->progress) {
+            o.progress = &Progress::call;
+            o.progress_user_data = c->progress.get();
         }
-        limn_pipeline_stats stats{};
-        stats.struct_size = sizeof stats;
-        without_gil(p.get(), [&] {
-            limn::detail::check(limn_restore_faces(model->get(), &in.image, &out.second, given.data(),
-                                                   given.size(), &options, &stats));
-        });
-        return py::make_tuple(out.first, stats_dict(stats));
+        c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
+            return jo ? limn_cartoonize_submit(c.model->get(), &c.in.image, &c.out.second, &c.cartoonize, &c.stats,
+                                               jo, job)
+                      : limn_cartoonize(c.model->get(), &c.in.image, &c.out.second, &c.cartoonize, &c.stats);
+        };
+        c->result = [](Call& c) -> py::object { return py::make_tuple(c.out.first, stats_dict(c.stats)); };
+        return c;
+    }
+
+    std::unique_ptr<Call> prepare_detect_faces(const py::handle& image, const limn_detect_faces_options& options) const {
+        auto c = std::make_unique<Call>(acquire());
+        c->in = image_arg(image, "image");
+        c->detect = options;
+        c->faces.resize(kMaxFaces);
+        c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
+            return jo ? limn_detect_faces_submit(c.model->get(), &c.in.image, &c.detect, c.faces.data(),
+                                                 c.faces.size(), &c.face_count, jo, job)
+                      : limn_detect_faces(c.model->get(), &c.in.image, &c.detect, c.faces.data(), c.faces.size(),
+                                          &c.face_count);
+        };
+        c->result = [](Call& c) -> py::object {
+            c.faces.resize(std::min(c.face_count, c.faces.size()));
+            return faces_to_array(c.faces);
+        };
+        return c;
+    }
+
+    std::unique_ptr<Call> prepare_restore_faces(const py::handle& image, const py::object& faces,
+                                                const PyModel* detector, const limn_detect_faces_options& detect,
+                                                const limn_restore_faces_options& options,
+                                                const py::object& progress) const {
+        auto c = std::make_unique<Call>(acquire());
+        if (detector) c->others.push_back(detector->acquire());
+        c->in = image_arg(image, "image");
+        if (!faces.is_none()) c->faces = faces_from_array(faces);
+        c->out = new_image(c->in.image);
+        c->progress = progress_arg(progress);
+        c->detect = detect;
+        c->restore = options;
+        limn_restore_faces_options& o = c->restore;
+        o.detector = detector ? detector->acquire()->get() : nullptr;
+        o.detect_options = detector ? &c->detect : nullptr;
+        if (c->progress) {
+            o.progress = &Progress::call;
+            o.progress_user_data = c->progress.get();
+        }
+        c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
+            return jo ? limn_restore_faces_submit(c.model->get(), &c.in.image, &c.out.second, c.faces.data(),
+                                                  c.faces.size(), &c.restore, &c.stats, jo, job)
+                      : limn_restore_faces(c.model->get(), &c.in.image, &c.out.second, c.faces.data(),
+                                           c.faces.size(), &c.restore, &c.stats);
+        };
+        c->result = [](Call& c) -> py::object { return py::make_tuple(c.out.first, stats_dict(c.stats)); };
+        return c;
     }
 
 private:
@@ -638,6 +814,16 @@ PYBIND11_MODULE(_limn, m) {
 #undef LIMN_PY_FIELD
 #undef LIMN_PY_FIELD_NAME
 
+    py::class_<PyJob>(m, "Job")
+        .def("cancel", &PyJob::cancel);
+    m.def("jobs_start", [](int32_t workers) { limn::detail::check(limn_jobs_start(workers)); }, py::arg("workers"));
+    m.def(
+        "jobs_shutdown",
+        [] {
+            py::gil_scoped_release nogil;  // the jobs' completions take the GIL
+            limn::detail::check(limn_jobs_shutdown());
+        });
+
     py::class_<PyModel>(m, "Model")
         .def(py::init<const py::object&, const std::string&, int, int, int, bool, int, int, uint64_t,
                       const std::string&, const std::string&>(),
@@ -653,6 +839,16 @@ PYBIND11_MODULE(_limn, m) {
         .def("detect_faces", &PyModel::detect_faces, py::arg("image"), py::arg("options"))
         .def("restore_faces", &PyModel::restore_faces, py::arg("image"), py::arg("faces"),
              py::arg("detector").none(true), py::arg("detect_options"), py::arg("options"), py::arg("progress"))
+        // The same calls submitted as jobs: each returns a Job at once and ends with done(result, error).
+        .def("run_submit", &PyModel::run_submit, py::arg("image"), py::arg("done"))
+        .def("cartoonize_submit", &PyModel::cartoonize_submit, py::arg("image"), py::arg("options"),
+             py::arg("progress"), py::arg("head_model").none(true), py::arg("faces"),
+             py::arg("detector").none(true), py::arg("detect_options"), py::arg("done"))
+        .def("detect_faces_submit", &PyModel::detect_faces_submit, py::arg("image"), py::arg("options"),
+             py::arg("done"))
+        .def("restore_faces_submit", &PyModel::restore_faces_submit, py::arg("image"), py::arg("faces"),
+             py::arg("detector").none(true), py::arg("detect_options"), py::arg("options"), py::arg("progress"),
+             py::arg("done"))
         .def("close", &PyModel::close)
         .def_property_readonly("closed", &PyModel::closed)
         .def_property_readonly("origin", &PyModel::origin);
