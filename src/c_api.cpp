@@ -51,6 +51,24 @@ limn_status set_error(limn_status status, std::string message) noexcept {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// guarded() for calls that run no LibTorch work (submitting and the job handles): failures are
+// Failures (or out of host memory), and no CPU tensor scope is set up, so an engine's thread is
+// back at once.
+template <typename F>
+limn_status guarded_light(F&& body) noexcept {
+    try {
+        body();
+        last_error.clear();
+        return LIMN_OK;
+    } catch (const limn::core::Failure& e) {
+        return set_error(e.status(), e.what());
+    } catch (const std::bad_alloc&) {
+        return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of host memory");
+    } catch (...) {
+        return set_error(LIMN_ERR_INTERNAL, "internal error: unknown exception");
+    }
+}
+
 template <typename F>
 limn_status guarded(F&& body) noexcept {
     try {
@@ -891,7 +909,7 @@ limn_status limn_jobs_shutdown(void) {
 
 limn_status limn_model_run_submit(limn_model* model, const limn_image* input, limn_image* output,
                                   const limn_job_options* job_options, limn_job** out) {
-    return guarded([&] {
+    return guarded_light([&] {
         model_arg(model);
         const limn_image in = image_copy(input, "input");
         limn_image result = image_copy(output, "output");
@@ -904,7 +922,7 @@ limn_status limn_model_run_submit(limn_model* model, const limn_image* input, li
 limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, limn_image* output,
                                    const limn_cartoonize_options* options, limn_pipeline_stats* stats,
                                    const limn_job_options* job_options, limn_job** out) {
-    return guarded([&] {
+    return guarded_light([&] {
         model_arg(model);
         const limn_image in = image_copy(input, "input");
         limn_image result = image_copy(output, "output");
@@ -935,7 +953,7 @@ limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, l
 limn_status limn_detect_faces_submit(limn_model* detector, const limn_image* input,
                                      const limn_detect_faces_options* options, limn_face* faces, size_t capacity,
                                      size_t* out_count, const limn_job_options* job_options, limn_job** out) {
-    return guarded([&] {
+    return guarded_light([&] {
         model_arg(detector);
         const limn_image in = image_copy(input, "input");
         require(out_count, "out_count");
@@ -958,7 +976,7 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
                                       const limn_face* faces, size_t face_count,
                                       const limn_restore_faces_options* options, limn_pipeline_stats* stats,
                                       const limn_job_options* job_options, limn_job** out) {
-    return guarded([&] {
+    return guarded_light([&] {
         model_arg(model);
         const limn_image in = image_copy(input, "input");
         limn_image result = image_copy(output, "output");
@@ -987,7 +1005,8 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
 }
 
 limn_status limn_job_wait(limn_job* job, int64_t timeout_ms, limn_status* job_status) {
-    return guarded([&] {
+    bool ended = false;
+    const limn_status s = guarded_light([&] {
         require(job, "job");
         require(job_status, "job_status");
         if (timeout_ms != 0 && JobPool::on_worker()) {
@@ -995,11 +1014,13 @@ limn_status limn_job_wait(limn_job* job, int64_t timeout_ms, limn_status* job_st
                              "limn_job_wait from a job's callback would block a worker of the job pool (the job "
                              "waited for may need it); poll with timeout_ms 0 or wait on a thread of your own");
         }
-        if (!job->impl->wait(timeout_ms)) {
-            limn::core::fail(LIMN_ERR_TIMEOUT, "the job has not ended after " + std::to_string(timeout_ms) + " ms");
-        }
-        *job_status = job->impl->status();
+        ended = job->impl->wait(timeout_ms);
+        if (ended) *job_status = job->impl->status();
     });
+    if (s != LIMN_OK || ended) return s;
+    // Not an exception: an engine polls every frame, and throwing through LibTorch's many shared
+    // objects costs tens of microseconds.
+    return set_error(LIMN_ERR_TIMEOUT, "the job has not ended after " + std::to_string(timeout_ms) + " ms");
 }
 
 const char* limn_job_message(const limn_job* job) {
@@ -1007,7 +1028,7 @@ const char* limn_job_message(const limn_job* job) {
 }
 
 limn_status limn_job_cancel(limn_job* job) {
-    return guarded([&] {
+    return guarded_light([&] {
         require(job, "job");
         job->impl->cancel();
     });

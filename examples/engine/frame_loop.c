@@ -1,13 +1,24 @@
 /* frame_loop.c: how a game or avatar engine embeds limn. One model stays loaded; RGBA frames
- * (here generated, in an engine the camera or a render target) are cartoonized in place every
- * frame under a device memory cap, and each frame's time is printed.
+ * (here generated, in an engine the camera or a render target) are cartoonized every frame under
+ * a device memory cap.
  *
- *     limn-engine-loop MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]
+ *     limn-engine-loop [--async] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]
  *
- * The engine owns the frame buffers; limn reads and writes them in place (alpha untouched). */
+ * Synchronous (the default): each frame is cartoonized in place by limn_cartoonize, which blocks
+ * the engine's thread for the whole call; each frame's time is printed.
+ *
+ * --async: the engine never waits for limn. It renders into one of two buffers while the job of
+ * the other runs on limn's worker pool (limn_cartoonize_submit): each engine frame it looks at the
+ * running job (limn_job_wait with timeout 0), presents its result once it has ended and submits the
+ * newest frame. It prints how long its thread was inside limn per engine frame (submit and poll),
+ * against the synchronous call's time, and how many engine frames it rendered per cartoonized one.
+ *
+ * The engine owns the frame buffers; limn reads and writes them (alpha untouched). Frames stay in
+ * host memory here; device images (CUDA buffers in and out) are the next step of the same loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <limn/limn.h>
@@ -33,17 +44,95 @@ static void render_frame(uint8_t* rgba, int w, int h, int frame) {
     }
 }
 
+/* The synchronous loop: every frame blocks the engine for the whole call. */
+static int run_sync(limn_model* model, const limn_cartoonize_options* co, uint8_t* frame, int w, int h, int frames,
+                    double* blocked) {
+    limn_image img = {frame, w, h, (size_t)w * 4, LIMN_PIXEL_RGBA8};
+    for (int i = 0; i < frames; ++i) {
+        render_frame(frame, w, h, i);
+        const double t0 = now_seconds();
+        if (limn_cartoonize(model, &img, &img, co, NULL) != LIMN_OK) {
+            fprintf(stderr, "frame %d: %s\n", i, limn_last_error());
+            return 1;
+        }
+        blocked[i] = now_seconds() - t0;
+        printf("frame %d: %.2f ms\n", i, blocked[i] * 1e3);
+    }
+    return 0;
+}
+
+/* The asynchronous loop: two buffers, one being rendered while limn works on the other. Stops once
+ * `frames` results are presented; *engine_frames counts the frames rendered meanwhile, blocked[]
+ * the time the engine spent inside limn during each of them, and submits[] each submit's time. */
+static int run_async(limn_model* model, const limn_cartoonize_options* co, uint8_t* buffers[2], int w, int h,
+                     int frames, double* blocked, int max_engine_frames, int* engine_frames, double* submits) {
+    limn_job* job = NULL;
+    int presented = 0, in_flight = -1, i = 0;
+    for (; presented < frames && i < max_engine_frames; ++i) {
+        const int mine = in_flight == 0 ? 1 : 0; /* the buffer limn is not working on */
+        render_frame(buffers[mine], w, h, i);
+        const double t0 = now_seconds();
+        if (job) {
+            limn_status job_status = LIMN_OK;
+            const limn_status s = limn_job_wait(job, 0, &job_status);
+            if (s == LIMN_OK) { /* ended: its buffer holds the cartoon, ready to present */
+                if (job_status != LIMN_OK) {
+                    fprintf(stderr, "frame %d: %s\n", presented, limn_job_message(job));
+                    limn_job_free(job);
+                    return 1;
+                }
+                limn_job_free(job);
+                job = NULL;
+                in_flight = -1;
+                ++presented;
+            } else if (s != LIMN_ERR_TIMEOUT) {
+                fprintf(stderr, "poll: %s\n", limn_last_error());
+                limn_job_free(job);
+                return 1;
+            }
+        }
+        if (!job && presented < frames) { /* the newest frame goes to limn; rendering goes on */
+            limn_image img = {buffers[mine], w, h, (size_t)w * 4, LIMN_PIXEL_RGBA8};
+            const double s0 = now_seconds();
+            if (limn_cartoonize_submit(model, &img, &img, co, NULL, NULL, &job) != LIMN_OK) {
+                fprintf(stderr, "submit: %s\n", limn_last_error());
+                return 1;
+            }
+            submits[presented] = now_seconds() - s0;
+            in_flight = mine;
+        }
+        blocked[i] = now_seconds() - t0;
+    }
+    if (job) { /* out of engine frames: wait for the last one rather than leave it running */
+        limn_status job_status = LIMN_OK;
+        if (limn_job_wait(job, -1, &job_status) != LIMN_OK || job_status != LIMN_OK) {
+            fprintf(stderr, "last frame: %s\n", limn_job_message(job));
+        }
+        limn_job_free(job);
+    }
+    *engine_frames = i;
+    return presented == frames ? 0 : 1;
+}
+
+static int compare_doubles(const void* a, const void* b) {
+    const double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+
 int main(int argc, char** argv) {
+    const int async = argc > 1 && strcmp(argv[1], "--async") == 0;
+    argc -= async;
+    argv += async;
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]\n", argv[0]);
+        fprintf(stderr, "usage: limn-engine-loop [--async] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]\n");
         return 2;
     }
     const char* device = argc > 2 ? argv[2] : "auto";
     const int frames = argc > 3 ? atoi(argv[3]) : 10;
     const int w = argc > 4 ? atoi(argv[4]) : 320, h = argc > 5 ? atoi(argv[5]) : 240;
     const uint64_t cap_mib = argc > 6 ? (uint64_t)atoll(argv[6]) : 1024;
-    if (frames < 1 || w < 1 || h < 1) {
-        fprintf(stderr, "frames, width and height must be positive\n");
+    if (frames < 1 || frames > 100000 || w < 1 || h < 1) {
+        fprintf(stderr, "frames (at most 100000), width and height must be positive\n");
         return 2;
     }
 
@@ -70,33 +159,41 @@ int main(int argc, char** argv) {
     limn_cartoonize_options_init(&co);
     co.memory_budget = cap_mib << 20;
 
-    uint8_t* frame = malloc((size_t)w * (size_t)h * 4);
-    if (!frame) {
-        limn_model_free(model);
-        return 1;
+    const int max_engine_frames = 1 << 20; /* a bound on the async loop (8 MiB of times) */
+    uint8_t* buffers[2] = {malloc((size_t)w * (size_t)h * 4), malloc((size_t)w * (size_t)h * 4)};
+    double* blocked = malloc(sizeof(double) * (size_t)(async ? max_engine_frames : frames));
+    double* submits = malloc(sizeof(double) * (size_t)frames);
+    int status = buffers[0] && buffers[1] && blocked && submits ? 0 : 1;
+    int engine_frames = frames;
+    const double start = now_seconds();
+    if (status == 0) {
+        status = async ? run_async(model, &co, buffers, w, h, frames, blocked, max_engine_frames, &engine_frames,
+                                   submits)
+                       : run_sync(model, &co, buffers[0], w, h, frames, blocked);
     }
-    limn_image img = {frame, w, h, (size_t)w * 4, LIMN_PIXEL_RGBA8};
-    int status = 0;
-    double total = 0.0;
-    for (int i = 0; i < frames && status == 0; ++i) {
-        render_frame(frame, w, h, i);
-        const double t0 = now_seconds();
-        if (limn_cartoonize(model, &img, &img, &co, NULL) != LIMN_OK) {
-            fprintf(stderr, "frame %d: %s\n", i, limn_last_error());
-            status = 1;
-            break;
-        }
-        const double dt = now_seconds() - t0;
-        total += dt;
-        printf("frame %d: %.2f ms\n", i, dt * 1e3);
-    }
+    const double wall = now_seconds() - start;
     limn_memory_stats mem;
     mem.struct_size = sizeof mem;
     if (status == 0 && limn_memory_get_stats(resolved, &mem) == LIMN_OK) {
+        double sum = 0.0;
+        for (int i = 0; i < engine_frames; ++i) sum += blocked[i];
+        qsort(blocked, (size_t)engine_frames, sizeof(double), compare_doubles);
+        const double median = blocked[engine_frames / 2], worst = blocked[engine_frames - 1];
         printf("%d frames of %dx%d on %s: %.2f ms per frame, peak %.1f MiB (cap %llu MiB)\n", frames, w, h, resolved,
-               total * 1e3 / frames, (double)mem.peak_allocated / (1 << 20), (unsigned long long)cap_mib);
+               wall * 1e3 / frames, (double)mem.peak_allocated / (1 << 20), (unsigned long long)cap_mib);
+        printf("%s: the engine's thread was inside limn %.1f us per engine frame (median; mean %.1f us; worst %.1f "
+               "us), %d engine frames rendered\n",
+               async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6, worst * 1e6, engine_frames);
+        if (async) {
+            qsort(submits, (size_t)frames, sizeof(double), compare_doubles);
+            printf("async: a submit took %.1f us (median; the first, which starts the pool, %.1f us at most)\n",
+                   submits[frames / 2] * 1e6, submits[frames - 1] * 1e6);
+        }
     }
-    free(frame);
+    free(blocked);
+    free(submits);
+    free(buffers[0]);
+    free(buffers[1]);
     limn_model_free(model);
     return status;
 }
