@@ -18,6 +18,7 @@
 #include "restore_faces.h"
 #include "error.h"
 #include "faces.h"
+#include "frames.h"
 #include "file_io.h"
 #include "icc.h"
 #include "image.h"
@@ -481,6 +482,7 @@ limn_status limn_memory_get_stats(const char* device, limn_memory_stats* out) {
         full.device_total = s.device_total;
         full.device_free = s.device_free;
         full.cached = s.cached;
+        full.allocations = s.allocations;
         copy_out(full, out, out->struct_size);
     });
 }
@@ -1035,5 +1037,74 @@ limn_status limn_job_cancel(limn_job* job) {
 }
 
 void limn_job_free(limn_job* job) { delete job; }
+
+}  // extern "C"
+
+// ---- Frames ------------------------------------------------------------------------------------
+
+struct limn_frames {
+    std::shared_ptr<limn::core::FrameStream> impl;
+};
+
+extern "C" {
+
+limn_status limn_frames_create(limn_model* model, int32_t width, int32_t height, limn_pixel_format format,
+                               const limn_cartoonize_options* options, limn_frames** out) {
+    return guarded([&] {
+        model_arg(model);
+        require(out, "out");
+        if (model->impl->metadata().kind != LIMN_MODEL_KIND_CARTOON) {
+            limn::core::fail(LIMN_ERR_WRONG_MODEL_KIND, "limn_frames_create needs a cartoon model");
+        }
+        const limn_pixel_format f = pixel_format_arg(format, "format");
+        std::vector<std::shared_ptr<const void>> keep;
+        if (options && options->head_model) keep.push_back(model_ref(options->head_model));
+        if (options && options->detector) keep.push_back(model_ref(options->detector));
+        auto handle = std::make_unique<limn_frames>();
+        handle->impl = std::make_shared<limn::core::FrameStream>(model->impl, width, height, f,
+                                                                 cartoonize_options(options), std::move(keep));
+        *out = handle.release();
+    });
+}
+
+limn_status limn_frames_run(limn_frames* frames, const limn_image* input, limn_image* output) {
+    return guarded([&] {
+        require(frames, "frames");
+        if (JobPool::on_worker()) {
+            limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "limn_frames_run from a job's callback would block a worker "
+                                                        "of the job pool; submit it instead (limn_frames_submit)");
+        }
+        require(input, "input");
+        require(output, "output");
+        frames->impl->run(*input, *output, nullptr);
+    });
+}
+
+limn_status limn_frames_submit(limn_frames* frames, const limn_image* input, limn_image* output,
+                               const limn_job_options* job_options, limn_job** out) {
+    return guarded_light([&] {
+        require(frames, "frames");
+        const limn_image in = image_copy(input, "input");
+        limn_image result = image_copy(output, "output");
+        const std::shared_ptr<limn::core::FrameStream> stream = frames->impl;
+        limn::core::check_image_pair(in, result, "input", "output", stream->model().max_pixels());
+        std::vector<std::shared_ptr<const void>> uses = stream->uses();
+        uses.push_back(stream);
+        submit(job_options, std::move(uses),
+               [stream, in, result](const Job& job) mutable {
+                   JobProgress progress{&job, stream->options().progress, stream->options().progress_user_data};
+                   stream->run(in, result, nullptr, &JobProgress::call, &progress);
+               },
+               out);
+    });
+}
+
+void limn_frames_free(limn_frames* frames) {
+    try {
+        if (frames) limn::core::JobPool::instance().cancel_uses(frames->impl.get());
+        delete frames;
+    } catch (...) {
+    }
+}
 
 }  // extern "C"

@@ -33,9 +33,13 @@ namespace {
 std::mutex limits_mutex;
 std::map<std::string, uint64_t> limits;  // device id -> cap in bytes
 
-// Live and peak bytes of the CPU tensors counted by CpuTensorScope.
+// Live and peak bytes of the CPU tensors counted by CpuTensorScope, and how many of those tensors
+// took their memory from the system (not from an arena's unused blocks).
 std::atomic<int64_t> cpu_live{0};
 std::atomic<int64_t> cpu_peak{0};
+std::atomic<uint64_t> cpu_allocations{0};
+// Set while an arena reports a block it hands out again, which is no new allocation.
+thread_local bool reusing_block = false;
 
 void count_cpu(int64_t delta) {
     const int64_t now = cpu_live.fetch_add(delta) + delta;
@@ -44,11 +48,17 @@ void count_cpu(int64_t delta) {
     }
 }
 
+// One of LibTorch's reports of a CPU tensor allocated (> 0 bytes) or freed (< 0).
+void count_cpu_report(int64_t alloc_size) {
+    count_cpu(alloc_size);
+    if (alloc_size > 0 && !reusing_block) cpu_allocations.fetch_add(1, std::memory_order_relaxed);
+}
+
 // Receives LibTorch's per-allocation reports (the hook its memory profiler uses).
 class CpuTensorCounter final : public c10::MemoryReportingInfoBase {
 public:
     void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device device) override {
-        if (device.is_cpu()) count_cpu(alloc_size);
+        if (device.is_cpu()) count_cpu_report(alloc_size);
     }
     bool memoryProfilingEnabled() const override { return true; }
 };
@@ -142,6 +152,7 @@ private:
 namespace {
 
 thread_local CpuArena* current_arena = nullptr;
+thread_local bool arena_all_sizes = false;  // CpuArenaAllSizes
 
 // The arenas' blocks in use, by address. Their DataPtrs are plain (the context is the address),
 // as LibTorch's raw_allocate (oneDNN's scratch and weights) requires, so the deleter finds the
@@ -162,7 +173,7 @@ public:
     explicit ArenaAllocator(c10::Allocator* next) : next_(next) {}
     c10::DataPtr allocate(size_t n) override {
         CpuArena* arena = current_arena;
-        if (!arena || n < CpuArena::kMinBlock) return next_->allocate(n);
+        if (!arena || n == 0 || (n < CpuArena::kMinBlock && !arena_all_sizes)) return next_->allocate(n);
         return arena->take(n);
     }
     c10::DeleterFnPtr raw_deleter() const override { return next_raw_deleter ? &free_cpu_block : nullptr; }
@@ -199,7 +210,9 @@ uint64_t arena_cap() {
 }  // namespace
 
 c10::DataPtr CpuArena::take(size_t n) {
-    const size_t size = (n + 4095) / 4096 * 4096;
+    // Pages for large blocks; small ones (CpuArenaAllSizes) in 64-byte steps.
+    const size_t size = n >= 4096 ? (n + 4095) / 4096 * 4096 : (n + 63) / 64 * 64;
+    bool reused = false;
     void* data = nullptr;
     size_t got = size;
     {
@@ -209,6 +222,7 @@ c10::DataPtr CpuArena::take(size_t n) {
         if (it != free_.end() && it->first <= size + size / 4) {
             got = it->first;
             data = it->second;
+            reused = true;
             free_.erase(it);
             cached_ -= got;
         } else {
@@ -238,7 +252,9 @@ c10::DataPtr CpuArena::take(size_t n) {
         in_use_ -= got;
         throw;
     }
+    reusing_block = reused;
     c10::reportMemoryUsageToProfiler(data, static_cast<int64_t>(n), 0, 0, c10::Device(c10::DeviceType::CPU));
+    reusing_block = false;
     return {data, data, &free_cpu_block, c10::Device(c10::DeviceType::CPU)};
 }
 
@@ -298,6 +314,10 @@ CpuArenaScope::CpuArenaScope(const std::shared_ptr<CpuArena>& arena) : outer_(cu
 }
 
 CpuArenaScope::~CpuArenaScope() { current_arena = outer_; }
+
+CpuArenaAllSizes::CpuArenaAllSizes() : outer_(arena_all_sizes) { arena_all_sizes = true; }
+
+CpuArenaAllSizes::~CpuArenaAllSizes() { arena_all_sizes = outer_; }
 
 namespace {
 
@@ -418,6 +438,7 @@ MemoryStats memory_stats(const Device& device) {
         s.allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_live.load()));
         s.peak_allocated = static_cast<uint64_t>(std::max<int64_t>(0, cpu_peak.load()));
         s.cached = cpu_arena_cached_bytes();
+        s.allocations = cpu_allocations.load(std::memory_order_relaxed);
         return s;
     }
 #if LIMN_WITH_CUDA
@@ -431,6 +452,7 @@ MemoryStats memory_stats(const Device& device) {
     s.reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].current);
     s.peak_reserved = static_cast<uint64_t>(stats.reserved_bytes[agg].peak);
     s.cached = s.reserved > s.allocated ? s.reserved - s.allocated : 0;
+    s.allocations = static_cast<uint64_t>(stats.num_device_alloc);
 #endif
     return s;
 }
@@ -460,7 +482,7 @@ public:
     void reportMemoryUsage(void*, int64_t alloc_size, size_t, size_t, c10::Device device) override {
         current_ += alloc_size;
         if (current_ > peak_) peak_ = current_;
-        if (device.is_cpu()) count_cpu(alloc_size);
+        if (device.is_cpu()) count_cpu_report(alloc_size);
     }
     bool memoryProfilingEnabled() const override { return true; }
     uint64_t peak() const { return static_cast<uint64_t>(peak_); }

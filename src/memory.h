@@ -18,6 +18,7 @@ namespace limn::core {
 struct MemoryStats {
     uint64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
     uint64_t limit = 0, device_total = 0, device_free = 0;
+    uint64_t allocations = 0;  // blocks of tensor memory taken from the system (see limn.h)
     uint64_t cached = 0;  // held unused for reuse: CUDA's reserved - allocated, the CPU arenas'
 };
 
@@ -73,6 +74,20 @@ public:
 private:
     CpuArena* outer_;
     std::shared_ptr<CpuArena> arena_;
+};
+
+// While alive on a thread, CPU tensors of every size come from the thread's arena (CpuArenaScope),
+// not only the large ones, so that a fixed-size stream of calls takes nothing from the system once
+// warm (limn_frames). Without an arena it does nothing.
+class CpuArenaAllSizes {
+public:
+    CpuArenaAllSizes();
+    ~CpuArenaAllSizes();
+    CpuArenaAllSizes(const CpuArenaAllSizes&) = delete;
+    CpuArenaAllSizes& operator=(const CpuArenaAllSizes&) = delete;
+
+private:
+    bool outer_;
 };
 
 // Bytes the CPU arenas hold unused, all models together.

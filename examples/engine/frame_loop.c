@@ -13,8 +13,10 @@
  * newest frame. It prints how long its thread was inside limn per engine frame (submit and poll),
  * against the synchronous call's time, and how many engine frames it rendered per cartoonized one.
  *
- * The engine owns the frame buffers; limn reads and writes them (alpha untouched). Frames stay in
- * host memory here; device images (CUDA buffers in and out) are the next step of the same loop. */
+ * Both loops run the model prepared for the frame size (limn_frames): once warm, a frame takes no
+ * memory from the system, which the "allocations" line shows. The engine owns the frame buffers;
+ * limn reads and writes them (alpha untouched). Frames stay in host memory here; device images
+ * (CUDA buffers in and out) are the next step of the same loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +47,12 @@ static void render_frame(uint8_t* rgba, int w, int h, int frame) {
 }
 
 /* The synchronous loop: every frame blocks the engine for the whole call. */
-static int run_sync(limn_model* model, const limn_cartoonize_options* co, uint8_t* frame, int w, int h, int frames,
-                    double* blocked) {
+static int run_sync(limn_frames* stream, uint8_t* frame, int w, int h, int frames, double* blocked) {
     limn_image img = {frame, w, h, (size_t)w * 4, LIMN_PIXEL_RGBA8};
     for (int i = 0; i < frames; ++i) {
         render_frame(frame, w, h, i);
         const double t0 = now_seconds();
-        if (limn_cartoonize(model, &img, &img, co, NULL) != LIMN_OK) {
+        if (limn_frames_run(stream, &img, &img) != LIMN_OK) {
             fprintf(stderr, "frame %d: %s\n", i, limn_last_error());
             return 1;
         }
@@ -64,8 +65,8 @@ static int run_sync(limn_model* model, const limn_cartoonize_options* co, uint8_
 /* The asynchronous loop: two buffers, one being rendered while limn works on the other. Stops once
  * `frames` results are presented; *engine_frames counts the frames rendered meanwhile, blocked[]
  * the time the engine spent inside limn during each of them, and submits[] each submit's time. */
-static int run_async(limn_model* model, const limn_cartoonize_options* co, uint8_t* buffers[2], int w, int h,
-                     int frames, double* blocked, int max_engine_frames, int* engine_frames, double* submits) {
+static int run_async(limn_frames* stream, uint8_t* buffers[2], int w, int h, int frames, double* blocked,
+                     int max_engine_frames, int* engine_frames, double* submits) {
     limn_job* job = NULL;
     int presented = 0, in_flight = -1, i = 0;
     for (; presented < frames && i < max_engine_frames; ++i) {
@@ -94,7 +95,7 @@ static int run_async(limn_model* model, const limn_cartoonize_options* co, uint8
         if (!job && presented < frames) { /* the newest frame goes to limn; rendering goes on */
             limn_image img = {buffers[mine], w, h, (size_t)w * 4, LIMN_PIXEL_RGBA8};
             const double s0 = now_seconds();
-            if (limn_cartoonize_submit(model, &img, &img, co, NULL, NULL, &job) != LIMN_OK) {
+            if (limn_frames_submit(stream, &img, &img, NULL, &job) != LIMN_OK) {
                 fprintf(stderr, "submit: %s\n", limn_last_error());
                 return 1;
             }
@@ -165,15 +166,22 @@ int main(int argc, char** argv) {
     double* submits = malloc(sizeof(double) * (size_t)frames);
     int status = buffers[0] && buffers[1] && blocked && submits ? 0 : 1;
     int engine_frames = frames;
+    /* The model prepared for this frame size: it warms up here, and then a frame takes no memory
+     * from the system (the allocations line below). */
+    limn_frames* stream = NULL;
+    if (status == 0 && limn_frames_create(model, w, h, LIMN_PIXEL_RGBA8, &co, &stream) != LIMN_OK) {
+        fprintf(stderr, "frames: %s\n", limn_last_error());
+        status = 1;
+    }
+    limn_memory_stats before, mem;
+    before.struct_size = mem.struct_size = sizeof mem;
+    if (status == 0 && limn_memory_get_stats(resolved, &before) != LIMN_OK) status = 1;
     const double start = now_seconds();
     if (status == 0) {
-        status = async ? run_async(model, &co, buffers, w, h, frames, blocked, max_engine_frames, &engine_frames,
-                                   submits)
-                       : run_sync(model, &co, buffers[0], w, h, frames, blocked);
+        status = async ? run_async(stream, buffers, w, h, frames, blocked, max_engine_frames, &engine_frames, submits)
+                       : run_sync(stream, buffers[0], w, h, frames, blocked);
     }
     const double wall = now_seconds() - start;
-    limn_memory_stats mem;
-    mem.struct_size = sizeof mem;
     if (status == 0 && limn_memory_get_stats(resolved, &mem) == LIMN_OK) {
         double sum = 0.0;
         for (int i = 0; i < engine_frames; ++i) sum += blocked[i];
@@ -184,6 +192,8 @@ int main(int argc, char** argv) {
         printf("%s: the engine's thread was inside limn %.1f us per engine frame (median; mean %.1f us; worst %.1f "
                "us), %d engine frames rendered\n",
                async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6, worst * 1e6, engine_frames);
+        printf("allocations: %.2f per frame (%llu in %d frames)\n", (double)(mem.allocations - before.allocations) / frames,
+               (unsigned long long)(mem.allocations - before.allocations), frames);
         if (async) {
             qsort(submits, (size_t)frames, sizeof(double), compare_doubles);
             printf("async: a submit took %.1f us (median; the first, which starts the pool, %.1f us at most)\n",
@@ -192,6 +202,7 @@ int main(int argc, char** argv) {
     }
     free(blocked);
     free(submits);
+    limn_frames_free(stream);
     free(buffers[0]);
     free(buffers[1]);
     limn_model_free(model);

@@ -178,6 +178,10 @@ typedef struct limn_memory_stats {
     uint64_t device_free;      /* free now, as the driver / kernel reports it */
     uint64_t cached;           /* held unused for reuse: the CUDA caching allocator's blocks, the
                                   CPU arenas' (each model keeps its runs' memory between runs) */
+    uint64_t allocations;      /* blocks of tensor memory limn's calls took from the system since
+                                  start (CUDA: the caching allocator's device allocations; the
+                                  CPU: tensors not served from an arena's unused blocks). Its
+                                  growth over a run of frames is what each frame allocates */
 } limn_memory_stats;
 
 /* Caps the memory limn may use on `device` to `bytes` (0 removes the cap). On CUDA allocations
@@ -797,6 +801,31 @@ LIMN_NODISCARD LIMN_API limn_status limn_job_cancel(limn_job* job);
 /* Releases the handle. A job that has not ended goes on (cancel it first to stop it); its
  * callback is still called. NULL is allowed. */
 LIMN_API void limn_job_free(limn_job* job);
+
+/* ---- Frames: a model prepared for a stream of frames of one size ---------------------------
+ * limn_frames_create prepares `model` (a cartoon model) to cartoonize frames of width x height in
+ * `format` with `options` (copied, with its faces; a head model or detector it names is kept until
+ * limn_frames_free), and runs one black frame to warm up. Each frame's tensors then come from the
+ * frames' own CPU arena (on CUDA, the caching allocator's blocks), so once warm a frame takes no
+ * memory from the system: limn_memory_stats.allocations stays put. limn_frames_run is one frame
+ * (input and output of the frames' size and format; may be the same buffer); limn_frames_submit
+ * the same as a job (see "Asynchronous jobs"). Frames may be run from several threads at once.
+ * The frames hold the model: limn_model_free of it cancels their jobs, and its memory is freed
+ * with the frames. */
+typedef struct limn_frames limn_frames;
+
+LIMN_NODISCARD LIMN_API limn_status limn_frames_create(limn_model* model, int32_t width, int32_t height,
+                                                       limn_pixel_format format,
+                                                       const limn_cartoonize_options* options,
+                                                       limn_frames** out);
+LIMN_NODISCARD LIMN_API limn_status limn_frames_run(limn_frames* frames, const limn_image* input,
+                                                    limn_image* output);
+LIMN_NODISCARD LIMN_API limn_status limn_frames_submit(limn_frames* frames, const limn_image* input,
+                                                       limn_image* output,
+                                                       const limn_job_options* job_options,
+                                                       limn_job** out);
+/* NULL is allowed. Jobs of the frames that have not ended are cancelled first. */
+LIMN_API void limn_frames_free(limn_frames* frames);
 
 #ifdef __cplusplus
 } /* extern "C" */

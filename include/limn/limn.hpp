@@ -550,6 +550,40 @@ private:
     std::unique_ptr<limn_model, Free> ptr_;
 };
 
+// A model prepared for a stream of frames of one size (limn_frames): once warm, a frame takes no
+// memory from the system. Not copyable or movable (the library keeps pointers into the options).
+class Frames {
+public:
+    Frames(const Model& model, int32_t width, int32_t height, limn_pixel_format format,
+           const CartoonizeOptions& options = CartoonizeOptions())
+        : options_(options) {
+        limn_frames* f = nullptr;
+        detail::check(limn_frames_create(model.get(), width, height, format, options_.get(), &f));
+        ptr_.reset(f);
+    }
+    Frames(const Frames&) = delete;
+    Frames& operator=(const Frames&) = delete;
+
+    void run(const limn_image& input, limn_image& output) const {
+        detail::check(limn_frames_run(ptr_.get(), &input, &output));
+    }
+    // As a job (see Model::submit_*): `input` and `output` must stay valid until it has ended.
+    Job submit(const limn_image& input, limn_image& output, JobDone done = {}) const {
+        return detail::submit(detail::NoOptions{}, std::move(done), [&](const detail::NoOptions&,
+                                                                        const limn_job_options* o, limn_job** j) {
+            return limn_frames_submit(ptr_.get(), &input, &output, o, j);
+        });
+    }
+    limn_frames* get() const { return ptr_.get(); }
+
+private:
+    struct Free {
+        void operator()(limn_frames* p) const noexcept { limn_frames_free(p); }
+    };
+    const CartoonizeOptions options_;  // its progress function is called through the frames
+    std::unique_ptr<limn_frames, Free> ptr_;
+};
+
 inline CartoonizeOptions& CartoonizeOptions::head_model(const Model& head) {
     o_.head_model = head.get();
     return *this;

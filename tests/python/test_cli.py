@@ -211,6 +211,7 @@ def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path)
     assert [l.split(":")[0] for l in lines[:3]] == ["frame 0", "frame 1", "frame 2"]
     assert "3 frames of 96x64 on cpu" in lines[3] and "cap 256 MiB" in lines[3]
     assert lines[4].startswith("sync: the engine's thread was inside limn")
+    assert lines[5] == "allocations: 0.00 per frame (0 in 3 frames)"  # limn_frames, once warm
 
     # The asynchronous loop: the engine renders while limn's pool works, and polls.
     r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), "--async", cartoon_model, "cpu", "3", "96", "64",
@@ -219,7 +220,8 @@ def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path)
     lines = r.stdout.splitlines()
     assert "3 frames of 96x64 on cpu" in lines[0]
     assert lines[1].startswith("async: the engine's thread was inside limn") and "engine frames rendered" in lines[1]
-    assert lines[2].startswith("async: a submit took")
+    assert lines[2] == "allocations: 0.00 per frame (0 in 3 frames)"
+    assert lines[3].startswith("async: a submit took")
 
 
 def test_compound_cartoonize_with_a_head_model(bin_dir, cartoon_model, tmp_path):

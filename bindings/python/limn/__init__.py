@@ -258,6 +258,7 @@ class MemoryStats:
     device_total: int
     device_free: int
     cached: int = 0    #: held unused for reuse (CUDA's cached blocks; the CPU arenas)
+    allocations: int = 0  #: blocks of tensor memory limn's calls took from the system since start
 
 
 def build_info() -> str:

@@ -659,6 +659,7 @@ py::dict memory_stats(const std::string& device) {
     d["device_total"] = s.device_total;
     d["device_free"] = s.device_free;
     d["cached"] = s.cached;
+    d["allocations"] = s.allocations;
     return d;
 }
 
