@@ -893,6 +893,26 @@ limn_image image_copy(const limn_image* image, const char* what) {
     return *image;
 }
 
+// The input and output of a submitted call, checked now against the model (the job reads the
+// descriptions later; the pixels must live until it has ended).
+std::pair<limn_image, limn_image> job_images(const limn_image* input, limn_image* output,
+                                             const limn::core::Model& m) {
+    const limn_image in = image_copy(input, "input");
+    const limn_image result = image_copy(output, "output");
+    limn::core::check_image_pair(in, result, "input", "output", m.max_pixels());
+    return {in, result};
+}
+
+// A pipeline's options for one job: `progress` (which must outlive the run) goes in front of the
+// caller's callback, so that a cancel stops the pipeline at its next step.
+template <typename Options>
+Options with_cancel(const Job& job, Options o, JobProgress& progress) {
+    progress = JobProgress{&job, o.progress, o.progress_user_data};
+    o.progress = &JobProgress::call;
+    o.progress_user_data = &progress;
+    return o;
+}
+
 }  // namespace
 
 extern "C" {
@@ -913,11 +933,10 @@ limn_status limn_model_run_submit(limn_model* model, const limn_image* input, li
                                   const limn_job_options* job_options, limn_job** out) {
     return guarded_light([&] {
         model_arg(model);
-        const limn_image in = image_copy(input, "input");
-        limn_image result = image_copy(output, "output");
         const std::shared_ptr<limn::core::Model> m = model->impl;
-        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
-        submit(job_options, {m}, [m, in, result](const Job&) mutable { m->run(&in, &result, 1); }, out);
+        auto [in, result] = job_images(input, output, *m);
+        submit(job_options, {m}, [m, in = in, result = result](const Job&) mutable { m->run(&in, &result, 1); },
+               out);
     });
 }
 
@@ -926,26 +945,23 @@ limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, l
                                    const limn_job_options* job_options, limn_job** out) {
     return guarded_light([&] {
         model_arg(model);
-        const limn_image in = image_copy(input, "input");
-        limn_image result = image_copy(output, "output");
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
         limn::core::CartoonizeOptions o = cartoonize_options(options);
         limn::core::check_options(o);
         if (o.detector) limn::core::check_options(o.detect);
         std::vector<limn_face> faces(o.faces, o.faces + o.face_count);  // the caller's may go at once
-        const std::shared_ptr<limn::core::Model> m = model->impl;
-        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->head_model) uses.push_back(model_ref(options->head_model));
         if (options && options->detector) uses.push_back(model_ref(options->detector));
         submit(job_options, uses,
-               [m, in, result, o, faces, stats](const Job& job) mutable {
-                   JobProgress progress{&job, o.progress, o.progress_user_data};
-                   o.progress = &JobProgress::call;
-                   o.progress_user_data = &progress;
-                   o.faces = faces.empty() ? nullptr : faces.data();
+               [m, in = in, result = result, o, faces, stats](const Job& job) mutable {
+                   JobProgress progress;
+                   limn::core::CartoonizeOptions run = with_cancel(job, o, progress);
+                   run.faces = faces.empty() ? nullptr : faces.data();
                    limn::core::PipelineStats s;
-                   limn::core::cartoonize(*m, in, result, o, &s);
+                   limn::core::cartoonize(*m, in, result, run, &s);
                    write_stats(s, stats);
                },
                out);
@@ -980,26 +996,23 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
                                       const limn_job_options* job_options, limn_job** out) {
     return guarded_light([&] {
         model_arg(model);
-        const limn_image in = image_copy(input, "input");
-        limn_image result = image_copy(output, "output");
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
         limn::core::check_faces(faces, face_count);
         limn::core::RestoreFacesOptions o = restore_faces_options(options);
         limn::core::check_options(o);
         if (o.detector) limn::core::check_options(o.detect);
         const std::vector<limn_face> given(faces, faces + face_count);
-        const std::shared_ptr<limn::core::Model> m = model->impl;
-        limn::core::check_image_pair(in, result, "input", "output", m->max_pixels());
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->detector) uses.push_back(model_ref(options->detector));
         submit(job_options, uses,
-               [m, in, result, o, given, stats](const Job& job) mutable {
-                   JobProgress progress{&job, o.progress, o.progress_user_data};
-                   o.progress = &JobProgress::call;
-                   o.progress_user_data = &progress;
+               [m, in = in, result = result, o, given, stats](const Job& job) mutable {
+                   JobProgress progress;
+                   const limn::core::RestoreFacesOptions run = with_cancel(job, o, progress);
                    limn::core::PipelineStats s;
-                   limn::core::restore_faces(*m, in, result, given.empty() ? nullptr : given.data(), given.size(), o,
-                                             &s);
+                   limn::core::restore_faces(*m, in, result, given.empty() ? nullptr : given.data(), given.size(),
+                                             run, &s);
                    write_stats(s, stats);
                },
                out);
@@ -1084,14 +1097,12 @@ limn_status limn_frames_submit(limn_frames* frames, const limn_image* input, lim
                                const limn_job_options* job_options, limn_job** out) {
     return guarded_light([&] {
         require(frames, "frames");
-        const limn_image in = image_copy(input, "input");
-        limn_image result = image_copy(output, "output");
         const std::shared_ptr<limn::core::FrameStream> stream = frames->impl;
-        limn::core::check_image_pair(in, result, "input", "output", stream->model().max_pixels());
+        auto [in, result] = job_images(input, output, stream->model());
         std::vector<std::shared_ptr<const void>> uses = stream->uses();
         uses.push_back(stream);
         submit(job_options, std::move(uses),
-               [stream, in, result](const Job& job) mutable {
+               [stream, in = in, result = result](const Job& job) mutable {
                    JobProgress progress{&job, stream->options().progress, stream->options().progress_user_data};
                    stream->run(in, result, nullptr, &JobProgress::call, &progress);
                },

@@ -524,6 +524,18 @@ public:
     }
 
 private:
+    // What both pipelines' options hold as pointers into the call: the detector with its options,
+    // and the progress callback.
+    template <typename Options>
+    static void wire(Call& c, Options& o, const PyModel* detector) {
+        o.detector = detector ? detector->acquire()->get() : nullptr;
+        o.detect_options = detector ? &c.detect : nullptr;
+        if (c.progress) {
+            o.progress = &Progress::call;
+            o.progress_user_data = c.progress.get();
+        }
+    }
+
     // One call's arguments as the library takes them, made with the GIL held, and what builds its
     // result; the same for a synchronous call and a submitted one.
     std::unique_ptr<Call> prepare_run(const py::handle& image) const {
@@ -555,12 +567,7 @@ private:
         o.head_model = head_model ? head_model->acquire()->get() : nullptr;
         o.faces = c->faces.empty() ? nullptr : c->faces.data();
         o.face_count = c->faces.size();
-        o.detector = detector ? detector->acquire()->get() : nullptr;
-        o.detect_options = detector ? &c->detect : nullptr;
-        if (c->progress) {
-            o.progress = &Progress::call;
-            o.progress_user_data = c->progress.get();
-        }
+        wire(*c, o, detector);
         c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
             return jo ? limn_cartoonize_submit(c.model->get(), &c.in.image, &c.out.second, &c.cartoonize, &c.stats,
                                                jo, job)
@@ -600,13 +607,7 @@ private:
         c->progress = progress_arg(progress);
         c->detect = detect;
         c->restore = options;
-        limn_restore_faces_options& o = c->restore;
-        o.detector = detector ? detector->acquire()->get() : nullptr;
-        o.detect_options = detector ? &c->detect : nullptr;
-        if (c->progress) {
-            o.progress = &Progress::call;
-            o.progress_user_data = c->progress.get();
-        }
+        wire(*c, c->restore, detector);
         c->invoke = [](Call& c, const limn_job_options* jo, limn_job** job) {
             return jo ? limn_restore_faces_submit(c.model->get(), &c.in.image, &c.out.second, c.faces.data(),
                                                   c.faces.size(), &c.restore, &c.stats, jo, job)
