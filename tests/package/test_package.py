@@ -55,6 +55,13 @@ def test_devices_and_memory():
         limn.memory_stats("tpu")
 
 
+def test_memory_stats_count_the_allocations_of_limn_calls(fixtures):
+    with cpu(os.path.join(fixtures, "tiny_unet.pt")) as m:
+        before = limn.memory_stats("cpu").allocations
+        m.cartoonize(np.zeros((64, 96, 3), np.uint8))
+        assert limn.memory_stats("cpu").allocations > before  # tensors outside any arena's cache
+
+
 def test_model_info_and_loading_from_bytes(fixtures):
     path = os.path.join(fixtures, "identity_face.pt")
     with cpu(path) as m:
