@@ -211,6 +211,37 @@ TEST_CASE("8 threads on one CUDA handle give serial results") {
     CHECK(bad == 0);
 }
 
+TEST_CASE("jobs on CUDA equal the synchronous calls; frames on CUDA allocate nothing once warm") {
+    const limn::Model model(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    constexpr int W = 96, H = 64, kJobs = 24;
+    const limn::CartoonizeOptions options = limn::CartoonizeOptions().tile_size(32).strength(0.8f);
+    std::vector<std::vector<uint8_t>> ins, sync_out, async_out;
+    for (int i = 0; i < kJobs; ++i) {
+        ins.push_back(limn_test::pattern(size_t(W) * H * 4, 300 + i));
+        sync_out.emplace_back(ins.back().size());
+        async_out.emplace_back(ins.back().size());
+        limn_image a{ins[i].data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+        limn_image b{sync_out[i].data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+        model.cartoonize(a, b, options);
+    }
+    std::vector<limn_image> views_in, views_out;
+    for (int i = 0; i < kJobs; ++i) {
+        views_in.push_back(limn_image{ins[i].data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8});
+        views_out.push_back(limn_image{async_out[i].data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8});
+    }
+    std::vector<limn::Job> jobs;
+    for (int i = 0; i < kJobs; ++i) jobs.push_back(model.submit_cartoonize(views_in[i], views_out[i], options));
+    for (const auto& j : jobs) j.get();
+    for (int i = 0; i < kJobs; ++i) CHECK(async_out[i] == sync_out[i]);
+
+    const limn::Frames frames(model, W, H, LIMN_PIXEL_RGBA8, options);
+    for (int i = 0; i < 3; ++i) frames.run(views_in[i], views_out[i]);
+    const uint64_t before = limn::memory_stats("cuda:0").allocations;
+    for (int i = 0; i < kJobs; ++i) frames.run(views_in[i], views_out[i]);
+    CHECK(limn::memory_stats("cuda:0").allocations == before);  // the caching allocator's device allocations
+    for (int i = 0; i < kJobs; ++i) CHECK(async_out[i] == sync_out[i]);
+}
+
 TEST_CASE("pipelines on CUDA in fp32 and fp16 agree with the CPU") {
     const limn::Model cpu_model(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
     std::vector<uint8_t> in = limn_test::pattern(301 * 203 * 3, 9), ref(in.size());

@@ -178,6 +178,9 @@ bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace throu
     step bench.log 120 env LIMN_PACKAGE_FROM_BUILD=1 PYTHON="$PY" bash tests/package/run.sh "$BUILD" . --install-only
   fi
   step bench.log 120 env -u PYTHONPATH "$vpy" -I examples/bench/python_and_detect.py --device $DEV "${SMOKE[@]}"
+  # An engine's frame loop on limn_frames: the thread's blocked time, synchronous against
+  # asynchronous jobs, and allocations per frame (host-memory frames; issue 24).
+  step bench.log 90 bash examples/bench/engine_blocking.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 3 || echo 30)
   # The 4096x4096 cap test's figures (phase test ran it alone).
   grep -h -A3 '4096x4096 DCT-Net' "$OUT/gpu-test.log" 2>/dev/null | head -4 >> "$OUT/bench.log"
 }
