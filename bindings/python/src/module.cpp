@@ -577,7 +577,8 @@ private:
         return c;
     }
 
-    std::unique_ptr<Call> prepare_detect_faces(const py::handle& image, const limn_detect_faces_options& options) const {
+    std::unique_ptr<Call> prepare_detect_faces(const py::handle& image,
+                                               const limn_detect_faces_options& options) const {
         auto c = std::make_unique<Call>(acquire());
         c->in = image_arg(image, "image");
         c->detect = options;
