@@ -807,7 +807,8 @@ LIMN_API void limn_job_free(limn_job* job);
  * `format` with `options` (copied, with its faces; a head model or detector it names is kept until
  * limn_frames_free), and runs one black frame to warm up. Each frame's tensors then come from the
  * frames' own CPU arena (on CUDA, the caching allocator's blocks), so once warm a frame takes no
- * memory from the system: limn_memory_stats.allocations stays put. limn_frames_run is one frame
+ * memory from the system: limn_memory_stats.allocations stays put (unless the CPU arenas are
+ * turned off, LIMN_CPU_ARENA_MAX=0). limn_frames_run is one frame
  * (input and output of the frames' size and format; may be the same buffer); limn_frames_submit
  * the same as a job (see "Asynchronous jobs"). Frames may be run from several threads at once.
  * The frames hold the model: limn_model_free of it cancels their jobs, and its memory is freed
