@@ -734,8 +734,8 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
  * The callback must not block: on a pool worker, the synchronous model calls (limn_model_run,
  * limn_model_run_alloc, limn_model_run_batch, limn_cartoonize, limn_detect_faces,
  * limn_restore_faces, limn_frames_run), limn_job_wait with a timeout other than 0, and
- * limn_jobs_shutdown fail with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they run on. Submitting,
- * polling and cancelling are allowed there. */
+ * limn_jobs_shutdown fail with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they
+ * run on. Submitting, polling and cancelling are allowed there. */
 typedef struct limn_job limn_job;
 
 /* status: how the job ended; message: "" or what failed (valid during the call); user_data: as
