@@ -5,6 +5,8 @@
 #include <exception>
 #include <new>
 
+#include <pthread.h>
+
 #include "error.h"
 
 namespace limn::core {
@@ -104,8 +106,28 @@ void Job::run() noexcept {
 }
 
 JobPool& JobPool::instance() {
-    static JobPool* pool = new JobPool();  // never destroyed: workers may run at exit
+    static JobPool* pool = [] {
+        auto* p = new JobPool();  // never destroyed: workers may run at exit
+        ::pthread_atfork(&JobPool::before_fork, &JobPool::after_fork_in_parent, &JobPool::after_fork_in_child);
+        return p;
+    }();
     return *pool;
+}
+
+void JobPool::before_fork() { instance().mutex_.lock(); }
+
+void JobPool::after_fork_in_parent() { instance().mutex_.unlock(); }
+
+void JobPool::after_fork_in_child() {
+    JobPool& pool = instance();
+    // The thread objects name threads that do not exist here: kept, never joined or destroyed.
+    new std::vector<std::thread>(std::move(pool.threads_));
+    pool.threads_.clear();
+    pool.queue_.clear();
+    pool.running_.clear();
+    pool.size_ = 0;
+    pool.stopping_ = false;
+    pool.mutex_.unlock();
 }
 
 void JobPool::start(int workers) {

@@ -82,6 +82,11 @@ public:
 private:
     JobPool() = default;
     void worker_loop();
+    // fork(): the pool is locked across it, and the child, which has none of the parent's threads,
+    // starts with an empty pool (its parent's jobs are the parent's). pthread_atfork handlers.
+    static void before_fork();
+    static void after_fork_in_parent();
+    static void after_fork_in_child();
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
