@@ -735,7 +735,10 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
  * limn_model_run_alloc, limn_model_run_batch, limn_cartoonize, limn_detect_faces,
  * limn_restore_faces, limn_frames_run), limn_job_wait with a timeout other than 0, and
  * limn_jobs_shutdown fail with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they
- * run on. Submitting, polling and cancelling are allowed there. */
+ * run on. Submitting, polling and cancelling are allowed there.
+ *
+ * After fork(), the child has a pool of its own, started by its first submit; the parent's jobs
+ * stay the parent's. */
 typedef struct limn_job limn_job;
 
 /* status: how the job ended; message: "" or what failed (valid during the call); user_data: as
