@@ -65,6 +65,8 @@ limn_status guarded_light(F&& body) noexcept {
         return set_error(e.status(), e.what());
     } catch (const std::bad_alloc&) {
         return set_error(LIMN_ERR_OUT_OF_MEMORY, "out of host memory");
+    } catch (const std::exception& e) {  // e.g. std::system_error: a worker thread could not start
+        return set_error(LIMN_ERR_INTERNAL, std::string("internal error: ") + e.what());
     } catch (...) {
         return set_error(LIMN_ERR_INTERNAL, "internal error: unknown exception");
     }

@@ -145,7 +145,13 @@ void JobPool::start(int workers) {
                                             std::to_string(n));
     }
     threads_.reserve(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { worker_loop(); });
+    try {
+        for (int i = 0; i < n; ++i) threads_.emplace_back([this] { worker_loop(); });
+    } catch (const std::exception& e) {  // the system refused a thread: work with those that started
+        size_ = static_cast<int>(threads_.size());
+        if (size_ == 0) fail(LIMN_ERR_INTERNAL, std::string("cannot start the job pool's workers: ") + e.what());
+        return;
+    }
     size_ = n;
 }
 

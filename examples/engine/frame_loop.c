@@ -175,7 +175,10 @@ int main(int argc, char** argv) {
     }
     limn_memory_stats before, mem;
     before.struct_size = mem.struct_size = sizeof mem;
-    if (status == 0 && limn_memory_get_stats(resolved, &before) != LIMN_OK) status = 1;
+    if (status == 0 && limn_memory_get_stats(resolved, &before) != LIMN_OK) {
+        fprintf(stderr, "memory statistics: %s\n", limn_last_error());
+        status = 1;
+    }
     const double start = now_seconds();
     if (status == 0) {
         status = async ? run_async(stream, buffers, w, h, frames, blocked, max_engine_frames, &engine_frames, submits)
@@ -206,5 +209,9 @@ int main(int argc, char** argv) {
     free(buffers[0]);
     free(buffers[1]);
     limn_model_free(model);
+    if (fflush(stdout) != 0) { /* the figures must reach their reader: a full disk is an error */
+        perror("stdout");
+        status = 1;
+    }
     return status;
 }
