@@ -738,7 +738,9 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
  * run on. Submitting, polling and cancelling are allowed there.
  *
  * After fork(), the child has a pool of its own, started by its first submit; the parent's jobs
- * stay the parent's. */
+ * stay the parent's. LibTorch's CPU thread pool (OpenMP) is another matter: a child forked after
+ * it ran may hang in it, so a process that runs models should start its workers by spawn or exec,
+ * not a bare fork. */
 typedef struct limn_job limn_job;
 
 /* status: how the job ended; message: "" or what failed (valid during the call); user_data: as

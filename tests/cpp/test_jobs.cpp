@@ -332,23 +332,27 @@ TEST_CASE("every asynchronous call equals its synchronous call") {
 
 TEST_CASE("a child process forked after jobs ran gets a pool of its own" * doctest::skip(LIMN_UNDER_TSAN)) {
     const limn::Model model(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
+    const limn::Model face(limn_test::fixture("tiny_face.pt"), limn_test::cpu());
     Frame f(4), g(4);
     limn_image fin = f.input(), fout = f.output();
     model.submit_cartoonize(fin, fout, tiled()).get();  // the parent's pool runs
     const pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {  // only async-signal-safe exits from here: no doctest assertions
+        // The child's job must run on a worker of its own pool. It is one that ends before any
+        // LibTorch work (a face model is refused by cartoonize), because LibTorch's OpenMP thread
+        // pool is not usable in a child forked after it ran (limn.h says so): a real cartoonize
+        // here hung now and then in OpenMP, which is not what this test is about.
         limn_image gin = g.input(), gout = g.output();
         limn_job* job = nullptr;
         limn_status status = LIMN_ERR_INTERNAL;
-        const bool ok = limn_cartoonize_submit(model.get(), &gin, &gout, tiled().get(), nullptr, nullptr, &job) ==
-                            LIMN_OK &&
-                        limn_job_wait(job, 60000, &status) == LIMN_OK && status == LIMN_OK && g.out == f.out;
+        const bool ok = limn_cartoonize_submit(face.get(), &gin, &gout, nullptr, nullptr, nullptr, &job) == LIMN_OK &&
+                        limn_job_wait(job, 60000, &status) == LIMN_OK && status == LIMN_ERR_WRONG_MODEL_KIND;
         _exit(ok ? 0 : 1);
     }
     int wstatus = 0;
     REQUIRE(waitpid(child, &wstatus, 0) == child);
     CHECK(WIFEXITED(wstatus));
-    CHECK(WEXITSTATUS(wstatus) == 0);  // 1: the child's job failed or differed; a hang: never ended
+    CHECK(WEXITSTATUS(wstatus) == 0);  // 1: the child's job never ran (it timed out) or ended otherwise
     model.submit_cartoonize(fin, fout, tiled()).get();  // and the parent's pool still runs
 }
