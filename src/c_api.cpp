@@ -279,7 +279,19 @@ limn::core::DetectFacesOptions detect_faces_options(const limn_detect_faces_opti
     const limn_detect_faces_options c = read_options(in, defaults);
     limn::core::DetectFacesOptions core;
     LIMN_DETECT_FACES_FIELDS(LIMN_TO_CORE)
+    core.memory = limn::core::parse_image_memory(c.images_device, c.cuda_stream, "options->images_device");
     return core;
+}
+
+// The detect_options of another call: where the images are is that call's to say.
+limn::core::DetectFacesOptions nested_detect_options(const limn_detect_faces_options* in) {
+    const limn::core::DetectFacesOptions o = detect_faces_options(in);
+    if (o.memory.on_device() || o.memory.cuda_stream) {
+        limn::core::fail(LIMN_ERR_INVALID_ARGUMENT,
+                         "options->detect_options sets images_device or cuda_stream; inside another call's "
+                         "options they must be unset (that call's own images_device and cuda_stream apply)");
+    }
+    return o;
 }
 
 limn::core::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* in) {
@@ -288,7 +300,8 @@ limn::core::CartoonizeOptions cartoonize_options(const limn_cartoonize_options* 
     LIMN_CARTOONIZE_FIELDS(LIMN_TO_CORE)
     core.head_model = c.head_model ? c.head_model->impl.get() : nullptr;
     core.detector = c.detector ? c.detector->impl.get() : nullptr;
-    core.detect = detect_faces_options(c.detect_options);
+    core.detect = nested_detect_options(c.detect_options);
+    core.memory = limn::core::parse_image_memory(c.images_device, c.cuda_stream, "options->images_device");
     return core;
 }
 
@@ -297,7 +310,8 @@ limn::core::RestoreFacesOptions restore_faces_options(const limn_restore_faces_o
     limn::core::RestoreFacesOptions core;
     LIMN_RESTORE_FACES_FIELDS(LIMN_TO_CORE)
     core.detector = c.detector ? c.detector->impl.get() : nullptr;
-    core.detect = detect_faces_options(c.detect_options);
+    core.detect = nested_detect_options(c.detect_options);
+    core.memory = limn::core::parse_image_memory(c.images_device, c.cuda_stream, "options->images_device");
     return core;
 }
 
@@ -905,6 +919,18 @@ std::pair<limn_image, limn_image> job_images(const limn_image* input, limn_image
     return {in, result};
 }
 
+// A job's images: the caller's stream becomes an event recorded on it now, at submit, which the
+// job's work waits for on limn's stream (limn.h, "Device images").
+// The images are checked against the model now, as the call would (the job checks them again).
+limn::core::ImageMemory job_memory(limn::core::ImageMemory memory, const limn::core::Model& m,
+                                   limn::core::NamedImages images) {
+    limn::core::check_image_memory(memory, m.device(), m.origin(), images);
+    if (!memory.cuda_stream) return memory;
+    memory.ready = limn::core::record_ready_event(m.device(), memory.cuda_stream);
+    memory.cuda_stream = nullptr;
+    return memory;
+}
+
 // A pipeline's options for one job: `progress` (which must outlive the run) goes in front of the
 // caller's callback, so that a cancel stops the pipeline at its next step.
 template <typename Options>
@@ -953,6 +979,7 @@ limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, l
         limn::core::CartoonizeOptions o = cartoonize_options(options);
         limn::core::check_options(o);
         if (o.detector) limn::core::check_options(o.detect);
+        o.memory = job_memory(o.memory, *m, {{&in, "input"}, {&result, "output"}});
         std::vector<limn_face> faces(o.faces, o.faces + o.face_count);  // the caller's may go at once
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->head_model) uses.push_back(model_ref(options->head_model));
@@ -978,10 +1005,11 @@ limn_status limn_detect_faces_submit(limn_model* detector, const limn_image* inp
         const limn_image in = image_copy(input, "input");
         require(out_count, "out_count");
         if (capacity > 0) require(faces, "faces");
-        const limn::core::DetectFacesOptions o = detect_faces_options(options);
+        limn::core::DetectFacesOptions o = detect_faces_options(options);
         limn::core::check_options(o);
         const std::shared_ptr<limn::core::Model> m = detector->impl;
         limn::core::check_image(&in, "input", m->max_pixels());
+        o.memory = job_memory(o.memory, *m, {{&in, "input"}});
         submit(job_options, {m},
                [m, in, o, faces, capacity, out_count](const Job&) {
                    const std::vector<limn_face> found = limn::core::detect_faces(*m, in, o);
@@ -1005,6 +1033,7 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
         limn::core::RestoreFacesOptions o = restore_faces_options(options);
         limn::core::check_options(o);
         if (o.detector) limn::core::check_options(o.detect);
+        o.memory = job_memory(o.memory, *m, {{&in, "input"}, {&result, "output"}});
         const std::vector<limn_face> given(faces, faces + face_count);
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->detector) uses.push_back(model_ref(options->detector));
@@ -1101,12 +1130,14 @@ limn_status limn_frames_submit(limn_frames* frames, const limn_image* input, lim
         require(frames, "frames");
         const std::shared_ptr<limn::core::FrameStream> stream = frames->impl;
         auto [in, result] = job_images(input, output, stream->model());
+        const limn::core::ImageMemory memory =
+            job_memory(stream->options().memory, stream->model(), {{&in, "input"}, {&result, "output"}});
         std::vector<std::shared_ptr<const void>> uses = stream->uses();
         uses.push_back(stream);
         submit(job_options, std::move(uses),
-               [stream, in = in, result = result](const Job& job) mutable {
+               [stream, in = in, result = result, memory](const Job& job) mutable {
                    JobProgress progress{&job, stream->options().progress, stream->options().progress_user_data};
-                   stream->run(in, result, nullptr, &JobProgress::call, &progress);
+                   stream->run(in, result, nullptr, &JobProgress::call, &progress, &memory);
                },
                out);
     });

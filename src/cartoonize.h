@@ -31,6 +31,7 @@ struct CartoonizeOptions {
     size_t face_count = 0;
     int32_t working_size = 720;  // with a head model: the shorter side at most this; 0: full size
     float feather = 0.1f;        // soft edge of the head mask, a fraction of the crop side
+    ImageMemory memory;          // where input and output are
 };
 
 // The checks that need no model (values and ranges): Failure(LIMN_ERR_INVALID_ARGUMENT) naming the

@@ -58,6 +58,7 @@ std::vector<limn_face> detect_faces(const Model& detector, const limn_image& inp
                                    "are not supported; a detector must take any size");
     }
     check_image(&input, "input", detector.max_pixels());
+    const ImagesScope images(options.memory, detector.device(), detector.origin(), {{&input, "input"}});
 
     c10::InferenceMode guard;
     const StreamScope stream(detector.device());

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "device.h"
 #include "limn/limn.h"
 
 namespace limn::core {
@@ -16,6 +17,7 @@ struct DetectFacesOptions {
     float nms_iou = 0.4f;          // RetinaFace's evaluation setting
     int32_t max_faces = 0;         // 0: all
     int32_t max_side = 1024;       // 0: full size
+    ImageMemory memory;            // where the input is (inside another pipeline: that one's)
 };
 
 // Validates everything first; returns the faces best score first.

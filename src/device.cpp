@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "error.h"
+#include "pixels.h"
 
 #if LIMN_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -108,6 +109,63 @@ Device resolve_device(const DeviceRequest& request) {
 
 Device resolve_device(const char* text) {
     return resolve_device(parse_device(text ? std::string_view(text) : std::string_view()));
+}
+
+ImageMemory parse_image_memory(const char* images_device, void* cuda_stream, const char* what) {
+    ImageMemory m;
+    m.cuda_stream = cuda_stream;
+    if (!images_device) return m;
+    const std::string text(images_device);
+    DeviceRequest r;
+    try {
+        r = parse_device(text);
+    } catch (const Failure&) {
+        r.kind = DeviceRequest::Kind::Auto;
+    }
+    if (text.empty() || r.kind == DeviceRequest::Kind::Auto) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string(what) + " '" + valid_utf8(text) +
+                                            "' is not a place for images: expected NULL or \"cpu\" (host "
+                                            "memory), \"cuda\" or \"cuda:N\" (the model's CUDA device)");
+    }
+    m.where = r;
+    return m;
+}
+
+void check_device_image(const limn_image& image, const std::string& what, const Device& device) {
+    if (!device.is_cuda()) return;
+#if LIMN_WITH_CUDA
+    // check_image has vouched for the description: the last byte the rows span is addressable.
+    const size_t row = static_cast<size_t>(image.width) * static_cast<size_t>(bytes_per_pixel(image.format));
+    const size_t span = static_cast<size_t>(image.height - 1) * image.stride + row;
+    const uint8_t* const ends[] = {image.data, image.data + span - 1};
+    for (const uint8_t* address : ends) {
+        cudaPointerAttributes attr{};
+        const cudaError_t err = cudaPointerGetAttributes(&attr, address);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();  // not sticky; leave no error for LibTorch's next check
+            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image data is not memory CUDA knows (" +
+                                                cudaGetErrorString(err) + ")");
+        }
+        if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
+            if (address == image.data) {
+                fail(LIMN_ERR_INVALID_ARGUMENT,
+                     what + " image data is " + (attr.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory") +
+                         ", not memory of " + device.id() + " (options->images_device says it is)");
+            }
+            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image's last byte (" + std::to_string(span - 1) +
+                                                " bytes past data) is not memory of " + device.id() +
+                                                ": its stride or height reach past the buffer");
+        }
+        if (attr.device != device.index) {
+            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image data is memory of cuda:" +
+                                                std::to_string(attr.device) + ", not of the model's " +
+                                                device.id());
+        }
+    }
+#else
+    (void)image;
+    fail(LIMN_ERR_INVALID_ARGUMENT, what + " image is device memory, but this build of limn has no CUDA support");
+#endif
 }
 
 namespace {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,25 @@ struct Device {
     std::string id() const;  // "cpu" or "cuda:N"
     bool is_cuda() const { return type == LIMN_DEVICE_CUDA; }
 };
+
+// Where a call's images are (options images_device and cuda_stream; see "Device images" in
+// limn.h). Kind Cpu: host memory; Cuda: memory of the model's CUDA device (index -1: whichever that
+// is).
+struct ImageMemory {
+    DeviceRequest where{DeviceRequest::Kind::Cpu, -1};
+    void* cuda_stream = nullptr;  // a synchronous call's work is queued on it (a cudaStream_t)
+    std::shared_ptr<void> ready;  // a job's: a CUDA event, recorded on the caller's stream at
+                                  // submit, that the work waits for
+    bool on_device() const { return where.kind == DeviceRequest::Kind::Cuda; }
+};
+
+// "cpu" or NULL: host memory; "cuda", "cuda:N": device memory. Anything else (and "auto") is
+// Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` (the option).
+ImageMemory parse_image_memory(const char* images_device, void* cuda_stream, const char* what);
+
+// Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` ("input", ...) unless every byte the image's
+// rows span is memory of the CUDA `device` (device or managed memory). Nothing for the CPU.
+void check_device_image(const limn_image& image, const std::string& what, const Device& device);
 
 int cuda_device_count();  // usable CUDA devices now (0 without a driver or GPU)
 

@@ -27,6 +27,12 @@ void check_feather(float feather);
 // Failure(LIMN_ERR_INVALID_ARGUMENT) for a NULL array with a count.
 void check_faces(const limn_face* given, size_t count);
 
+// `detect` for a detection inside a pipeline: on the pipeline's images.
+inline DetectFacesOptions with_memory(DetectFacesOptions detect, const ImageMemory& memory) {
+    detect.memory = memory;
+    return detect;
+}
+
 // The faces given (count > 0), else those `detector` finds in `input` (none without a detector).
 std::vector<limn_face> faces_for(const limn_face* given, size_t count, const Model* detector, const limn_image& input,
                                  const DetectFacesOptions& detect);

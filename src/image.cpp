@@ -9,22 +9,49 @@
 #include <string>
 
 #include "error.h"
+#include "memory.h"
 
 namespace limn::core {
 
+namespace {
+
+// The caller's rows as a [H, W, C] tensor where they are (host memory, or the call's device
+// images). Strides describe exactly the caller's bytes: the last row is read only up to
+// width * channels, never a full stride past it.
+at::Tensor view_of(const limn_image& img, const c10::Device& where) {
+    const int64_t c = channels_of(img.format);
+    const int64_t unit = bytes_per_channel(img.format);
+    const at::ScalarType type = is_float(img.format) ? at::kFloat : at::kByte;
+    return at::from_blob(img.data, {img.height, img.width, c}, {static_cast<int64_t>(img.stride) / unit, c, 1},
+                         at::TensorOptions().dtype(type).device(where));
+}
+
+c10::Device images_place() {
+    const CallImages& images = call_images();
+    return images.on_device() ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(images.device.index))
+                              : c10::Device(c10::kCPU);
+}
+
+}  // namespace
+
 at::Tensor images_to_device(const limn_image* images, size_t count, const c10::Device& device) {
+    const c10::Device where = images_place();
+    if (!where.is_cpu()) {
+        // Device images: one copy on the device each (the result must not alias the caller's
+        // buffer: input and output may be one), in stream order, never through the host.
+        std::vector<at::Tensor> parts;
+        parts.reserve(count);
+        for (size_t i = 0; i < count; ++i) {
+            parts.push_back(view_of(images[i], where).to(device, /*non_blocking=*/true, /*copy=*/true)
+                                .contiguous());
+        }
+        return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
+    }
     std::vector<at::Tensor> parts;
     parts.reserve(count);
     for (size_t i = 0; i < count; ++i) {
-        const limn_image& img = images[i];
-        const int64_t c = channels_of(img.format);
-        const int64_t unit = bytes_per_channel(img.format);
-        const at::ScalarType type = is_float(img.format) ? at::kFloat : at::kByte;
-        // Strides describe exactly the caller's bytes: the last row is read only up to
-        // width * channels, never a full stride past it.
-        const at::Tensor host = at::from_blob(img.data, {img.height, img.width, c},
-                                              {static_cast<int64_t>(img.stride) / unit, c, 1},
-                                              at::TensorOptions().dtype(type));
+        const at::Tensor host = view_of(images[i], where);
+        const at::ScalarType type = host.scalar_type();
         if (device.is_cpu()) {
             // copy=true: the result must not alias the caller's buffer (input and output may be one).
             parts.push_back(host.to(device, type, /*non_blocking=*/false, /*copy=*/true).contiguous());
@@ -146,6 +173,11 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
         if (is_bgr(out.format)) px = px.flip({2});
         if (has_alpha(out.format)) {
             px = at::cat({px, alpha_for(input_pixels, input_format, i, out.format, px.size(0), px.size(1))}, 2);
+        }
+        if (call_images().on_device()) {
+            // Device images: written in place on the device, in stream order.
+            view_of(out, images_place()).copy_(px, /*non_blocking=*/true);
+            continue;
         }
         // Downloaded into pinned memory (the copy waits for the stream), then into the caller's rows.
         const at::Tensor dev = px.contiguous();

@@ -339,18 +339,118 @@ uint64_t cpu_arena_cached_bytes() {
     return total;
 }
 
-StreamScope::StreamScope(const Device& device) {
+namespace {
+
+thread_local const CallImages* current_images = nullptr;
+
 #if LIMN_WITH_CUDA
-    if (!device.is_cuda()) return;
-    // One stream per thread and device, taken from the pool on the thread's first call: a new one
-    // every call would scatter the caching allocator's blocks (cached per stream) over many.
+// limn's stream of the calling thread on `device`: one per thread and device, taken from the pool
+// on the thread's first call (a new one every call would scatter the caching allocator's blocks,
+// cached per stream, over many).
+c10::cuda::CUDAStream thread_stream(const Device& device) {
     thread_local std::map<int, c10::cuda::CUDAStream> streams;
     auto it = streams.find(device.index);
     if (it == streams.end()) {
         it = streams.emplace(device.index, c10::cuda::getStreamFromPool(
                                                false, static_cast<c10::DeviceIndex>(device.index))).first;
     }
-    guard_ = std::make_shared<c10::cuda::CUDAStreamGuard>(it->second);
+    return it->second;
+}
+
+// Failure(LIMN_ERR_INVALID_ARGUMENT) unless `stream` is a CUDA stream of `device`.
+void check_stream(const Device& device, void* stream) {
+    int stream_device = -1;
+    const cudaError_t err = cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &stream_device);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is not a CUDA stream limn can use (") +
+                                            cudaGetErrorString(err) + ")");
+    }
+    if (stream_device != device.index) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is a stream of cuda:" + std::to_string(stream_device) +
+                                            ", not of the model's " + device.id());
+    }
+}
+#endif
+
+}  // namespace
+
+const CallImages& call_images() {
+    static const CallImages host;
+    return current_images ? *current_images : host;
+}
+
+void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
+                        NamedImages images) {
+    if (memory.cuda_stream && !model_device.is_cuda()) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is set, but model '" + model_name + "' runs on " +
+                                            model_device.id() + ", not on a CUDA device");
+    }
+    if (memory.on_device()) {
+        const std::string asked = memory.where.index < 0 ? "cuda" : "cuda:" + std::to_string(memory.where.index);
+        if (!model_device.is_cuda() || (memory.where.index >= 0 && memory.where.index != model_device.index)) {
+            fail(LIMN_ERR_INVALID_ARGUMENT,
+                 "images_device is '" + asked + "', but model '" + model_name + "' runs on " + model_device.id() +
+                     ": device images must be in the memory of the model's device" +
+                     (LIMN_WITH_CUDA ? "" : " (and this build of limn has no CUDA support)"));
+        }
+        for (const auto& [image, what] : images) check_device_image(*image, what, model_device);
+    }
+#if LIMN_WITH_CUDA
+    if (memory.cuda_stream) check_stream(model_device, memory.cuda_stream);
+#endif
+}
+
+ImagesScope::ImagesScope(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
+                         NamedImages images)
+    : outer_(current_images) {
+    check_image_memory(memory, model_device, model_name, images);
+    if (memory.on_device()) images_.device = model_device;
+    images_.cuda_stream = memory.cuda_stream;
+#if LIMN_WITH_CUDA
+    if (memory.ready && model_device.is_cuda()) {
+        C10_CUDA_CHECK(cudaStreamWaitEvent(thread_stream(model_device).stream(),
+                                           static_cast<cudaEvent_t>(memory.ready.get()), 0));
+    }
+#endif
+    current_images = &images_;
+}
+
+ImagesScope::~ImagesScope() { current_images = outer_; }
+
+std::shared_ptr<void> record_ready_event(const Device& device, void* stream) {
+#if LIMN_WITH_CUDA
+    if (!device.is_cuda() || !stream) return nullptr;
+    check_stream(device, stream);
+    const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
+    cudaEvent_t event = nullptr;
+    C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    const cudaError_t err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        (void)cudaEventDestroy(event);
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream: an event could not be recorded on it (") +
+                                            cudaGetErrorString(err) + ")");
+    }
+    return std::shared_ptr<void>(event, [](void* e) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); });
+#else
+    (void)device;
+    (void)stream;
+    return nullptr;
+#endif
+}
+
+StreamScope::StreamScope(const Device& device) {
+#if LIMN_WITH_CUDA
+    if (!device.is_cuda()) return;
+    const CallImages& images = call_images();
+    if (images.cuda_stream) {
+        // The caller's stream (ImagesScope has checked that the model, hence `device`, is on CUDA).
+        guard_ = std::make_shared<c10::cuda::CUDAStreamGuard>(c10::cuda::getStreamFromExternal(
+            static_cast<cudaStream_t>(images.cuda_stream), static_cast<c10::DeviceIndex>(device.index)));
+        return;
+    }
+    guard_ = std::make_shared<c10::cuda::CUDAStreamGuard>(thread_stream(device));
 #else
     (void)device;
 #endif

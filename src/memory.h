@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "device.h"
 
@@ -49,6 +51,45 @@ public:
 private:
     std::shared_ptr<void> guard_;
 };
+
+// The images of the calling thread's current call (see ImagesScope): where they are, and the
+// caller's CUDA stream the work is queued on (null: limn's own, StreamScope's).
+struct CallImages {
+    Device device;           // the CPU: host memory
+    void* cuda_stream = nullptr;
+    bool on_device() const { return device.is_cuda(); }
+    // The call returns without waiting for the device: device images on the caller's stream.
+    bool queued() const { return on_device() && cuda_stream; }
+};
+const CallImages& call_images();  // host memory and no stream outside every ImagesScope
+
+// Failure(LIMN_ERR_INVALID_ARGUMENT) naming what is wrong unless `images` can be in `memory` for a
+// model (named `model_name`) on `model_device`: device images must be in that device's memory
+// (each image's first and last byte are looked at), and a stream must be one of that device's.
+using NamedImages = std::initializer_list<std::pair<const limn_image*, const char*>>;
+void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
+                        NamedImages images);
+
+// While alive, the calling thread's pipeline call has its images in `memory`, checked first
+// (check_image_memory). images_to_device and write_images then read and write the images where they are, StreamScope
+// queues the work on the caller's stream, and Model::checked does not wait for the device when
+// the call is queued(). A job's ready event is waited for on limn's stream, without the host.
+class ImagesScope {
+public:
+    ImagesScope(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
+                NamedImages images);
+    ~ImagesScope();
+    ImagesScope(const ImagesScope&) = delete;
+    ImagesScope& operator=(const ImagesScope&) = delete;
+
+private:
+    CallImages images_;
+    const CallImages* outer_;
+};
+
+// A CUDA event recorded now on the caller's `stream` of `device` (a job's ImageMemory::ready):
+// the job's work waits for what the caller queued there before the submit.
+std::shared_ptr<void> record_ready_event(const Device& device, void* stream);
 
 // Keeps the CPU memory of a model's network runs between runs, as ONNX Runtime's arena does:
 // blocks of 64 KiB and more that a run frees are kept, by size, and handed to the next run, which

@@ -154,7 +154,7 @@ struct Model::Impl {
         Pass* pass = pass_of(this);
         if (pass) {
             at::Tensor y = pass->fp32 ? run_network(fp32_network(), at::kFloat, rgb) : run_network(*net, dtype, rgb);
-            if (pass->unchecked) return y;
+            if (pass->unchecked || call_images().queued()) return y;  // nothing will look at it
             const at::Tensor ok = at::isfinite(y).all();
             pass->finite = pass->finite.defined() ? pass->finite.logical_and(ok) : ok;
             return y;
@@ -169,6 +169,9 @@ struct Model::Impl {
         pass.model = this;
         const PassScope scope(pass);
         at::Tensor result = body();
+        // Device images on the caller's stream: the call returns once its work is queued, and a
+        // look at the flag would wait for the device (limn.h: "Device images").
+        if (call_images().queued()) return result;
         // The one host synchronisation of the check; the results leave the device next anyway.
         if (!pass.finite.defined() || pass.finite.item<bool>()) return result;
         if (!(fp32_fallback && dtype != at::kFloat)) fail_non_finite(false);

@@ -23,6 +23,7 @@ struct RestoreFacesOptions {
     void* progress_user_data = nullptr;
     const Model* detector = nullptr;  // finds the faces when none are given
     DetectFacesOptions detect;
+    ImageMemory memory;  // where input and output are
 };
 
 // The checks that need no model: Failure(LIMN_ERR_INVALID_ARGUMENT) naming the field.

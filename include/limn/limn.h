@@ -226,6 +226,33 @@ typedef struct limn_image {
     limn_pixel_format format;
 } limn_image;
 
+/* Device images. A pipeline call whose options set images_device to "cuda" or "cuda:N"
+ * (limn_cartoonize, limn_restore_faces, limn_detect_faces, their _submit forms, and limn_frames
+ * through the options given to limn_frames_create) takes its input and output in the memory of
+ * that CUDA device: `data` is a device pointer (cudaMalloc, cudaMallocPitch, managed memory, a
+ * graphics resource mapped into CUDA) and `stride` its pitch in bytes. The formats are those of
+ * host images, pitched RGBA8 and BGRA8 (the usual texture layouts) included; alpha passes
+ * through, and the output may be the input. The device must be the model's (a head model's and
+ * a detector's too), and the first and last byte the rows span must be its memory (checked).
+ * The pixels never visit host memory. A device image for a model on the CPU, on another device
+ * than the model's, or with a build of limn without CUDA is LIMN_ERR_INVALID_ARGUMENT.
+ *
+ * The caller's stream. With cuda_stream set (a cudaStream_t of the model's device), a call's
+ * work is queued on that stream: after what the caller queued there before the call, and before
+ * what it queues after. With device images the call then returns once the work is queued,
+ * without waiting for the device; the output is complete when the stream gets there. What fails
+ * before that (arguments, out of memory) fails as always, and the output is not written; but
+ * the result's finiteness is not checked, since looking would make the host wait (so an fp16
+ * model's fp32 fallback does not apply either). Calls that detect faces wait for the detection.
+ * With cuda_stream NULL the work runs on limn's own streams and the call returns when the output
+ * is written and checked; the caller's writes to the input must then be complete (synchronize
+ * its stream first).
+ *
+ * Jobs (the _submit forms, limn_frames_submit) on a stream wait, on the device, for what the
+ * caller queued on it before the submit (an event recorded there at submit); the job runs on
+ * limn's streams and ends when its output is written and checked, so the job's end, not the
+ * stream, says when the output may be used. The stream must outlive the job (and the frames). */
+
 /* Allocates a width x height image (stride = width * channels, pixels zeroed). The caller owns
  * *out and frees it with limn_image_free. */
 LIMN_NODISCARD LIMN_API limn_status limn_image_alloc(int32_t width, int32_t height,
@@ -585,6 +612,11 @@ typedef struct limn_cartoonize_options {
                                      pipeline), then scaled back; 0: full size */
     float feather;                /* soft edge of the head's mask, a fraction of its crop side
                                      (0..0.5); default 0.1 */
+    const char* images_device;    /* where input and output are (see "Device images"): NULL (default) or
+                                     "cpu": host memory; "cuda" or "cuda:N": memory of the model's
+                                     CUDA device. Borrowed for the call */
+    void* cuda_stream;            /* a cudaStream_t of the model's device to queue the work on (see
+                                     "Device images"); NULL (default): limn's own streams */
 } limn_cartoonize_options;
 
 /* The number fields of limn_cartoonize_options by name, as an X-macro (X(field) for each), for
@@ -637,6 +669,13 @@ typedef struct limn_detect_faces_options {
     int32_t max_side;             /* > 0: detect on a copy downscaled (antialiased) so its longer
                                      side is at most this, and map the results back; default 1024;
                                      0: full size */
+    const char* images_device;    /* where the input is (see "Device images"): NULL (default) or
+                                     "cpu": host memory; "cuda" or "cuda:N": memory of the model's
+                                     CUDA device. Borrowed for the call. In the
+                                     detect_options of another call, these two must be unset:
+                                     that call's own say where its images are */
+    void* cuda_stream;            /* a cudaStream_t of the model's device to queue the work on (see
+                                     "Device images"); NULL (default): limn's own streams */
 } limn_detect_faces_options;
 
 /* The number fields of limn_detect_faces_options by name (see LIMN_CARTOONIZE_OPTIONS_NUMBERS). */
@@ -677,6 +716,11 @@ typedef struct limn_restore_faces_options {
     limn_model* detector;         /* a face_detect model, used when no faces are given (faces NULL,
                                      face_count 0); default NULL: restore only the faces given */
     const limn_detect_faces_options* detect_options;  /* for the detector; NULL: its defaults */
+    const char* images_device;    /* where input and output are (see "Device images"): NULL (default) or
+                                     "cpu": host memory; "cuda" or "cuda:N": memory of the model's
+                                     CUDA device. Borrowed for the call */
+    void* cuda_stream;            /* a cudaStream_t of the model's device to queue the work on (see
+                                     "Device images"); NULL (default): limn's own streams */
 } limn_restore_faces_options;
 
 /* The number fields of limn_restore_faces_options by name (see LIMN_CARTOONIZE_OPTIONS_NUMBERS). */

@@ -277,12 +277,19 @@ public:
     DetectFacesOptions& nms_iou(float t) { o_.nms_iou = t; return *this; }
     DetectFacesOptions& max_faces(int32_t n) { o_.max_faces = n; return *this; }
     DetectFacesOptions& max_side(int32_t n) { o_.max_side = n; return *this; }
-    const limn_detect_faces_options* get() const { return &o_; }
+    // Device images (limn.h, "Device images"): "cuda" or "cuda:N", and the caller's cudaStream_t.
+    DetectFacesOptions& images_device(std::string device) { images_device_ = std::move(device); return *this; }
+    DetectFacesOptions& cuda_stream(void* stream) { o_.cuda_stream = stream; return *this; }
+    const limn_detect_faces_options* get() const {
+        if (!images_device_.empty()) o_.images_device = images_device_.c_str();
+        return &o_;
+    }
     // Throws limn::Error naming a value the library would refuse (limn_detect_faces_options_check).
     void check() const { detail::check(limn_detect_faces_options_check(get())); }
 
 private:
-    limn_detect_faces_options o_;
+    mutable limn_detect_faces_options o_;
+    std::string images_device_;
 };
 
 // An asynchronous call (Model::submit_*, over limn_*_submit), future-like. Move-only; destroying it
@@ -381,8 +388,12 @@ public:
     CartoonizeOptions& faces(std::vector<limn_face> faces) { faces_ = std::move(faces); return *this; }
     CartoonizeOptions& working_size(int32_t n) { o_.working_size = n; return *this; }
     CartoonizeOptions& feather(float f) { o_.feather = f; return *this; }
+    // Device images (limn.h, "Device images"): "cuda" or "cuda:N", and the caller's cudaStream_t.
+    CartoonizeOptions& images_device(std::string device) { images_device_ = std::move(device); return *this; }
+    CartoonizeOptions& cuda_stream(void* stream) { o_.cuda_stream = stream; return *this; }
 
     const limn_cartoonize_options* get() const {
+        o_.images_device = images_device_.empty() ? nullptr : images_device_.c_str();
         o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
         o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
         o_.detect_options = o_.detector ? detect_.get() : nullptr;
@@ -398,6 +409,7 @@ private:
     ProgressFn progress_;
     DetectFacesOptions detect_;
     std::vector<limn_face> faces_;
+    std::string images_device_;
 };
 
 // Chainable options for Model::restore_faces over limn_restore_faces_options. A detector set here
@@ -414,8 +426,12 @@ public:
     // Finds the faces with `detector` when the call gives none.
     inline RestoreFacesOptions& detector(const Model& detector,
                                          const DetectFacesOptions& options = DetectFacesOptions());
+    // Device images (limn.h, "Device images"): "cuda" or "cuda:N", and the caller's cudaStream_t.
+    RestoreFacesOptions& images_device(std::string device) { images_device_ = std::move(device); return *this; }
+    RestoreFacesOptions& cuda_stream(void* stream) { o_.cuda_stream = stream; return *this; }
 
     const limn_restore_faces_options* get() const {
+        o_.images_device = images_device_.empty() ? nullptr : images_device_.c_str();
         o_.progress = progress_ ? &detail::progress_trampoline : nullptr;
         o_.progress_user_data = progress_ ? const_cast<ProgressFn*>(&progress_) : nullptr;
         o_.detect_options = o_.detector ? detect_.get() : nullptr;
@@ -428,6 +444,7 @@ private:
     mutable limn_restore_faces_options o_;
     ProgressFn progress_;
     DetectFacesOptions detect_;
+    std::string images_device_;
 };
 
 class Model {

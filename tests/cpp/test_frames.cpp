@@ -4,6 +4,7 @@
 #include <limn/limn.hpp>
 
 #include <atomic>
+#include <string>
 
 #include "fixtures.h"
 
@@ -95,4 +96,79 @@ TEST_CASE("frames: wrong frames are refused; submitted frames; freeing with jobs
     for (const auto& j : jobs) CHECK(j.wait_for(std::chrono::seconds(120)));
     CHECK(ended == 30);
     CHECK(cancelled > 0);
+}
+
+TEST_CASE("device images: refused with a clear error for a model on the CPU, before any work") {
+    const limn::Model unet(limn_test::fixture("tiny_unet.pt"), limn_test::cpu());
+    const limn::Model face(limn_test::fixture("tiny_face.pt"), limn_test::cpu());
+    const limn::Model detector(limn_test::fixture("tiny_detect.pt"), limn_test::cpu());
+    std::vector<uint8_t> in = rgba_frame(3), out(in.size(), 7), expected(in.size());
+    limn_image a = rgba(in), b = rgba(out), e = rgba(expected);
+    const std::vector<uint8_t> untouched = out;
+    const auto on = [](const char* device) { return limn::CartoonizeOptions().images_device(device); };
+
+    // On the CPU, a device image is refused whatever the device it names, and the output is not
+    // written. The check comes before anything reads the pixels (here host memory).
+    CHECK_THROWS_WITH_AS(unet.cartoonize(a, b, on("cuda:0")),
+                         doctest::Contains("images_device is 'cuda:0', but model"), limn::Error);
+    CHECK_THROWS_WITH_AS(unet.cartoonize(a, b, on("cuda")),
+                         doctest::Contains("runs on cpu: device images must be in the memory of the model's device"),
+                         limn::Error);
+    CHECK(out == untouched);
+    // Not a place for images: a typo, "auto", "".
+    for (const char* bad : {"gpu", "auto", "cuda:x"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_WITH_AS(unet.cartoonize(a, b, on(bad)),
+                             doctest::Contains("is not a place for images: expected NULL or \"cpu\""), limn::Error);
+    }
+    limn_cartoonize_options raw;
+    REQUIRE(limn_cartoonize_options_init(&raw) == LIMN_OK);
+    raw.images_device = "";  // through the C struct (the C++ builder's "" means unset)
+    CHECK(limn_cartoonize(unet.get(), &a, &b, &raw, nullptr) == LIMN_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(limn_last_error()).find("options->images_device '' is not a place for images") != std::string::npos);
+    // A stream for a model on the CPU (never dereferenced: refused first).
+    CHECK_THROWS_WITH_AS(unet.cartoonize(a, b, limn::CartoonizeOptions().cuda_stream(reinterpret_cast<void*>(0x10))),
+                         doctest::Contains("cuda_stream is set, but model"), limn::Error);
+    CHECK(out == untouched);
+    // "cpu" is host memory, the default: the same pixels.
+    unet.cartoonize(a, b, on("cpu"));
+    unet.cartoonize(a, e);
+    CHECK(out == expected);
+
+    // The checks are also limn_cartoonize_options_check's (the place is parsed there).
+    CHECK_THROWS_WITH_AS(on("gpu").check(), doctest::Contains("options->images_device 'gpu'"), limn::Error);
+
+    // The other pipelines, their submits (refused at submit, no job), and the frames.
+    const std::vector<uint8_t> photo = limn_test::pattern(128 * 128 * 3, 9);
+    std::vector<uint8_t> x(photo.size());
+    limn_image p{const_cast<uint8_t*>(photo.data()), 128, 128, 128 * 3, LIMN_PIXEL_RGB8};
+    limn_image px{x.data(), 128, 128, 128 * 3, LIMN_PIXEL_RGB8};
+    limn_face one{};
+    const float marks[10] = {50, 55, 78, 55, 64, 70, 53, 85, 75, 85};
+    std::copy(marks, marks + 10, one.landmarks);
+    CHECK_THROWS_WITH_AS(face.restore_faces(p, px, {one}, limn::RestoreFacesOptions().images_device("cuda:0")),
+                         doctest::Contains("images_device is 'cuda:0', but model"), limn::Error);
+    CHECK_THROWS_WITH_AS(detector.detect_faces(p, limn::DetectFacesOptions().images_device("cuda")),
+                         doctest::Contains("images_device is 'cuda', but model"), limn::Error);
+    CHECK_THROWS_WITH_AS(unet.submit_cartoonize(a, b, on("cuda:0")), doctest::Contains("images_device is 'cuda:0'"),
+                         limn::Error);
+    CHECK_THROWS_WITH_AS(
+        face.submit_restore_faces(p, px, {one}, limn::RestoreFacesOptions().cuda_stream(reinterpret_cast<void*>(0x10))),
+        doctest::Contains("cuda_stream is set, but model"), limn::Error);
+    std::vector<limn_face> found(8);
+    size_t count = 0;
+    CHECK_THROWS_WITH_AS(detector.submit_detect_faces(p, found.data(), found.size(), &count,
+                                                      limn::DetectFacesOptions().images_device("cuda:1")),
+                         doctest::Contains("images_device is 'cuda:1'"), limn::Error);
+    CHECK(out == expected);
+    CHECK_THROWS_WITH_AS(limn::Frames(unet, FW, FH, LIMN_PIXEL_RGBA8, on("cuda:0")),
+                         doctest::Contains("images_device is 'cuda:0', but model"), limn::Error);
+    CHECK_THROWS_WITH_AS(limn::Frames(unet, FW, FH, LIMN_PIXEL_RGBA8,
+                                      limn::CartoonizeOptions().cuda_stream(reinterpret_cast<void*>(0x10))),
+                         doctest::Contains("cuda_stream is set, but model"), limn::Error);
+
+    // Inside another call's options, the detector's must not say where images are: that call's do.
+    CHECK_THROWS_WITH_AS(face.restore_faces(p, px, {}, limn::RestoreFacesOptions().detector(
+                                                           detector, limn::DetectFacesOptions().images_device("cuda:0"))),
+                         doctest::Contains("detect_options sets images_device or cuda_stream"), limn::Error);
 }
