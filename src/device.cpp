@@ -131,37 +131,79 @@ ImageMemory parse_image_memory(const char* images_device, void* cuda_stream, con
     return m;
 }
 
+#if LIMN_WITH_CUDA
+namespace {
+
+// The allocation that holds `address` (its base and size), from the driver's cuMemGetAddressRange
+// (reached through the runtime: liblimn does not link the driver); false where it cannot be asked.
+bool allocation_range(const Device& device, const void* address, uintptr_t& base, size_t& size) {
+    using GetRange = int (*)(unsigned long long*, size_t*, unsigned long long);  // CUresult, CUdeviceptr
+    static const GetRange get_range = [] {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult found{};
+        if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) !=
+                cudaSuccess ||
+            found != cudaDriverEntryPointSuccess) {
+            (void)cudaGetLastError();
+            return GetRange(nullptr);
+        }
+        return reinterpret_cast<GetRange>(fn);
+    }();
+    if (!get_range) return false;
+    const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));  // its context current
+    unsigned long long b = 0;
+    size_t n = 0;
+    if (get_range(&b, &n, reinterpret_cast<uintptr_t>(address)) != 0) return false;  // not CUDA_SUCCESS
+    base = static_cast<uintptr_t>(b);
+    size = n;
+    return true;
+}
+
+// What CUDA says of `address`: Failure unless it is device or managed memory of `device`.
+void check_device_address(const void* address, const std::string& what, const Device& device) {
+    cudaPointerAttributes attr{};
+    const cudaError_t err = cudaPointerGetAttributes(&attr, address);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky; leave no error for LibTorch's next check
+        fail(LIMN_ERR_INVALID_ARGUMENT, what + " is not memory CUDA knows (" + cudaGetErrorString(err) + ")");
+    }
+    if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, what + " is " +
+                                            (attr.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory") +
+                                            ", not memory of " + device.id() + " (options->images_device says it is)");
+    }
+    if (attr.device != device.index) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, what + " is memory of cuda:" + std::to_string(attr.device) +
+                                            ", not of the model's " + device.id());
+    }
+}
+
+}  // namespace
+#endif
+
 void check_device_image(const limn_image& image, const std::string& what, const Device& device) {
     if (!device.is_cuda()) return;
 #if LIMN_WITH_CUDA
     // check_image has vouched for the description: the last byte the rows span is addressable.
     const size_t row = static_cast<size_t>(image.width) * static_cast<size_t>(bytes_per_pixel(image.format));
     const size_t span = static_cast<size_t>(image.height - 1) * image.stride + row;
-    const uint8_t* const ends[] = {image.data, image.data + span - 1};
-    for (const uint8_t* address : ends) {
-        cudaPointerAttributes attr{};
-        const cudaError_t err = cudaPointerGetAttributes(&attr, address);
-        if (err != cudaSuccess) {
-            (void)cudaGetLastError();  // not sticky; leave no error for LibTorch's next check
-            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image data is not memory CUDA knows (" +
-                                                cudaGetErrorString(err) + ")");
-        }
-        if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
-            if (address == image.data) {
-                fail(LIMN_ERR_INVALID_ARGUMENT,
-                     what + " image data is " + (attr.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory") +
-                         ", not memory of " + device.id() + " (options->images_device says it is)");
-            }
+    check_device_address(image.data, what + " image data", device);
+    uintptr_t base = 0;
+    size_t size = 0;
+    const auto first = reinterpret_cast<uintptr_t>(image.data);
+    if (allocation_range(device, image.data, base, size)) {
+        // The rows must lie in the allocation that holds the first byte (a kernel reading past it
+        // would fault, and that ends every CUDA call of the process).
+        if (first - base > size || span > size - (first - base)) {
             fail(LIMN_ERR_INVALID_ARGUMENT, what + " image's last byte (" + std::to_string(span - 1) +
-                                                " bytes past data) is not memory of " + device.id() +
-                                                ": its stride or height reach past the buffer");
+                                                " bytes past data) is past the CUDA allocation that holds data (" +
+                                                std::to_string(size - (first - base)) +
+                                                " bytes from data on): its stride or height reach past the buffer");
         }
-        if (attr.device != device.index) {
-            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image data is memory of cuda:" +
-                                                std::to_string(attr.device) + ", not of the model's " +
-                                                device.id());
-        }
+        return;
     }
+    check_device_address(image.data + span - 1,
+                         what + " image's last byte (" + std::to_string(span - 1) + " bytes past data)", device);
 #else
     (void)image;
     fail(LIMN_ERR_INVALID_ARGUMENT, what + " image is device memory, but this build of limn has no CUDA support");

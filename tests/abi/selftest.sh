@@ -10,9 +10,10 @@ cd "$WORK"
 # version NAME: writes cur/limn/limn.h and cur/lib.c for that version and builds NAME.so from cur/
 # (one source path for all, as one project's builds have).
 version() {
-  local v=$1 inserted="" appended="" g='int limn_g(int x);' h=""
+  local v=$1 inserted="" appended="" inner="" g='int limn_g(int x);' h=""
   case $v in
     appended) appended="int32_t appended;"; h='int limn_h(int x);' ;;
+    inner_appended) inner="const char* appended;" ;;
     inserted) inserted="int32_t inserted;" ;;
     removed) g="" ;;
   esac
@@ -21,12 +22,15 @@ version() {
 #include <stddef.h>
 #include <stdint.h>
 #define API __attribute__((visibility("default")))
-typedef struct limn_opts { size_t struct_size; $inserted float strength; int32_t tiles; $appended } limn_opts;
+typedef struct limn_inner { size_t struct_size; float a; $inner } limn_inner;
+typedef struct limn_opts { size_t struct_size; $inserted float strength; int32_t tiles; const limn_inner* inner; $appended } limn_opts;
 API int limn_f(const limn_opts* o);
+API int limn_i(const limn_inner* i);
 ${g:+API $g}
 ${h:+API $h}
 H
   { echo '#include "limn/limn.h"'; echo 'int limn_f(const limn_opts* o) { return (int)o->strength + o->tiles; }'
+    echo 'int limn_i(const limn_inner* i) { return (int)i->a; }'
     [ -n "$g" ] && echo 'int limn_g(int x) { return x + 1; }'
     [ -n "$h" ] && echo 'int limn_h(int x) { return x * 3; }'; } > cur/lib.c
   cc -g -O1 -shared -fPIC -fvisibility=hidden -I cur -o "$v.so" cur/lib.c
@@ -41,6 +45,7 @@ expect() {  # expect PASS|FAIL VERSION
 }
 expect PASS base
 expect PASS appended
+expect PASS inner_appended
 expect FAIL inserted
 expect FAIL removed
 exit $status

@@ -2,11 +2,17 @@
 // the test as skipped (never as passed).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <ATen/Context.h>  // to check that limn leaves LibTorch's process-wide settings alone
+#include <ATen/cuda/Sleep.h>          // a kernel that keeps the caller's stream busy
+#include <c10/cuda/CUDAFunctions.h>   // sync debug mode: any LibTorch host synchronisation throws
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 #include <limn/limn.hpp>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <atomic>
 #include <cstdio>
@@ -37,6 +43,39 @@ std::vector<float> run_float(const limn::Model& m, int w, int h, unsigned seed) 
     m.run(a, b);
     return out;
 }
+
+// A pitched buffer on cuda:0 (cudaMallocPitch: rows padded to the device's alignment), as an
+// engine's texture or CUDA frame buffer is.
+struct DeviceFrame {
+    uint8_t* data = nullptr;
+    size_t pitch = 0;
+    int w, h, bpp;
+    DeviceFrame(int width, int height, int bytes_per_pixel) : w(width), h(height), bpp(bytes_per_pixel) {
+        void* p = nullptr;
+        REQUIRE(cudaMallocPitch(&p, &pitch, size_t(w) * bpp, size_t(h)) == cudaSuccess);
+        data = static_cast<uint8_t*>(p);
+    }
+    ~DeviceFrame() { cudaFree(data); }
+    DeviceFrame(const DeviceFrame&) = delete;
+    DeviceFrame& operator=(const DeviceFrame&) = delete;
+    limn_image image(limn_pixel_format format) const { return limn_image{data, w, h, pitch, format}; }
+    // The caller's own copies (the test's, not limn's), on `stream` (0: the legacy default stream).
+    void upload(const uint8_t* px, cudaStream_t stream = nullptr) const {
+        REQUIRE(cudaMemcpy2DAsync(data, pitch, px, size_t(w) * bpp, size_t(w) * bpp, size_t(h),
+                                  cudaMemcpyHostToDevice, stream) == cudaSuccess);
+        if (!stream) REQUIRE(cudaStreamSynchronize(nullptr) == cudaSuccess);
+    }
+    void download(uint8_t* px, cudaStream_t stream = nullptr) const {
+        REQUIRE(cudaMemcpy2DAsync(px, size_t(w) * bpp, data, pitch, size_t(w) * bpp, size_t(h),
+                                  cudaMemcpyDeviceToHost, stream) == cudaSuccess);
+        if (!stream) REQUIRE(cudaStreamSynchronize(nullptr) == cudaSuccess);
+    }
+    std::vector<uint8_t> download() const {
+        std::vector<uint8_t> px(size_t(w) * h * bpp);
+        download(px.data());
+        return px;
+    }
+};
 
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
     double d = 0.0;
@@ -283,6 +322,119 @@ TEST_CASE("RetinaFace on CUDA in fp32, fp16 and bf16 finds the CPU's face" *
         for (int k = 0; k < 10; ++k) CHECK(std::fabs(got[0].landmarks[k] - ref[0].landmarks[k]) <= tol);
         CHECK(std::fabs(got[0].score - ref[0].score) <= 0.01f);
     }
+}
+
+TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in place, equal the host path") {
+    const limn::Model unet(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    constexpr int W = 301, H = 203;
+    const auto on_device = limn::CartoonizeOptions().images_device("cuda:0").tile_size(96).strength(0.8f);
+    const auto on_host = limn::CartoonizeOptions().tile_size(96).strength(0.8f);
+    for (limn_pixel_format f : {LIMN_PIXEL_RGBA8, LIMN_PIXEL_BGRA8, LIMN_PIXEL_RGB8}) {
+        CAPTURE(f);
+        const int bpp = limn_pixel_format_bytes_per_pixel(f);
+        std::vector<uint8_t> in = limn_test::pattern(size_t(W) * H * bpp, 21), ref(in.size());
+        limn_image a{in.data(), W, H, size_t(W) * bpp, f}, r{ref.data(), W, H, size_t(W) * bpp, f};
+        unet.cartoonize(a, r, on_host);
+        const DeviceFrame din(W, H, bpp), dout(W, H, bpp);
+        CHECK(din.pitch > size_t(W) * bpp);  // really pitched
+        din.upload(in.data());
+        limn_image di = din.image(f), dout_image = dout.image(f);
+        CHECK(unet.cartoonize(di, dout_image, on_device).tiles > 1);
+        CHECK(dout.download() == ref);  // alpha passed through, as on the host
+        CHECK(din.download() == in);    // the input untouched
+        unet.cartoonize(di, di, on_device);  // in place
+        CHECK(din.download() == ref);
+    }
+    // Restoration and detection on device images: the host path's results.
+    std::vector<uint8_t> photo = limn_test::pattern(128 * 128 * 4, 9), ref(photo.size());
+    limn_image p{photo.data(), 128, 128, 128 * 4, LIMN_PIXEL_RGBA8}, pr{ref.data(), 128, 128, 128 * 4, LIMN_PIXEL_RGBA8};
+    const DeviceFrame dp(128, 128, 4), dq(128, 128, 4);
+    dp.upload(photo.data());
+    limn_image dpi = dp.image(LIMN_PIXEL_RGBA8), dqi = dq.image(LIMN_PIXEL_RGBA8);
+    const limn::Model face(limn_test::fixture("tiny_face.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    limn_face one{};
+    const float marks[10] = {50, 55, 78, 55, 64, 70, 53, 85, 75, 85};
+    std::copy(marks, marks + 10, one.landmarks);
+    CHECK(face.restore_faces(p, pr, {one}).faces == 1);
+    CHECK(face.restore_faces(dpi, dqi, {one}, limn::RestoreFacesOptions().images_device("cuda")).faces == 1);
+    CHECK(dq.download() == ref);
+    const limn::Model detector(limn_test::fixture("tiny_detect.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    const std::vector<limn_face> host_faces = detector.detect_faces(p);
+    const std::vector<limn_face> device_faces = detector.detect_faces(dpi, limn::DetectFacesOptions().images_device("cuda:0"));
+    REQUIRE(device_faces.size() == host_faces.size());
+    for (size_t i = 0; i < host_faces.size(); ++i) CHECK(std::memcmp(&device_faces[i], &host_faces[i], sizeof(limn_face)) == 0);
+
+    // Wrong memory is refused before any work, naming what is wrong; the output is not written.
+    std::vector<uint8_t> host(size_t(W) * H * 4);
+    limn_image not_device{host.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    CHECK_THROWS_WITH_AS(unet.cartoonize(not_device, dqi, on_device), doctest::Contains("input image data is host memory"),
+                         limn::Error);
+    limn_image too_tall = dq.image(LIMN_PIXEL_RGBA8);
+    too_tall.height = 4096;
+    CHECK_THROWS_WITH_AS(unet.cartoonize(dpi, too_tall, limn::CartoonizeOptions().images_device("cuda")),
+                         doctest::Contains("output image's last byte"), limn::Error);
+    CHECK_THROWS_WITH_AS(unet.cartoonize(dpi, dqi, limn::CartoonizeOptions().images_device("cuda:7")),
+                         doctest::Contains("images_device is 'cuda:7', but model"), limn::Error);
+    CHECK(dq.download() == ref);
+}
+
+TEST_CASE("device images on the caller's stream: queued after its work and before its later work, no host wait") {
+    const limn::Model unet(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    constexpr int W = 256, H = 192;
+    cudaStream_t stream = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+    std::vector<uint8_t> first = limn_test::pattern(size_t(W) * H * 4, 1), second = limn_test::pattern(first.size(), 2);
+    std::vector<uint8_t> ref(first.size());
+    limn_image s{second.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8}, r{ref.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    unet.cartoonize(s, r);
+    uint8_t* pinned = nullptr;  // the caller's pinned staging (an engine's readback buffer)
+    REQUIRE(cudaMallocHost(reinterpret_cast<void**>(&pinned), first.size()) == cudaSuccess);
+    std::copy(second.begin(), second.end(), pinned);
+    const DeviceFrame din(W, H, 4), dout(W, H, 4);
+    din.upload(first.data());  // the input holds another frame until the stream's copy runs
+    const limn::Frames frames(unet, W, H, LIMN_PIXEL_RGBA8,
+                              limn::CartoonizeOptions().images_device("cuda:0").cuda_stream(stream));
+    limn_image di = din.image(LIMN_PIXEL_RGBA8), dout_image = dout.image(LIMN_PIXEL_RGBA8);
+    for (int round = 0; round < 2; ++round) {
+        CAPTURE(round);
+        REQUIRE(cudaMemsetAsync(dout.data, 0, dout.pitch * H, stream) == cudaSuccess);
+        REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+        {
+            // Before: a kernel that keeps the stream busy (about a second), then the copy of the
+            // frame into the input, both on the caller's stream.
+            const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromExternal(stream, 0));
+            at::cuda::sleep(int64_t{2} << 30);
+        }
+        din.upload(pinned, stream);
+        const uint64_t before = limn::memory_stats("cuda:0").allocations;
+        if (round == 0) {
+            // Queued: LibTorch may not synchronise the host anywhere in the call (it throws if it does).
+            c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+            const limn_status st = limn_frames_run(frames.get(), &di, &dout_image);
+            c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+            REQUIRE_MESSAGE(st == LIMN_OK, limn_last_error());
+            CHECK(cudaStreamQuery(stream) == cudaErrorNotReady);  // the call did not wait for the stream
+            // After: the caller's copy of the output, on the stream.
+            std::vector<uint8_t> back(first.size());
+            dout.download(back.data(), stream);
+            REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+            CHECK(back == ref);
+            CHECK(limn::memory_stats("cuda:0").allocations == before);  // warm: nothing allocated
+        } else {
+            // A job on the stream: it waits (on the device) for the work queued before the submit,
+            // and its end says the output is written.
+            frames.submit(di, dout_image).get();
+            CHECK(dout.download() == ref);
+        }
+    }
+    // Ten more frames on the stream allocate nothing.
+    const uint64_t before = limn::memory_stats("cuda:0").allocations;
+    for (int i = 0; i < 10; ++i) frames.run(di, dout_image);
+    REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+    CHECK(limn::memory_stats("cuda:0").allocations == before);
+    CHECK(dout.download() == ref);
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(stream);
 }
 
 TEST_CASE("a 4096x4096 photo completes under a 1 GiB cap by tiling; peak memory stays under it") {
