@@ -2,21 +2,27 @@
  * (here generated, in an engine the camera or a render target) are cartoonized every frame under
  * a device memory cap.
  *
- *     limn-engine-loop [--async] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]
+ *     limn-engine-loop [--async | --device] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]
  *
- * Synchronous (the default): each frame is cartoonized in place by limn_cartoonize, which blocks
+ * Synchronous (the default): each frame is cartoonized in place by limn_frames_run, which blocks
  * the engine's thread for the whole call; each frame's time is printed.
  *
  * --async: the engine never waits for limn. It renders into one of two buffers while the job of
- * the other runs on limn's worker pool (limn_cartoonize_submit): each engine frame it looks at the
+ * the other runs on limn's worker pool (limn_frames_submit): each engine frame it looks at the
  * running job (limn_job_wait with timeout 0), presents its result once it has ended and submits the
  * newest frame. It prints how long its thread was inside limn per engine frame (submit and poll),
  * against the synchronous call's time, and how many engine frames it rendered per cartoonized one.
  *
- * Both loops run the model prepared for the frame size (limn_frames): once warm, a frame takes no
+ * --device (a CUDA DEVICE; built with the CUDA runtime): the frames never leave the GPU. The frame
+ * is a pitched CUDA buffer (cudaMallocPitch, as a texture's memory) that the engine "renders" on
+ * its own stream (a fill, standing in for the engine's kernels); limn cartoonizes it in place,
+ * queued on that stream (images_device and cuda_stream), and the engine's thread goes on at once:
+ * no host copy and no host wait inside limn. The engine waits for its stream once per frame, at
+ * "present" (as a swap chain would), which the frame rate includes.
+ *
+ * All loops run the model prepared for the frame size (limn_frames): once warm, a frame takes no
  * memory from the system, which the "allocations" line shows. The engine owns the frame buffers;
- * limn reads and writes them (alpha untouched). Frames stay in host memory here; device images
- * (CUDA buffers in and out) are the next step of the same loop. */
+ * limn reads and writes them (alpha untouched). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,10 @@
 #include <time.h>
 
 #include <limn/limn.h>
+
+#if LIMN_EXAMPLE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 static double now_seconds(void) {
     struct timespec t;
@@ -115,6 +125,33 @@ static int run_async(limn_frames* stream, uint8_t* buffers[2], int w, int h, int
     return presented == frames ? 0 : 1;
 }
 
+#if LIMN_EXAMPLE_CUDA
+/* The device loop: one pitched RGBA buffer in CUDA memory, rendered and cartoonized in place on the
+ * engine's stream. blocked[] is the time inside limn_frames_run (queueing the work), frame_times[]
+ * the time from that call to the frame's present. */
+static int run_device(limn_frames* stream, uint8_t* frame, size_t pitch, cudaStream_t engine, int w, int h,
+                      int frames, double* blocked, double* frame_times) {
+    limn_image img = {frame, w, h, pitch, LIMN_PIXEL_RGBA8};
+    for (int i = 0; i < frames; ++i) {
+        /* "Render": the engine's own work on its stream (a fill of this frame's gray). */
+        cudaError_t err = cudaMemset2DAsync(frame, pitch, (i * 8) & 255, (size_t)w * 4, (size_t)h, engine);
+        const double t0 = now_seconds();
+        if (err == cudaSuccess && limn_frames_run(stream, &img, &img) != LIMN_OK) {
+            fprintf(stderr, "frame %d: %s\n", i, limn_last_error());
+            return 1;
+        }
+        blocked[i] = now_seconds() - t0;
+        if (err == cudaSuccess) err = cudaStreamSynchronize(engine); /* "present" */
+        if (err != cudaSuccess) {
+            fprintf(stderr, "frame %d: %s\n", i, cudaGetErrorString(err));
+            return 1;
+        }
+        frame_times[i] = now_seconds() - t0;
+    }
+    return 0;
+}
+#endif
+
 static int compare_doubles(const void* a, const void* b) {
     const double x = *(const double*)a, y = *(const double*)b;
     return x < y ? -1 : x > y;
@@ -122,10 +159,12 @@ static int compare_doubles(const void* a, const void* b) {
 
 int main(int argc, char** argv) {
     const int async = argc > 1 && strcmp(argv[1], "--async") == 0;
-    argc -= async;
-    argv += async;
+    const int on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
+    argc -= async + on_device;
+    argv += async + on_device;
     if (argc < 2) {
-        fprintf(stderr, "usage: limn-engine-loop [--async] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]\n");
+        fprintf(stderr, "usage: limn-engine-loop [--async | --device] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] "
+                        "[MEMORY_CAP_MIB]\n");
         return 2;
     }
     const char* device = argc > 2 ? argv[2] : "auto";
@@ -136,6 +175,12 @@ int main(int argc, char** argv) {
         fprintf(stderr, "frames (at most 100000), width and height must be positive\n");
         return 2;
     }
+#if !LIMN_EXAMPLE_CUDA
+    if (on_device) {
+        fprintf(stderr, "--device: this limn-engine-loop was built without the CUDA runtime\n");
+        return 2;
+    }
+#endif
 
     char resolved[64];
     if (limn_device_resolve(device, resolved, sizeof resolved) != LIMN_OK) {
@@ -146,6 +191,10 @@ int main(int argc, char** argv) {
     if (limn_memory_set_limit(resolved, cap_mib << 20) != LIMN_OK) {
         fprintf(stderr, "memory cap: %s\n", limn_last_error());
         return 1;
+    }
+    if (on_device && strncmp(resolved, "cuda", 4) != 0) {
+        fprintf(stderr, "--device: frames in CUDA memory need a CUDA device, and DEVICE is %s\n", resolved);
+        return 2;
     }
     limn_model_options opts;
     limn_model_options_init(&opts);
@@ -159,6 +208,24 @@ int main(int argc, char** argv) {
     limn_cartoonize_options co;
     limn_cartoonize_options_init(&co);
     co.memory_budget = cap_mib << 20;
+#if LIMN_EXAMPLE_CUDA
+    /* --device: the frame buffer and the engine's stream; limn's work is queued on that stream. */
+    uint8_t* device_frame = NULL;
+    size_t pitch = 0;
+    cudaStream_t engine = NULL;
+    if (on_device) {
+        cudaError_t err = cudaSetDevice(atoi(resolved + 5)); /* "cuda:N" */
+        if (err == cudaSuccess) err = cudaMallocPitch((void**)&device_frame, &pitch, (size_t)w * 4, (size_t)h);
+        if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&engine, cudaStreamNonBlocking);
+        if (err != cudaSuccess) {
+            fprintf(stderr, "CUDA: %s\n", cudaGetErrorString(err));
+            limn_model_free(model);
+            return 1;
+        }
+        co.images_device = resolved;
+        co.cuda_stream = engine;
+    }
+#endif
 
     const int max_engine_frames = 1 << 20; /* a bound on the async loop (8 MiB of times) */
     uint8_t* buffers[2] = {malloc((size_t)w * (size_t)h * 4), malloc((size_t)w * (size_t)h * 4)};
@@ -181,6 +248,11 @@ int main(int argc, char** argv) {
     }
     const double start = now_seconds();
     if (status == 0) {
+#if LIMN_EXAMPLE_CUDA
+        if (on_device) {
+            status = run_device(stream, device_frame, pitch, engine, w, h, frames, blocked, submits);
+        } else
+#endif
         status = async ? run_async(stream, buffers, w, h, frames, blocked, max_engine_frames, &engine_frames, submits)
                        : run_sync(stream, buffers[0], w, h, frames, blocked);
     }
@@ -190,13 +262,22 @@ int main(int argc, char** argv) {
         for (int i = 0; i < engine_frames; ++i) sum += blocked[i];
         qsort(blocked, (size_t)engine_frames, sizeof(double), compare_doubles);
         const double median = blocked[engine_frames / 2], worst = blocked[engine_frames - 1];
-        printf("%d frames of %dx%d on %s: %.2f ms per frame, peak %.1f MiB (cap %llu MiB)\n", frames, w, h, resolved,
-               wall * 1e3 / frames, (double)mem.peak_allocated / (1 << 20), (unsigned long long)cap_mib);
+        limn_model_info info;
+        info.struct_size = sizeof info;
+        const char* precision = limn_model_get_info(model, &info) == LIMN_OK ? limn_precision_name(info.precision) : "?";
+        printf("%d frames of %dx%d on %s in %s: %.2f ms per frame, peak %.1f MiB (cap %llu MiB)\n", frames, w, h,
+               resolved, precision, wall * 1e3 / frames, (double)mem.peak_allocated / (1 << 20),
+               (unsigned long long)cap_mib);
         printf("%s: the engine's thread was inside limn %.1f us per engine frame (median; mean %.1f us; worst %.1f "
                "us), %d engine frames rendered\n",
-               async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6, worst * 1e6, engine_frames);
+               on_device ? "device" : async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6, worst * 1e6, engine_frames);
         printf("allocations: %.2f per frame (%llu in %d frames)\n", (double)(mem.allocations - before.allocations) / frames,
                (unsigned long long)(mem.allocations - before.allocations), frames);
+        if (on_device) { /* submits[] holds the frame times here */
+            qsort(submits, (size_t)frames, sizeof(double), compare_doubles);
+            printf("device: a frame took %.2f ms from limn's call to present (median), %.1f frames/s\n",
+                   submits[frames / 2] * 1e3, 1.0 / submits[frames / 2]);
+        }
         if (async) {
             qsort(submits, (size_t)frames, sizeof(double), compare_doubles);
             printf("async: a submit took %.1f us (median; the first, which starts the pool, %.1f us at most)\n",
@@ -208,6 +289,10 @@ int main(int argc, char** argv) {
     limn_frames_free(stream);
     free(buffers[0]);
     free(buffers[1]);
+#if LIMN_EXAMPLE_CUDA
+    if (engine) cudaStreamDestroy(engine);
+    cudaFree(device_frame);
+#endif
     limn_model_free(model);
     if (fflush(stdout) != 0) { /* the figures must reach their reader: a full disk is an error */
         perror("stdout");

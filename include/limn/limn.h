@@ -859,7 +859,9 @@ LIMN_API void limn_job_free(limn_job* job);
  * memory from the system: limn_memory_stats.allocations stays put (unless the CPU arenas are
  * turned off, LIMN_CPU_ARENA_MAX=0). limn_frames_run is one frame
  * (input and output of the frames' size and format; may be the same buffer); limn_frames_submit
- * the same as a job (see "Asynchronous jobs"). Frames may be run from several threads at once.
+ * the same as a job (see "Asynchronous jobs"). The options' images_device and cuda_stream hold for
+ * every frame (see "Device images"; the warm-up runs there, and create waits for it). Frames may be
+ * run from several threads at once.
  * The frames hold the model: limn_model_free of it cancels their jobs, and its memory is freed
  * with the frames. */
 typedef struct limn_frames limn_frames;

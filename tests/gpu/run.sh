@@ -181,6 +181,9 @@ bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace throu
   # An engine's frame loop on limn_frames: the thread's blocked time, synchronous against
   # asynchronous jobs, and allocations per frame (host-memory frames; issue 24).
   step bench.log 90 bash examples/bench/engine_blocking.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 3 || echo 30)
+  # Frames per second of that loop at 512x512 and 1024x1024 (AUTO: fp16 on CUDA): host-memory
+  # frames against device images on the engine's stream (the device path; the host only on the CPU).
+  step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 2 || echo 30)
   # The 4096x4096 cap test's figures (phase test ran it alone).
   grep -h -A3 '4096x4096 DCT-Net' "$OUT/gpu-test.log" 2>/dev/null | head -4 >> "$OUT/bench.log"
 }

@@ -223,6 +223,12 @@ def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path)
     assert lines[2] == "allocations: 0.00 per frame (0 in 3 frames)"
     assert lines[3].startswith("async: a submit took")
 
+    # The device loop (frames in CUDA memory) needs a CUDA device: refused at once on the CPU.
+    r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), "--device", cartoon_model, "cpu", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert ("need a CUDA device, and DEVICE is cpu" in r.stderr or "built without the CUDA runtime" in r.stderr), r.stderr
+
 
 def test_compound_cartoonize_with_a_head_model(bin_dir, cartoon_model, tmp_path):
     """--head-model with --detector or --landmarks: DCT-Net's compound stylization (tiny fixtures:

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Frames per second of an engine's frame loop on a GPU: frames in host memory (limn_frames_run
+# copies each frame to the device and back) against frames in CUDA memory (--device: a pitched
+# buffer cartoonized in place, queued on the engine's stream, no host copy), measured by
+# examples/engine/frame_loop.c in the same run, on the same model, in the model's AUTO precision
+# (fp16 on CUDA when its self-test passes; the table says which).
+#
+#   examples/bench/engine_fps.sh [BUILD_DIR] [MODEL] [DEVICE] [FRAMES]
+#
+# Defaults: build/, the built-in cartoon model (setup.sh exports it), cuda, 30 frames; sizes 512x512
+# and 1024x1024. On the CPU (DEVICE cpu) only the host-memory loop runs.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+MODEL=${2:-$BUILD/models/classical-cartoon.pt}
+DEVICE=${3:-cuda}
+FRAMES=${4:-30}
+LOOP="$BUILD/examples/limn-engine-loop"
+[ -x "$LOOP" ] || { echo "engine_fps: $LOOP not built (./setup.sh --no-run)"; exit 1; }
+[ -f "$MODEL" ] || { echo "engine_fps: no model $MODEL (./setup.sh exports the built-in one)"; exit 1; }
+printf '%-10s %-10s %16s %11s %18s %12s %14s %12s\n' size precision "host ms/frame" "host fps" "device ms/frame" \
+  "device fps" "device/host" "allocations"
+for size in "512 512" "1024 1024"; do
+  set -- $size
+  host=$("$LOOP" "$MODEL" "$DEVICE" "$FRAMES" "$1" "$2" 8192)
+  precision=$(grep -m1 ' frames of ' <<<"$host" | sed -E 's/.* in ([a-z0-9]+): .*/\1/')
+  # The synchronous call's median time: the host-copy path, upload and download included.
+  host_ms=$(grep '^sync:' <<<"$host" | sed -E 's/.*inside limn ([0-9.]+) us per engine frame.*/\1/' |
+    awk '{ printf "%.2f", $1 / 1000 }')
+  host_fps=$(awk -v m="$host_ms" 'BEGIN { printf "%.1f", 1000 / m }')
+  if [ "${DEVICE#cuda}" != "$DEVICE" ] || [ "$DEVICE" = auto ]; then
+    dev=$("$LOOP" --device "$MODEL" "$DEVICE" "$FRAMES" "$1" "$2" 8192)
+    dev_ms=$(grep '^device: a frame took' <<<"$dev" | sed -E 's/.*took ([0-9.]+) ms.*/\1/')
+    dev_fps=$(grep '^device: a frame took' <<<"$dev" | sed -E 's/.*, ([0-9.]+) frames\/s.*/\1/')
+    allocs=$(grep '^allocations:' <<<"$dev" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/')
+    ratio=$(awk -v d="$dev_fps" -v h="$host_fps" 'BEGIN { printf "%.2f", d / h }')
+  else
+    dev_ms=- dev_fps=- ratio=- allocs=$(grep '^allocations:' <<<"$host" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/')
+  fi
+  printf '%-10s %-10s %16s %11s %18s %12s %14s %12s\n' "${1}x${2}" "$precision" "$host_ms" "$host_fps" "$dev_ms" \
+    "$dev_fps" "$ratio" "$allocs"
+done
