@@ -369,10 +369,10 @@ TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in pl
     limn_image not_device{host.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
     CHECK_THROWS_WITH_AS(unet.cartoonize(not_device, dqi, on_device), doctest::Contains("input image data is host memory"),
                          limn::Error);
-    limn_image too_tall = dq.image(LIMN_PIXEL_RGBA8);
-    too_tall.height = 4096;
-    CHECK_THROWS_WITH_AS(unet.cartoonize(dpi, too_tall, limn::CartoonizeOptions().images_device("cuda")),
-                         doctest::Contains("output image's last byte"), limn::Error);
+    limn_image tall_in = dp.image(LIMN_PIXEL_RGBA8), tall_out = dq.image(LIMN_PIXEL_RGBA8);
+    tall_in.height = tall_out.height = 4096;  // rows far past the 128 the buffers have
+    CHECK_THROWS_WITH_AS(unet.cartoonize(tall_in, tall_out, limn::CartoonizeOptions().images_device("cuda")),
+                         doctest::Contains("input image's last byte"), limn::Error);
     CHECK_THROWS_WITH_AS(unet.cartoonize(dpi, dqi, limn::CartoonizeOptions().images_device("cuda:7")),
                          doctest::Contains("images_device is 'cuda:7', but model"), limn::Error);
     CHECK(dq.download() == ref);
@@ -391,12 +391,12 @@ TEST_CASE("device images on the caller's stream: queued after its work and befor
     REQUIRE(cudaMallocHost(reinterpret_cast<void**>(&pinned), first.size()) == cudaSuccess);
     std::copy(second.begin(), second.end(), pinned);
     const DeviceFrame din(W, H, 4), dout(W, H, 4);
-    din.upload(first.data());  // the input holds another frame until the stream's copy runs
     const limn::Frames frames(unet, W, H, LIMN_PIXEL_RGBA8,
                               limn::CartoonizeOptions().images_device("cuda:0").cuda_stream(stream));
     limn_image di = din.image(LIMN_PIXEL_RGBA8), dout_image = dout.image(LIMN_PIXEL_RGBA8);
     for (int round = 0; round < 2; ++round) {
         CAPTURE(round);
+        din.upload(first.data());  // the other frame, until the stream's copy below runs
         REQUIRE(cudaMemsetAsync(dout.data, 0, dout.pitch * H, stream) == cudaSuccess);
         REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
         {

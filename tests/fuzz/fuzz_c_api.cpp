@@ -11,7 +11,8 @@
 // of the size its description says (an image's data holds (height - 1) * stride + width * bytes
 // per pixel bytes, unless that span exceeds PTRDIFF_MAX, which limn must refuse), and strings are
 // NUL-terminated. Pointer fields inside options structs are set to valid values or NULL after the
-// random fill. Only the public API and struct_size are used, so the harness stays
+// random fill (and cuda_stream, which limn cannot check without CUDA, to a non-stream only with
+// the fixtures' CPU models, which refuse any stream first). Only the public API and struct_size are used, so the harness stays
 // source-compatible as options grow.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,6 +149,15 @@ const char* pick_device(Input& in, std::string& storage) {
     return storage.c_str();
 }
 
+// Where a pipeline's images are: a device string as pick_device gives, and now and then a stream.
+// The stream is not one (no CUDA here); the fixtures' models are on the CPU, so it is refused
+// before any use.
+template <typename Options>
+void place_images(Input& in, Options& o, std::string& storage) {
+    o.images_device = pick_device(in, storage);
+    o.cuda_stream = in.below(8) == 0 ? reinterpret_cast<void*>(uintptr_t{0x10}) : nullptr;
+}
+
 int32_t g_cancel_after = -1;
 int32_t g_progress_calls = 0;
 int32_t progress(int32_t done, int32_t total, void* /*user_data: any pointer*/) {
@@ -247,6 +257,8 @@ void call_pipeline(Input& in) {
     Padded<limn_detect_faces_options> detect_room{};
     limn_detect_faces_options& detect = detect_room.s;
     fuzz_options(in, detect, limn_detect_faces_options_init);
+    std::string place, detect_place;
+    place_images(in, detect, detect_place);
     g_cancel_after = in.below(4) == 0 ? static_cast<int32_t>(in.below(4)) : -1;
     g_progress_calls = 0;
     switch (in.below(3)) {
@@ -254,6 +266,7 @@ void call_pipeline(Input& in) {
             Padded<limn_cartoonize_options> o_room{};
             limn_cartoonize_options& o = o_room.s;
             fuzz_options(in, o, limn_cartoonize_options_init);
+            place_images(in, o, place);
             o.progress = in.flag() ? progress : nullptr;
             o.head_model = in.below(3) == 0 ? pick_model(in) : nullptr;
             o.detector = in.below(3) == 0 ? pick_model(in) : nullptr;
@@ -271,6 +284,7 @@ void call_pipeline(Input& in) {
             Padded<limn_restore_faces_options> o_room{};
             limn_restore_faces_options& o = o_room.s;
             fuzz_options(in, o, limn_restore_faces_options_init);
+            place_images(in, o, place);
             o.progress = in.flag() ? progress : nullptr;
             o.detector = in.below(3) == 0 ? pick_model(in) : nullptr;
             o.detect_options = in.flag() ? &detect : nullptr;
