@@ -398,6 +398,7 @@ void call_image_files(Input& in) {
             Padded<limn_image_load_options> lo_room{};
             limn_image_load_options& lo = lo_room.s;
             fuzz_options(in, lo, limn_image_load_options_init);
+            lo.name = in.flag() ? "fuzzed bytes" : nullptr;  // a string or NULL, not the random fill
             if (lo.struct_size >= sizeof lo && (lo.max_pixels == 0 || lo.max_pixels > (1u << 20))) {
                 lo.max_pixels = 1u << 20;  // the decoders themselves are fuzz_image_load's
             }
