@@ -3,7 +3,9 @@
 # copies each frame to the device and back) against frames in CUDA memory (--device: a pitched
 # buffer cartoonized in place, queued on the engine's stream, no host copy), measured by
 # examples/engine/frame_loop.c in the same run, on the same model, in the model's AUTO precision
-# (fp16 on CUDA when its self-test passes; the table says which).
+# (fp16 on CUDA when its self-test passes; the table says which). "queue ms" is the engine thread's
+# time inside limn_frames_run on the device path (the work queued, not run): near the frame time
+# means limn's dispatch on the CPU bounds the loop, which is what CUDA graphs would remove.
 #
 #   examples/bench/engine_fps.sh [BUILD_DIR] [MODEL] [DEVICE] [FRAMES]
 #
@@ -18,8 +20,8 @@ FRAMES=${4:-30}
 LOOP="$BUILD/examples/limn-engine-loop"
 [ -x "$LOOP" ] || { echo "engine_fps: $LOOP not built (./setup.sh --no-run)"; exit 1; }
 [ -f "$MODEL" ] || { echo "engine_fps: no model $MODEL (./setup.sh exports the built-in one)"; exit 1; }
-printf '%-10s %-10s %16s %11s %18s %12s %14s %12s\n' size precision "host ms/frame" "host fps" "device ms/frame" \
-  "device fps" "device/host" "allocations"
+printf '%-10s %-10s %14s %9s %16s %10s %9s %12s %12s\n' size precision "host ms/frame" "host fps" \
+  "device ms/frame" "device fps" "queue ms" "device/host" "allocations"
 for size in "512 512" "1024 1024"; do
   set -- $size
   host=$("$LOOP" "$MODEL" "$DEVICE" "$FRAMES" "$1" "$2" 8192)
@@ -33,10 +35,12 @@ for size in "512 512" "1024 1024"; do
     dev_ms=$(grep '^device: a frame took' <<<"$dev" | sed -E 's/.*took ([0-9.]+) ms.*/\1/')
     dev_fps=$(grep '^device: a frame took' <<<"$dev" | sed -E 's/.*, ([0-9.]+) frames\/s.*/\1/')
     allocs=$(grep '^allocations:' <<<"$dev" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/')
+    queue=$(grep '^device: the engine' <<<"$dev" | sed -E 's/.*inside limn ([0-9.]+) us per engine frame.*/\1/' |
+      awk '{ printf "%.2f", $1 / 1000 }')
     ratio=$(awk -v d="$dev_fps" -v h="$host_fps" 'BEGIN { printf "%.2f", d / h }')
   else
-    dev_ms=- dev_fps=- ratio=- allocs=$(grep '^allocations:' <<<"$host" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/')
+    dev_ms=- dev_fps=- queue=- ratio=- allocs=$(grep '^allocations:' <<<"$host" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/')
   fi
-  printf '%-10s %-10s %16s %11s %18s %12s %14s %12s\n' "${1}x${2}" "$precision" "$host_ms" "$host_fps" "$dev_ms" \
-    "$dev_fps" "$ratio" "$allocs"
+  printf '%-10s %-10s %14s %9s %16s %10s %9s %12s %12s\n' "${1}x${2}" "$precision" "$host_ms" "$host_fps" \
+    "$dev_ms" "$dev_fps" "$queue" "$ratio" "$allocs"
 done

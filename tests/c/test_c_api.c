@@ -816,6 +816,32 @@ static void test_file_write(void) {
     CHECK(remove(path) == 0 && rmdir(folder) == 0); /* no temporary file left beside it */
 }
 
+/* Device images from C: a CUDA place for a model on the CPU is refused before any pixel is read,
+ * "cpu" is host memory, and a place that is none is named. */
+static void test_device_images(void) {
+    limn_model_options mo = cpu_options();
+    limn_model* model = NULL;
+    limn_cartoonize_options co;
+    limn_image* img = NULL;
+    CHECK(limn_model_load(fixture("identity.pt"), &mo, &model) == LIMN_OK);
+    CHECK(limn_image_alloc(40, 24, LIMN_PIXEL_RGBA8, &img) == LIMN_OK);
+    CHECK(limn_cartoonize_options_init(&co) == LIMN_OK);
+    CHECK(co.images_device == NULL && co.cuda_stream == NULL); /* host memory, limn's streams */
+    co.images_device = "cuda:0";
+    CHECK_ERR(limn_cartoonize(model, img, img, &co, NULL), LIMN_ERR_INVALID_ARGUMENT,
+              "images_device is 'cuda:0', but model");
+    co.images_device = "cpu";
+    CHECK(limn_cartoonize(model, img, img, &co, NULL) == LIMN_OK);
+    co.images_device = "vram";
+    CHECK_ERR(limn_cartoonize_options_check(&co), LIMN_ERR_INVALID_ARGUMENT,
+              "options->images_device 'vram' is not a place for images");
+    co.images_device = NULL;
+    co.cuda_stream = &co; /* not a stream: refused for a CPU model before any use */
+    CHECK_ERR(limn_cartoonize(model, img, img, &co, NULL), LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is set, but model");
+    limn_image_free(img);
+    limn_model_free(model);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
@@ -839,6 +865,7 @@ int main(int argc, char** argv) {
     test_model_names();
     test_option_checks();
     test_file_write();
+    test_device_images();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
