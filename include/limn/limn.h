@@ -243,7 +243,9 @@ typedef struct limn_image {
  * without waiting for the device; the output is complete when the stream gets there. What fails
  * before that (arguments, out of memory) fails as always, and the output is not written; but
  * the result's finiteness is not checked, since looking would make the host wait (so an fp16
- * model's fp32 fallback does not apply either). Calls that detect faces wait for the detection.
+ * model's fp32 fallback does not apply either). Calls that detect faces wait for the detection,
+ * and so does, once per model, the first call that sizes tiles (it measures the model's memory;
+ * limn_frames_create does that in its warm-up).
  * With cuda_stream NULL the work runs on limn's own streams and the call returns when the output
  * is written and checked; the caller's writes to the input must then be complete (synchronize
  * its stream first).
