@@ -25,7 +25,8 @@
 #          and `detect_cases` must pass: a skip there would be a false pass.
 #   bench  in order of value: limn-bench DCT-Net 1024x1024 in fp16, bf16, fp32 and GPEN-512 fp16
 #          (time and working memory); then the other sizes, batches and fp32 GPEN, limn against
-#          PyTorch eager, RetinaFace through the installed package; last the cold compiles
+#          PyTorch eager, RetinaFace through the installed package, the engine loop (blocked time,
+#          frames per second with host against device images, whether CUDA graphs pay); last the cold compiles
 #          (torch.compile, the CUDA .pt2 export), each bounded.
 #   all    the benchmark targets, then test, then the rest of bench.
 #
@@ -184,6 +185,8 @@ bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace throu
   # Frames per second of that loop at 512x512 and 1024x1024 (AUTO: fp16 on CUDA): host-memory
   # frames against device images on the engine's stream (the device path; the host only on the CPU).
   step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 2 || echo 30)
+  # Whether CUDA graphs would pay for the frames: DCT-Net launched op by op against a replayed graph.
+  step bench.log 60 "$PY" examples/bench/cuda_graphs.py
   # The 4096x4096 cap test's figures (phase test ran it alone).
   grep -h -A3 '4096x4096 DCT-Net' "$OUT/gpu-test.log" 2>/dev/null | head -4 >> "$OUT/bench.log"
 }
