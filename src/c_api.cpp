@@ -213,6 +213,8 @@ void defaults(limn_restore_faces_options& c) {
     LIMN_RESTORE_FACES_FIELDS(LIMN_FROM_CORE)
 }
 
+void defaults(limn_run_options&) {}  // host memory, limn's streams: all zero
+
 // limn_<struct>_init_sized: defaults into the caller's struct_size bytes.
 template <typename T>
 limn_status init_sized(T* options, size_t struct_size, void (*defaults)(T&)) noexcept {
@@ -313,6 +315,11 @@ limn::core::RestoreFacesOptions restore_faces_options(const limn_restore_faces_o
     core.detect = nested_detect_options(c.detect_options);
     core.memory = limn::core::parse_image_memory(c.images_device, c.cuda_stream, "options->images_device");
     return core;
+}
+
+limn::core::ImageMemory run_options(const limn_run_options* in) {
+    const limn_run_options c = read_options(in, defaults);
+    return limn::core::parse_image_memory(c.images_device, c.cuda_stream, "options->images_device");
 }
 
 void write_stats(const limn::core::PipelineStats& s, limn_pipeline_stats* out) {
@@ -767,6 +774,20 @@ limn_status limn_model_run_batch(limn_model* model, const limn_image* inputs, li
     });
 }
 
+limn_status limn_run_options_init_sized(limn_run_options* options, size_t struct_size) {
+    return init_sized(options, struct_size, defaults);
+}
+
+limn_status limn_model_run_with(limn_model* model, const limn_image* inputs, limn_image* outputs, size_t count,
+                                const limn_run_options* options) {
+    return guarded([&] {
+        limn::core::Model& m = blocking_model_arg(model, "limn_model_run_with");
+        require(inputs, "inputs");
+        require(outputs, "outputs");
+        m.run(inputs, outputs, count, run_options(options));
+    });
+}
+
 limn_status limn_cartoonize_options_init_sized(limn_cartoonize_options* options, size_t struct_size) {
     return init_sized(options, struct_size, defaults);
 }
@@ -923,7 +944,7 @@ std::pair<limn_image, limn_image> job_images(const limn_image* input, limn_image
 // job's work waits for on limn's stream (limn.h, "Device images").
 // The images are checked against the model now, as the call would (the job checks them again).
 limn::core::ImageMemory job_memory(limn::core::ImageMemory memory, const limn::core::Model& m,
-                                   limn::core::NamedImages images) {
+                                   const limn::core::NamedImages& images) {
     limn::core::check_image_memory(memory, m.device(), m.origin(), images);
     if (!memory.cuda_stream) return memory;
     memory.ready = limn::core::record_ready_event(m.device(), memory.cuda_stream);
@@ -964,6 +985,33 @@ limn_status limn_model_run_submit(limn_model* model, const limn_image* input, li
         const std::shared_ptr<limn::core::Model> m = model->impl;
         auto [in, result] = job_images(input, output, *m);
         submit(job_options, {m}, [m, in = in, result = result](const Job&) mutable { m->run(&in, &result, 1); },
+               out);
+    });
+}
+
+limn_status limn_model_run_with_submit(limn_model* model, const limn_image* inputs, limn_image* outputs, size_t count,
+                                       const limn_run_options* options, const limn_job_options* job_options,
+                                       limn_job** out) {
+    return guarded_light([&] {
+        model_arg(model);
+        require(inputs, "inputs");
+        require(outputs, "outputs");
+        if (count == 0) limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
+        const std::shared_ptr<limn::core::Model> m = model->impl;
+        // The descriptions, copied now (the caller's arrays may go at once); the pixels must stay.
+        std::vector<limn_image> in(inputs, inputs + count), result(outputs, outputs + count);
+        limn::core::NamedImages named;
+        for (size_t i = 0; i < count; ++i) {
+            const std::string n = count == 1 ? "" : "[" + std::to_string(i) + "]";
+            limn::core::check_image_pair(in[i], result[i], "input" + n, "output" + n, m->max_pixels());
+            named.emplace_back(&in[i], "input" + n);
+            named.emplace_back(&result[i], "output" + n);
+        }
+        const limn::core::ImageMemory memory = job_memory(run_options(options), *m, named);
+        submit(job_options, {m},
+               [m, in = std::move(in), result = std::move(result), memory](const Job&) mutable {
+                   m->run(in.data(), result.data(), in.size(), memory);
+               },
                out);
     });
 }

@@ -381,7 +381,7 @@ const CallImages& call_images() {
 }
 
 void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
-                        NamedImages images) {
+                        const NamedImages& images) {
     if (memory.cuda_stream && !model_device.is_cuda()) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is set, but model '" + model_name + "' runs on " +
                                             model_device.id() + ", not on a CUDA device");
@@ -402,7 +402,7 @@ void check_image_memory(const ImageMemory& memory, const Device& model_device, c
 }
 
 ImagesScope::ImagesScope(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
-                         NamedImages images)
+                         const NamedImages& images)
     : outer_(current_images) {
     check_image_memory(memory, model_device, model_name, images);
     if (memory.on_device()) images_.device = model_device;

@@ -4,10 +4,10 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "device.h"
 
@@ -66,9 +66,9 @@ const CallImages& call_images();  // host memory and no stream outside every Ima
 // Failure(LIMN_ERR_INVALID_ARGUMENT) naming what is wrong unless `images` can be in `memory` for a
 // model (named `model_name`) on `model_device`: device images must be in that device's memory
 // (each image's first and last byte are looked at), and a stream must be one of that device's.
-using NamedImages = std::initializer_list<std::pair<const limn_image*, const char*>>;
+using NamedImages = std::vector<std::pair<const limn_image*, std::string>>;
 void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
-                        NamedImages images);
+                        const NamedImages& images);
 
 // While alive, the calling thread's pipeline call has its images in `memory`, checked first
 // (check_image_memory). images_to_device and write_images then read and write the images where they are, StreamScope
@@ -77,7 +77,7 @@ void check_image_memory(const ImageMemory& memory, const Device& model_device, c
 class ImagesScope {
 public:
     ImagesScope(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
-                NamedImages images);
+                const NamedImages& images);
     ~ImagesScope();
     ImagesScope(const ImagesScope&) = delete;
     ImagesScope& operator=(const ImagesScope&) = delete;

@@ -510,7 +510,7 @@ MemoryProfile Model::memory_profile() const {
     return impl_->profile;
 }
 
-void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) const {
+void Model::run(const limn_image* inputs, limn_image* outputs, size_t count, const ImageMemory& memory) const {
     if (!inputs) fail(LIMN_ERR_INVALID_ARGUMENT, "input images pointer is NULL");
     if (!outputs) fail(LIMN_ERR_INVALID_ARGUMENT, "output images pointer is NULL");
     if (count == 0) fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
@@ -534,6 +534,12 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count) con
         }
     }
     check_size_rule(meta, inputs[0].width, inputs[0].height);
+    NamedImages named;
+    for (size_t i = 0; i < count; ++i) {
+        named.emplace_back(&inputs[i], count == 1 ? "input" : "input[" + std::to_string(i) + "]");
+        named.emplace_back(&outputs[i], count == 1 ? "output" : "output[" + std::to_string(i) + "]");
+    }
+    const ImagesScope images(memory, impl_->device, impl_->origin, named);
 
     c10::InferenceMode guard;
     const StreamScope stream(impl_->device);

@@ -68,7 +68,9 @@ public:
 
     // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one
     // batch. Thread-safe.
-    void run(const limn_image* inputs, limn_image* outputs, size_t count) const;
+    // `memory`: where the images are (device images; see ImagesScope).
+    void run(const limn_image* inputs, limn_image* outputs, size_t count,
+             const ImageMemory& memory = ImageMemory()) const;
 
     // float [N, 3, H, W] RGB in [0, 1] on the model's device -> float [N, 3, H, W] in [0, 1]
     // (face_detect models: float [N, P, kDetectionColumns]).

@@ -226,9 +226,9 @@ typedef struct limn_image {
     limn_pixel_format format;
 } limn_image;
 
-/* Device images. A pipeline call whose options set images_device to "cuda" or "cuda:N"
- * (limn_cartoonize, limn_restore_faces, limn_detect_faces, their _submit forms, and limn_frames
- * through the options given to limn_frames_create) takes its input and output in the memory of
+/* Device images. A call whose options set images_device to "cuda" or "cuda:N" (limn_cartoonize,
+ * limn_restore_faces, limn_detect_faces, limn_model_run_with, their _submit forms, and
+ * limn_frames through the options given to limn_frames_create) takes its input and output in the memory of
  * that CUDA device: `data` is a device pointer (cudaMalloc, cudaMallocPitch, managed memory, a
  * graphics resource mapped into CUDA) and `stride` its pitch in bytes. The formats are those of
  * host images, pitched RGBA8 and BGRA8 (the usual texture layouts) included; alpha passes
@@ -557,6 +557,29 @@ LIMN_NODISCARD LIMN_API limn_status limn_model_run_batch(limn_model* model,
                                                          const limn_image* inputs,
                                                          limn_image* outputs, size_t count);
 
+/* Where a raw run's images are (see "Device images"). */
+typedef struct limn_run_options {
+    size_t struct_size;           /* sizeof(limn_run_options), set by the init function */
+    const char* images_device;    /* where inputs and outputs are: NULL (default) or "cpu": host
+                                     memory; "cuda" or "cuda:N": memory of the model's CUDA device.
+                                     Borrowed for the call */
+    void* cuda_stream;            /* a cudaStream_t of the model's device to queue the work on;
+                                     NULL (default): limn's own streams */
+} limn_run_options;
+
+/* Defaults for the caller's struct (see "Growable structs" at the top). */
+LIMN_NODISCARD LIMN_API limn_status limn_run_options_init_sized(limn_run_options* options,
+                                                                size_t struct_size);
+static inline limn_status limn_run_options_init(limn_run_options* options) {
+    return limn_run_options_init_sized(options, sizeof(*options));
+}
+
+/* limn_model_run_batch with options (NULL: the defaults, host memory): device images in and out
+ * of a raw run. count may be 1. */
+LIMN_NODISCARD LIMN_API limn_status limn_model_run_with(limn_model* model, const limn_image* inputs,
+                                                        limn_image* outputs, size_t count,
+                                                        const limn_run_options* options);
+
 /* ---- Pipelines ----------------------------------------------------------------------------- */
 
 /* Called from the calling thread after each step of long work (a tile, a face) with the steps
@@ -778,7 +801,7 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
  * same way; the model's memory is freed when its last job has ended.
  *
  * The callback must not block: on a pool worker, the synchronous model calls (limn_model_run,
- * limn_model_run_alloc, limn_model_run_batch, limn_cartoonize, limn_detect_faces,
+ * limn_model_run_alloc, limn_model_run_batch, limn_model_run_with, limn_cartoonize, limn_detect_faces,
  * limn_restore_faces, limn_frames_run), limn_job_wait with a timeout other than 0, and
  * limn_jobs_shutdown fail with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they
  * run on. Submitting, polling and cancelling are allowed there.
@@ -822,6 +845,12 @@ LIMN_NODISCARD LIMN_API limn_status limn_model_run_submit(limn_model* model, con
                                                           limn_image* output,
                                                           const limn_job_options* job_options,
                                                           limn_job** out);
+/* limn_model_run_with as a job: the `count` image descriptions and the options are copied at
+ * submit. */
+LIMN_NODISCARD LIMN_API limn_status
+limn_model_run_with_submit(limn_model* model, const limn_image* inputs, limn_image* outputs, size_t count,
+                           const limn_run_options* options, const limn_job_options* job_options,
+                           limn_job** out);
 LIMN_NODISCARD LIMN_API limn_status
 limn_cartoonize_submit(limn_model* model, const limn_image* input, limn_image* output,
                        const limn_cartoonize_options* options, limn_pipeline_stats* stats,

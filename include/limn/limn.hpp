@@ -367,6 +367,22 @@ struct NoOptions {};
 
 class Model;
 
+// Where a raw run's images are (limn_run_options; limn.h, "Device images").
+class RunOptions {
+public:
+    RunOptions() { limn_run_options_init(&o_); }
+    RunOptions& images_device(std::string device) { images_device_ = std::move(device); return *this; }
+    RunOptions& cuda_stream(void* stream) { o_.cuda_stream = stream; return *this; }
+    const limn_run_options* get() const {
+        o_.images_device = images_device_.empty() ? nullptr : images_device_.c_str();
+        return &o_;
+    }
+
+private:
+    mutable limn_run_options o_;
+    std::string images_device_;
+};
+
 // Chainable options for Model::cartoonize over limn_cartoonize_options. The progress function
 // returns false to cancel; an exception thrown from it cancels too. Keep the object alive and
 // unmodified while a call that uses it runs; models set here must outlive those calls.
@@ -470,6 +486,10 @@ public:
     void run(const limn_image& input, limn_image& output) const {
         detail::check(limn_model_run(get(), &input, &output));
     }
+    // With options: device images (limn_model_run_with).
+    void run(const limn_image& input, limn_image& output, const RunOptions& options) const {
+        detail::check(limn_model_run_with(get(), &input, &output, 1, options.get()));
+    }
     Image run(const limn_image& input, limn_pixel_format format) const {
         limn_image* out = nullptr;
         detail::check(limn_model_run_alloc(get(), &input, format, &out));
@@ -522,6 +542,12 @@ public:
         return detail::submit(detail::NoOptions{}, std::move(done), [&](const detail::NoOptions&,
                                                                         const limn_job_options* o, limn_job** j) {
             return limn_model_run_submit(get(), &input, &output, o, j);
+        });
+    }
+    Job submit_run(const limn_image& input, limn_image& output, const RunOptions& options, JobDone done = {}) const {
+        return detail::submit(options, std::move(done), [&](const RunOptions& opts, const limn_job_options* o,
+                                                            limn_job** j) {
+            return limn_model_run_with_submit(get(), &input, &output, 1, opts.get(), o, j);
         });
     }
     Job submit_cartoonize(const limn_image& input, limn_image& output,

@@ -822,6 +822,8 @@ static void test_device_images(void) {
     limn_model_options mo = cpu_options();
     limn_model* model = NULL;
     limn_cartoonize_options co;
+    limn_run_options ro;
+    limn_job* job = NULL;
     limn_image* img = NULL;
     CHECK(limn_model_load(fixture("identity.pt"), &mo, &model) == LIMN_OK);
     CHECK(limn_image_alloc(40, 24, LIMN_PIXEL_RGBA8, &img) == LIMN_OK);
@@ -838,6 +840,16 @@ static void test_device_images(void) {
     co.images_device = NULL;
     co.cuda_stream = &co; /* not a stream: refused for a CPU model before any use */
     CHECK_ERR(limn_cartoonize(model, img, img, &co, NULL), LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is set, but model");
+    /* The raw run takes them in limn_run_options. */
+    CHECK(limn_run_options_init(&ro) == LIMN_OK && ro.images_device == NULL && ro.cuda_stream == NULL);
+    CHECK(limn_model_run_with(model, img, img, 1, &ro) == LIMN_OK);
+    CHECK(limn_model_run_with(model, img, img, 1, NULL) == LIMN_OK);
+    ro.images_device = "cuda";
+    CHECK_ERR(limn_model_run_with(model, img, img, 1, &ro), LIMN_ERR_INVALID_ARGUMENT, "images_device is 'cuda', but model");
+    CHECK_ERR(limn_model_run_with_submit(model, img, img, 1, &ro, NULL, &job), LIMN_ERR_INVALID_ARGUMENT,
+              "images_device is 'cuda', but model");
+    CHECK(job == NULL);
+    CHECK_ERR(limn_model_run_with(model, img, img, 0, NULL), LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
     limn_image_free(img);
     limn_model_free(model);
 }

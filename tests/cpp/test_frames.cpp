@@ -161,6 +161,19 @@ TEST_CASE("device images: refused with a clear error for a model on the CPU, bef
                                                       limn::DetectFacesOptions().images_device("cuda:1")),
                          doctest::Contains("images_device is 'cuda:1'"), limn::Error);
     CHECK(out == expected);
+    // The raw run: limn_model_run_with and its job.
+    CHECK_THROWS_WITH_AS(unet.run(a, b, limn::RunOptions().images_device("cuda:0")),
+                         doctest::Contains("images_device is 'cuda:0', but model"), limn::Error);
+    CHECK_THROWS_WITH_AS(unet.submit_run(a, b, limn::RunOptions().cuda_stream(reinterpret_cast<void*>(0x10))),
+                         doctest::Contains("cuda_stream is set, but model"), limn::Error);
+    CHECK(out == expected);
+    std::vector<uint8_t> run_out(in.size()), run_host(in.size());
+    limn_image r1 = rgba(run_out), r2 = rgba(run_host);
+    unet.run(a, r1, limn::RunOptions().images_device("cpu"));
+    unet.run(a, r2);
+    CHECK(run_out == run_host);
+    unet.submit_run(a, r1, limn::RunOptions()).get();
+    CHECK(run_out == run_host);
     CHECK_THROWS_WITH_AS(limn::Frames(unet, FW, FH, LIMN_PIXEL_RGBA8, on("cuda:0")),
                          doctest::Contains("images_device is 'cuda:0', but model"), limn::Error);
     CHECK_THROWS_WITH_AS(limn::Frames(unet, FW, FH, LIMN_PIXEL_RGBA8,

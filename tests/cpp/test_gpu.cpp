@@ -345,6 +345,31 @@ TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in pl
         unet.cartoonize(di, di, on_device);  // in place
         CHECK(din.download() == ref);
     }
+    // The raw run (limn_model_run_with), one image and a batch of two, pitched, in and out of CUDA.
+    {
+        constexpr int RW = 128, RH = 96;
+        std::vector<uint8_t> a0 = limn_test::pattern(size_t(RW) * RH * 4, 31), a1 = limn_test::pattern(a0.size(), 32);
+        std::vector<uint8_t> h0(a0.size()), h1(a0.size());
+        std::vector<limn_image> hin{{a0.data(), RW, RH, size_t(RW) * 4, LIMN_PIXEL_RGBA8},
+                                    {a1.data(), RW, RH, size_t(RW) * 4, LIMN_PIXEL_RGBA8}};
+        std::vector<limn_image> hout{{h0.data(), RW, RH, size_t(RW) * 4, LIMN_PIXEL_RGBA8},
+                                     {h1.data(), RW, RH, size_t(RW) * 4, LIMN_PIXEL_RGBA8}};
+        unet.run_batch(hin, hout);
+        const DeviceFrame d0(RW, RH, 4), d1(RW, RH, 4), e0(RW, RH, 4), e1(RW, RH, 4);
+        d0.upload(a0.data());
+        d1.upload(a1.data());
+        limn_image ins[2] = {d0.image(LIMN_PIXEL_RGBA8), d1.image(LIMN_PIXEL_RGBA8)};
+        limn_image outs[2] = {e0.image(LIMN_PIXEL_RGBA8), e1.image(LIMN_PIXEL_RGBA8)};
+        limn_run_options ro;
+        REQUIRE(limn_run_options_init(&ro) == LIMN_OK);
+        ro.images_device = "cuda:0";
+        REQUIRE_MESSAGE(limn_model_run_with(unet.get(), ins, outs, 2, &ro) == LIMN_OK, limn_last_error());
+        CHECK(e0.download() == h0);
+        CHECK(e1.download() == h1);
+        unet.run(ins[0], ins[0], limn::RunOptions().images_device("cuda"));  // in place
+        CHECK(d0.download() == h0);
+    }
+
     // Restoration and detection on device images: the host path's results.
     std::vector<uint8_t> photo = limn_test::pattern(128 * 128 * 4, 9), ref(photo.size());
     limn_image p{photo.data(), 128, 128, 128 * 4, LIMN_PIXEL_RGBA8}, pr{ref.data(), 128, 128, 128 * 4, LIMN_PIXEL_RGBA8};

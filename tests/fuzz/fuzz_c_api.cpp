@@ -341,8 +341,19 @@ void call_run(Input& in) {
                 a[i] = ins[i].image;
                 b[i] = outs[i].image;
             }
-            check_status("limn_model_run_batch", limn_model_run_batch(model, count ? a.data() : nullptr,
-                                                                      count ? b.data() : nullptr, count));
+            if (in.flag()) {
+                check_status("limn_model_run_batch", limn_model_run_batch(model, count ? a.data() : nullptr,
+                                                                          count ? b.data() : nullptr, count));
+            } else {  // the same with run options: where the images are
+                Padded<limn_run_options> o_room{};
+                limn_run_options& o = o_room.s;
+                fuzz_options(in, o, limn_run_options_init);
+                std::string place;
+                place_images(in, o, place);
+                check_status("limn_model_run_with",
+                             limn_model_run_with(model, count ? a.data() : nullptr, count ? b.data() : nullptr, count,
+                                                 in.below(6) ? &o : nullptr));
+            }
             break;
         }
     }
