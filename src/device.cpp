@@ -178,6 +178,12 @@ void check_device_address(const void* address, const std::string& what, const De
     }
 }
 
+[[noreturn]] void fail_past_buffer(const std::string& what, uintptr_t offset, size_t span, const Device& device) {
+    fail(LIMN_ERR_INVALID_ARGUMENT, what + " image's byte " + std::to_string(offset) + " of " + std::to_string(span) +
+                                        " (from data to the last row's end) is not memory of " + device.id() +
+                                        ": its stride or height reach past the buffer");
+}
+
 }  // namespace
 #endif
 
@@ -188,22 +194,32 @@ void check_device_image(const limn_image& image, const std::string& what, const 
     const size_t row = static_cast<size_t>(image.width) * static_cast<size_t>(bytes_per_pixel(image.format));
     const size_t span = static_cast<size_t>(image.height - 1) * image.stride + row;
     check_device_address(image.data, what + " image data", device);
-    uintptr_t base = 0;
-    size_t size = 0;
+    // Every byte the rows span must be mapped: a kernel reading or writing past it would fault,
+    // and that ends every CUDA call of the process. The allocations that hold them must follow
+    // each other without a gap (one, or the chunks of a virtual-memory allocation, such as
+    // LibTorch's expandable segments, which cuMemGetAddressRange reports one chunk at a time).
     const auto first = reinterpret_cast<uintptr_t>(image.data);
-    if (allocation_range(device, image.data, base, size)) {
-        // The rows must lie in the allocation that holds the first byte (a kernel reading past it
-        // would fault, and that ends every CUDA call of the process).
-        if (first - base > size || span > size - (first - base)) {
-            fail(LIMN_ERR_INVALID_ARGUMENT, what + " image's last byte (" + std::to_string(span - 1) +
-                                                " bytes past data) is past the CUDA allocation that holds data (" +
-                                                std::to_string(size - (first - base)) +
-                                                " bytes from data on): its stride or height reach past the buffer");
+    const uintptr_t end = first + span;  // check_image: no overflow
+    uintptr_t at = first;
+    for (int chunk = 0; at < end; ++chunk) {
+        uintptr_t base = 0;
+        size_t size = 0;
+        if (!allocation_range(device, reinterpret_cast<const void*>(at), base, size)) {
+            if (chunk == 0) break;  // the driver cannot be asked: only the last byte is looked at below
+            fail_past_buffer(what, at - first, span, device);
         }
-        return;
+        if (base + size <= at) break;  // not a range that holds `at`: the last byte decides
+        at = base + size;
+        if (chunk == 100000) break;  // a span over that many allocations: the last byte decides
     }
-    check_device_address(image.data + span - 1,
-                         what + " image's last byte (" + std::to_string(span - 1) + " bytes past data)", device);
+    if (at >= end) return;
+    cudaPointerAttributes attr{};
+    const cudaError_t err = cudaPointerGetAttributes(&attr, image.data + span - 1);
+    if (err != cudaSuccess) (void)cudaGetLastError();
+    if (err != cudaSuccess || (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) ||
+        attr.device != device.index) {
+        fail_past_buffer(what, span - 1, span, device);
+    }
 #else
     (void)image;
     fail(LIMN_ERR_INVALID_ARGUMENT, what + " image is device memory, but this build of limn has no CUDA support");

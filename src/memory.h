@@ -65,7 +65,8 @@ const CallImages& call_images();  // host memory and no stream outside every Ima
 
 // Failure(LIMN_ERR_INVALID_ARGUMENT) naming what is wrong unless `images` can be in `memory` for a
 // model (named `model_name`) on `model_device`: device images must be in that device's memory
-// (each image's first and last byte are looked at), and a stream must be one of that device's.
+// (and every byte its rows span mapped: check_device_image), and a stream must be one of that
+// device's.
 using NamedImages = std::vector<std::pair<const limn_image*, std::string>>;
 void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
                         const NamedImages& images);

@@ -233,7 +233,8 @@ typedef struct limn_image {
  * graphics resource mapped into CUDA) and `stride` its pitch in bytes. The formats are those of
  * host images, pitched RGBA8 and BGRA8 (the usual texture layouts) included; alpha passes
  * through, and the output may be the input. The device must be the model's (a head model's and
- * a detector's too), and the first and last byte the rows span must be its memory (checked).
+ * a detector's too), and every byte the rows span must be mapped memory (checked: a kernel
+ * reading past it would fault, which ends every CUDA call of the process).
  * The pixels never visit host memory. A device image for a model on the CPU, on another device
  * than the model's, or with a build of limn without CUDA is LIMN_ERR_INVALID_ARGUMENT.
  *

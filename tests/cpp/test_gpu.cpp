@@ -394,10 +394,10 @@ TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in pl
     limn_image not_device{host.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
     CHECK_THROWS_WITH_AS(unet.cartoonize(not_device, dqi, on_device), doctest::Contains("input image data is host memory"),
                          limn::Error);
-    limn_image tall_in = dp.image(LIMN_PIXEL_RGBA8), tall_out = dq.image(LIMN_PIXEL_RGBA8);
-    tall_in.height = tall_out.height = 4096;  // rows far past the 128 the buffers have
-    CHECK_THROWS_WITH_AS(unet.cartoonize(tall_in, tall_out, limn::CartoonizeOptions().images_device("cuda")),
-                         doctest::Contains("input image's last byte"), limn::Error);
+    limn_image far_in = dp.image(LIMN_PIXEL_RGBA8), far_out = dq.image(LIMN_PIXEL_RGBA8);
+    far_in.stride = far_out.stride = size_t{1} << 40;  // a second row 1 TiB on: past any GPU's memory
+    CHECK_THROWS_WITH_AS(unet.cartoonize(far_in, far_out, limn::CartoonizeOptions().images_device("cuda")),
+                         doctest::Contains("input image's byte"), limn::Error);
     CHECK_THROWS_WITH_AS(unet.cartoonize(dpi, dqi, limn::CartoonizeOptions().images_device("cuda:7")),
                          doctest::Contains("images_device is 'cuda:7', but model"), limn::Error);
     CHECK(dq.download() == ref);
