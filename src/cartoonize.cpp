@@ -248,11 +248,13 @@ void cartoonize(const Model& model, const limn_image& input, limn_image& output,
     check_image_pair(input, output, "input", "output", model.max_pixels());
     const Model* head = options.head_model;
     if (head) check_head_model(model, options);
-    const ImagesScope images(options.memory, model.device(), model.origin(), {{&input, "input"}, {&output, "output"}});
+    const ImagesScope images(options.memory, model.device(), model.origin(),
+                             {{&input, "input"}, {&output, "output"}});
     // Compound: the faces in input pixels, then (once the sizes are known, and before any work)
     // their transforms to the head model's crop in the working picture's pixels.
     const std::vector<limn_face> faces =
-        head ? faces_for(options.faces, options.face_count, options.detector, input, with_memory(options.detect, options.memory))
+        head ? faces_for(options.faces, options.face_count, options.detector, input,
+                         with_memory(options.detect, options.memory))
              : std::vector<limn_face>();
     PipelineStats stats;
     stats.faces_found = static_cast<int32_t>(faces.size());

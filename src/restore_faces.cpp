@@ -70,7 +70,8 @@ void restore_faces(const Model& model, const limn_image& input, limn_image& outp
     check_model(model);
     check_faces(faces, face_count);
     check_image_pair(input, output, "input", "output", model.max_pixels());
-    const ImagesScope images(options.memory, model.device(), model.origin(), {{&input, "input"}, {&output, "output"}});
+    const ImagesScope images(options.memory, model.device(), model.origin(),
+                             {{&input, "input"}, {&output, "output"}});
     const std::vector<limn_face> found =
         faces_for(faces, face_count, options.detector, input, with_memory(options.detect, options.memory));
     // Transforms first, so bad landmarks fail before any work.

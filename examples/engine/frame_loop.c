@@ -264,13 +264,15 @@ int main(int argc, char** argv) {
         const double median = blocked[engine_frames / 2], worst = blocked[engine_frames - 1];
         limn_model_info info;
         info.struct_size = sizeof info;
-        const char* precision = limn_model_get_info(model, &info) == LIMN_OK ? limn_precision_name(info.precision) : "?";
+        const char* precision =
+            limn_model_get_info(model, &info) == LIMN_OK ? limn_precision_name(info.precision) : "?";
         printf("%d frames of %dx%d on %s in %s: %.2f ms per frame, peak %.1f MiB (cap %llu MiB)\n", frames, w, h,
                resolved, precision, wall * 1e3 / frames, (double)mem.peak_allocated / (1 << 20),
                (unsigned long long)cap_mib);
         printf("%s: the engine's thread was inside limn %.1f us per engine frame (median; mean %.1f us; worst %.1f "
                "us), %d engine frames rendered\n",
-               on_device ? "device" : async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6, worst * 1e6, engine_frames);
+               on_device ? "device" : async ? "async" : "sync", median * 1e6, sum / engine_frames * 1e6,
+               worst * 1e6, engine_frames);
         printf("allocations: %.2f per frame (%llu in %d frames)\n", (double)(mem.allocations - before.allocations) / frames,
                (unsigned long long)(mem.allocations - before.allocations), frames);
         if (on_device) { /* submits[] holds the frame times here */

@@ -227,16 +227,16 @@ typedef struct limn_image {
 } limn_image;
 
 /* Device images. A call whose options set images_device to "cuda" or "cuda:N" (limn_cartoonize,
- * limn_restore_faces, limn_detect_faces, limn_model_run_with, their _submit forms, and
- * limn_frames through the options given to limn_frames_create) takes its input and output in the memory of
+ * limn_restore_faces, limn_detect_faces, limn_model_run_with, their _submit forms, and limn_frames
+ * through the options given to limn_frames_create) takes its input and output in the memory of
  * that CUDA device: `data` is a device pointer (cudaMalloc, cudaMallocPitch, managed memory, a
  * graphics resource mapped into CUDA) and `stride` its pitch in bytes. The formats are those of
- * host images, pitched RGBA8 and BGRA8 (the usual texture layouts) included; alpha passes
- * through, and the output may be the input. The device must be the model's (a head model's and
- * a detector's too), and every byte the rows span must be mapped memory (checked: a kernel
- * reading past it would fault, which ends every CUDA call of the process).
- * The pixels never visit host memory. A device image for a model on the CPU, on another device
- * than the model's, or with a build of limn without CUDA is LIMN_ERR_INVALID_ARGUMENT.
+ * host images, pitched RGBA8 and BGRA8 (the usual texture layouts) included; alpha passes through,
+ * and the output may be the input. The device must be the model's (a head model's and a detector's
+ * too), and every byte the rows span must be mapped memory (checked: a kernel reading past it
+ * would fault, which ends every CUDA call of the process). The pixels never visit host memory. A
+ * device image for a model on the CPU, on another device than the model's, or with a build of limn
+ * without CUDA is LIMN_ERR_INVALID_ARGUMENT.
  *
  * The caller's stream. With cuda_stream set (a cudaStream_t of the model's device), a call's
  * work is queued on that stream: after what the caller queued there before the call, and before
@@ -802,8 +802,8 @@ LIMN_NODISCARD LIMN_API limn_status limn_restore_faces(limn_model* model, const 
  * same way; the model's memory is freed when its last job has ended.
  *
  * The callback must not block: on a pool worker, the synchronous model calls (limn_model_run,
- * limn_model_run_alloc, limn_model_run_batch, limn_model_run_with, limn_cartoonize, limn_detect_faces,
- * limn_restore_faces, limn_frames_run), limn_job_wait with a timeout other than 0, and
+ * limn_model_run_alloc, limn_model_run_batch, limn_model_run_with, limn_cartoonize,
+ * limn_detect_faces, limn_restore_faces, limn_frames_run), limn_job_wait with a timeout other than 0, and
  * limn_jobs_shutdown fail with LIMN_ERR_INVALID_ARGUMENT instead of waiting for the worker they
  * run on. Submitting, polling and cancelling are allowed there.
  *
