@@ -952,6 +952,16 @@ limn::core::ImageMemory job_memory(limn::core::ImageMemory memory, const limn::c
     return memory;
 }
 
+// A pipeline's options for a job over `in` and `result`, checked now as the call checks them, with
+// the place of its images (job_memory).
+template <typename Options>
+Options job_options_checked(Options o, const limn::core::Model& m, const limn_image& in, const limn_image& result) {
+    limn::core::check_options(o);
+    if (o.detector) limn::core::check_options(o.detect);
+    o.memory = job_memory(o.memory, m, {{&in, "input"}, {&result, "output"}});
+    return o;
+}
+
 // A pipeline's options for one job: `progress` (which must outlive the run) goes in front of the
 // caller's callback, so that a cancel stops the pipeline at its next step.
 template <typename Options>
@@ -983,9 +993,9 @@ limn_status limn_model_run_submit(limn_model* model, const limn_image* input, li
     return guarded_light([&] {
         model_arg(model);
         const std::shared_ptr<limn::core::Model> m = model->impl;
-        auto [in, result] = job_images(input, output, *m);
-        submit(job_options, {m}, [m, in = in, result = result](const Job&) mutable { m->run(&in, &result, 1); },
-               out);
+        limn_image in = image_copy(input, "input"), result = image_copy(output, "output");
+        (void)m->check_run(&in, &result, 1);  // as the run checks, now
+        submit(job_options, {m}, [m, in, result](const Job&) mutable { m->run(&in, &result, 1); }, out);
     });
 }
 
@@ -996,18 +1006,11 @@ limn_status limn_model_run_with_submit(limn_model* model, const limn_image* inpu
         model_arg(model);
         require(inputs, "inputs");
         require(outputs, "outputs");
-        if (count == 0) limn::core::fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
         const std::shared_ptr<limn::core::Model> m = model->impl;
         // The descriptions, copied now (the caller's arrays may go at once); the pixels must stay.
         std::vector<limn_image> in(inputs, inputs + count), result(outputs, outputs + count);
-        limn::core::NamedImages named;
-        for (size_t i = 0; i < count; ++i) {
-            const std::string n = count == 1 ? "" : "[" + std::to_string(i) + "]";
-            limn::core::check_image_pair(in[i], result[i], "input" + n, "output" + n, m->max_pixels());
-            named.emplace_back(&in[i], "input" + n);
-            named.emplace_back(&result[i], "output" + n);
-        }
-        const limn::core::ImageMemory memory = job_memory(run_options(options), *m, named);
+        const limn::core::ImageMemory memory =
+            job_memory(run_options(options), *m, m->check_run(in.data(), result.data(), count));
         submit(job_options, {m},
                [m, in = std::move(in), result = std::move(result), memory](const Job&) mutable {
                    m->run(in.data(), result.data(), in.size(), memory);
@@ -1024,10 +1027,7 @@ limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, l
         const std::shared_ptr<limn::core::Model> m = model->impl;
         auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
-        limn::core::CartoonizeOptions o = cartoonize_options(options);
-        limn::core::check_options(o);
-        if (o.detector) limn::core::check_options(o.detect);
-        o.memory = job_memory(o.memory, *m, {{&in, "input"}, {&result, "output"}});
+        const limn::core::CartoonizeOptions o = job_options_checked(cartoonize_options(options), *m, in, result);
         std::vector<limn_face> faces(o.faces, o.faces + o.face_count);  // the caller's may go at once
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->head_model) uses.push_back(model_ref(options->head_model));
@@ -1078,10 +1078,7 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
         auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
         limn::core::check_faces(faces, face_count);
-        limn::core::RestoreFacesOptions o = restore_faces_options(options);
-        limn::core::check_options(o);
-        if (o.detector) limn::core::check_options(o.detect);
-        o.memory = job_memory(o.memory, *m, {{&in, "input"}, {&result, "output"}});
+        const limn::core::RestoreFacesOptions o = job_options_checked(restore_faces_options(options), *m, in, result);
         const std::vector<limn_face> given(faces, faces + face_count);
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->detector) uses.push_back(model_ref(options->detector));

@@ -159,23 +159,32 @@ bool allocation_range(const Device& device, const void* address, uintptr_t& base
     return true;
 }
 
-// What CUDA says of `address`: Failure unless it is device or managed memory of `device`.
-void check_device_address(const void* address, const std::string& what, const Device& device) {
+// What CUDA says of `address` (type cudaMemoryTypeUnregistered where it knows nothing of it).
+cudaPointerAttributes attributes_of(const void* address) {
     cudaPointerAttributes attr{};
-    const cudaError_t err = cudaPointerGetAttributes(&attr, address);
-    if (err != cudaSuccess) {
+    if (cudaPointerGetAttributes(&attr, address) != cudaSuccess) {
         (void)cudaGetLastError();  // not sticky; leave no error for LibTorch's next check
-        fail(LIMN_ERR_INVALID_ARGUMENT, what + " is not memory CUDA knows (" + cudaGetErrorString(err) + ")");
+        attr = cudaPointerAttributes{};
+        attr.type = cudaMemoryTypeUnregistered;
     }
+    return attr;
+}
+
+bool is_device_memory(const cudaPointerAttributes& attr, const Device& device) {
+    return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) && attr.device == device.index;
+}
+
+// Failure unless `address` (named `what`) is device or managed memory of `device`.
+void check_device_address(const void* address, const std::string& what, const Device& device) {
+    const cudaPointerAttributes attr = attributes_of(address);
+    if (is_device_memory(attr, device)) return;
     if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
         fail(LIMN_ERR_INVALID_ARGUMENT, what + " is " +
                                             (attr.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory") +
                                             ", not memory of " + device.id() + " (options->images_device says it is)");
     }
-    if (attr.device != device.index) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, what + " is memory of cuda:" + std::to_string(attr.device) +
-                                            ", not of the model's " + device.id());
-    }
+    fail(LIMN_ERR_INVALID_ARGUMENT, what + " is memory of cuda:" + std::to_string(attr.device) +
+                                        ", not of the model's " + device.id());
 }
 
 [[noreturn]] void fail_past_buffer(const std::string& what, uintptr_t offset, size_t span, const Device& device) {
@@ -212,12 +221,7 @@ void check_device_image(const limn_image& image, const std::string& what, const 
         at = base + size;
         if (chunk == 100000) break;  // a span over that many allocations: the last byte decides
     }
-    if (at >= end) return;
-    cudaPointerAttributes attr{};
-    const cudaError_t err = cudaPointerGetAttributes(&attr, image.data + span - 1);
-    if (err != cudaSuccess) (void)cudaGetLastError();
-    if (err != cudaSuccess || (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) ||
-        attr.device != device.index) {
+    if (at < end && !is_device_memory(attributes_of(image.data + span - 1), device)) {
         fail_past_buffer(what, span - 1, span, device);
     }
 #else

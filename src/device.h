@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cpu_features.h"
@@ -45,6 +46,9 @@ struct ImageMemory {
 // "cpu" or NULL: host memory; "cuda", "cuda:N": device memory. Anything else (and "auto") is
 // Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` (the option).
 ImageMemory parse_image_memory(const char* images_device, void* cuda_stream, const char* what);
+
+// A call's images with the names its messages give them ("input", "output[2]", ...).
+using NamedImages = std::vector<std::pair<const limn_image*, std::string>>;
 
 // Failure(LIMN_ERR_INVALID_ARGUMENT) naming `what` ("input", ...) unless every byte the image's
 // rows span is memory of the CUDA `device` (device or managed memory). Nothing for the CPU.

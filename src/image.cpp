@@ -35,32 +35,23 @@ c10::Device images_place() {
 }  // namespace
 
 at::Tensor images_to_device(const limn_image* images, size_t count, const c10::Device& device) {
-    const c10::Device where = images_place();
-    if (!where.is_cpu()) {
-        // Device images: one copy on the device each (the result must not alias the caller's
-        // buffer: input and output may be one), in stream order, never through the host.
-        std::vector<at::Tensor> parts;
-        parts.reserve(count);
-        for (size_t i = 0; i < count; ++i) {
-            parts.push_back(view_of(images[i], where).to(device, /*non_blocking=*/true, /*copy=*/true)
-                                .contiguous());
-        }
-        return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);
-    }
+    const c10::Device where = images_place();  // host memory, or the call's device images
     std::vector<at::Tensor> parts;
     parts.reserve(count);
     for (size_t i = 0; i < count; ++i) {
-        const at::Tensor host = view_of(images[i], where);
-        const at::ScalarType type = host.scalar_type();
-        if (device.is_cpu()) {
-            // copy=true: the result must not alias the caller's buffer (input and output may be one).
-            parts.push_back(host.to(device, type, /*non_blocking=*/false, /*copy=*/true).contiguous());
+        const at::Tensor view = view_of(images[i], where);
+        if (where == device) {
+            // Already there (host images for the CPU, device images for their device): one copy
+            // there, since the result must not alias the caller's buffer (input and output may be
+            // one); on a device it is queued on the stream, never through the host.
+            parts.push_back(view.to(device, /*non_blocking=*/true, /*copy=*/true).contiguous());
         } else {
-            // Through pinned memory: one CPU copy out of the caller's rows, then an asynchronous
-            // upload on the calling thread's stream (the pinned block is not reused before it ends).
-            at::Tensor staged = at::empty(host.sizes(), host.options().pinned_memory(true));
-            staged.copy_(host);
-            parts.push_back(staged.to(device, type, /*non_blocking=*/true));
+            // Host images for a device: through pinned memory, one CPU copy out of the caller's rows,
+            // then an asynchronous upload on the calling thread's stream (the pinned block is not
+            // reused before it ends).
+            at::Tensor staged = at::empty(view.sizes(), view.options().pinned_memory(true));
+            staged.copy_(view);
+            parts.push_back(staged.to(device, /*non_blocking=*/true));
         }
     }
     return count == 1 ? parts[0].unsqueeze(0) : at::stack(parts);

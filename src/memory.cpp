@@ -420,8 +420,7 @@ ImagesScope::~ImagesScope() { current_images = outer_; }
 
 std::shared_ptr<void> record_ready_event(const Device& device, void* stream) {
 #if LIMN_WITH_CUDA
-    if (!device.is_cuda() || !stream) return nullptr;
-    check_stream(device, stream);
+    if (!device.is_cuda() || !stream) return nullptr;  // the stream was checked (check_image_memory)
     const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
     cudaEvent_t event = nullptr;
     C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));

@@ -67,7 +67,6 @@ const CallImages& call_images();  // host memory and no stream outside every Ima
 // model (named `model_name`) on `model_device`: device images must be in that device's memory
 // (and every byte its rows span mapped: check_device_image), and a stream must be one of that
 // device's.
-using NamedImages = std::vector<std::pair<const limn_image*, std::string>>;
 void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
                         const NamedImages& images);
 
@@ -89,7 +88,8 @@ private:
 };
 
 // A CUDA event recorded now on the caller's `stream` of `device` (a job's ImageMemory::ready):
-// the job's work waits for what the caller queued there before the submit.
+// the job's work waits for what the caller queued there before the submit. check_image_memory
+// has checked the stream.
 std::shared_ptr<void> record_ready_event(const Device& device, void* stream);
 
 // Keeps the CPU memory of a model's network runs between runs, as ONNX Runtime's arena does:

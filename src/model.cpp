@@ -510,16 +510,17 @@ MemoryProfile Model::memory_profile() const {
     return impl_->profile;
 }
 
-void Model::run(const limn_image* inputs, limn_image* outputs, size_t count, const ImageMemory& memory) const {
+NamedImages Model::check_run(const limn_image* inputs, const limn_image* outputs, size_t count) const {
+    if (count == 0) fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
     if (!inputs) fail(LIMN_ERR_INVALID_ARGUMENT, "input images pointer is NULL");
     if (!outputs) fail(LIMN_ERR_INVALID_ARGUMENT, "output images pointer is NULL");
-    if (count == 0) fail(LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
     const ModelMetadata& meta = impl_->meta;
     if (meta.kind == LIMN_MODEL_KIND_FACE_DETECT) {
         fail(LIMN_ERR_WRONG_MODEL_KIND, "model '" + impl_->origin +
                                             "' is a face_detect model; a raw run needs an image-to-image "
                                             "model (cartoon or face_restore)");
     }
+    NamedImages named;
     for (size_t i = 0; i < count; ++i) {
         const std::string in_name = count == 1 ? "input" : "input[" + std::to_string(i) + "]";
         const std::string out_name = count == 1 ? "output" : "output[" + std::to_string(i) + "]";
@@ -532,14 +533,15 @@ void Model::run(const limn_image* inputs, limn_image* outputs, size_t count, con
                                                 "; every image of a batch must have input[0]'s size "
                                                 "and format");
         }
+        named.emplace_back(&inputs[i], in_name);
+        named.emplace_back(&outputs[i], out_name);
     }
     check_size_rule(meta, inputs[0].width, inputs[0].height);
-    NamedImages named;
-    for (size_t i = 0; i < count; ++i) {
-        named.emplace_back(&inputs[i], count == 1 ? "input" : "input[" + std::to_string(i) + "]");
-        named.emplace_back(&outputs[i], count == 1 ? "output" : "output[" + std::to_string(i) + "]");
-    }
-    const ImagesScope images(memory, impl_->device, impl_->origin, named);
+    return named;
+}
+
+void Model::run(const limn_image* inputs, limn_image* outputs, size_t count, const ImageMemory& memory) const {
+    const ImagesScope images(memory, impl_->device, impl_->origin, check_run(inputs, outputs, count));
 
     c10::InferenceMode guard;
     const StreamScope stream(impl_->device);

@@ -68,6 +68,9 @@ public:
 
     // Validates the images (same size, fits the size rule, under max_pixels) and runs them as one
     // batch. Thread-safe.
+    // The checks run() makes before any work (arguments, sizes, a batch of one size and format,
+    // the size rule): Failure naming the image; the images with their names.
+    NamedImages check_run(const limn_image* inputs, const limn_image* outputs, size_t count) const;
     // `memory`: where the images are (device images; see ImagesScope).
     void run(const limn_image* inputs, limn_image* outputs, size_t count,
              const ImageMemory& memory = ImageMemory()) const;

@@ -850,6 +850,15 @@ static void test_device_images(void) {
               "images_device is 'cuda', but model");
     CHECK(job == NULL);
     CHECK_ERR(limn_model_run_with(model, img, img, 0, NULL), LIMN_ERR_INVALID_ARGUMENT, "image count is 0");
+    { /* a batch of two sizes: refused at submit, as the run would refuse it (no job) */
+        limn_image pair[2];
+        pair[0] = *img;
+        pair[1] = *img;
+        pair[1].width = 20;
+        CHECK_ERR(limn_model_run_with_submit(model, pair, pair, 2, NULL, NULL, &job), LIMN_ERR_INVALID_ARGUMENT,
+                  "every image of a batch must have input[0]'s size");
+        CHECK(job == NULL);
+    }
     limn_image_free(img);
     limn_model_free(model);
 }
