@@ -1205,15 +1205,19 @@ def test_submit_checks_arguments_at_once_and_jobs_report_their_errors(fixtures):
             m.submit("cartoonize", photo, strength=3)
         with pytest.raises(TypeError):
             m.submit("cartoonize", photo, no_such_option=1)
-        odd = np.zeros((25, 39, 3), np.uint8)  # the raw run needs the size multiple: the job fails
-        error = m.submit("run", odd).exception(timeout=60)
-        assert isinstance(error, limn.SizeRuleError)
+        odd = np.zeros((25, 39, 3), np.uint8)  # the raw run needs the size multiple: checked at submit
+        with pytest.raises(limn.SizeRuleError, match="multiples of 2"):
+            m.submit("run", odd)
 
         def boom(done, total):
             raise KeyError("from progress")
 
         error = m.submit("cartoonize", photo, tile=24, progress=boom).exception(timeout=60)
         assert isinstance(error, KeyError)  # the callback's own exception, as in a synchronous call
+    # What only the job finds, it reports: a face model is no cartoon model (as the synchronous call).
+    with cpu(os.path.join(fixtures, "tiny_face.pt")) as face:
+        error = face.submit("cartoonize", np.zeros((26, 40, 3), np.uint8)).exception(timeout=60)
+        assert isinstance(error, limn.WrongModelKindError)
 
 
 def test_blocking_calls_from_a_job_callback_are_refused_not_deadlocks(fixtures):
