@@ -954,10 +954,16 @@ limn::core::ImageMemory job_memory(limn::core::ImageMemory memory, const limn::c
 
 // A pipeline's options for a job over `in` and `result`, checked now as the call checks them, with
 // the place of its images (job_memory).
+// `detects`: the job will run o.detector (no faces given), which reads the input where it is, on
+// its own device.
 template <typename Options>
-Options job_options_checked(Options o, const limn::core::Model& m, const limn_image& in, const limn_image& result) {
+Options job_options_checked(Options o, const limn::core::Model& m, const limn_image& in, const limn_image& result,
+                            bool detects) {
     limn::core::check_options(o);
     if (o.detector) limn::core::check_options(o.detect);
+    if (o.detector && detects) {
+        limn::core::check_image_memory(o.memory, o.detector->device(), o.detector->origin(), {{&in, "input"}});
+    }
     o.memory = job_memory(o.memory, m, {{&in, "input"}, {&result, "output"}});
     return o;
 }
@@ -1027,7 +1033,9 @@ limn_status limn_cartoonize_submit(limn_model* model, const limn_image* input, l
         const std::shared_ptr<limn::core::Model> m = model->impl;
         auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
-        const limn::core::CartoonizeOptions o = job_options_checked(cartoonize_options(options), *m, in, result);
+        const limn::core::CartoonizeOptions given = cartoonize_options(options);
+        const limn::core::CartoonizeOptions o =
+            job_options_checked(given, *m, in, result, given.head_model && given.face_count == 0);
         std::vector<limn_face> faces(o.faces, o.faces + o.face_count);  // the caller's may go at once
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->head_model) uses.push_back(model_ref(options->head_model));
@@ -1078,7 +1086,7 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
         auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
         limn::core::check_faces(faces, face_count);
-        const limn::core::RestoreFacesOptions o = job_options_checked(restore_faces_options(options), *m, in, result);
+        const limn::core::RestoreFacesOptions o = job_options_checked(restore_faces_options(options), *m, in, result, face_count == 0);
         const std::vector<limn_face> given(faces, faces + face_count);
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->detector) uses.push_back(model_ref(options->detector));

@@ -134,29 +134,56 @@ ImageMemory parse_image_memory(const char* images_device, void* cuda_stream, con
 #if LIMN_WITH_CUDA
 namespace {
 
-// The allocation that holds `address` (its base and size), from the driver's cuMemGetAddressRange
-// (reached through the runtime: liblimn does not link the driver); false where it cannot be asked.
+// The driver functions the device-image checks ask (reached through the runtime: liblimn does not
+// link the driver); null where the driver does not give them.
+template <typename Fn>
+Fn driver_entry(const char* name) {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion(name, &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess || !fn) {
+        (void)cudaGetLastError();
+        return nullptr;
+    }
+    return reinterpret_cast<Fn>(fn);
+}
+
+using GetRange = int (*)(unsigned long long*, size_t*, unsigned long long);  // CUresult, CUdeviceptr
+using GetAttribute = int (*)(void*, int, unsigned long long);                // CUpointer_attribute
+constexpr int kPointerAttributeMapped = 13;                                   // CU_POINTER_ATTRIBUTE_MAPPED
+
+// The device's primary context current on this thread, as the driver's queries need: a thread
+// whose current device already is `device` may not have made its context current yet.
+struct DeviceContext {
+    explicit DeviceContext(const Device& device) : guard(static_cast<c10::DeviceIndex>(device.index)) {
+        if (cudaSetDevice(device.index) != cudaSuccess) (void)cudaGetLastError();
+    }
+    c10::cuda::CUDAGuard guard;
+};
+
+// The allocation that holds `address` (its base and size), from the driver's cuMemGetAddressRange;
+// false where it cannot be asked.
 bool allocation_range(const Device& device, const void* address, uintptr_t& base, size_t& size) {
-    using GetRange = int (*)(unsigned long long*, size_t*, unsigned long long);  // CUresult, CUdeviceptr
-    static const GetRange get_range = [] {
-        void* fn = nullptr;
-        cudaDriverEntryPointQueryResult found{};
-        if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) !=
-                cudaSuccess ||
-            found != cudaDriverEntryPointSuccess) {
-            (void)cudaGetLastError();
-            return GetRange(nullptr);
-        }
-        return reinterpret_cast<GetRange>(fn);
-    }();
+    static const GetRange get_range = driver_entry<GetRange>("cuMemGetAddressRange");
     if (!get_range) return false;
-    const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));  // its context current
+    const DeviceContext context(device);
     unsigned long long b = 0;
     size_t n = 0;
     if (get_range(&b, &n, reinterpret_cast<uintptr_t>(address)) != 0) return false;  // not CUDA_SUCCESS
     base = static_cast<uintptr_t>(b);
     size = n;
     return true;
+}
+
+// False where the driver says `address` is not mapped to memory (a virtual-memory reservation's
+// unmapped part); true where it is, or where it cannot be asked.
+bool maybe_mapped(const Device& device, const void* address) {
+    static const GetAttribute get_attribute = driver_entry<GetAttribute>("cuPointerGetAttribute");
+    if (!get_attribute) return true;
+    const DeviceContext context(device);
+    int mapped = 1;
+    if (get_attribute(&mapped, kPointerAttributeMapped, reinterpret_cast<uintptr_t>(address)) != 0) return true;
+    return mapped != 0;
 }
 
 // What CUDA says of `address` (type cudaMemoryTypeUnregistered where it knows nothing of it).
@@ -174,10 +201,11 @@ bool is_device_memory(const cudaPointerAttributes& attr, const Device& device) {
     return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) && attr.device == device.index;
 }
 
-// Failure unless `address` (named `what`) is device or managed memory of `device`.
-void check_device_address(const void* address, const std::string& what, const Device& device) {
+// Failure unless `address` (named `what`) is device or managed memory of `device`; what CUDA says
+// of it.
+cudaPointerAttributes check_device_address(const void* address, const std::string& what, const Device& device) {
     const cudaPointerAttributes attr = attributes_of(address);
-    if (is_device_memory(attr, device)) return;
+    if (is_device_memory(attr, device)) return attr;
     if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged) {
         fail(LIMN_ERR_INVALID_ARGUMENT, what + " is " +
                                             (attr.type == cudaMemoryTypeHost ? "pinned host memory" : "host memory") +
@@ -202,7 +230,9 @@ void check_device_image(const limn_image& image, const std::string& what, const 
     // check_image has vouched for the description: the last byte the rows span is addressable.
     const size_t row = static_cast<size_t>(image.width) * static_cast<size_t>(bytes_per_pixel(image.format));
     const size_t span = static_cast<size_t>(image.height - 1) * image.stride + row;
-    check_device_address(image.data, what + " image data", device);
+    // The driver's "mapped" is asked of device memory only (managed memory is mapped on demand).
+    const bool ask_mapped =
+        check_device_address(image.data, what + " image data", device).type == cudaMemoryTypeDevice;
     // Every byte the rows span must be mapped: a kernel reading or writing past it would fault,
     // and that ends every CUDA call of the process. The allocations that hold them must follow
     // each other without a gap (one, or the chunks of a virtual-memory allocation, such as
@@ -213,6 +243,9 @@ void check_device_image(const limn_image& image, const std::string& what, const 
     for (int chunk = 0; at < end; ++chunk) {
         uintptr_t base = 0;
         size_t size = 0;
+        if (ask_mapped && !maybe_mapped(device, reinterpret_cast<const void*>(at))) {
+            fail_past_buffer(what, at - first, span, device);
+        }
         if (!allocation_range(device, reinterpret_cast<const void*>(at), base, size)) {
             if (chunk == 0) break;  // the driver cannot be asked: only the last byte is looked at below
             fail_past_buffer(what, at - first, span, device);
@@ -221,7 +254,8 @@ void check_device_image(const limn_image& image, const std::string& what, const 
         at = base + size;
         if (chunk == 100000) break;  // a span over that many allocations: the last byte decides
     }
-    if (at < end && !is_device_memory(attributes_of(image.data + span - 1), device)) {
+    if (at < end && (!is_device_memory(attributes_of(image.data + span - 1), device) ||
+                     (ask_mapped && !maybe_mapped(device, image.data + span - 1)))) {
         fail_past_buffer(what, span - 1, span, device);
     }
 #else

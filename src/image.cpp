@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "error.h"
 #include "memory.h"
@@ -151,9 +152,14 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
         return;
     }
     const at::Tensor clamped = rgb.clamp(0.0, 1.0).permute({0, 2, 3, 1});
+    const CallImages& images = call_images();
     at::Tensor quantized;  // made on first use: only 8-bit outputs need it
+    // Every image is made ready (on the host: downloaded) before any output is written, so that a
+    // failure on a later image (out of memory) leaves every output as it was.
+    std::vector<at::Tensor> ready;
+    ready.reserve(count);
     for (size_t i = 0; i < count; ++i) {
-        limn_image& out = outputs[i];
+        const limn_image& out = outputs[i];
         at::Tensor px;
         if (is_float(out.format)) {
             px = clamped.select(0, static_cast<int64_t>(i));
@@ -165,16 +171,22 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
         if (has_alpha(out.format)) {
             px = at::cat({px, alpha_for(input_pixels, input_format, i, out.format, px.size(0), px.size(1))}, 2);
         }
-        if (call_images().on_device()) {
+        if (!images.on_device()) {
+            // Downloaded into pinned memory (the copy waits for the stream).
+            const at::Tensor dev = px.contiguous();
+            px = at::empty(dev.sizes(), dev.options().device(at::kCPU).pinned_memory(true)).copy_(dev);
+        }
+        ready.push_back(std::move(px));
+    }
+    for (size_t i = 0; i < count; ++i) {
+        const limn_image& out = outputs[i];
+        if (images.on_device()) {
             // Device images: written in place on the device, in stream order.
-            view_of(out, images_place()).copy_(px, /*non_blocking=*/true);
+            view_of(out, images_place()).copy_(ready[i], /*non_blocking=*/true);
             continue;
         }
-        // Downloaded into pinned memory (the copy waits for the stream), then into the caller's rows.
-        const at::Tensor dev = px.contiguous();
-        const at::Tensor host = at::empty(dev.sizes(), dev.options().device(at::kCPU).pinned_memory(true)).copy_(dev);
         const size_t row = static_cast<size_t>(out.width) * bytes_per_pixel(out.format);
-        const auto* src = static_cast<const uint8_t*>(host.data_ptr());
+        const auto* src = static_cast<const uint8_t*>(ready[i].data_ptr());
         if (out.stride == row) {
             std::memcpy(out.data, src, row * static_cast<size_t>(out.height));
         } else {
@@ -183,6 +195,9 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
             }
         }
     }
+    // Device images on limn's own stream: the call (or job) ends when they are written, since
+    // nothing of the caller's waits for limn's stream. On the caller's stream it ends queued.
+    if (images.on_device() && !images.queued()) synchronize(images.device);
 }
 
 }  // namespace limn::core

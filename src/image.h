@@ -35,7 +35,9 @@ at::Tensor downscale(const at::Tensor& x, double scale);
 
 // float [N, 3, H, W] RGB (any range and layout; clamped to [0, 1]) plus the input pixels (for
 // alpha; may be undefined when the input format has none) -> outputs[i] in their own formats and
-// strides; 8-bit outputs round to nearest. On the CPU one pass straight into the caller's memory.
+// strides; 8-bit outputs round to nearest. On the CPU one pass straight into the caller's memory;
+// on a device nothing is written until every image is ready, and device images on limn's own
+// stream are waited for (on the caller's stream the writes end queued).
 void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
                   limn_pixel_format input_format, limn_image* outputs, size_t count);
 

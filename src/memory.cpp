@@ -357,8 +357,19 @@ c10::cuda::CUDAStream thread_stream(const Device& device) {
     return it->second;
 }
 
-// Failure(LIMN_ERR_INVALID_ARGUMENT) unless `stream` is a CUDA stream of `device`.
+// Failure(LIMN_ERR_INVALID_ARGUMENT) unless `stream` is a CUDA stream of `device` that limn can
+// queue work on: a created stream, not one being captured into a graph.
 void check_stream(const Device& device, void* stream) {
+    // The special handles name a different stream on every thread (per-thread) or the legacy
+    // default stream: LibTorch's caching allocator keys its blocks by the handle, so it cannot
+    // tell their work apart.
+    if (static_cast<cudaStream_t>(stream) == cudaStreamLegacy || static_cast<cudaStream_t>(stream) == cudaStreamPerThread) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is ") +
+                                            (static_cast<cudaStream_t>(stream) == cudaStreamLegacy ? "cudaStreamLegacy"
+                                                                                                  : "cudaStreamPerThread") +
+                                            ", a special handle; pass a stream from cudaStreamCreate (or NULL: "
+                                            "limn's own streams)");
+    }
     int stream_device = -1;
     const cudaError_t err = cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &stream_device);
     if (err != cudaSuccess) {
@@ -369,6 +380,16 @@ void check_stream(const Device& device, void* stream) {
     if (stream_device != device.index) {
         fail(LIMN_ERR_INVALID_ARGUMENT, "cuda_stream is a stream of cuda:" + std::to_string(stream_device) +
                                             ", not of the model's " + device.id());
+    }
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    const cudaError_t captured = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &capture);
+    if (captured != cudaSuccess) (void)cudaGetLastError();
+    if (captured != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is being captured into a CUDA graph") +
+                                            (captured != cudaSuccess ? std::string(" or cannot be asked (") +
+                                                                           cudaGetErrorString(captured) + ")"
+                                                                     : std::string()) +
+                                            "; limn's calls cannot be captured (they may wait on the host)");
     }
 }
 #endif
@@ -408,7 +429,15 @@ ImagesScope::ImagesScope(const ImageMemory& memory, const Device& model_device, 
     if (memory.on_device()) images_.device = model_device;
     images_.cuda_stream = memory.cuda_stream;
 #if LIMN_WITH_CUDA
-    if (memory.ready && model_device.is_cuda()) {
+    if (model_device.is_cuda() && !memory.on_device()) {
+        // Host images are read (and written) by the host: it first waits for what the caller
+        // queued on its stream before the call (or the job's submit), such as a copy into them.
+        if (memory.ready) {
+            C10_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(memory.ready.get())));
+        } else if (memory.cuda_stream) {
+            C10_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(memory.cuda_stream)));
+        }
+    } else if (memory.ready && model_device.is_cuda()) {
         C10_CUDA_CHECK(cudaStreamWaitEvent(thread_stream(model_device).stream(),
                                            static_cast<cudaEvent_t>(memory.ready.get()), 0));
     }
@@ -460,6 +489,16 @@ StreamScope::~StreamScope() = default;
 void synchronize(const Device& device) {
 #if LIMN_WITH_CUDA
     if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device.index)).synchronize();
+#else
+    (void)device;
+#endif
+}
+
+void finish_device_work(const Device& device) {
+#if LIMN_WITH_CUDA
+    if (!device.is_cuda()) return;
+    const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
+    C10_CUDA_CHECK(cudaDeviceSynchronize());
 #else
     (void)device;
 #endif

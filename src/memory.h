@@ -65,15 +65,17 @@ const CallImages& call_images();  // host memory and no stream outside every Ima
 
 // Failure(LIMN_ERR_INVALID_ARGUMENT) naming what is wrong unless `images` can be in `memory` for a
 // model (named `model_name`) on `model_device`: device images must be in that device's memory
-// (and every byte its rows span mapped: check_device_image), and a stream must be one of that
-// device's.
+// (and every byte its rows span mapped: check_device_image), and a stream must be a created
+// stream of that device's, not being captured.
 void check_image_memory(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
                         const NamedImages& images);
 
 // While alive, the calling thread's pipeline call has its images in `memory`, checked first
-// (check_image_memory). images_to_device and write_images then read and write the images where they are, StreamScope
-// queues the work on the caller's stream, and Model::checked does not wait for the device when
-// the call is queued(). A job's ready event is waited for on limn's stream, without the host.
+// (check_image_memory). images_to_device and write_images then read and write the images where
+// they are, StreamScope queues the work on the caller's stream, and Model::checked does not wait
+// for the device when the call is queued(). A job's ready event is waited for on limn's stream,
+// without the host; host images wait on the host for the caller's stream (or the ready event)
+// before they are read.
 class ImagesScope {
 public:
     ImagesScope(const ImageMemory& memory, const Device& model_device, const std::string& model_name,
@@ -138,6 +140,10 @@ uint64_t cpu_arena_cached_bytes();
 // Waits for the work queued on `device` by the calling thread's current stream (CUDA); nothing on
 // the CPU.
 void synchronize(const Device& device);
+
+// Waits for the work of every stream on `device` (CUDA; nothing on the CPU): a model's weights go
+// back to the caching allocator only after the calls queued on callers' streams have read them.
+void finish_device_work(const Device& device);
 
 // 0 removes the cap. On CUDA it becomes the caching allocator's memory fraction.
 void set_memory_limit(const Device& device, uint64_t bytes);

@@ -275,7 +275,14 @@ struct Model::Impl {
 };
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Model::~Model() = default;
+Model::~Model() {
+    // Calls queued on a caller's stream may still read the weights (limn.h, "Device images"):
+    // they are freed once the device has run them, or a new allocation could take their memory.
+    try {
+        if (impl_) finish_device_work(impl_->device);
+    } catch (...) {  // a device in error: its work has ended one way or the other
+    }
+}
 
 namespace {
 

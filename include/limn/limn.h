@@ -238,23 +238,29 @@ typedef struct limn_image {
  * device image for a model on the CPU, on another device than the model's, or with a build of limn
  * without CUDA is LIMN_ERR_INVALID_ARGUMENT.
  *
- * The caller's stream. With cuda_stream set (a cudaStream_t of the model's device), a call's
- * work is queued on that stream: after what the caller queued there before the call, and before
- * what it queues after. With device images the call then returns once the work is queued,
- * without waiting for the device; the output is complete when the stream gets there. What fails
- * before that (arguments, out of memory) fails as always, and the output is not written; but
- * the result's finiteness is not checked, since looking would make the host wait (so an fp16
- * model's fp32 fallback does not apply either). Calls that detect faces wait for the detection,
- * and so does, once per model, the first call that sizes tiles (it measures the model's memory;
- * limn_frames_create does that in its warm-up).
+ * The caller's stream. With cuda_stream set (a stream of the model's device from cudaStreamCreate;
+ * the special handles cudaStreamLegacy and cudaStreamPerThread, and a stream being captured into a
+ * CUDA graph, are LIMN_ERR_INVALID_ARGUMENT), a call's work is queued on that stream: after what
+ * the caller queued there before the call, and before what it queues after. With device images
+ * the call then returns once the work is queued, without waiting for the device; the output is
+ * complete when the stream gets there. What fails before that (arguments, out of memory) fails as
+ * always, and the output is not written; but the result's finiteness is not checked, since
+ * looking would make the host wait (so an fp16 model's fp32 fallback does not apply either).
+ * Calls that detect faces wait for the detection. Once per model, the first call that sizes tiles
+ * also runs the network twice on small inputs to measure its memory (limn_frames_create does that
+ * in its warm-up). With host images and a stream, the call first waits for the stream (the host
+ * reads the input after the caller's earlier work) and returns when the output is written.
  * With cuda_stream NULL the work runs on limn's own streams and the call returns when the output
- * is written and checked; the caller's writes to the input must then be complete (synchronize
- * its stream first).
+ * is written and checked (device images too: limn waits for its stream); the caller's writes to
+ * the input must then be complete (synchronize its stream first).
  *
- * Jobs (the _submit forms, limn_frames_submit) on a stream wait, on the device, for what the
- * caller queued on it before the submit (an event recorded there at submit); the job runs on
- * limn's streams and ends when its output is written and checked, so the job's end, not the
- * stream, says when the output may be used. The stream must outlive the job (and the frames). */
+ * Jobs (the _submit forms, limn_frames_submit) on a stream wait for what the caller queued on it
+ * before the submit (an event recorded there at submit: on the device for device images, on the
+ * host for host images); the job runs on limn's streams and ends when its output is written and
+ * checked, so the job's end, not the stream, says when the output may be used. The stream must
+ * outlive the job, and the work queued on it (do not destroy it before that work has run).
+ * Freeing a model on a CUDA device waits for the device's queued work first, since a call queued
+ * on a caller's stream may still read its weights. */
 
 /* Allocates a width x height image (stride = width * channels, pixels zeroed). The caller owns
  * *out and frees it with limn_image_free. */

@@ -77,6 +77,12 @@ struct DeviceFrame {
     }
 };
 
+// Lifts cuda:0's memory cap at scope exit, so that a failure under a cap leaves none for the
+// later tests.
+struct Uncap {
+    ~Uncap() { (void)limn_memory_set_limit("cuda:0", 0); }
+};
+
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
     double d = 0.0;
     for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
@@ -217,6 +223,8 @@ TEST_CASE("memory: cap, statistics, release, and recovery after out-of-memory") 
     CHECK(limn::memory_stats("cuda:0").reserved <= s.reserved);
 
     limn::set_memory_limit("cuda:0", 256ull << 20);
+    const Uncap uncap;
+    limn::reset_peak_memory("cuda:0");  // the peak below is this cap's, not the earlier tests'
     CHECK(limn::memory_stats("cuda:0").limit == (256ull << 20));
     // 4096x4096 through a width-8 UNet needs gigabytes: over the cap.
     try {
@@ -366,8 +374,13 @@ TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in pl
         REQUIRE_MESSAGE(limn_model_run_with(unet.get(), ins, outs, 2, &ro) == LIMN_OK, limn_last_error());
         CHECK(e0.download() == h0);
         CHECK(e1.download() == h1);
+        // In place, one image: against the host's run of that one image (a batch of one may take
+        // other convolution kernels than a batch of two).
+        std::vector<uint8_t> single(a0.size());
+        limn_image single_out{single.data(), RW, RH, size_t(RW) * 4, LIMN_PIXEL_RGBA8};
+        unet.run(hin[0], single_out);
         unet.run(ins[0], ins[0], limn::RunOptions().images_device("cuda"));  // in place
-        CHECK(d0.download() == h0);
+        CHECK(d0.download() == single);
     }
 
     // Restoration and detection on device images: the host path's results.
@@ -390,8 +403,8 @@ TEST_CASE("device images: pitched RGBA and BGRA in and out of CUDA memory, in pl
     for (size_t i = 0; i < host_faces.size(); ++i) CHECK(std::memcmp(&device_faces[i], &host_faces[i], sizeof(limn_face)) == 0);
 
     // Wrong memory is refused before any work, naming what is wrong; the output is not written.
-    std::vector<uint8_t> host(size_t(W) * H * 4);
-    limn_image not_device{host.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    std::vector<uint8_t> host(128 * 128 * 4);  // the output's size: the size check comes first
+    limn_image not_device{host.data(), 128, 128, 128 * 4, LIMN_PIXEL_RGBA8};
     CHECK_THROWS_WITH_AS(unet.cartoonize(not_device, dqi, on_device), doctest::Contains("input image data is host memory"),
                          limn::Error);
     limn_image far_in = dp.image(LIMN_PIXEL_RGBA8), far_out = dq.image(LIMN_PIXEL_RGBA8);
@@ -464,6 +477,49 @@ TEST_CASE("device images on the caller's stream: queued after its work and befor
     cudaStreamDestroy(stream);
 }
 
+TEST_CASE("the caller's stream: special handles and a stream under capture are refused; host images wait for it") {
+    const limn::Model unet(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+    constexpr int W = 64, H = 48;
+    const DeviceFrame din(W, H, 4), dout(W, H, 4);
+    limn_image di = din.image(LIMN_PIXEL_RGBA8), dout_image = dout.image(LIMN_PIXEL_RGBA8);
+    const auto with_stream = [](cudaStream_t s) { return limn::CartoonizeOptions().images_device("cuda").cuda_stream(s); };
+    // The special handles: LibTorch's allocator could not tell their threads' work apart.
+    CHECK_THROWS_WITH_AS(unet.cartoonize(di, dout_image, with_stream(cudaStreamLegacy)),
+                         doctest::Contains("cudaStreamLegacy"), limn::Error);
+    CHECK_THROWS_WITH_AS(unet.cartoonize(di, dout_image, with_stream(cudaStreamPerThread)),
+                         doctest::Contains("cudaStreamPerThread"), limn::Error);
+    cudaStream_t stream = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+    // Under graph capture: refused before anything is queued, and the capture still ends well.
+    REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed) == cudaSuccess);
+    CHECK_THROWS_WITH_AS(unet.cartoonize(di, dout_image, with_stream(stream)), doctest::Contains("being captured"),
+                         limn::Error);
+    cudaGraph_t graph = nullptr;
+    CHECK(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
+    if (graph) cudaGraphDestroy(graph);
+
+    // Host images with the stream: the input is read after the stream's earlier work, here a busy
+    // kernel and then the copy of the frame into the (pinned host) input.
+    std::vector<uint8_t> first = limn_test::pattern(size_t(W) * H * 4, 5), second = limn_test::pattern(first.size(), 6);
+    std::vector<uint8_t> ref(first.size()), out(first.size());
+    limn_image s{second.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8}, r{ref.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    unet.cartoonize(s, r);
+    din.upload(second.data());
+    uint8_t* pinned = nullptr;
+    REQUIRE(cudaMallocHost(reinterpret_cast<void**>(&pinned), first.size()) == cudaSuccess);
+    std::copy(first.begin(), first.end(), pinned);
+    {
+        const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromExternal(stream, 0));
+        at::cuda::sleep(int64_t{1} << 30);
+    }
+    din.download(pinned, stream);  // the frame arrives in the host input once the kernel is done
+    limn_image hin{pinned, W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8}, hout{out.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    unet.cartoonize(hin, hout, limn::CartoonizeOptions().cuda_stream(stream));
+    CHECK(out == ref);
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(stream);
+}
+
 TEST_CASE("a 4096x4096 photo completes under a 1 GiB cap by tiling; peak memory stays under it") {
     const char* dir = std::getenv("LIMN_PARITY_CASES");
     REQUIRE(dir);
@@ -475,6 +531,7 @@ TEST_CASE("a 4096x4096 photo completes under a 1 GiB cap by tiling; peak memory 
     CHECK(m.cartoonize(a, w, limn::CartoonizeOptions().tile_size(4096)).tiles == 1);
     limn::release_cached_memory("cuda:0");
     limn::set_memory_limit("cuda:0", 1ull << 30);
+    const Uncap uncap;
     limn::reset_peak_memory("cuda:0");
     const limn_pipeline_stats st = m.cartoonize(a, o);
     const limn_memory_stats mem = limn::memory_stats("cuda:0");
