@@ -1,6 +1,8 @@
-"""Would CUDA graphs pay for limn's frames? Times DCT-Net's network on one frame size, launched op
-by op as limn does, against the same network replayed as a captured CUDA graph (torch.cuda.graph),
-in one script, alternating for --rounds rounds; prints the median ms per frame and the ratio.
+"""Would CUDA graphs pay for limn's frames? Times DCT-Net's network on one frame size launched op by
+op, from Python (eager) and from TorchScript's interpreter (traced and frozen, as limn runs a model),
+against the same network replayed as a captured CUDA graph (torch.cuda.graph), in one script,
+alternating for --rounds rounds; prints the median ms per frame and graph/scripted, the ratio that
+decides (limn launches as TorchScript does).
 
     PYTHONPATH=models python3 examples/bench/cuda_graphs.py [--size 512x512 ...] [--precision fp16]
 
@@ -15,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -35,7 +38,7 @@ def main() -> int:
     net = dctnet.DCTNetRGB(dctnet.dctnet_random_init(0)).eval().to("cuda", dtype).to(memory_format=torch.channels_last)
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, DCT-Net {args.precision}, "
           f"{args.frames} frames x {args.rounds} rounds")
-    print(f"{'size':<10} {'launched ms':>12} {'graph ms':>10} {'graph/launched':>15}")
+    print(f"{'size':<10} {'eager ms':>9} {'scripted ms':>12} {'graph ms':>9} {'graph/scripted':>15}")
     for size in args.size or ["512x512", "1024x1024"]:
         w, h = (int(v) for v in size.split("x"))
         static_in = torch.rand(1, 3, h, w, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
@@ -46,28 +49,35 @@ def main() -> int:
                 for _ in range(3):
                     net(static_in)
             torch.cuda.current_stream().wait_stream(side)
+            # TorchScript, as limn runs a model: traced, frozen, warmed up (its profiling runs).
+            with warnings.catch_warnings():  # the padding's size test: constant for one frame size
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                scripted = torch.jit.freeze(torch.jit.trace(net, static_in))
+            for _ in range(3):
+                scripted(static_in)
+            torch.cuda.synchronize()
             graph = torch.cuda.CUDAGraph()
             try:
                 with torch.cuda.graph(graph):
                     static_out = net(static_in)
             except Exception as e:  # a finding in itself: the network as it is cannot be captured
                 print(f"{size:<10} graph capture failed: {type(e).__name__}: {str(e).splitlines()[0]}")
+                torch.cuda.set_stream(torch.cuda.default_stream())  # a failed capture may leave its own
+                torch.cuda.synchronize()
                 continue
-            launched, replayed = [], []
+            ways = {"eager": net, "scripted": scripted, "graph": lambda _: graph.replay()}
+            times = {way: [] for way in ways}
             for _ in range(args.rounds):
-                for way, times in (("launched", launched), ("graph", replayed)):
+                for way, run in ways.items():
                     for _ in range(args.frames):
                         t0 = time.perf_counter()
-                        if way == "graph":
-                            graph.replay()
-                        else:
-                            net(static_in)
+                        run(static_in)
                         torch.cuda.synchronize()
-                        times.append((time.perf_counter() - t0) * 1e3)
+                        times[way].append((time.perf_counter() - t0) * 1e3)
             # The graph computes what the launched network does.
             same = torch.allclose(static_out.float(), net(static_in).float(), atol=1e-2)
-        a, b = statistics.median(launched), statistics.median(replayed)
-        print(f"{size:<10} {a:>12.2f} {b:>10.2f} {b / a:>15.3f}{'' if same else '  (graph output differs!)'}")
+        e, t, g = (statistics.median(times[way]) for way in ways)
+        print(f"{size:<10} {e:>9.2f} {t:>12.2f} {g:>9.2f} {g / t:>15.3f}{'' if same else '  (graph output differs!)'}")
     return 0
 
 

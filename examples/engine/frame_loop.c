@@ -3,6 +3,7 @@
  * a device memory cap.
  *
  *     limn-engine-loop [--async | --device] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] [MEMORY_CAP_MIB]
+ *                      [PRECISION]
  *
  * Synchronous (the default): each frame is cartoonized in place by limn_frames_run, which blocks
  * the engine's thread for the whole call; each frame's time is printed.
@@ -164,13 +165,19 @@ int main(int argc, char** argv) {
     argv += async + on_device;
     if (argc < 2) {
         fprintf(stderr, "usage: limn-engine-loop [--async | --device] MODEL [DEVICE] [FRAMES] [WIDTH] [HEIGHT] "
-                        "[MEMORY_CAP_MIB]\n");
+                        "[MEMORY_CAP_MIB] [PRECISION]\n");
         return 2;
     }
     const char* device = argc > 2 ? argv[2] : "auto";
     const int frames = argc > 3 ? atoi(argv[3]) : 10;
     const int w = argc > 4 ? atoi(argv[4]) : 320, h = argc > 5 ? atoi(argv[5]) : 240;
     const uint64_t cap_mib = argc > 6 ? (uint64_t)atoll(argv[6]) : 1024;
+    /* PRECISION: a precision's name ("auto", "fp32", "fp16", ...); AUTO by default. */
+    int32_t precision = LIMN_PRECISION_AUTO;
+    if (argc > 7 && limn_name_value(LIMN_NAMES_PRECISION, argv[7], &precision) != LIMN_OK) {
+        fprintf(stderr, "PRECISION: %s\n", limn_last_error());
+        return 2;
+    }
     if (frames < 1 || frames > 100000 || w < 1 || h < 1) {
         fprintf(stderr, "frames (at most 100000), width and height must be positive\n");
         return 2;
@@ -199,6 +206,7 @@ int main(int argc, char** argv) {
     limn_model_options opts;
     limn_model_options_init(&opts);
     opts.device = resolved;
+    opts.precision = (limn_precision)precision;
     opts.expected_kind = LIMN_MODEL_KIND_CARTOON;
     limn_model* model = NULL;
     if (limn_model_load(argv[1], &opts, &model) != LIMN_OK) {

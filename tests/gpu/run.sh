@@ -4,8 +4,8 @@
 # .deps: headers the GPU machine lacks and the RetinaFace weights). The calls to make:
 #
 #   1. run(command="bash tests/gpu/run.sh all", carry=[".deps"], timeout_s=600)
-#      one command: build, the benchmark targets, the tests, the other benchmarks, the cold
-#      compiles, in that order, all inside LIMN_GPU_BUDGET (560 s). Whatever happens, the logs are
+#      one command: build, the GPU suite, the benchmark targets, the other tests, the other
+#      benchmarks, the cold compiles, in that order, all inside LIMN_GPU_BUDGET (560 s). Whatever happens, the logs are
 #      in $OUT and the summary ends the output.
 #   2. Only if something failed for a reason fixed here: rerun at once, while the machine is warm
 #      (30 s), the part that failed: run(command="bash tests/gpu/run.sh test" or "... bench",
@@ -15,20 +15,21 @@
 #   3. give_back, then record the figures in BENCHMARKS.md.
 #
 # Phases (each builds first: configure once, then ninja, 16 jobs, Python bindings included):
-#   test   CTest without the opt-in `slow` label and without what tests nothing GPU-specific or
-#          cannot run there: python_models (CPU-only model zoo, ~150 s), python_serve (the HTTP
-#          server on the CPU; FastAPI, tritonclient and Chromium are not there), python_ray (a
-#          two-node CPU cluster in a network namespace: ~6 min, Ray is not there), abi (no abigail),
-#          tf_roundtrip (network) and install (pkg-config). The package test uses this build
-#          (LIMN_PACKAGE_FROM_BUILD=1) instead of pip compiling the library again. Then the `gpu`
-#          test runs alone, so its 4096x4096 timing has the machine to itself. `gpu`, `retinaface`
-#          and `detect_cases` must pass: a skip there would be a false pass.
+#   test   first the `gpu` test alone, with the fixtures it needs (test models, parity and
+#          detection cases), so that it runs first and its 4096x4096 timing has the machine to
+#          itself; then CTest without the opt-in `slow` label and without what tests nothing
+#          GPU-specific or cannot run there: python_models (CPU-only model zoo, ~150 s),
+#          python_serve (the HTTP server on the CPU; FastAPI, tritonclient and Chromium are not
+#          there), python_ray (a two-node CPU cluster in a network namespace: ~6 min, Ray is not
+#          there), abi (no abigail), tf_roundtrip (network) and install (pkg-config). The package
+#          test uses this build (LIMN_PACKAGE_FROM_BUILD=1) instead of pip compiling the library
+#          again. `gpu`, `retinaface` and `detect_cases` must pass: a skip there would be a false pass.
 #   bench  in order of value: limn-bench DCT-Net 1024x1024 in fp16, bf16, fp32 and GPEN-512 fp16
-#          (time and working memory); then the other sizes, batches and fp32 GPEN, limn against
-#          PyTorch eager, RetinaFace through the installed package, the engine loop (blocked time,
-#          frames per second with host against device images, whether CUDA graphs pay); last the cold compiles
-#          (torch.compile, the CUDA .pt2 export), each bounded.
-#   all    the benchmark targets, then test, then the rest of bench.
+#          (time and working memory), the engine loop's frames per second with host against device
+#          images and whether CUDA graphs pay; then the other sizes, batches and fp32 GPEN, limn
+#          against PyTorch eager, RetinaFace through the installed package, the engine loop's
+#          blocked time; last the cold compiles (torch.compile, the CUDA .pt2 export), each bounded.
+#   all    the `gpu` test, the benchmark targets, the rest of test, the rest of bench.
 #
 # Time: every step runs under `timeout`, cut to what is left of LIMN_GPU_BUDGET seconds (default
 # 560, inside the device tool's 600 s command limit) less a reserve for the summary, so a hang never
@@ -112,19 +113,9 @@ build() {  # configures once, then builds what changed (a rerun after a fix rebu
   step build.log 400 ninja -C "$BUILD" -j "$JOBS" || { tail -40 "$OUT/build.log"; return 1; }
 }
 
-phase_test() {
-  say "== phase test"
-  # Everything but `gpu`, in parallel; then `gpu` alone (-FA: its fixtures are already set up).
-  LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
-    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -E '^(tf_roundtrip|install|python_models|python_serve|python_ray|gpu)$'
-  step gpu-test.log 200 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$' -FA '.*'
-  cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
-  # The GPU suite's own figures, from its section only.
-  grep -E 'MESSAGE|fp32 max abs diff|PSNR|4096x4096|\[doctest\] (test cases|assertions)|GPU tests' \
-    "$OUT/gpu-test.log" 2>/dev/null | tee -a "$SUMMARY"
-  grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(Timeout\)|Not Run' "$OUT/ctest.log" | tee -a "$SUMMARY"
+must_pass() {  # TEST...: each must have passed; skipped there means the run proved nothing
   local t
-  for t in gpu retinaface detect_cases; do  # skipped here means the run proved nothing
+  for t in "$@"; do
     if grep -qE "Test +#[0-9]+: $t \.+ +Passed" "$OUT/ctest.log" "$OUT/gpu-test.log" 2>/dev/null; then
       continue
     elif [ "$DRY" = 1 ] && [ $t = gpu ] && grep -q "GPU tests skipped" "$OUT/gpu-test.log" 2>/dev/null; then
@@ -133,6 +124,25 @@ phase_test() {
       say "FAILED: $t did not pass"; status=1
     fi
   done
+}
+
+phase_gpu() {  # the GPU suite first, alone, with its fixtures (the test models, parity and detection cases)
+  say "== phase test: gpu"
+  step gpu-test.log 240 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$'
+  cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
+  # The GPU suite's own figures, from its section only.
+  grep -E 'MESSAGE|fp32 max abs diff|PSNR|4096x4096|\[doctest\] (test cases|assertions)|GPU tests' \
+    "$OUT/gpu-test.log" 2>/dev/null | tee -a "$SUMMARY"
+  must_pass gpu detect_cases
+}
+
+phase_ctest() {  # the rest in parallel, on the fixtures phase_gpu set up (-FA: not again)
+  say "== phase test: the rest"
+  LIMN_PACKAGE_FROM_BUILD=1 LIMN_JOBS=$JOBS step ctest.log 300 ctest --test-dir "$BUILD" \
+    --output-on-failure -j $((JOBS < 6 ? JOBS : 6)) --timeout 240 -LE 'slow|abi' -FA '.*' \
+    -E '^(tf_roundtrip|install|python_models|python_serve|python_ray|gpu|fixtures|parity_cases|detect_cases)$'
+  grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(Timeout\)|Not Run' "$OUT/ctest.log" | tee -a "$SUMMARY"
+  must_pass retinaface
 }
 
 # The benchmark models and settings: the real ones, or the dry run's smallest (GPEN-BFR-256 in fp32,
@@ -147,7 +157,7 @@ else
   IT30=(--warmup 5 --iters 30) IT10=(--warmup 3 --iters 10) EAGER_IT=(--iters 20) SMOKE=()
 fi
 
-bench_targets() {  # 1. the targets: DCT-Net 1024^2 in each precision, GPEN-512 fp16 per face
+bench_targets() {  # 1. the targets: DCT-Net 1024^2 in each precision, GPEN-512 fp16 per face, engine fps
   say "== bench: targets"
   mkdir -p "$M"
   step export.log 120 "$PY" -m limn_models.export dctnet --random-init --seed 0 -o "$M/dctnet.pt"
@@ -157,6 +167,11 @@ bench_targets() {  # 1. the targets: DCT-Net 1024^2 in each precision, GPEN-512 
     step bench.log 60 "$B" --model "$M/dctnet.pt" --device $DEV --precision $p "${BIG[@]}" "${IT30[@]}"
   done
   step bench.log 60 "$B" --model "$M/gpen.pt" --device $DEV --precision $GPEN_FP16 "${IT30[@]}"
+  # An engine's frame loop (issue 24), frames per second at 512x512 and 1024x1024 in fp16: host-
+  # memory frames against device images on the engine's stream (the host only on the CPU); then
+  # whether CUDA graphs would pay for the frames (DCT-Net launched op by op against a replayed graph).
+  step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 2 || echo 30)
+  step bench.log 60 "$PY" examples/bench/cuda_graphs.py
 }
 
 bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace through the package
@@ -180,13 +195,8 @@ bench_rest() {  # 2.-4. other sizes and batches, eager PyTorch, RetinaFace throu
   fi
   step bench.log 120 env -u PYTHONPATH "$vpy" -I examples/bench/python_and_detect.py --device $DEV "${SMOKE[@]}"
   # An engine's frame loop on limn_frames: the thread's blocked time, synchronous against
-  # asynchronous jobs, and allocations per frame (host-memory frames; issue 24).
+  # asynchronous jobs (issue 24; engine_fps.sh above has the allocations per frame).
   step bench.log 90 bash examples/bench/engine_blocking.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 3 || echo 30)
-  # Frames per second of that loop at 512x512 and 1024x1024 (AUTO: fp16 on CUDA): host-memory
-  # frames against device images on the engine's stream (the device path; the host only on the CPU).
-  step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 2 || echo 30)
-  # Whether CUDA graphs would pay for the frames: DCT-Net launched op by op against a replayed graph.
-  step bench.log 60 "$PY" examples/bench/cuda_graphs.py
   # The 4096x4096 cap test's figures (phase test ran it alone).
   grep -h -A3 '4096x4096 DCT-Net' "$OUT/gpu-test.log" 2>/dev/null | head -4 >> "$OUT/bench.log"
 }
@@ -220,9 +230,9 @@ bench_summary() {
 t0=$SECONDS
 if build; then
   case "$phase" in
-    test) phase_test ;;
+    test) phase_gpu; phase_ctest ;;
     bench) bench_targets; bench_rest; bench_compiles; bench_summary ;;
-    all) bench_targets; phase_test; bench_rest; bench_compiles; bench_summary ;;
+    all) phase_gpu; bench_targets; phase_ctest; bench_rest; bench_compiles; bench_summary ;;
   esac
 fi
 say "phase $phase: exit $status after $((SECONDS - t0)) s (budget ${BUDGET} s)"

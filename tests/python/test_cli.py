@@ -223,6 +223,15 @@ def test_c_cpp_and_engine_examples(bin_dir, cartoon_model, face_model, tmp_path)
     assert lines[2] == "allocations: 0.00 per frame (0 in 3 frames)"
     assert lines[3].startswith("async: a submit took")
 
+    # PRECISION (the 8th argument) is the model's: fp32 asked, fp32 run; an unknown name is refused.
+    r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), cartoon_model, "cpu", "2", "96", "64", "256",
+                        "fp32"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "2 frames of 96x64 on cpu in fp32:" in r.stdout, r.stdout
+    r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), cartoon_model, "cpu", "2", "96", "64", "256",
+                        "fp12"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "PRECISION: unknown precision 'fp12'" in r.stderr, r.stderr
+
     # The device loop (frames in CUDA memory) needs a CUDA device: refused at once on the CPU.
     r = subprocess.run([os.path.join(bin_dir, "limn-engine-loop"), "--device", cartoon_model, "cpu", "2"],
                        capture_output=True, text=True, timeout=60)
