@@ -1086,7 +1086,8 @@ limn_status limn_restore_faces_submit(limn_model* model, const limn_image* input
         auto [in, result] = job_images(input, output, *m);
         if (stats) require_struct_size(stats, "stats");
         limn::core::check_faces(faces, face_count);
-        const limn::core::RestoreFacesOptions o = job_options_checked(restore_faces_options(options), *m, in, result, face_count == 0);
+        const limn::core::RestoreFacesOptions o =
+            job_options_checked(restore_faces_options(options), *m, in, result, face_count == 0);
         const std::vector<limn_face> given(faces, faces + face_count);
         std::vector<std::shared_ptr<const void>> uses{m};
         if (options && options->detector) uses.push_back(model_ref(options->detector));

@@ -363,10 +363,10 @@ void check_stream(const Device& device, void* stream) {
     // The special handles name a different stream on every thread (per-thread) or the legacy
     // default stream: LibTorch's caching allocator keys its blocks by the handle, so it cannot
     // tell their work apart.
-    if (static_cast<cudaStream_t>(stream) == cudaStreamLegacy || static_cast<cudaStream_t>(stream) == cudaStreamPerThread) {
-        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is ") +
-                                            (static_cast<cudaStream_t>(stream) == cudaStreamLegacy ? "cudaStreamLegacy"
-                                                                                                  : "cudaStreamPerThread") +
+    const auto handle = static_cast<cudaStream_t>(stream);
+    if (handle == cudaStreamLegacy || handle == cudaStreamPerThread) {
+        const char* name = handle == cudaStreamLegacy ? "cudaStreamLegacy" : "cudaStreamPerThread";
+        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is ") + name +
                                             ", a special handle; pass a stream from cudaStreamCreate (or NULL: "
                                             "limn's own streams)");
     }

@@ -482,7 +482,9 @@ TEST_CASE("the caller's stream: special handles and a stream under capture are r
     constexpr int W = 64, H = 48;
     const DeviceFrame din(W, H, 4), dout(W, H, 4);
     limn_image di = din.image(LIMN_PIXEL_RGBA8), dout_image = dout.image(LIMN_PIXEL_RGBA8);
-    const auto with_stream = [](cudaStream_t s) { return limn::CartoonizeOptions().images_device("cuda").cuda_stream(s); };
+    const auto with_stream = [](cudaStream_t s) {
+        return limn::CartoonizeOptions().images_device("cuda").cuda_stream(s);
+    };
     // The special handles: LibTorch's allocator could not tell their threads' work apart.
     CHECK_THROWS_WITH_AS(unet.cartoonize(di, dout_image, with_stream(cudaStreamLegacy)),
                          doctest::Contains("cudaStreamLegacy"), limn::Error);
@@ -502,7 +504,8 @@ TEST_CASE("the caller's stream: special handles and a stream under capture are r
     // kernel and then the copy of the frame into the (pinned host) input.
     std::vector<uint8_t> first = limn_test::pattern(size_t(W) * H * 4, 5), second = limn_test::pattern(first.size(), 6);
     std::vector<uint8_t> ref(first.size()), out(first.size());
-    limn_image s{second.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8}, r{ref.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    limn_image s{second.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    limn_image r{ref.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
     unet.cartoonize(s, r);
     din.upload(second.data());
     uint8_t* pinned = nullptr;
@@ -513,7 +516,8 @@ TEST_CASE("the caller's stream: special handles and a stream under capture are r
         at::cuda::sleep(int64_t{1} << 30);
     }
     din.download(pinned, stream);  // the frame arrives in the host input once the kernel is done
-    limn_image hin{pinned, W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8}, hout{out.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    limn_image hin{pinned, W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
+    limn_image hout{out.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
     unet.cartoonize(hin, hout, limn::CartoonizeOptions().cuda_stream(stream));
     CHECK(out == ref);
     cudaFreeHost(pinned);

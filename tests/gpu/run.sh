@@ -170,7 +170,8 @@ bench_targets() {  # 1. the targets: DCT-Net 1024^2 in each precision, GPEN-512 
   # An engine's frame loop (issue 24), frames per second at 512x512 and 1024x1024 in fp16: host-
   # memory frames against device images on the engine's stream (the host only on the CPU); then
   # whether CUDA graphs would pay for the frames (DCT-Net launched op by op against a replayed graph).
-  step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV $([ "$DRY" = 1 ] && echo 2 || echo 30)
+  step bench.log 90 bash examples/bench/engine_fps.sh "$BUILD" "$M/dctnet.pt" $DEV \
+    $([ "$DRY" = 1 ] && echo 2 || echo 30)
   step bench.log 60 "$PY" examples/bench/cuda_graphs.py
 }
 
