@@ -152,10 +152,16 @@ using GetRange = int (*)(unsigned long long*, size_t*, unsigned long long);  // 
 using GetAttribute = int (*)(void*, int, unsigned long long);                // CUpointer_attribute
 constexpr int kPointerAttributeMapped = 13;                                   // CU_POINTER_ATTRIBUTE_MAPPED
 
-// The device's primary context current on this thread, as the driver's queries need: a thread
-// whose current device already is `device` may not have made its context current yet.
+using GetContext = int (*)(void**);  // CUresult cuCtxGetCurrent(CUcontext*)
+
+// A context current on this thread, as the driver's queries need: a thread whose current device
+// already is `device` may have none yet, and then gets the device's primary context (a context
+// the caller made current is left as it is).
 struct DeviceContext {
     explicit DeviceContext(const Device& device) : guard(static_cast<c10::DeviceIndex>(device.index)) {
+        static const GetContext get_current = driver_entry<GetContext>("cuCtxGetCurrent");
+        void* current = nullptr;
+        if (get_current && get_current(&current) == 0 && current) return;
         if (cudaSetDevice(device.index) != cudaSuccess) (void)cudaGetLastError();
     }
     c10::cuda::CUDAGuard guard;

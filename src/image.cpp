@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <cstring>
@@ -154,10 +155,12 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
     const at::Tensor clamped = rgb.clamp(0.0, 1.0).permute({0, 2, 3, 1});
     const CallImages& images = call_images();
     at::Tensor quantized;  // made on first use: only 8-bit outputs need it
-    // Every image is made ready (on the host: downloaded) before any output is written, so that a
-    // failure on a later image (out of memory) leaves every output as it was.
+    // Every image is made ready on the device (and, for host images, one pinned buffer allocated)
+    // before any output is written, so that a failure on a later image (out of memory) leaves
+    // every output as it was.
     std::vector<at::Tensor> ready;
     ready.reserve(count);
+    size_t largest = 0;
     for (size_t i = 0; i < count; ++i) {
         const limn_image& out = outputs[i];
         at::Tensor px;
@@ -171,13 +174,15 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
         if (has_alpha(out.format)) {
             px = at::cat({px, alpha_for(input_pixels, input_format, i, out.format, px.size(0), px.size(1))}, 2);
         }
-        if (!images.on_device()) {
-            // Downloaded into pinned memory (the copy waits for the stream).
-            const at::Tensor dev = px.contiguous();
-            px = at::empty(dev.sizes(), dev.options().device(at::kCPU).pinned_memory(true)).copy_(dev);
-        }
+        if (!images.on_device()) px = px.contiguous();
+        largest = std::max(largest, static_cast<size_t>(px.nbytes()));
         ready.push_back(std::move(px));
     }
+    // Host images: each is downloaded in turn into one pinned buffer (the copy waits for the
+    // stream), then copied into the caller's rows.
+    const at::Tensor pinned = images.on_device() ? at::Tensor()
+                                                 : at::empty({static_cast<int64_t>(largest)},
+                                                             at::TensorOptions().dtype(at::kByte).pinned_memory(true));
     for (size_t i = 0; i < count; ++i) {
         const limn_image& out = outputs[i];
         if (images.on_device()) {
@@ -185,8 +190,9 @@ void write_images(const at::Tensor& rgb, const at::Tensor& input_pixels,
             view_of(out, images_place()).copy_(ready[i], /*non_blocking=*/true);
             continue;
         }
+        at::from_blob(pinned.data_ptr(), ready[i].sizes(), ready[i].options().device(at::kCPU)).copy_(ready[i]);
         const size_t row = static_cast<size_t>(out.width) * bytes_per_pixel(out.format);
-        const auto* src = static_cast<const uint8_t*>(ready[i].data_ptr());
+        const auto* src = static_cast<const uint8_t*>(pinned.data_ptr());
         if (out.stride == row) {
             std::memcpy(out.data, src, row * static_cast<size_t>(out.height));
         } else {

@@ -95,13 +95,17 @@ void Job::run() noexcept {
     }
     work_ = nullptr;  // what the work held (options, models) is released before waiters wake
     done_ = nullptr;
+    std::vector<std::shared_ptr<const void>> uses;
     {
         const std::lock_guard<std::mutex> lock(mutex_);
-        uses_.clear();
+        uses.swap(uses_);
         status_ = status;
         message_ = std::move(message);
         finished_ = true;
     }
+    // Released outside the lock: the last reference to a model frees it, which on CUDA waits for
+    // the calls queued on callers' streams; polls and the pool must not wait with it.
+    uses.clear();
     ended_.notify_all();
 }
 

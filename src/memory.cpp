@@ -392,6 +392,68 @@ void check_stream(const Device& device, void* stream) {
                                             "; limn's calls cannot be captured (they may wait on the host)");
     }
 }
+
+// The calls queued on callers' streams, per device: for each stream, an event recorded after the
+// latest call's work (work on one stream runs in order, so the latest event covers the earlier
+// calls). A model's weights are freed only after these have completed.
+class QueuedCalls {
+public:
+    static QueuedCalls& instance() {
+        static auto* calls = new QueuedCalls();  // never destroyed: models may be freed at exit
+        return *calls;
+    }
+
+    void record(int device, cudaStream_t stream) noexcept {
+        try {
+            const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));  // the stream's device
+            record_on(device, stream);
+        } catch (...) {  // not remembered: a device in error has no queued work to wait for
+        }
+    }
+
+    // Waits for every call queued on `device` so far (not for other work on the device).
+    void wait(int device) {
+        std::vector<std::shared_ptr<void>> events;
+        {
+            const std::lock_guard<std::mutex> lock(mutex_);
+            auto found = devices_.find(device);
+            if (found == devices_.end()) return;
+            for (const auto& [stream, event] : found->second) events.push_back(event);
+        }
+        for (const auto& event : events) {
+            if (cudaEventSynchronize(static_cast<cudaEvent_t>(event.get())) != cudaSuccess) (void)cudaGetLastError();
+        }
+    }
+
+private:
+    void record_on(int device, cudaStream_t stream) {
+        cudaEvent_t event = nullptr;
+        if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return;
+        }
+        if (cudaEventRecord(event, stream) != cudaSuccess) {
+            (void)cudaGetLastError();
+            (void)cudaEventDestroy(event);
+            return;
+        }
+        const std::shared_ptr<void> kept(event, [](void* e) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); });
+        const std::lock_guard<std::mutex> lock(mutex_);
+        std::map<cudaStream_t, std::shared_ptr<void>>& latest = devices_[device];
+        if (latest.size() >= 64) {
+            // Streams come and go: forget those whose last call has ended (no wait).
+            for (auto it = latest.begin(); it != latest.end();) {
+                const cudaError_t done = cudaEventQuery(static_cast<cudaEvent_t>(it->second.get()));
+                (void)cudaGetLastError();  // "not ready" included: leave no error for LibTorch's next check
+                it = done == cudaErrorNotReady ? std::next(it) : latest.erase(it);
+            }
+        }
+        latest[stream] = kept;
+    }
+
+    std::mutex mutex_;
+    std::map<int, std::map<cudaStream_t, std::shared_ptr<void>>> devices_;
+};
 #endif
 
 }  // namespace
@@ -445,7 +507,15 @@ ImagesScope::ImagesScope(const ImageMemory& memory, const Device& model_device, 
     current_images = &images_;
 }
 
-ImagesScope::~ImagesScope() { current_images = outer_; }
+ImagesScope::~ImagesScope() {
+    current_images = outer_;
+#if LIMN_WITH_CUDA
+    // The call's work is queued on the caller's stream: it is remembered until it has run.
+    if (images_.queued()) {
+        QueuedCalls::instance().record(images_.device.index, static_cast<cudaStream_t>(images_.cuda_stream));
+    }
+#endif
+}
 
 std::shared_ptr<void> record_ready_event(const Device& device, void* stream) {
 #if LIMN_WITH_CUDA
@@ -494,11 +564,9 @@ void synchronize(const Device& device) {
 #endif
 }
 
-void finish_device_work(const Device& device) {
+void wait_for_queued_calls(const Device& device) {
 #if LIMN_WITH_CUDA
-    if (!device.is_cuda()) return;
-    const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
-    C10_CUDA_CHECK(cudaDeviceSynchronize());
+    if (device.is_cuda()) QueuedCalls::instance().wait(device.index);
 #else
     (void)device;
 #endif

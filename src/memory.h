@@ -141,9 +141,10 @@ uint64_t cpu_arena_cached_bytes();
 // the CPU.
 void synchronize(const Device& device);
 
-// Waits for the work of every stream on `device` (CUDA; nothing on the CPU): a model's weights go
-// back to the caching allocator only after the calls queued on callers' streams have read them.
-void finish_device_work(const Device& device);
+// Waits until the calls queued so far on callers' streams of `device` (ImagesScope's queued calls)
+// have run; nothing on the CPU, and no wait for other work on the device. A model's weights go back
+// to the caching allocator only after that: those calls may still read them.
+void wait_for_queued_calls(const Device& device);
 
 // 0 removes the cap. On CUDA it becomes the caching allocator's memory fraction.
 void set_memory_limit(const Device& device, uint64_t bytes);

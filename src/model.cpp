@@ -277,11 +277,8 @@ struct Model::Impl {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() {
     // Calls queued on a caller's stream may still read the weights (limn.h, "Device images"):
-    // they are freed once the device has run them, or a new allocation could take their memory.
-    try {
-        if (impl_) finish_device_work(impl_->device);
-    } catch (...) {  // a device in error: its work has ended one way or the other
-    }
+    // they are freed once those calls have run, or a new allocation could take their memory.
+    if (impl_) wait_for_queued_calls(impl_->device);
 }
 
 namespace {

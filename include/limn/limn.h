@@ -249,7 +249,8 @@ typedef struct limn_image {
  * Calls that detect faces wait for the detection. Once per model, the first call that sizes tiles
  * also runs the network twice on small inputs to measure its memory (limn_frames_create does that
  * in its warm-up). With host images and a stream, the call first waits for the stream (the host
- * reads the input after the caller's earlier work) and returns when the output is written.
+ * reads the input after the caller's earlier work; that wait cannot be cancelled, and counts
+ * against timeout_ms) and returns when the output is written.
  * With cuda_stream NULL the work runs on limn's own streams and the call returns when the output
  * is written and checked (device images too: limn waits for its stream); the caller's writes to
  * the input must then be complete (synchronize its stream first).
@@ -259,8 +260,8 @@ typedef struct limn_image {
  * host for host images); the job runs on limn's streams and ends when its output is written and
  * checked, so the job's end, not the stream, says when the output may be used. The stream must
  * outlive the job, and the work queued on it (do not destroy it before that work has run).
- * Freeing a model on a CUDA device waits for the device's queued work first, since a call queued
- * on a caller's stream may still read its weights. */
+ * Freeing a model on a CUDA device first waits until the calls queued on callers' streams of that
+ * device have run (not for other work), since they may still read its weights. */
 
 /* Allocates a width x height image (stride = width * channels, pixels zeroed). The caller owns
  * *out and frees it with limn_image_free. */

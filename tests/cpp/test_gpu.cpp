@@ -477,7 +477,7 @@ TEST_CASE("device images on the caller's stream: queued after its work and befor
     cudaStreamDestroy(stream);
 }
 
-TEST_CASE("the caller's stream: special handles and a stream under capture are refused; host images wait for it") {
+TEST_CASE("the caller's stream: special handles and capture refused; host images wait for it; a free waits") {
     const limn::Model unet(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
     constexpr int W = 64, H = 48;
     const DeviceFrame din(W, H, 4), dout(W, H, 4);
@@ -520,6 +520,21 @@ TEST_CASE("the caller's stream: special handles and a stream under capture are r
     limn_image hout{out.data(), W, H, size_t(W) * 4, LIMN_PIXEL_RGBA8};
     unet.cartoonize(hin, hout, limn::CartoonizeOptions().cuda_stream(stream));
     CHECK(out == ref);
+
+    // Freeing a model waits until its calls queued on the caller's stream have run (they read its
+    // weights), here a call queued behind a busy kernel.
+    {
+        const limn::Model queued(limn_test::fixture("tiny_unet.pt"), cuda().precision(LIMN_PRECISION_FP32));
+        {
+            const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromExternal(stream, 0));
+            at::cuda::sleep(int64_t{1} << 30);
+        }
+        queued.cartoonize(di, dout_image, with_stream(stream));
+        const cudaError_t busy = cudaStreamQuery(stream);
+        (void)cudaGetLastError();
+        CHECK(busy == cudaErrorNotReady);
+    }
+    CHECK(cudaStreamQuery(stream) == cudaSuccess);
     cudaFreeHost(pinned);
     cudaStreamDestroy(stream);
 }

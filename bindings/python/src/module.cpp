@@ -436,7 +436,12 @@ public:
         if (!model_) fail(LIMN_ERR_INVALID_ARGUMENT, "model '" + origin_ + "' is closed");
         return model_;
     }
-    void close() { model_.reset(); }
+    void close() {
+        std::shared_ptr<limn::Model> model;
+        model.swap(model_);
+        py::gil_scoped_release nogil;  // a CUDA model's free waits for calls queued on callers' streams
+        model.reset();
+    }
     bool closed() const { return !model_; }
     const std::string& origin() const { return origin_; }
 
