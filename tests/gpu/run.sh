@@ -5,8 +5,8 @@
 #
 #   1. run(command="bash tests/gpu/run.sh all", carry=[".deps"], timeout_s=600)
 #      one command: build, the GPU suite, the benchmark targets, the other tests, the other
-#      benchmarks, the cold compiles, in that order, all inside LIMN_GPU_BUDGET (560 s). Whatever happens, the logs are
-#      in $OUT and the summary ends the output.
+#      benchmarks, the cold compiles, in that order, all inside LIMN_GPU_BUDGET (560 s). Whatever
+#      happens, the logs are in $OUT and the summary ends the output.
 #   2. Only if something failed for a reason fixed here: rerun at once, while the machine is warm
 #      (30 s), the part that failed: run(command="bash tests/gpu/run.sh test" or "... bench",
 #      carry=[".deps"], timeout_s=360), prefixed with LIMN_GPU_BUDGET=N, N being status's budget_left_s
@@ -126,9 +126,10 @@ must_pass() {  # TEST...: each must have passed; skipped there means the run pro
   done
 }
 
-phase_gpu() {  # the GPU suite first, alone, with its fixtures (the test models, parity and detection cases)
+phase_gpu() {  # the GPU suite first, with its fixtures (test models, parity and detection cases)
   say "== phase test: gpu"
-  step gpu-test.log 240 ctest --test-dir "$BUILD" --output-on-failure --timeout 190 -R '^gpu$'
+  # -j 3: the three fixture setups side by side; `gpu` starts once they have ended, alone.
+  step gpu-test.log 240 ctest --test-dir "$BUILD" --output-on-failure -j 3 --timeout 190 -R '^gpu$'
   cat "$BUILD/Testing/Temporary/LastTest.log" >> "$OUT/gpu-test.log" 2>/dev/null  # its full output
   # The GPU suite's own figures, from its section only.
   grep -E 'MESSAGE|fp32 max abs diff|PSNR|4096x4096|\[doctest\] (test cases|assertions)|GPU tests' \
