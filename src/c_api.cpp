@@ -978,6 +978,19 @@ Options with_cancel(const Job& job, Options o, JobProgress& progress) {
     return o;
 }
 
+// A raw run of `count` images as a job: checked now as the run checks them, the descriptions copied
+// (the caller's arrays may go at once; the pixels must stay), with the place of the images.
+void submit_run(const std::shared_ptr<limn::core::Model>& m, const limn_image* inputs, limn_image* outputs,
+                size_t count, const limn_run_options* options, const limn_job_options* job_options, limn_job** out) {
+    const limn::core::ImageMemory memory = job_memory(run_options(options), *m, m->check_run(inputs, outputs, count));
+    std::vector<limn_image> in(inputs, inputs + count), result(outputs, outputs + count);
+    submit(job_options, {m},
+           [m, in = std::move(in), result = std::move(result), memory](const Job&) mutable {
+               m->run(in.data(), result.data(), in.size(), memory);
+           },
+           out);
+}
+
 }  // namespace
 
 extern "C" {
@@ -998,10 +1011,9 @@ limn_status limn_model_run_submit(limn_model* model, const limn_image* input, li
                                   const limn_job_options* job_options, limn_job** out) {
     return guarded_light([&] {
         model_arg(model);
-        const std::shared_ptr<limn::core::Model> m = model->impl;
-        limn_image in = image_copy(input, "input"), result = image_copy(output, "output");
-        (void)m->check_run(&in, &result, 1);  // as the run checks, now
-        submit(job_options, {m}, [m, in, result](const Job&) mutable { m->run(&in, &result, 1); }, out);
+        require(input, "input");
+        require(output, "output");
+        submit_run(model->impl, input, output, 1, nullptr, job_options, out);
     });
 }
 
@@ -1012,16 +1024,7 @@ limn_status limn_model_run_with_submit(limn_model* model, const limn_image* inpu
         model_arg(model);
         require(inputs, "inputs");
         require(outputs, "outputs");
-        const std::shared_ptr<limn::core::Model> m = model->impl;
-        // The descriptions, copied now (the caller's arrays may go at once); the pixels must stay.
-        std::vector<limn_image> in(inputs, inputs + count), result(outputs, outputs + count);
-        const limn::core::ImageMemory memory =
-            job_memory(run_options(options), *m, m->check_run(in.data(), result.data(), count));
-        submit(job_options, {m},
-               [m, in = std::move(in), result = std::move(result), memory](const Job&) mutable {
-                   m->run(in.data(), result.data(), in.size(), memory);
-               },
-               out);
+        submit_run(model->impl, inputs, outputs, count, options, job_options, out);
     });
 }
 

@@ -357,6 +357,22 @@ c10::cuda::CUDAStream thread_stream(const Device& device) {
     return it->second;
 }
 
+// An event recorded now on `stream` (of the current device), destroyed with its last owner; null
+// with `err` set where it could not be made or recorded (no error left behind for LibTorch).
+std::shared_ptr<void> recorded_event(cudaStream_t stream, cudaError_t& err) {
+    cudaEvent_t event = nullptr;
+    err = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    if (err == cudaSuccess) {
+        err = cudaEventRecord(event, stream);
+        if (err != cudaSuccess) (void)cudaEventDestroy(event);
+    }
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return nullptr;
+    }
+    return std::shared_ptr<void>(event, [](void* e) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); });
+}
+
 // Failure(LIMN_ERR_INVALID_ARGUMENT) unless `stream` is a CUDA stream of `device` that limn can
 // queue work on: a created stream, not one being captured into a graph.
 void check_stream(const Device& device, void* stream) {
@@ -371,7 +387,7 @@ void check_stream(const Device& device, void* stream) {
                                             "limn's own streams)");
     }
     int stream_device = -1;
-    const cudaError_t err = cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &stream_device);
+    const cudaError_t err = cudaStreamGetDevice(handle, &stream_device);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is not a CUDA stream limn can use (") +
@@ -382,7 +398,7 @@ void check_stream(const Device& device, void* stream) {
                                             ", not of the model's " + device.id());
     }
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    const cudaError_t captured = cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &capture);
+    const cudaError_t captured = cudaStreamIsCapturing(handle, &capture);
     if (captured != cudaSuccess) (void)cudaGetLastError();
     if (captured != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
         fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream is being captured into a CUDA graph") +
@@ -427,17 +443,9 @@ public:
 
 private:
     void record_on(int device, cudaStream_t stream) {
-        cudaEvent_t event = nullptr;
-        if (cudaEventCreateWithFlags(&event, cudaEventDisableTiming) != cudaSuccess) {
-            (void)cudaGetLastError();
-            return;
-        }
-        if (cudaEventRecord(event, stream) != cudaSuccess) {
-            (void)cudaGetLastError();
-            (void)cudaEventDestroy(event);
-            return;
-        }
-        const std::shared_ptr<void> kept(event, [](void* e) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); });
+        cudaError_t err = cudaSuccess;
+        std::shared_ptr<void> kept = recorded_event(stream, err);
+        if (!kept) return;
         const std::lock_guard<std::mutex> lock(mutex_);
         std::map<cudaStream_t, std::shared_ptr<void>>& latest = devices_[device];
         if (latest.size() >= 64) {
@@ -448,7 +456,7 @@ private:
                 it = done == cudaErrorNotReady ? std::next(it) : latest.erase(it);
             }
         }
-        latest[stream] = kept;
+        latest[stream] = std::move(kept);
     }
 
     std::mutex mutex_;
@@ -521,16 +529,13 @@ std::shared_ptr<void> record_ready_event(const Device& device, void* stream) {
 #if LIMN_WITH_CUDA
     if (!device.is_cuda() || !stream) return nullptr;  // the stream was checked (check_image_memory)
     const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device.index));
-    cudaEvent_t event = nullptr;
-    C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-    const cudaError_t err = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        (void)cudaEventDestroy(event);
-        fail(LIMN_ERR_INVALID_ARGUMENT, std::string("cuda_stream: an event could not be recorded on it (") +
-                                            cudaGetErrorString(err) + ")");
+    cudaError_t err = cudaSuccess;
+    std::shared_ptr<void> event = recorded_event(static_cast<cudaStream_t>(stream), err);
+    if (!event) {
+        fail(err == cudaErrorMemoryAllocation ? LIMN_ERR_OUT_OF_MEMORY : LIMN_ERR_INVALID_ARGUMENT,
+             std::string("cuda_stream: an event could not be recorded on it (") + cudaGetErrorString(err) + ")");
     }
-    return std::shared_ptr<void>(event, [](void* e) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(e)); });
+    return event;
 #else
     (void)device;
     (void)stream;

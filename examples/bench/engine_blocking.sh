@@ -14,8 +14,8 @@ MODEL=${2:-$BUILD/models/classical-cartoon.pt}
 DEVICE=${3:-cpu}
 FRAMES=${4:-30}
 LOOP="$BUILD/examples/limn-engine-loop"
-[ -x "$LOOP" ] || { echo "engine_blocking: $LOOP not built (./setup.sh --no-run)"; exit 1; }
-[ -f "$MODEL" ] || { echo "engine_blocking: no model $MODEL (./setup.sh exports the built-in one)"; exit 1; }
+[ -x "$LOOP" ] || { echo "engine_blocking: $LOOP not built (./setup.sh --no-run)" >&2; exit 1; }
+[ -f "$MODEL" ] || { echo "engine_blocking: no model $MODEL (./setup.sh exports the built-in one)" >&2; exit 1; }
 printf '%-9s %22s %26s %18s %14s %10s\n' size "sync blocked us/frame" "async blocked us/frame" "async submit us" \
   "engine/limn" "ratio"
 for size in "320 240" "512 512"; do

@@ -21,8 +21,8 @@ DEVICE=${3:-cuda}
 FRAMES=${4:-30}
 if [ "${DEVICE#cuda}" != "$DEVICE" ]; then PRECISION=${5:-fp16}; else PRECISION=${5:-auto}; fi
 LOOP="$BUILD/examples/limn-engine-loop"
-[ -x "$LOOP" ] || { echo "engine_fps: $LOOP not built (./setup.sh --no-run)"; exit 1; }
-[ -f "$MODEL" ] || { echo "engine_fps: no model $MODEL (./setup.sh exports the built-in one)"; exit 1; }
+[ -x "$LOOP" ] || { echo "engine_fps: $LOOP not built (./setup.sh --no-run)" >&2; exit 1; }
+[ -f "$MODEL" ] || { echo "engine_fps: no model $MODEL (./setup.sh exports the built-in one)" >&2; exit 1; }
 failed=0
 per_frame() { grep '^allocations:' <<<"$1" | sed -E 's/allocations: ([0-9.]+) per frame.*/\1/'; }
 printf '%-10s %-10s %14s %9s %16s %10s %9s %12s %14s\n' size precision "host ms/frame" "host fps" \

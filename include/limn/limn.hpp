@@ -281,7 +281,7 @@ public:
     DetectFacesOptions& images_device(std::string device) { images_device_ = std::move(device); return *this; }
     DetectFacesOptions& cuda_stream(void* stream) { o_.cuda_stream = stream; return *this; }
     const limn_detect_faces_options* get() const {
-        if (!images_device_.empty()) o_.images_device = images_device_.c_str();
+        o_.images_device = images_device_.empty() ? nullptr : images_device_.c_str();
         return &o_;
     }
     // Throws limn::Error naming a value the library would refuse (limn_detect_faces_options_check).

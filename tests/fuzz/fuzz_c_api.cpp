@@ -12,8 +12,8 @@
 // per pixel bytes, unless that span exceeds PTRDIFF_MAX, which limn must refuse), and strings are
 // NUL-terminated. Pointer fields inside options structs are set to valid values or NULL after the
 // random fill (and cuda_stream, which limn cannot check without CUDA, to a non-stream only with
-// the fixtures' CPU models, which refuse any stream first). Only the public API and struct_size are used, so the harness stays
-// source-compatible as options grow.
+// the fixtures' CPU models, which refuse any stream first). Only the public API and struct_size
+// are used, so the harness stays source-compatible as options grow.
 #include <sys/stat.h>
 #include <unistd.h>
 
